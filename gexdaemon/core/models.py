@@ -1,0 +1,786 @@
+"""The seed's domain model: requests, jobs, sources, rules and GEX snapshots (pydantic v2).
+
+One definition per entity: the wire shape (socket API, CLI `--json`) is
+`model_dump(mode="json")` of these classes, and the storage adapter maps the
+same fields to columns. Every seed validation rule is enforced here; the few
+rules that depend on the environment (the current instant, the optionable
+symbol list, whether `file://` sources are allowed) read a `DomainContext`
+passed as pydantic's validation context, so tests can pin the clock.
+
+Conventions:
+- every instant is timezone-aware UTC; a naive datetime is refused;
+- durations are `timedelta` in Python and seconds (`*_s`) on the wire;
+- `snapshot_date` / `snapshot_time` are New York market-local.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self
+from urllib.parse import urlsplit
+
+import msgspec
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from gexdaemon.core.errors import IllegalTransition, InvalidInput, Problem, RetryLimitReached
+from gexdaemon.core.symbols import BUNDLED_OPTIONABLE, SYMBOL_PATTERN, normalize_symbol
+from gexdaemon.core.timeutil import NEW_YORK, as_utc, utc_now
+
+MAX_RETRIES = 3
+"""The seed's hard ceiling on retries per job; config may lower it, never raise it."""
+
+MAX_METADATA_KEYS = 64
+MAX_METADATA_BYTES = 16 * 1024
+MAX_URL_LENGTH = 2048
+MAX_ERROR_MESSAGE = 4000
+MAX_CONDITION_LENGTH = 2000
+
+
+# ---------------------------------------------------------------------------
+# Enums (values are the wire spelling)
+# ---------------------------------------------------------------------------
+
+
+class GEXDataType(StrEnum):
+    HISTORICAL = "historical"
+    REAL_TIME = "real_time"
+    SNAPSHOT = "snapshot"
+
+
+class PriorityLevel(StrEnum):
+    """Service levels. The order of declaration is the order of urgency."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for CRITICAL ... 3 for LOW."""
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {level: i for i, level in enumerate(PriorityLevel)}
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.CANCELLED)
+
+
+class SlaStatus(StrEnum):
+    NONE = "none"  # LOW: best effort, no deadline
+    PENDING = "pending"
+    MET = "met"
+    BREACHED = "breached"
+
+
+class GexUnit(StrEnum):
+    USD_PER_1PCT = "usd_per_1pct"
+    USD_PER_POINT = "usd_per_point"
+    SHARES_PER_POINT = "shares_per_point"
+
+
+class SignModel(StrEnum):
+    DEALER_LONG_CALLS_SHORT_PUTS = "dealer_long_calls_short_puts"
+    DEALER_SHORT_CALLS_LONG_PUTS = "dealer_short_calls_long_puts"
+    DEALER_SHORT_BOTH = "dealer_short_both"
+
+
+class GammaSource(StrEnum):
+    MODEL = "model"
+    VENDOR = "vendor"
+
+
+class ExpiryFilter(StrEnum):
+    ALL = "all"
+    ZERO_DTE = "0dte"
+    EX_NEXT = "ex_next"
+    EX_NEXT_MONTHLY = "ex_next_monthly"
+
+
+# ---------------------------------------------------------------------------
+# The job state machine
+# ---------------------------------------------------------------------------
+
+TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    # The seed's four transitions ...
+    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.CANCELLED}),
+    JobStatus.PROCESSING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
+    # ... plus CANCELLED from QUEUED or PROCESSING (a trader's cancel). COMPLETED and
+    # CANCELLED are final. A PROCESSING job whose lease expired (its worker died) goes
+    # PROCESSING -> FAILED -> QUEUED, two seed transitions, so the attempt is counted.
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+def check_transition(current: JobStatus, target: JobStatus) -> None:
+    allowed = TRANSITIONS[current]
+    if target not in allowed:
+        raise IllegalTransition(current.value, target.value, [s.value for s in allowed])
+
+
+# ---------------------------------------------------------------------------
+# Validation context and reusable field types
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DomainContext:
+    """What validation needs from the environment. Pass as `context={"domain": ctx}`."""
+
+    now: datetime | None = None
+    optionable: frozenset[str] = BUNDLED_OPTIONABLE
+    allow_any_symbol: bool = False
+    allow_file_urls: bool = False
+    max_retries: int = MAX_RETRIES
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def current_time(self) -> datetime:
+        return self.now if self.now is not None else utc_now()
+
+    def as_validation_context(self) -> dict[str, Any]:
+        return {"domain": self}
+
+
+_DEFAULT_CONTEXT = DomainContext()
+
+
+def domain_context(info: ValidationInfo | None) -> DomainContext:
+    ctx = info.context if info is not None else None
+    if isinstance(ctx, Mapping):
+        found = ctx.get("domain")
+        if isinstance(found, DomainContext):
+            return found
+    return _DEFAULT_CONTEXT
+
+
+def _to_utc(value: datetime) -> datetime:
+    return as_utc(value)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+def _check_not_future(value: datetime, info: ValidationInfo) -> datetime:
+    now = domain_context(info).current_time()
+    if value > now:
+        raise ValueError(
+            f"cannot be in the future (it is {value.isoformat()}, now is {now.isoformat()})"
+        )
+    return value
+
+
+PastUtcDatetime = Annotated[datetime, AfterValidator(_to_utc), AfterValidator(_check_not_future)]
+
+
+def _normalize_symbol_input(value: object) -> object:
+    return normalize_symbol(value) if isinstance(value, str) else value
+
+
+def _check_symbol(value: str, info: ValidationInfo) -> str:
+    if not 1 <= len(value) <= 10:
+        raise ValueError(f"must be 1 to 10 characters (got {len(value)})")
+    if not SYMBOL_PATTERN.match(value):
+        raise ValueError(
+            f"must be a ticker: a letter, then letters, digits, '.', '-' or '/' (got {value!r})"
+        )
+    ctx = domain_context(info)
+    if not ctx.allow_any_symbol and value not in ctx.optionable:
+        raise ValueError(
+            f"{value!r} is not a known optionable symbol; add it to [symbols] extra in the "
+            "config if it has listed options"
+        )
+    return value
+
+
+MarketSymbol = Annotated[
+    str, BeforeValidator(_normalize_symbol_input), AfterValidator(_check_symbol)
+]
+
+
+def _check_source_url(value: str, info: ValidationInfo) -> str:
+    text = value.strip()
+    if len(text) > MAX_URL_LENGTH:
+        raise ValueError(f"is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        if not domain_context(info).allow_file_urls:
+            raise ValueError(
+                "file:// URLs are only accepted from the drop folder and `gexdaemon ingest`; "
+                "use an http:// or https:// URL"
+            )
+        if not parts.path.startswith("/"):
+            raise ValueError("a file:// URL must hold an absolute path")
+        return text
+    if scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL (got scheme {parts.scheme!r})")
+    if not parts.hostname:
+        raise ValueError("must name a host (for example https://cdn.cboe.com/...)")
+    if port == 0:
+        raise ValueError("port 0 is not a valid port")
+    if any(ch.isspace() for ch in text):
+        raise ValueError("must not contain whitespace")
+    return text
+
+
+SourceUrl = Annotated[str, AfterValidator(_check_source_url)]
+
+
+def base_url_of(url: str) -> str:
+    """The data source a URL belongs to: scheme://host[:port], lower-cased, default port dropped."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        return "file://localhost"
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(scheme)
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    return f"{scheme}://{netloc}"
+
+
+def _check_metadata(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValueError(f"has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed")
+    for key in value:
+        if not key or len(key) > 64:
+            raise ValueError(f"key {key!r} must be 1 to 64 characters")
+    size = len(msgspec.json.encode(value))
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed")
+    for key, item in value.items():
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"key {key!r} holds a non-finite number")
+    return value
+
+
+Metadata = Annotated[dict[str, JsonValue], AfterValidator(_check_metadata)]
+
+
+def _check_condition_syntax(value: str) -> str:
+    """A seed rule condition must be a valid Python expression.
+
+    Only the syntax is checked here; what the expression may contain (names,
+    operators, size) is the rule evaluator's whitelist, applied when a rule is saved.
+    """
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be empty")
+    if len(text) > MAX_CONDITION_LENGTH:
+        raise ValueError(f"is longer than {MAX_CONDITION_LENGTH} characters")
+    try:
+        ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        col = (exc.offset or 1) - 1
+        raise ValueError(f"is not a valid expression at column {col + 1}: {exc.msg}") from None
+    return text
+
+
+ConditionText = Annotated[str, AfterValidator(_check_condition_syntax)]
+
+
+class DomainModel(BaseModel):
+    """Base: immutable, unknown fields refused, NaN/inf refused, assignments validated."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        str_strip_whitespace=True,
+        ser_json_timedelta="float",
+    )
+
+    @classmethod
+    def parse(cls, data: Any, *, context: DomainContext | None = None, what: str = "") -> Self:
+        """Validate `data`, turning pydantic's error into `InvalidInput` with field paths."""
+        try:
+            return cls.model_validate(
+                data, context=(context or _DEFAULT_CONTEXT).as_validation_context()
+            )
+        except ValidationError as exc:
+            raise InvalidInput.from_problems(what or cls.__name__, problems_of(exc)) from None
+
+    def evolve(self, *, context: DomainContext | None = None, **changes: Any) -> Self:
+        """A validated copy with `changes` applied (model_copy would skip validation)."""
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        data.update(changes)
+        return type(self).parse(data, context=context)
+
+
+def problems_of(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """pydantic errors as `Problem`s with dotted field paths (`requests.3.market_symbol`)."""
+    out: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err.get("loc", ()))
+        path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        message = str(err.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            message = "unknown field"
+        raw = err.get("input")
+        value = raw if isinstance(raw, str | int | float | bool) else None
+        out.append(
+            Problem(
+                path=path or "(root)", message=message, rule=str(err.get("type", "")), value=value
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Entities
+# ---------------------------------------------------------------------------
+
+
+class RequestSubmission(DomainModel):
+    """What a client sends to ask for an ingest (the server assigns id, score and level)."""
+
+    source_url: SourceUrl
+    data_type: GEXDataType
+    market_symbol: MarketSymbol
+    requested_at: PastUtcDatetime | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class PriorityRequest(DomainModel):
+    """A request to ingest GEX data, scored and levelled by the priority rules."""
+
+    request_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    source_url: SourceUrl
+    data_type: GEXDataType
+    market_symbol: MarketSymbol
+    requested_at: PastUtcDatetime
+    priority_score: Score
+    priority_level: PriorityLevel
+    estimated_processing_time: timedelta = timedelta(0)
+    metadata: Metadata = Field(default_factory=dict)
+    # Beyond the seed: the source it belongs to, its SLA deadline (None for LOW), where it
+    # came from and why it got its score.
+    source_id: uuid.UUID | None = None
+    deadline: UtcDatetime | None = None
+    origin: Literal["api", "drop", "cli", "tui", "ingest", "demo"] = "api"
+    explanation: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("estimated_processing_time")
+    @classmethod
+    def _estimate_not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("cannot be negative")
+        return value
+
+    @model_validator(mode="after")
+    def _deadline_after_request(self) -> Self:
+        if self.deadline is not None and self.deadline < self.requested_at:
+            raise ValueError("deadline cannot be before requested_at")
+        return self
+
+
+class JobEvent(DomainModel):
+    """One state change in a job's history (append-only)."""
+
+    job_id: uuid.UUID
+    seq: int = Field(ge=1)
+    occurred_at: UtcDatetime
+    from_status: JobStatus | None
+    to_status: JobStatus
+    reason: str = Field(default="", max_length=MAX_ERROR_MESSAGE)
+
+
+class ProcessingJob(DomainModel):
+    """An attempt (with retries) to process one request; follows `TRANSITIONS`."""
+
+    job_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    request_id: uuid.UUID
+    status: JobStatus = JobStatus.QUEUED
+    priority_level: PriorityLevel
+    requested_at: UtcDatetime
+    queued_at: UtcDatetime
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+    records_processed: NonNegativeInt = 0
+    data_size_bytes: NonNegativeInt = 0
+    error_message: str | None = Field(default=None, max_length=MAX_ERROR_MESSAGE)
+    retry_count: int = Field(default=0, ge=0, le=MAX_RETRIES)
+    # Beyond the seed: SLA, lease (at-least-once delivery), risk flag, optimistic version.
+    deadline: UtcDatetime | None = None
+    sla_status: SlaStatus = SlaStatus.PENDING
+    at_risk: bool = False
+    lease_owner: str | None = None
+    lease_expires_at: UtcDatetime | None = None
+    version: int = Field(default=1, ge=1)
+    updated_at: UtcDatetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def processing_duration(self) -> timedelta | None:
+        """completed_at - started_at, derived, so it can never be stored inconsistent."""
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return self.completed_at - self.started_at
+
+    @field_validator("retry_count")
+    @classmethod
+    def _retry_within_configured_limit(cls, value: int, info: ValidationInfo) -> int:
+        limit = domain_context(info).max_retries
+        if value > limit:
+            raise ValueError(f"cannot exceed the retry limit ({limit})")
+        return value
+
+    @model_validator(mode="after")
+    def _times_in_order(self) -> Self:
+        if self.queued_at < self.requested_at:
+            raise ValueError("queued_at cannot be before the request's requested_at")
+        if self.started_at is not None and self.started_at < self.requested_at:
+            raise ValueError("started_at must be at or after the request's requested_at")
+        if self.completed_at is not None:
+            if self.started_at is not None and self.completed_at < self.started_at:
+                raise ValueError("completed_at must be at or after started_at")
+            if self.completed_at < self.requested_at:
+                raise ValueError("completed_at must be at or after the request's requested_at")
+        if self.status is JobStatus.PROCESSING and self.started_at is None:
+            raise ValueError("a PROCESSING job must have started_at")
+        if self.status is JobStatus.COMPLETED and (
+            self.started_at is None or self.completed_at is None
+        ):
+            raise ValueError("a COMPLETED job must have started_at and completed_at")
+        if self.status is JobStatus.QUEUED and self.completed_at is not None:
+            raise ValueError("a QUEUED job cannot have completed_at")
+        if self.status is JobStatus.FAILED and not self.error_message:
+            raise ValueError("a FAILED job must say why (error_message)")
+        if self.deadline is not None and self.deadline < self.requested_at:
+            raise ValueError("deadline cannot be before requested_at")
+        return self
+
+    # -- transitions ------------------------------------------------------------------
+
+    @classmethod
+    def for_request(
+        cls,
+        request: PriorityRequest,
+        at: datetime,
+        *,
+        at_risk: bool = False,
+        job_id: uuid.UUID | None = None,
+        context: DomainContext | None = None,
+    ) -> tuple[ProcessingJob, JobEvent]:
+        """A new QUEUED job for `request` and the first event of its history."""
+        at = max(as_utc(at), request.requested_at)
+        job = cls.parse(
+            {
+                "job_id": job_id or uuid.uuid4(),
+                "request_id": request.request_id,
+                "priority_level": request.priority_level,
+                "requested_at": request.requested_at,
+                "queued_at": at,
+                "deadline": request.deadline,
+                "sla_status": SlaStatus.PENDING if request.deadline is not None else SlaStatus.NONE,
+                "at_risk": at_risk,
+                "updated_at": at,
+            },
+            context=context,
+        )
+        event = JobEvent(
+            job_id=job.job_id, seq=1, occurred_at=at, from_status=None, to_status=JobStatus.QUEUED
+        )
+        return job, event
+
+    def transition(
+        self,
+        target: JobStatus,
+        at: datetime,
+        *,
+        reason: str = "",
+        context: DomainContext | None = None,
+        **changes: Any,
+    ) -> tuple[ProcessingJob, JobEvent]:
+        """Move to `target` at instant `at`; returns the new job and its history event.
+
+        Raises `IllegalTransition` naming both states for anything `TRANSITIONS`
+        does not allow, and `RetryLimitReached` for a retry past the limit.
+        """
+        check_transition(self.status, target)
+        at = as_utc(at)
+        update: dict[str, Any] = {"status": target, "version": self.version + 1, "updated_at": at}
+        if target is JobStatus.PROCESSING:
+            update.update(started_at=at, completed_at=None)
+        elif target is JobStatus.COMPLETED:
+            update.update(
+                completed_at=at, lease_owner=None, lease_expires_at=None, error_message=None
+            )
+        elif target is JobStatus.FAILED:
+            update.update(
+                completed_at=at,
+                lease_owner=None,
+                lease_expires_at=None,
+                error_message=reason or "failed",
+            )
+        elif target is JobStatus.CANCELLED:
+            update.update(completed_at=at, lease_owner=None, lease_expires_at=None)
+        elif target is JobStatus.QUEUED:  # a retry
+            limit = (context or _DEFAULT_CONTEXT).max_retries
+            if self.retry_count >= limit:
+                raise RetryLimitReached(self.retry_count, limit)
+            update.update(
+                retry_count=self.retry_count + 1,
+                queued_at=max(at, self.requested_at),
+                started_at=None,
+                completed_at=None,
+                at_risk=False,
+            )
+        update.update(changes)
+        job = self.evolve(context=context, **update)
+        event = JobEvent(
+            job_id=self.job_id,
+            seq=job.version,
+            occurred_at=at,
+            from_status=self.status,
+            to_status=target,
+            reason=reason[:MAX_ERROR_MESSAGE],
+        )
+        return job, event
+
+
+class DataSource(DomainModel):
+    """A base URL the daemon fetches from, with its track record."""
+
+    EMA_ALPHA: ClassVar[float] = 0.2
+
+    source_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    base_url: str
+    name: str = Field(min_length=1, max_length=120)
+    total_requests: NonNegativeInt = 0
+    successful_requests: NonNegativeInt = 0
+    last_successful_fetch: UtcDatetime | None = None
+    average_response_time: timedelta | None = None
+    is_active: bool = True
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reliability_score(self) -> float:
+        """successful / total. With no requests yet a source has no record against it: 1.0.
+
+        (A new source is trusted until it fails, so it is not pushed down the queue
+        before it has been tried; its first failures then count in full.)
+        """
+        if self.total_requests == 0:
+            return 1.0
+        return self.successful_requests / self.total_requests
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_base_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme == "file":
+            if value.strip() != "file://localhost":
+                raise ValueError("the only file source is file://localhost")
+            return "file://localhost"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(
+                "must be a base URL (scheme://host[:port]) without path, query or fragment"
+            )
+        return base_url_of(value.strip())
+
+    @field_validator("average_response_time")
+    @classmethod
+    def _response_time_not_negative(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(0):
+            raise ValueError("cannot be negative")
+        return value
+
+    @model_validator(mode="after")
+    def _counts_consistent(self) -> Self:
+        if self.successful_requests > self.total_requests:
+            raise ValueError("successful_requests cannot exceed total_requests")
+        if self.updated_at < self.created_at:
+            raise ValueError("updated_at must be at or after created_at")
+        return self
+
+    def record_fetch(
+        self, *, success: bool, response_time: timedelta, at: datetime, alpha: float | None = None
+    ) -> DataSource:
+        """Count one fetch; response time enters an exponential moving average.
+
+        The first sample sets the average; after that avg = a*sample + (1-a)*avg.
+        """
+        a = self.EMA_ALPHA if alpha is None else alpha
+        if not 0.0 < a <= 1.0:
+            raise ValueError("alpha must be in (0, 1]")
+        prev = self.average_response_time
+        avg = response_time if prev is None else a * response_time + (1.0 - a) * prev
+        return self.evolve(
+            total_requests=self.total_requests + 1,
+            successful_requests=self.successful_requests + (1 if success else 0),
+            last_successful_fetch=at if success else self.last_successful_fetch,
+            average_response_time=avg,
+            updated_at=max(as_utc(at), self.created_at),
+        )
+
+
+class PriorityRule(DomainModel):
+    """A user rule: when `condition` holds for a request, it scores `priority_score`."""
+
+    rule_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(default="", max_length=500)
+    condition: ConditionText
+    priority_score: Score
+    is_active: bool = True
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _updated_after_created(self) -> Self:
+        if self.updated_at < self.created_at:
+            raise ValueError("updated_at must be at or after created_at")
+        return self
+
+
+class GEXStrike(DomainModel):
+    """One strike of a snapshot: the seed's fields plus call, put and net GEX."""
+
+    strike_price: PositiveFloat
+    call_open_interest: NonNegativeInt = 0
+    put_open_interest: NonNegativeInt = 0
+    call_volume: NonNegativeInt = 0
+    put_volume: NonNegativeInt = 0
+    call_bid: NonNegativeFloat = 0.0
+    call_ask: NonNegativeFloat = 0.0
+    put_bid: NonNegativeFloat = 0.0
+    put_ask: NonNegativeFloat = 0.0
+    gamma: FiniteFloat = 0.0
+    delta: FiniteFloat = 0.0
+    theta: FiniteFloat = 0.0
+    vega: FiniteFloat = 0.0
+    call_gex: FiniteFloat | None = None
+    put_gex: FiniteFloat | None = None
+    net_gex: FiniteFloat | None = None
+
+    @model_validator(mode="after")
+    def _net_is_call_plus_put(self) -> Self:
+        if self.call_gex is not None and self.put_gex is not None and self.net_gex is not None:
+            expected = self.call_gex + self.put_gex
+            if not math.isclose(self.net_gex, expected, rel_tol=1e-9, abs_tol=1e-6):
+                raise ValueError("net_gex must equal call_gex + put_gex")
+        return self
+
+
+class GEXSnapshot(DomainModel):
+    """A processed GEX snapshot: levels, totals and per-strike exposure, with units."""
+
+    snapshot_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    job_id: uuid.UUID
+    market_symbol: MarketSymbol
+    snapshot_date: date
+    snapshot_time: time
+    strikes: list[GEXStrike] = Field(min_length=1)
+    total_open_interest: NonNegativeInt
+    total_volume: NonNegativeInt
+    processed_at: UtcDatetime
+    data_quality_score: Score
+    spot_price: PositiveFloat
+    gex_unit: GexUnit = GexUnit.USD_PER_1PCT
+    sign_model: SignModel = SignModel.DEALER_LONG_CALLS_SHORT_PUTS
+    gamma_source: GammaSource = GammaSource.MODEL
+    expiry_filter: ExpiryFilter = ExpiryFilter.ALL
+    total_gex: FiniteFloat
+    zero_gamma: PositiveFloat | None = None
+    zero_gamma_crossings: list[PositiveFloat] = Field(default_factory=list)
+    call_wall: PositiveFloat | None = None
+    put_wall: PositiveFloat | None = None
+    abs_gamma_strike: PositiveFloat | None = None
+
+    @field_validator("strikes", mode="before")
+    @classmethod
+    def _strikes_present(cls, value: object) -> object:
+        if isinstance(value, list) and not value:
+            raise ValueError("cannot be empty: a snapshot needs at least one strike")
+        return value
+
+    @property
+    def snapshot_at(self) -> datetime:
+        """The snapshot instant in UTC (date and time are New York market-local)."""
+        return datetime.combine(self.snapshot_date, self.snapshot_time, tzinfo=NEW_YORK).astimezone(
+            UTC
+        )
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Self:
+        now = domain_context(info).current_time()
+        today_ny = now.astimezone(NEW_YORK).date()
+        if self.snapshot_date > today_ny:
+            raise ValueError(
+                f"snapshot_date {self.snapshot_date} cannot be in the future (today is {today_ny} in New York)"
+            )
+        if self.snapshot_at > now:
+            raise ValueError("snapshot_date and snapshot_time cannot be in the future")
+        seen: set[float] = set()
+        oi = vol = 0
+        for s in self.strikes:
+            if s.strike_price in seen:
+                raise ValueError(f"strike {s.strike_price} appears twice")
+            seen.add(s.strike_price)
+            oi += s.call_open_interest + s.put_open_interest
+            vol += s.call_volume + s.put_volume
+        if oi != self.total_open_interest:
+            raise ValueError(
+                f"total_open_interest ({self.total_open_interest}) must equal the strikes' sum ({oi})"
+            )
+        if vol != self.total_volume:
+            raise ValueError(
+                f"total_volume ({self.total_volume}) must equal the strikes' sum ({vol})"
+            )
+        if self.zero_gamma is not None and self.zero_gamma not in self.zero_gamma_crossings:
+            raise ValueError("zero_gamma must be one of zero_gamma_crossings")
+        return self
+
+    @staticmethod
+    def market_local(instant: datetime) -> tuple[date, time]:
+        """Split a UTC instant into the New York (date, time) pair a snapshot stores."""
+        local = as_utc(instant).astimezone(NEW_YORK)
+        return local.date(), local.time().replace(tzinfo=None)

@@ -1,0 +1,101 @@
+"""The Parquet lake: `<data_dir>/gex/symbol=SYM/date=YYYY-MM-DD/snapshot_<ts>.parquet`.
+
+Files are written under a temporary dot-name in the final folder, fsynced, then
+`os.replace`d, and the folder is fsynced: a crash leaves either the whole file
+under its final name or nothing under it (a leftover `.tmp` is ours and is
+cleaned on the next write to that folder). Folder names use `key=value` so DuckDB
+prunes partitions with `hive_partitioning = true`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gexdaemon.core.timeutil import as_utc
+
+TMP_SUFFIX = ".tmp"
+
+
+def snapshot_path(
+    lake_dir: Path, symbol: str, day: date, at: datetime, snapshot_id: uuid.UUID
+) -> Path:
+    stamp = as_utc(at).strftime("%Y%m%dT%H%M%S%fZ")
+    return (
+        lake_dir
+        / f"symbol={symbol}"
+        / f"date={day.isoformat()}"
+        / f"snapshot_{stamp}_{snapshot_id.hex[:12]}.parquet"
+    )
+
+
+def write_parquet_atomic(table: pa.Table, final: Path, *, compression: str = "zstd") -> int:
+    """Write `table` to `final` atomically; returns the file size in bytes."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    try:
+        with tmp.open("wb") as fh:
+            pq.write_table(table, fh, compression=compression)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(final.parent)
+    return final.stat().st_size
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iter_parquet(root: Path) -> Iterator[Path]:
+    """Final Parquet files under `root` (temporary dot-files are never listed)."""
+    if not root.exists():
+        return iter(())
+    return (p for p in root.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def has_parquet(root: Path) -> bool:
+    return next(iter_parquet(root), None) is not None
+
+
+def stale_temporaries(root: Path) -> list[Path]:
+    if not root.exists():
+        return []
+    return [p for p in root.rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+
+
+def sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def view_sql(
+    name: str, glob: Path, empty_columns: dict[str, str], *, present: bool, hive: bool
+) -> str:
+    """A view over Parquet files, or an empty typed view while no file exists yet.
+
+    DuckDB refuses a view over a glob that matches nothing, and a view must exist
+    from the first start so queries and tools can rely on it.
+    """
+    if present:
+        options = ", hive_partitioning = true" if hive else ""
+        return (
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
+            f"{sql_string(str(glob))}{options}, union_by_name = true)"
+        )
+    cols = ", ".join(f"CAST(NULL AS {typ}) AS {col}" for col, typ in empty_columns.items())
+    return f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} WHERE false"

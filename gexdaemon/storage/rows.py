@@ -1,0 +1,373 @@
+"""Mapping between the domain models and table rows (Arrow batches in, tuples out).
+
+Each table has one `TableSpec`: its columns with Arrow and SQL types and its
+conflict key. Writes build one Arrow table per batch and run a single
+`INSERT ... SELECT ... ON CONFLICT` per table, which is what makes group commit
+cheap (DuckDB pays per statement and per transaction, not per row).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+from gexdaemon.core.models import (
+    DataSource,
+    DomainContext,
+    JobEvent,
+    PriorityRequest,
+    PriorityRule,
+    ProcessingJob,
+)
+
+TS = pa.timestamp("us", tz="UTC")
+DUR = pa.duration("us")
+
+# Reading back trusts the database's CHECK constraints but still validates types; the
+# environment-dependent rules (symbol list, "not in the future") held when the row was
+# written and must not make history unreadable later.
+READ_CONTEXT = DomainContext(
+    now=datetime(9999, 12, 31, tzinfo=UTC), allow_any_symbol=True, allow_file_urls=True
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    arrow: pa.DataType
+    sql_cast: str = ""  # e.g. "UUID": the Arrow string is cast on the way in
+
+    def select_expr(self) -> str:
+        return f"CAST({self.name} AS {self.sql_cast})" if self.sql_cast else self.name
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    # Columns never changed by an upsert (keys, unique columns, write-once facts).
+    immutable: tuple[str, ...] = ()
+    on_conflict: str = "update"  # "update" | "nothing" | "none" (plain append)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
+
+    def to_arrow(self, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+        return pa.Table.from_pylist(list(rows), schema=self.arrow_schema())
+
+    def insert_sql(self, relation: str, *, returning: str = "") -> str:
+        cols = ", ".join(self.column_names)
+        exprs = ", ".join(c.select_expr() for c in self.columns)
+        sql = f"INSERT INTO {self.name} ({cols}) SELECT {exprs} FROM {relation}"
+        if self.on_conflict == "update":
+            keep = set(self.key) | set(self.immutable)
+            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.column_names if c not in keep)
+            sql += f" ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {sets}"
+        elif self.on_conflict == "nothing":
+            sql += f" ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
+        if returning:
+            sql += f" RETURNING {returning}"
+        return sql
+
+    def select_sql(self) -> str:
+        return f"SELECT {', '.join(self.column_names)} FROM {self.name}"
+
+
+def _s(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+# ---------------------------------------------------------------------------
+
+REQUESTS = TableSpec(
+    "priority_requests",
+    key=("request_id",),
+    columns=(
+        Column("request_id", pa.string(), "UUID"),
+        Column("source_url", pa.string()),
+        Column("data_type", pa.string()),
+        Column("market_symbol", pa.string()),
+        Column("requested_at", TS),
+        Column("priority_score", pa.float64()),
+        Column("priority_level", pa.string()),
+        Column("estimated_processing_time", DUR),
+        Column("metadata", pa.string(), "JSON"),
+        Column("source_id", pa.string(), "UUID"),
+        Column("deadline", TS),
+        Column("origin", pa.string()),
+        Column("explanation", pa.string(), "JSON"),
+    ),
+    on_conflict="nothing",  # requests are write-once (see schema.py)
+)
+
+
+def request_row(r: PriorityRequest) -> dict[str, Any]:
+    return {
+        "request_id": str(r.request_id),
+        "source_url": r.source_url,
+        "data_type": r.data_type.value,
+        "market_symbol": r.market_symbol,
+        "requested_at": r.requested_at,
+        "priority_score": r.priority_score,
+        "priority_level": r.priority_level.value,
+        "estimated_processing_time": r.estimated_processing_time,
+        "metadata": _json(r.metadata),
+        "source_id": _s(r.source_id),
+        "deadline": r.deadline,
+        "origin": r.origin,
+        "explanation": _json(r.explanation),
+    }
+
+
+def request_from_row(row: Mapping[str, Any]) -> PriorityRequest:
+    data = dict(row)
+    data["metadata"] = _loads(data.get("metadata"))
+    data["explanation"] = _loads(data.get("explanation"))
+    return PriorityRequest.parse(data, context=READ_CONTEXT)
+
+
+JOBS = TableSpec(
+    "processing_jobs",
+    key=("job_id",),
+    columns=(
+        Column("job_id", pa.string(), "UUID"),
+        Column("request_id", pa.string(), "UUID"),
+        Column("status", pa.string()),
+        Column("priority_level", pa.string()),
+        Column("requested_at", TS),
+        Column("queued_at", TS),
+        Column("started_at", TS),
+        Column("completed_at", TS),
+        Column("records_processed", pa.int64()),
+        Column("data_size_bytes", pa.int64()),
+        Column("error_message", pa.string()),
+        Column("retry_count", pa.int32()),
+        Column("deadline", TS),
+        Column("sla_status", pa.string()),
+        Column("at_risk", pa.bool_()),
+        Column("lease_owner", pa.string()),
+        Column("lease_expires_at", TS),
+        Column("version", pa.int32()),
+        Column("updated_at", TS),
+    ),
+    immutable=("request_id", "requested_at"),
+)
+
+
+def job_row(j: ProcessingJob) -> dict[str, Any]:
+    return {
+        "job_id": str(j.job_id),
+        "request_id": str(j.request_id),
+        "status": j.status.value,
+        "priority_level": j.priority_level.value,
+        "requested_at": j.requested_at,
+        "queued_at": j.queued_at,
+        "started_at": j.started_at,
+        "completed_at": j.completed_at,
+        "records_processed": j.records_processed,
+        "data_size_bytes": j.data_size_bytes,
+        "error_message": j.error_message,
+        "retry_count": j.retry_count,
+        "deadline": j.deadline,
+        "sla_status": j.sla_status.value,
+        "at_risk": j.at_risk,
+        "lease_owner": j.lease_owner,
+        "lease_expires_at": j.lease_expires_at,
+        "version": j.version,
+        "updated_at": j.updated_at,
+    }
+
+
+def job_from_row(row: Mapping[str, Any]) -> ProcessingJob:
+    data = {k: v for k, v in row.items() if k in ProcessingJob.model_fields}
+    return ProcessingJob.parse(data, context=READ_CONTEXT)
+
+
+EVENTS = TableSpec(
+    "job_events",
+    key=(),
+    columns=(
+        Column("job_id", pa.string(), "UUID"),
+        Column("seq", pa.int32()),
+        Column("occurred_at", TS),
+        Column("from_status", pa.string()),
+        Column("to_status", pa.string()),
+        Column("reason", pa.string()),
+    ),
+    on_conflict="none",
+)
+
+
+def event_row(e: JobEvent) -> dict[str, Any]:
+    return {
+        "job_id": str(e.job_id),
+        "seq": e.seq,
+        "occurred_at": e.occurred_at,
+        "from_status": e.from_status.value if e.from_status else None,
+        "to_status": e.to_status.value,
+        "reason": e.reason,
+    }
+
+
+def event_from_row(row: Mapping[str, Any]) -> JobEvent:
+    return JobEvent.parse(dict(row), context=READ_CONTEXT)
+
+
+SOURCES = TableSpec(
+    "data_sources",
+    key=("source_id",),
+    columns=(
+        Column("source_id", pa.string(), "UUID"),
+        Column("base_url", pa.string()),
+        Column("name", pa.string()),
+        Column("last_successful_fetch", TS),
+        Column("total_requests", pa.int64()),
+        Column("successful_requests", pa.int64()),
+        Column("average_response_time", DUR),
+        Column("is_active", pa.bool_()),
+        Column("created_at", TS),
+        Column("updated_at", TS),
+    ),
+    immutable=("base_url", "created_at"),
+)
+
+
+def source_row(s: DataSource) -> dict[str, Any]:
+    return {
+        "source_id": str(s.source_id),
+        "base_url": s.base_url,
+        "name": s.name,
+        "last_successful_fetch": s.last_successful_fetch,
+        "total_requests": s.total_requests,
+        "successful_requests": s.successful_requests,
+        "average_response_time": s.average_response_time,
+        "is_active": s.is_active,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
+
+
+def source_from_row(row: Mapping[str, Any]) -> DataSource:
+    data = {k: v for k, v in row.items() if k in DataSource.model_fields}
+    return DataSource.parse(data, context=READ_CONTEXT)
+
+
+RULES = TableSpec(
+    "priority_rules",
+    key=("rule_id",),
+    columns=(
+        Column("rule_id", pa.string(), "UUID"),
+        Column("name", pa.string()),
+        Column("description", pa.string()),
+        Column("condition", pa.string()),
+        Column("priority_score", pa.float64()),
+        Column("is_active", pa.bool_()),
+        Column("created_at", TS),
+        Column("updated_at", TS),
+        Column("version", pa.int32()),
+    ),
+    immutable=("created_at",),
+)
+
+
+def rule_row(r: PriorityRule) -> dict[str, Any]:
+    return {
+        "rule_id": str(r.rule_id),
+        "name": r.name,
+        "description": r.description,
+        "condition": r.condition,
+        "priority_score": r.priority_score,
+        "is_active": r.is_active,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "version": r.version,
+    }
+
+
+def rule_from_row(row: Mapping[str, Any]) -> PriorityRule:
+    return PriorityRule.parse(dict(row), context=READ_CONTEXT)
+
+
+def rows_as_dicts(columns: Iterable[str], rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _loads(value: Any) -> Any:
+    if value is None:
+        return {}
+    if isinstance(value, str | bytes):
+        return msgspec.json.decode(value)
+    return value
+
+
+SNAPSHOTS = TableSpec(
+    "gex_snapshots",
+    key=("snapshot_id",),
+    columns=(
+        Column("snapshot_id", pa.string(), "UUID"),
+        Column("job_id", pa.string(), "UUID"),
+        Column("market_symbol", pa.string()),
+        Column("snapshot_date", pa.date32()),
+        Column("snapshot_time", pa.time64("us")),
+        Column("total_open_interest", pa.int64()),
+        Column("total_volume", pa.int64()),
+        Column("processed_at", TS),
+        Column("data_quality_score", pa.float64()),
+        Column("snapshot_at", TS),
+        Column("spot_price", pa.float64()),
+        Column("gex_unit", pa.string()),
+        Column("sign_model", pa.string()),
+        Column("gamma_source", pa.string()),
+        Column("expiry_filter", pa.string()),
+        Column("total_gex", pa.float64()),
+        Column("zero_gamma", pa.float64()),
+        Column("zero_gamma_crossings", pa.list_(pa.float64())),
+        Column("call_wall", pa.float64()),
+        Column("put_wall", pa.float64()),
+        Column("abs_gamma_strike", pa.float64()),
+        Column("lake_path", pa.string()),
+    ),
+    on_conflict="nothing",  # processing a job twice never creates a second snapshot
+)
+
+STRIKES = TableSpec(
+    "gex_strikes",
+    key=(),
+    columns=(
+        Column("snapshot_id", pa.string(), "UUID"),
+        Column("snapshot_date", pa.date32()),
+        Column("strike_price", pa.float64()),
+        Column("call_open_interest", pa.int64()),
+        Column("put_open_interest", pa.int64()),
+        Column("call_volume", pa.int64()),
+        Column("put_volume", pa.int64()),
+        Column("call_bid", pa.float64()),
+        Column("call_ask", pa.float64()),
+        Column("put_bid", pa.float64()),
+        Column("put_ask", pa.float64()),
+        Column("gamma", pa.float64()),
+        Column("delta", pa.float64()),
+        Column("theta", pa.float64()),
+        Column("vega", pa.float64()),
+        Column("call_gex", pa.float64()),
+        Column("put_gex", pa.float64()),
+        Column("net_gex", pa.float64()),
+    ),
+    on_conflict="none",
+)

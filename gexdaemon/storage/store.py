@@ -1,0 +1,616 @@
+"""The DuckDB store: one writer thread with group commit, reader threads beside it.
+
+Threading rule (the one paragraph to read before touching this file): DuckDB
+allows one connection per process to write, and duckdb 2.x raises if one
+connection object is used by two threads at once. So the store owns one
+connection; the writer thread uses its own cursor and is the only code that
+writes; every reader thread gets its own cursor (thread-local). The asyncio
+event loop never calls DuckDB: `commit()` hands changes to the writer and awaits
+a future; `read()` runs on the reader pool.
+
+Group commit: the writer takes whatever changes are waiting (up to
+`group_commit_max_changes`, waiting at most `group_commit_window_ms` for more),
+coalesces them per row, writes each table with one Arrow-backed statement and
+commits once. Every caller whose changes were in that transaction is told
+"durable" only after COMMIT returns. If the batch fails, each caller's changes
+are retried in a transaction of their own, so one bad write never takes the
+others down with it; a caller's own changes are all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from gexdaemon.config import Config
+from gexdaemon.core.models import DataSource, JobEvent, PriorityRequest, PriorityRule, ProcessingJob
+from gexdaemon.core.settings import StorageSettings
+from gexdaemon.storage import lake as lakefs
+from gexdaemon.storage import rows
+from gexdaemon.storage.archive import (
+    ArchiveReport,
+    archive_finished,
+    finish_interrupted_batches,
+    refresh_archive_views,
+)
+from gexdaemon.storage.errors import DataDirLocked, StorageError, StoreClosed, WalReplayFailed
+from gexdaemon.storage.schema import migrate
+
+T = TypeVar("T")
+Connection = duckdb.DuckDBPyConnection
+
+
+# ---------------------------------------------------------------------------
+# Changes: what callers hand to the writer
+# ---------------------------------------------------------------------------
+
+
+class Change(Protocol):
+    def add_to(self, plan: WritePlan) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PutRequest:
+    request: PriorityRequest
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.upsert(rows.REQUESTS, (str(self.request.request_id),), rows.request_row(self.request))
+
+
+@dataclass(frozen=True, slots=True)
+class PutJob:
+    """Insert or update a job; `event` is the history row of the transition, if any."""
+
+    job: ProcessingJob
+    event: JobEvent | None = None
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.upsert(rows.JOBS, (str(self.job.job_id),), rows.job_row(self.job))
+        if self.event is not None:
+            plan.append(rows.EVENTS, rows.event_row(self.event))
+
+
+@dataclass(frozen=True, slots=True)
+class PutSource:
+    source: DataSource
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.upsert(rows.SOURCES, (str(self.source.source_id),), rows.source_row(self.source))
+
+
+@dataclass(frozen=True, slots=True)
+class PutRule:
+    rule: PriorityRule
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.upsert(rows.RULES, (str(self.rule.rule_id),), rows.rule_row(self.rule))
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRule:
+    rule_id: uuid.UUID
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.statement("DELETE FROM priority_rules WHERE rule_id = ?", (str(self.rule_id),))
+
+
+@dataclass(frozen=True, slots=True)
+class PutSnapshot:
+    """A snapshot row and its strike rows; idempotent on `snapshot_id`."""
+
+    snapshot: Mapping[str, Any]
+    strikes: pa.Table
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.snapshot(self.snapshot, self.strikes)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A parameterised statement for rare writes that have no typed change."""
+
+    sql: str
+    params: Sequence[Any] = ()
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.statement(self.sql, self.params)
+
+
+class WritePlan:
+    """Changes of one transaction, coalesced per row and grouped per table."""
+
+    ORDER = (rows.SOURCES, rows.REQUESTS, rows.JOBS, rows.EVENTS, rows.RULES)
+
+    def __init__(self) -> None:
+        self._upserts: dict[str, dict[tuple[str, ...], Mapping[str, Any]]] = {}
+        self._appends: dict[str, list[Mapping[str, Any]]] = {}
+        self._snapshots: list[tuple[Mapping[str, Any], pa.Table]] = []
+        self._statements: list[tuple[str, Sequence[Any]]] = []
+        self.size = 0
+
+    def upsert(self, spec: rows.TableSpec, key: tuple[str, ...], row: Mapping[str, Any]) -> None:
+        self._upserts.setdefault(spec.name, {})[key] = row
+        self.size += 1
+
+    def append(self, spec: rows.TableSpec, row: Mapping[str, Any]) -> None:
+        self._appends.setdefault(spec.name, []).append(row)
+        self.size += 1
+
+    def snapshot(self, row: Mapping[str, Any], strikes: pa.Table) -> None:
+        self._snapshots.append((row, strikes))
+        self.size += 1
+
+    def statement(self, sql: str, params: Sequence[Any]) -> None:
+        self._statements.append((sql, params))
+        self.size += 1
+
+    def execute(self, con: Connection) -> None:
+        for spec in self.ORDER:
+            batch = list(self._upserts.get(spec.name, {}).values()) + self._appends.get(
+                spec.name, []
+            )
+            if batch:
+                _insert_arrow(con, spec, spec.to_arrow(batch))
+        if self._snapshots:
+            self._write_snapshots(con)
+        for sql, params in self._statements:
+            con.execute(sql, list(params))
+
+    def _write_snapshots(self, con: Connection) -> None:
+        heads = rows.SNAPSHOTS.to_arrow([row for row, _ in self._snapshots])
+        inserted = {
+            str(r[0]) for r in _insert_arrow(con, rows.SNAPSHOTS, heads, returning="snapshot_id")
+        }
+        fresh = [t for row, t in self._snapshots if str(row["snapshot_id"]) in inserted]
+        if fresh:
+            strikes = pa.concat_tables([t.select(rows.STRIKES.column_names) for t in fresh])
+            _insert_arrow(con, rows.STRIKES, strikes.cast(rows.STRIKES.arrow_schema()))
+
+
+_relation_ids = itertools.count()
+
+
+def _insert_arrow(
+    con: Connection, spec: rows.TableSpec, table: pa.Table, *, returning: str = ""
+) -> list[tuple[Any, ...]]:
+    name = f"_gexd_batch_{next(_relation_ids)}"
+    con.register(name, table)
+    try:
+        result = con.execute(spec.insert_sql(name, returning=returning))
+        return result.fetchall() if returning else []
+    finally:
+        con.unregister(name)
+
+
+# ---------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    changes: Sequence[Change]
+    future: concurrent.futures.Future[None]
+
+
+@dataclass
+class _Exclusive:
+    fn: Callable[[Connection], Any]
+    future: concurrent.futures.Future[Any]
+
+
+_STOP = object()
+
+
+@dataclass
+class WriterStats:
+    commits: int = 0
+    changes: int = 0
+    callers: int = 0
+    failed_batches: int = 0
+    last_batch_callers: int = 0
+    last_commit_ms: float = 0.0
+    max_batch_callers: int = 0
+
+
+@dataclass
+class StoreOptions:
+    path: Path
+    lake_dir: Path
+    archive_dir: Path
+    memory_limit: str = "1GB"
+    threads: int = 2
+    window_ms: float = 1.0
+    max_changes: int = 5000
+    read_threads: int = 2
+    retention_days: float = 30.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> StoreOptions:
+        s: StorageSettings = config.settings.storage
+        return cls(
+            path=config.duckdb_path,
+            lake_dir=config.lake_dir,
+            archive_dir=config.archive_dir,
+            memory_limit=s.memory_limit,
+            threads=s.threads,
+            window_ms=s.group_commit_window_ms,
+            max_changes=s.group_commit_max_changes,
+            read_threads=s.read_threads,
+            retention_days=s.retention_days,
+        )
+
+
+LAKE_EMPTY_COLUMNS = {
+    "symbol": "VARCHAR",
+    "date": "DATE",
+    "snapshot_id": "UUID",
+    "snapshot_at": "TIMESTAMPTZ",
+    "strike_price": "DOUBLE",
+    "net_gex": "DOUBLE",
+}
+
+
+@dataclass
+class Store:
+    """Open with `Store.open(options)`; close with `close()` (or use as a context manager)."""
+
+    options: StoreOptions
+    _con: Connection
+    _queue: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
+    _writer: threading.Thread | None = None
+    _readers: concurrent.futures.ThreadPoolExecutor | None = None
+    _local: threading.local = field(default_factory=threading.local)
+    _cursors: list[Connection] = field(default_factory=list)
+    _cursor_lock: threading.Lock = field(default_factory=threading.Lock)
+    _closed: bool = False
+    _fatal: BaseException | None = None
+    stats: WriterStats = field(default_factory=WriterStats)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, options: StoreOptions, *, auto_migrate: bool = True) -> Store:
+        options.path.parent.mkdir(parents=True, exist_ok=True)
+        con = connect(options)
+        store = cls(options=options, _con=con)
+        try:
+            if auto_migrate:
+                migrate(con)
+            finish_interrupted_batches(con, options.archive_dir)
+            store._refresh_views(con)
+        except BaseException:
+            con.close()
+            raise
+        store._readers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=options.read_threads, thread_name_prefix="gexd-read"
+        )
+        store._writer = threading.Thread(target=store._writer_loop, name="gexd-writer", daemon=True)
+        store._writer.start()
+        return store
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            self._writer.join()
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+        with contextlib.suppress(duckdb.Error):
+            if self._fatal is None:
+                self._con.execute("CHECKPOINT")
+        for cur in self._cursors:
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ----------------------------------------------------------------
+
+    def submit(self, changes: Sequence[Change]) -> concurrent.futures.Future[None]:
+        """Queue changes for the next group commit; the future resolves once durable."""
+        self._check_open()
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put(_Pending(tuple(changes), fut))
+        return fut
+
+    async def commit(self, changes: Sequence[Change]) -> None:
+        """Write `changes` atomically; returns only after they are committed."""
+        await asyncio.wrap_future(self.submit(changes))
+
+    def commit_sync(self, changes: Sequence[Change], timeout: float | None = None) -> None:
+        self.submit(changes).result(timeout)
+
+    def run_exclusive(self, fn: Callable[[Connection], T]) -> concurrent.futures.Future[T]:
+        """Run `fn` on the writer's connection between group commits (archive, checkpoint)."""
+        self._check_open()
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put(_Exclusive(fn, fut))
+        return fut
+
+    async def exclusive(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.wrap_future(self.run_exclusive(fn))
+
+    # -- reads -----------------------------------------------------------------
+
+    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        self._check_open()
+        return fn(self._cursor())
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        self._check_open()
+        assert self._readers is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._cursor()))
+
+    def fetch_sync(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self.read_sync(lambda cur: _fetch_dicts(cur, sql, params))
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return await self.read(lambda cur: _fetch_dicts(cur, sql, params))
+
+    # -- typed reads used across the daemon -------------------------------------
+
+    def load_job(self, cur: Connection, job_id: uuid.UUID) -> ProcessingJob | None:
+        found = _fetch_dicts(cur, rows.JOBS.select_sql() + " WHERE job_id = ?", (str(job_id),))
+        return rows.job_from_row(found[0]) if found else None
+
+    def load_request(self, cur: Connection, request_id: uuid.UUID) -> PriorityRequest | None:
+        found = _fetch_dicts(
+            cur, rows.REQUESTS.select_sql() + " WHERE request_id = ?", (str(request_id),)
+        )
+        return rows.request_from_row(found[0]) if found else None
+
+    def job_history(self, cur: Connection, job_id: uuid.UUID) -> list[JobEvent]:
+        found = _fetch_dicts(
+            cur, rows.EVENTS.select_sql() + " WHERE job_id = ? ORDER BY seq", (str(job_id),)
+        )
+        return [rows.event_from_row(r) for r in found]
+
+    # -- internals -------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        if self._fatal is not None:
+            raise StorageError(
+                f"the database stopped accepting writes after a fatal error ({self._fatal}); "
+                "restart the daemon (committed data is safe)"
+            )
+
+    def _cursor(self) -> Connection:
+        cur: Connection | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+            with self._cursor_lock:
+                self._cursors.append(cur)
+        return cur
+
+    def _writer_loop(self) -> None:
+        wcon = self._con.cursor()
+        window = self.options.window_ms / 1000.0
+        held: Any = None
+        stopping = False
+        try:
+            while not stopping:
+                item = held if held is not None else self._queue.get()
+                held = None
+                if item is _STOP:
+                    break
+                if isinstance(item, _Exclusive):
+                    self._run_exclusive(wcon, item)
+                    continue
+                batch: list[_Pending] = [item]
+                size = len(item.changes)
+                deadline = time.monotonic() + window
+                while size < self.options.max_changes:
+                    remaining = deadline - time.monotonic()
+                    try:
+                        nxt = (
+                            self._queue.get(timeout=remaining)
+                            if remaining > 0
+                            else self._queue.get_nowait()
+                        )
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stopping = True
+                        break
+                    if isinstance(nxt, _Exclusive):
+                        held = nxt
+                        break
+                    batch.append(nxt)
+                    size += len(nxt.changes)
+                self._flush(wcon, batch)
+            # Drain what was queued before the stop so nothing accepted is dropped.
+            leftovers: list[_Pending] = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Pending):
+                    leftovers.append(item)
+                elif isinstance(item, _Exclusive):
+                    item.future.set_exception(StoreClosed("the store closed before this ran"))
+            if leftovers:
+                self._flush(wcon, leftovers)
+        finally:
+            wcon.close()
+
+    def _run_exclusive(self, wcon: Connection, item: _Exclusive) -> None:
+        if not item.future.set_running_or_notify_cancel():
+            return
+        try:
+            item.future.set_result(item.fn(wcon))
+        except BaseException as exc:
+            item.future.set_exception(exc)
+
+    def _flush(self, wcon: Connection, batch: list[_Pending]) -> None:
+        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        if self._fatal is not None:
+            for p in live:
+                p.future.set_exception(StorageError(f"database unavailable: {self._fatal}"))
+            return
+        started = time.perf_counter()
+        plan = WritePlan()
+        for p in live:
+            for change in p.changes:
+                change.add_to(plan)
+        try:
+            self._transaction(wcon, plan)
+        except Exception as exc:
+            self.stats.failed_batches += 1
+            if len(live) == 1 or self._fatal is not None:
+                for p in live:
+                    p.future.set_exception(_wrap_write_error(exc))
+                return
+            for p in live:  # isolate the bad caller; the others still commit
+                single = WritePlan()
+                for change in p.changes:
+                    change.add_to(single)
+                try:
+                    self._transaction(wcon, single)
+                except Exception as one_exc:
+                    p.future.set_exception(_wrap_write_error(one_exc))
+                else:
+                    p.future.set_result(None)
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        st = self.stats
+        st.commits += 1
+        st.changes += plan.size
+        st.callers += len(live)
+        st.last_batch_callers = len(live)
+        st.max_batch_callers = max(st.max_batch_callers, len(live))
+        st.last_commit_ms = elapsed
+        for p in live:
+            p.future.set_result(None)
+
+    def _transaction(self, wcon: Connection, plan: WritePlan) -> None:
+        wcon.execute("BEGIN TRANSACTION")
+        try:
+            plan.execute(wcon)
+            wcon.execute("COMMIT")
+        except duckdb.FatalException as exc:
+            self._fatal = exc
+            raise
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                wcon.execute("ROLLBACK")
+            raise
+
+    def _refresh_views(self, con: Connection) -> None:
+        """(Re)create the views over the lake and the archive (paths are absolute)."""
+        opts = self.options
+        con.execute(
+            lakefs.view_sql(
+                "gex_lake",
+                opts.lake_dir / "*" / "*" / "*.parquet",
+                LAKE_EMPTY_COLUMNS,
+                present=lakefs.has_parquet(opts.lake_dir),
+                hive=True,
+            )
+        )
+        refresh_archive_views(con, opts.archive_dir)
+
+    def refresh_views(self) -> concurrent.futures.Future[None]:
+        return self.run_exclusive(self._refresh_views)
+
+    def archive(
+        self, now: datetime | None = None, retention_days: float | None = None
+    ) -> concurrent.futures.Future[ArchiveReport]:
+        """Archive finished jobs older than the retention, serialised with group commits."""
+        now = now or datetime.now(UTC)
+        days = self.options.retention_days if retention_days is None else retention_days
+        cutoff = now - timedelta(days=days)
+        return self.run_exclusive(
+            lambda con: archive_finished(con, self.options.archive_dir, cutoff, now)
+        )
+
+
+def _fetch_dicts(cur: Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    result = cur.execute(sql, list(params))
+    names = [d[0] for d in result.description or ()]
+    return rows.rows_as_dicts(names, result.fetchall())
+
+
+def _wrap_write_error(exc: BaseException) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    err = StorageError(f"write refused by the database: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+# ---------------------------------------------------------------------------
+# Opening the file
+# ---------------------------------------------------------------------------
+
+
+def connect(options: StoreOptions, *, read_only: bool = False) -> Connection:
+    """Open the DuckDB file with explicit limits; turn known failures into clear errors."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": options.memory_limit,
+        "threads": options.threads,
+    }
+    try:
+        return duckdb.connect(str(options.path), read_only=read_only, config=config)
+    except duckdb.Error as exc:
+        text = str(exc)
+        wal = wal_path(options.path)
+        if "WAL" in text and wal.exists():
+            raise WalReplayFailed(
+                f"DuckDB could not replay the write-ahead log {wal}: {text.splitlines()[0]}. "
+                "Nothing has been moved or deleted. Everything up to the last checkpoint is in "
+                f"{options.path}; the WAL holds the changes after it. To start anyway, run "
+                "`gexdaemon recover --move-wal`: it moves the WAL aside to a "
+                "`.unreplayable-<time>` file (kept for support, never deleted) and opens the "
+                "database at its last checkpoint. Changes in that WAL will be missing."
+            ) from exc
+        if "lock" in text.lower():
+            raise DataDirLocked(
+                f"{options.path} is open in another process: {text.splitlines()[0]}"
+            ) from exc
+        raise StorageError(f"cannot open {options.path}: {text.splitlines()[0]}") from exc
+
+
+def wal_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".wal")
+
+
+def move_wal_aside(db_path: Path, now: datetime | None = None) -> Path | None:
+    """Move an unreplayable WAL out of the way (never delete it); returns its new path."""
+    wal = wal_path(db_path)
+    if not wal.exists():
+        return None
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    target = wal.with_name(f"{wal.name}.unreplayable-{stamp}")
+    os.replace(wal, target)
+    lakefs.fsync_dir(wal.parent)
+    return target

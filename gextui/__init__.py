@@ -1,0 +1,1 @@
+"""gextui: the desk's live Textual dashboard over the daemon's socket."""
