@@ -101,6 +101,12 @@ class SlaStatus(StrEnum):
     BREACHED = "breached"
 
 
+class CircuitState(StrEnum):
+    CLOSED = "closed"  # fetching normally
+    OPEN = "open"  # too many consecutive failures: no fetches until the cool-down ends
+    HALF_OPEN = "half_open"  # cool-down over: one probe fetch decides
+
+
 class GexUnit(StrEnum):
     USD_PER_1PCT = "usd_per_1pct"
     USD_PER_POINT = "usd_per_point"
@@ -448,6 +454,8 @@ class ProcessingJob(DomainModel):
     at_risk: bool = False
     lease_owner: str | None = None
     lease_expires_at: UtcDatetime | None = None
+    dispatch_phase: str | None = Field(default=None, max_length=40)
+    next_attempt_at: UtcDatetime | None = None
     version: int = Field(default=1, ge=1)
     updated_at: UtcDatetime | None = None
 
@@ -593,9 +601,20 @@ class DataSource(DomainModel):
     successful_requests: NonNegativeInt = 0
     last_successful_fetch: UtcDatetime | None = None
     average_response_time: timedelta | None = None
-    is_active: bool = True
+    # Beyond the seed: the circuit breaker and a trader's manual switch. `is_active`
+    # (the seed's field) is derived from them, so the two can never disagree.
+    consecutive_failures: NonNegativeInt = 0
+    circuit_state: CircuitState = CircuitState.CLOSED
+    circuit_opened_at: UtcDatetime | None = None
+    manually_disabled: bool = False
     created_at: UtcDatetime
     updated_at: UtcDatetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def is_active(self) -> bool:
+        """False while a trader disabled the source or its circuit breaker is open."""
+        return not self.manually_disabled and self.circuit_state is not CircuitState.OPEN
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -638,6 +657,10 @@ class DataSource(DomainModel):
             raise ValueError("successful_requests cannot exceed total_requests")
         if self.updated_at < self.created_at:
             raise ValueError("updated_at must be at or after created_at")
+        if self.circuit_state is not CircuitState.CLOSED and self.circuit_opened_at is None:
+            raise ValueError(
+                "an open or half-open circuit must say when it opened (circuit_opened_at)"
+            )
         return self
 
     def record_fetch(

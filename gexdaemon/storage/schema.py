@@ -142,6 +142,11 @@ V2_OPERATIONS = Migration(
         "ALTER TABLE data_sources ADD COLUMN created_at TIMESTAMPTZ",
         "ALTER TABLE data_sources ADD COLUMN updated_at TIMESTAMPTZ",
         "UPDATE data_sources SET created_at = now(), updated_at = now() WHERE created_at IS NULL",
+        "ALTER TABLE data_sources ADD COLUMN consecutive_failures INTEGER DEFAULT 0",
+        "ALTER TABLE data_sources ADD COLUMN circuit_state VARCHAR DEFAULT 'closed'",
+        "ALTER TABLE data_sources ADD COLUMN circuit_opened_at TIMESTAMPTZ",
+        "ALTER TABLE data_sources ADD COLUMN manually_disabled BOOLEAN DEFAULT FALSE",
+        "UPDATE data_sources SET manually_disabled = NOT is_active",
         "ALTER TABLE priority_requests ADD COLUMN source_id UUID",
         "ALTER TABLE priority_requests ADD COLUMN deadline TIMESTAMPTZ",
         "ALTER TABLE priority_requests ADD COLUMN origin VARCHAR DEFAULT 'api'",
@@ -154,6 +159,8 @@ V2_OPERATIONS = Migration(
         "ALTER TABLE processing_jobs ADD COLUMN at_risk BOOLEAN DEFAULT FALSE",
         "ALTER TABLE processing_jobs ADD COLUMN lease_owner VARCHAR",
         "ALTER TABLE processing_jobs ADD COLUMN lease_expires_at TIMESTAMPTZ",
+        "ALTER TABLE processing_jobs ADD COLUMN dispatch_phase VARCHAR",
+        "ALTER TABLE processing_jobs ADD COLUMN next_attempt_at TIMESTAMPTZ",
         "ALTER TABLE processing_jobs ADD COLUMN version INTEGER DEFAULT 1",
         "ALTER TABLE processing_jobs ADD COLUMN updated_at TIMESTAMPTZ",
         # Jobs written by a version-1 build carry their request's level and times.
@@ -193,6 +200,29 @@ V2_OPERATIONS = Migration(
         "ALTER TABLE gex_strikes ADD COLUMN call_gex DOUBLE",
         "ALTER TABLE gex_strikes ADD COLUMN put_gex DOUBLE",
         "ALTER TABLE gex_strikes ADD COLUMN net_gex DOUBLE",
+        """
+        CREATE TABLE priority_rule_versions (
+            rule_id UUID NOT NULL,
+            version INTEGER NOT NULL,
+            change VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            description VARCHAR NOT NULL,
+            condition VARCHAR NOT NULL,
+            priority_score DOUBLE NOT NULL,
+            is_active BOOLEAN NOT NULL,
+            changed_at TIMESTAMPTZ NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE processing_estimates (
+            source_key VARCHAR NOT NULL,
+            data_type VARCHAR NOT NULL,
+            ema_s DOUBLE NOT NULL,
+            samples BIGINT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (source_key, data_type)
+        )
+        """,
         """
         CREATE TABLE archive_batches (
             batch_id UUID PRIMARY KEY,
