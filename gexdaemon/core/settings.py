@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gexdaemon.core.models import (
     MAX_RETRIES,
+    ConditionText,
     ExpiryFilter,
     GammaSource,
     GEXDataType,
@@ -93,10 +94,12 @@ class RetrySettings(Section):
 
 
 class SeedRule(Section):
+    """A rule created on first start; the condition is compiled when the config loads."""
+
     name: str = Field(min_length=1, max_length=80)
-    condition: str = Field(min_length=1, max_length=2000)
+    condition: ConditionText
     priority_score: float = Field(ge=0.0, le=1.0)
-    description: str = ""
+    description: str = Field(default="", max_length=500)
 
 
 class DefaultScores(Section):
@@ -134,6 +137,14 @@ class PrioritySettings(Section):
         if score >= self.medium_threshold:
             return PriorityLevel.MEDIUM
         return PriorityLevel.LOW
+
+    def thresholds(self) -> dict[str, float]:
+        """The lowest score of each level with a threshold, for explanations."""
+        return {
+            PriorityLevel.CRITICAL.value: self.critical_threshold,
+            PriorityLevel.HIGH.value: self.high_threshold,
+            PriorityLevel.MEDIUM.value: self.medium_threshold,
+        }
 
 
 _SEED_RULES = (
@@ -212,6 +223,7 @@ class SchedulerSettings(Section):
     weights: SchedulerWeights = SchedulerWeights()
     medium_floor: float = Field(default=0.05, ge=0, le=0.5)
     low_floor: float = Field(default=0.05, ge=0, le=0.5)
+    floor_window_s: float = Field(default=60.0, gt=0, le=86_400)
     urgent_estimate_factor: float = Field(default=2.0, ge=0, le=100)
     urgent_sla_fraction: float = Field(default=0.25, ge=0, le=1)
     reserved_critical_slot: bool = True

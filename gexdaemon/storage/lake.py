@@ -2,8 +2,9 @@
 
 Files are written under a temporary dot-name in the final folder, fsynced, then
 `os.replace`d, and the folder is fsynced: a crash leaves either the whole file
-under its final name or nothing under it (a leftover `.tmp` is ours and is
-cleaned on the next write to that folder). Folder names use `key=value` so DuckDB
+under its final name or nothing under it. A leftover `.tmp` from a killed process
+is ours alone and is removed when the store next opens (the database lock makes
+the store's process the only lake writer). Folder names use `key=value` so DuckDB
 prunes partitions with `hive_partitioning = true`.
 """
 
@@ -74,9 +75,20 @@ def has_parquet(root: Path) -> bool:
 
 
 def stale_temporaries(root: Path) -> list[Path]:
+    """Temporary files left by processes other than this one (killed mid-write)."""
     if not root.exists():
         return []
-    return [p for p in root.rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+    mine = f".{os.getpid()}."
+    return [p for p in root.rglob(f".*{TMP_SUFFIX}") if p.is_file() and mine not in p.name]
+
+
+def remove_stale_temporaries(root: Path) -> int:
+    removed = 0
+    for path in stale_temporaries(root):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def sql_string(value: str) -> str:

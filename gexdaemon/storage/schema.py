@@ -14,7 +14,10 @@ DuckDB notes that shaped this schema:
 - a row cannot be deleted in the same transaction as the rows referencing it, so
   the archive deletes jobs and requests in separate transactions;
 - generated columns cannot be added by ALTER TABLE, so the derived
-  `processing_duration` and `reliability_score` live in version 1;
+  `processing_duration` and `reliability_score` live in version 1, and their
+  expressions use only functions available while a WAL replays (no ICU);
+- every migration is followed by a CHECKPOINT so schema changes never wait in
+  the WAL.
 - the bulk strike table has no key or index (1.75x faster appends, 3.5x smaller).
 """
 
@@ -79,7 +82,12 @@ V1_SEED = Migration(
                 CHECK (status IN ('queued', 'processing', 'completed', 'failed', 'cancelled')),
             started_at TIMESTAMPTZ,
             completed_at TIMESTAMPTZ,
-            processing_duration INTERVAL AS (completed_at - started_at),
+            -- Derived, never stored. Written with casts to TIMESTAMP (UTC: the store pins
+            -- the TimeZone setting) because `timestamptz - timestamptz` lives in the ICU
+            -- extension, which is not loaded yet while DuckDB replays a WAL: with the plain
+            -- form, a crash after an ALTER TABLE made the WAL unreplayable (seen in 2.0.1).
+            processing_duration INTERVAL AS (
+                CAST(completed_at AS TIMESTAMP) - CAST(started_at AS TIMESTAMP)),
             records_processed BIGINT NOT NULL DEFAULT 0 CHECK (records_processed >= 0),
             data_size_bytes BIGINT NOT NULL DEFAULT 0 CHECK (data_size_bytes >= 0),
             error_message VARCHAR,
@@ -305,4 +313,6 @@ def migrate(
             ) from exc
         version = migration.version
         applied.append(migration)
+    if applied:
+        con.execute("CHECKPOINT")
     return applied

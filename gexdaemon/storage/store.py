@@ -67,22 +67,54 @@ class Change(Protocol):
 @dataclass(frozen=True, slots=True)
 class PutRequest:
     request: PriorityRequest
+    _row: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_row", rows.request_row(self.request))
 
     def add_to(self, plan: WritePlan) -> None:
-        plan.upsert(rows.REQUESTS, (str(self.request.request_id),), rows.request_row(self.request))
+        plan.upsert(rows.REQUESTS, (self._row["request_id"],), self._row)
 
 
 @dataclass(frozen=True, slots=True)
 class PutJob:
-    """Insert or update a job; `event` is the history row of the transition, if any."""
+    """Write a job's state; `event` is the history row of the transition, if any.
+
+    A job whose event is its creation (no previous status) is inserted; any other
+    is an update of an existing row, and updating a job the table does not hold
+    is an error, never a silent no-op. With `previous` (the state before the
+    transition) only the columns that changed are written. Rows are built here, on
+    the caller's thread, so that work overlaps the writer's time inside DuckDB.
+    """
 
     job: ProcessingJob
     event: JobEvent | None = None
+    previous: ProcessingJob | None = None
+    _row: dict[str, Any] = field(init=False, repr=False, compare=False)
+    _event_row: dict[str, Any] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        row = (
+            rows.job_row(self.job)
+            if self.previous is None
+            else rows.job_delta(self.previous, self.job)
+        )
+        object.__setattr__(self, "_row", row)
+        object.__setattr__(
+            self, "_event_row", None if self.event is None else rows.event_row(self.event)
+        )
 
     def add_to(self, plan: WritePlan) -> None:
-        plan.upsert(rows.JOBS, (str(self.job.job_id),), rows.job_row(self.job))
-        if self.event is not None:
-            plan.append(rows.EVENTS, rows.event_row(self.event))
+        key = (self._row["job_id"],)
+        created = self.event is not None and self.event.from_status is None
+        if created:
+            plan.insert(rows.JOBS, key, rows.job_row(self.job) if self.previous else self._row)
+        elif plan.has_insert(rows.JOBS, key):
+            plan.insert(rows.JOBS, key, rows.job_row(self.job))
+        else:
+            plan.update(rows.JOBS, key, self._row)
+        if self._event_row is not None:
+            plan.append(rows.EVENTS, self._event_row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +169,8 @@ class WritePlan:
     ORDER = (rows.SOURCES, rows.REQUESTS, rows.JOBS, rows.EVENTS, rows.RULES)
 
     def __init__(self) -> None:
+        self._inserts: dict[str, dict[tuple[str, ...], Mapping[str, Any]]] = {}
+        self._updates: dict[str, dict[tuple[str, ...], Mapping[str, Any]]] = {}
         self._upserts: dict[str, dict[tuple[str, ...], Mapping[str, Any]]] = {}
         self._appends: dict[str, list[Mapping[str, Any]]] = {}
         self._snapshots: list[tuple[Mapping[str, Any], pa.Table]] = []
@@ -145,6 +179,21 @@ class WritePlan:
 
     def upsert(self, spec: rows.TableSpec, key: tuple[str, ...], row: Mapping[str, Any]) -> None:
         self._upserts.setdefault(spec.name, {})[key] = row
+        self.size += 1
+
+    def insert(self, spec: rows.TableSpec, key: tuple[str, ...], row: Mapping[str, Any]) -> None:
+        self._inserts.setdefault(spec.name, {})[key] = row
+        self._updates.get(spec.name, {}).pop(key, None)
+        self.size += 1
+
+    def has_insert(self, spec: rows.TableSpec, key: tuple[str, ...]) -> bool:
+        return key in self._inserts.get(spec.name, {})
+
+    def update(self, spec: rows.TableSpec, key: tuple[str, ...], row: Mapping[str, Any]) -> None:
+        """Update of some columns of one row; updates of one row in a batch merge."""
+        pending = self._updates.setdefault(spec.name, {})
+        earlier = pending.get(key)
+        pending[key] = row if earlier is None else {**earlier, **row}
         self.size += 1
 
     def append(self, spec: rows.TableSpec, row: Mapping[str, Any]) -> None:
@@ -161,11 +210,18 @@ class WritePlan:
 
     def execute(self, con: Connection) -> None:
         for spec in self.ORDER:
-            batch = list(self._upserts.get(spec.name, {}).values()) + self._appends.get(
-                spec.name, []
-            )
+            fresh = list(self._inserts.get(spec.name, {}).values())
+            if fresh:
+                _insert_arrow(con, spec, spec.to_arrow(fresh), plain=True)
+            batch = list(self._upserts.get(spec.name, {}).values())
+            batch += self._appends.get(spec.name, [])
             if batch:
                 _insert_arrow(con, spec, spec.to_arrow(batch))
+            by_columns: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+            for row in self._updates.get(spec.name, {}).values():
+                by_columns.setdefault(tuple(row), []).append(row)
+            for columns, changed in by_columns.items():
+                _update_arrow(con, spec, spec.to_arrow(changed, columns), columns)
         if self._snapshots:
             self._write_snapshots(con)
         for sql, params in self._statements:
@@ -186,15 +242,46 @@ _relation_ids = itertools.count()
 
 
 def _insert_arrow(
-    con: Connection, spec: rows.TableSpec, table: pa.Table, *, returning: str = ""
+    con: Connection,
+    spec: rows.TableSpec,
+    table: pa.Table,
+    *,
+    returning: str = "",
+    plain: bool = False,
+) -> list[tuple[Any, ...]]:
+    make = spec.plain_insert_sql if plain else spec.insert_sql
+    return _with_relation(
+        con, table, lambda name: make(name, returning=returning), fetch=bool(returning)
+    )
+
+
+def _update_arrow(
+    con: Connection, spec: rows.TableSpec, table: pa.Table, columns: Sequence[str]
+) -> None:
+    found = _with_relation(con, table, lambda name: spec.update_sql(name, columns), fetch=True)
+    updated = int(found[0][0]) if found else 0
+    if updated != table.num_rows:
+        raise StorageError(
+            f"{spec.name}: {table.num_rows - updated} of {table.num_rows} updated rows do not exist "
+            "(an update of a row that was never inserted, or was archived)"
+        )
+
+
+def _with_relation(
+    con: Connection, table: pa.Table, make_sql: Callable[[str], str], *, fetch: bool
 ) -> list[tuple[Any, ...]]:
     name = f"_gexd_batch_{next(_relation_ids)}"
     con.register(name, table)
     try:
-        result = con.execute(spec.insert_sql(name, returning=returning))
-        return result.fetchall() if returning else []
-    finally:
-        con.unregister(name)
+        result = con.execute(make_sql(name))
+        fetched = result.fetchall() if fetch else []
+    except BaseException:
+        # In an aborted transaction unregister fails too; keep the original error.
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+        raise
+    con.unregister(name)
+    return fetched
 
 
 # ---------------------------------------------------------------------------
@@ -204,8 +291,12 @@ def _insert_arrow(
 
 @dataclass
 class _Pending:
+    """One caller's changes and how to tell it the outcome (a thread future or a loop future)."""
+
     changes: Sequence[Change]
-    future: concurrent.futures.Future[None]
+    future: concurrent.futures.Future[None] | None = None
+    aio: asyncio.Future[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 @dataclass
@@ -293,6 +384,7 @@ class Store:
             if auto_migrate:
                 migrate(con)
             finish_interrupted_batches(con, options.archive_dir)
+            lakefs.remove_stale_temporaries(options.lake_dir)
             store._refresh_views(con)
         except BaseException:
             con.close()
@@ -333,12 +425,20 @@ class Store:
         """Queue changes for the next group commit; the future resolves once durable."""
         self._check_open()
         fut: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put(_Pending(tuple(changes), fut))
+        self._queue.put(_Pending(tuple(changes), future=fut))
         return fut
 
     async def commit(self, changes: Sequence[Change]) -> None:
-        """Write `changes` atomically; returns only after they are committed."""
-        await asyncio.wrap_future(self.submit(changes))
+        """Write `changes` atomically; returns only after they are committed.
+
+        Once queued, the changes are written even if the awaiting task is cancelled
+        (a caller that goes away must not make an accepted write half-happen).
+        """
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Pending(tuple(changes), aio=fut, loop=loop))
+        await fut  # if the caller is cancelled here, the writer still writes and skips the wake-up
 
     def commit_sync(self, changes: Sequence[Change], timeout: float | None = None) -> None:
         self.submit(changes).result(timeout)
@@ -470,47 +570,44 @@ class Store:
             item.future.set_exception(exc)
 
     def _flush(self, wcon: Connection, batch: list[_Pending]) -> None:
-        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
-        if not live:
-            return
         if self._fatal is not None:
-            for p in live:
-                p.future.set_exception(StorageError(f"database unavailable: {self._fatal}"))
+            error = StorageError(f"database unavailable: {self._fatal}")
+            _settle([(p, error) for p in batch])
             return
         started = time.perf_counter()
         plan = WritePlan()
-        for p in live:
+        for p in batch:
             for change in p.changes:
                 change.add_to(plan)
         try:
             self._transaction(wcon, plan)
         except Exception as exc:
             self.stats.failed_batches += 1
-            if len(live) == 1 or self._fatal is not None:
-                for p in live:
-                    p.future.set_exception(_wrap_write_error(exc))
+            if len(batch) == 1 or self._fatal is not None:
+                _settle([(p, _wrap_write_error(exc)) for p in batch])
                 return
-            for p in live:  # isolate the bad caller; the others still commit
+            outcomes: list[tuple[_Pending, BaseException | None]] = []
+            for p in batch:  # isolate the bad caller; the others still commit
                 single = WritePlan()
                 for change in p.changes:
                     change.add_to(single)
                 try:
                     self._transaction(wcon, single)
                 except Exception as one_exc:
-                    p.future.set_exception(_wrap_write_error(one_exc))
+                    outcomes.append((p, _wrap_write_error(one_exc)))
                 else:
-                    p.future.set_result(None)
+                    outcomes.append((p, None))
+            _settle(outcomes)
             return
         elapsed = (time.perf_counter() - started) * 1000
         st = self.stats
         st.commits += 1
         st.changes += plan.size
-        st.callers += len(live)
-        st.last_batch_callers = len(live)
-        st.max_batch_callers = max(st.max_batch_callers, len(live))
+        st.callers += len(batch)
+        st.last_batch_callers = len(batch)
+        st.max_batch_callers = max(st.max_batch_callers, len(batch))
         st.last_commit_ms = elapsed
-        for p in live:
-            p.future.set_result(None)
+        _settle([(p, None) for p in batch])
 
     def _transaction(self, wcon: Connection, plan: WritePlan) -> None:
         wcon.execute("BEGIN TRANSACTION")
@@ -554,6 +651,34 @@ class Store:
         )
 
 
+def _settle(outcomes: Sequence[tuple[_Pending, BaseException | None]]) -> None:
+    """Tell every caller its outcome: one wake-up per event loop, not one per caller."""
+    per_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]
+    ] = {}
+    for pending, error in outcomes:
+        if pending.future is not None:
+            if error is None:
+                pending.future.set_result(None)
+            else:
+                pending.future.set_exception(error)
+        elif pending.aio is not None and pending.loop is not None:
+            per_loop.setdefault(pending.loop, []).append((pending.aio, error))
+    for loop, items in per_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle_on_loop, items)
+
+
+def _settle_on_loop(items: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for fut, error in items:
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
+
+
 def _fetch_dicts(cur: Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     result = cur.execute(sql, list(params))
     names = [d[0] for d in result.description or ()]
@@ -580,7 +705,11 @@ def connect(options: StoreOptions, *, read_only: bool = False) -> Connection:
         "threads": options.threads,
     }
     try:
-        return duckdb.connect(str(options.path), read_only=read_only, config=config)
+        con = duckdb.connect(str(options.path), read_only=read_only, config=config)
+        # Instants are TIMESTAMPTZ; casts and date parts must mean UTC whatever the host's
+        # zone is (see processing_duration in schema.py).
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
+        return con
     except duckdb.Error as exc:
         text = str(exc)
         wal = wal_path(options.path)

@@ -1,0 +1,1109 @@
+"""Deadline-aware weighted fair scheduling: which queued ingest job gets the next free worker.
+
+The policy (`shared/reference/scheduler.md`), in the order `dispatch()` applies it:
+
+1. CRITICAL, earliest deadline first, over every source; a CRITICAL job may
+   run `critical_cap_overshoot` jobs above its source's concurrency cap so it
+   never waits behind its own source's long LOW work (a priority inversion).
+   A CRITICAL job that can no longer make its deadline goes after the
+   CRITICAL jobs that still can (phase `critical_late`), so one hopeless job
+   does not drag the others past their deadlines (the domino effect).
+2. Floors: MEDIUM and LOW each get a guaranteed share of worker time when they
+   have work, measured on real busy time over `floor_window_s`.
+3. Urgent: a HIGH or MEDIUM job whose laxity (deadline - now - estimate) is
+   inside its window, max(urgent_estimate_factor * estimate,
+   urgent_sla_fraction * SLA), is served earliest deadline first, HIGH before
+   MEDIUM. A job with negative laxity is hopeless: it is flagged at risk and
+   left to the fair phase.
+4. Fair: the level with the smallest virtual time (weights in
+   worker-seconds), inside it the source with the smallest virtual time,
+   inside the source the earliest deadline (LOW: first in, first out). A level
+   or source that had nothing runnable re-joins at the current virtual time:
+   idle or blocked time banks no credit.
+
+Constraints every phase respects: a source's concurrency cap and token-bucket
+rate limit, its availability (circuit breaker, a trader's switch), a retry's
+`not_before`, and the optional reserved CRITICAL worker, lent only to jobs
+estimated at `reserved_slot_max_estimate_s` or less.
+
+Pure: the clock is injected (float seconds), nothing here performs I/O, and the
+same object runs inside the daemon and inside `gexdaemon.core.sched_sim`.
+Every operation is O(log n) in queued jobs: per (level, source) heaps with lazy
+deletion, plus per-level heaps over sources (their number, not the jobs',
+bounds the skips past blocked sources).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from enum import StrEnum
+from heapq import heapify, heappop, heappush, heapreplace
+from typing import Any
+
+from gexdaemon.core.models import PriorityLevel
+from gexdaemon.core.settings import SchedulerSettings, SlaSettings
+
+LEVELS: tuple[PriorityLevel, ...] = tuple(PriorityLevel)
+_CRITICAL, _HIGH, _MEDIUM, _LOW = range(4)
+_INF = math.inf
+
+# Virtual time is charged at least this much per dispatch, so a job with a zero
+# estimate still moves its level and source forward.
+_MIN_CHARGE_S = 1e-3
+
+# A heap is rebuilt without its dead entries when it grows past 2 x live + this.
+_COMPACT_SLACK = 256
+
+# Job states.
+_DELAYED = 0  # queued, waiting for its not_before (a retry's backoff)
+_READY = 1  # queued and eligible by time
+_RUNNING = 2
+_GONE = 3
+
+
+class Phase(StrEnum):
+    """Which rule chose a dispatch (persisted as ProcessingJob.dispatch_phase)."""
+
+    CRITICAL = "critical"  # CRITICAL that can still make its deadline, earliest first
+    CRITICAL_LATE = "critical_late"  # CRITICAL past hope, after the ones that can still make it
+    FLOOR = "floor"  # MEDIUM or LOW below its guaranteed share
+    URGENT = "urgent"  # HIGH or MEDIUM close to its deadline
+    FAIR = "fair"  # weighted fair share across levels and sources
+
+
+class SourceAccess(StrEnum):
+    """How the scheduler may use a source (see `gexdaemon.core.breaker.access`)."""
+
+    ALLOWED = "allowed"
+    PROBE = "probe"  # half-open breaker: one job may go, then the source waits for the verdict
+    BLOCKED = "blocked"  # breaker open or disabled by a trader: its jobs wait
+
+
+@dataclass(frozen=True, slots=True)
+class SchedJob:
+    """One unit of work as the scheduler sees it.
+
+    `deadline` None means "from the SLA" (enqueued_at + SLA of the level); LOW
+    has none. A retry passes its original deadline and `not_before` = the end of
+    its backoff. `enqueued_at` orders LOW (first in, first out), so a retry that
+    keeps its first `enqueued_at` keeps its place.
+    """
+
+    job_id: Hashable
+    level: PriorityLevel
+    source: str
+    deadline: float | None
+    estimate_s: float
+    enqueued_at: float
+    not_before: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.estimate_s) and self.estimate_s >= 0):
+            raise ValueError(f"estimate_s must be a finite number >= 0 (got {self.estimate_s})")
+        if not math.isfinite(self.enqueued_at):
+            raise ValueError("enqueued_at must be finite")
+        if self.deadline is not None and not math.isfinite(self.deadline):
+            raise ValueError("deadline must be finite or None")
+        if not math.isfinite(self.not_before):
+            raise ValueError("not_before must be finite")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the scheduler expects for a job it just accepted.
+
+    `at_risk` is set when the expected finish is past the deadline or the
+    source cannot be used right now; `reason` says why, in a trader's words.
+    """
+
+    at_risk: bool
+    expected_start: float
+    expected_finish: float
+    deadline: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A job given a worker: run it, then call `Scheduler.finish(job_id, ran_s)`."""
+
+    job_id: Hashable
+    level: PriorityLevel
+    source: str
+    phase: Phase
+    at_risk: bool
+    deadline: float | None
+    estimate_s: float
+    waited_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LevelStats:
+    """Queue figures of one level (the socket API's /v1/queues)."""
+
+    level: PriorityLevel
+    depth: int  # queued, including retries waiting out their backoff
+    delayed: int  # of which waiting for their backoff
+    in_flight: int
+    at_risk: int  # queued jobs flagged at risk
+    oldest_wait_s: float | None
+    next_deadline: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStats:
+    source: str
+    queued: int
+    in_flight: int
+    cap: int
+    tokens: float
+    access: SourceAccess
+
+
+# ---------------------------------------------------------------------------
+# Internal records (mutable, slotted: the hot path touches them millions of times)
+# ---------------------------------------------------------------------------
+
+
+class _Entry:
+    __slots__ = (
+        "charge",
+        "deadline",
+        "enqueued_at",
+        "estimate",
+        "fair_key",
+        "in_urgent",
+        "job_id",
+        "lane",
+        "latest_start",
+        "long",
+        "not_before",
+        "rank",
+        "seq",
+        "started_at",
+        "state",
+        "urgent_from",
+        "at_risk",
+    )
+
+    def __init__(
+        self,
+        job: SchedJob,
+        rank: int,
+        lane: _Lane,
+        deadline: float | None,
+        seq: int,
+        long: bool,
+        window: float,
+    ) -> None:
+        self.job_id = job.job_id
+        self.rank = rank
+        self.lane = lane
+        self.deadline = deadline
+        self.estimate = job.estimate_s
+        self.charge = max(job.estimate_s, _MIN_CHARGE_S)
+        self.enqueued_at = job.enqueued_at
+        self.not_before = job.not_before
+        self.seq = seq
+        self.long = long
+        self.state = _DELAYED
+        self.in_urgent = False
+        self.at_risk = False
+        self.started_at = 0.0
+        if deadline is None:
+            self.latest_start = _INF
+            self.urgent_from = _INF
+        else:
+            self.latest_start = deadline - job.estimate_s
+            self.urgent_from = -_INF if rank == _CRITICAL else self.latest_start - window
+        # LOW is first in, first out; the others earliest deadline first.
+        self.fair_key = (
+            job.enqueued_at if rank == _LOW or deadline is None else deadline
+        )
+
+
+class _Source:
+    __slots__ = (
+        "access",
+        "burst",
+        "cap",
+        "in_flight",
+        "lanes",
+        "name",
+        "queued",
+        "rate",
+        "ready",
+        "refilled_at",
+        "tokens",
+    )
+
+    def __init__(self, name: str, cap: int, rate: float, burst: int, now: float) -> None:
+        self.name = name
+        self.cap = cap
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.refilled_at = now
+        self.in_flight = 0
+        self.queued = 0
+        self.ready = 0
+        self.access = SourceAccess.ALLOWED
+        self.lanes: list[_Lane | None] = [None, None, None, None]
+
+    def refill(self, now: float) -> None:
+        if now > self.refilled_at:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.refilled_at) * self.rate)
+            self.refilled_at = now
+
+    def token_at(self) -> float:
+        """When the bucket holds a whole token again."""
+        return self.refilled_at + (1.0 - self.tokens) / self.rate
+
+
+class _Lane:
+    """The jobs of one source at one level."""
+
+    __slots__ = (
+        "count",
+        "est_sum",
+        "fair_key",
+        "fair_tok",
+        "jobs",
+        "live",
+        "rank",
+        "source",
+        "urgent",
+        "urgent_key",
+        "urgent_live",
+        "urgent_tok",
+        "vtime",
+    )
+
+    def __init__(self, rank: int, source: _Source) -> None:
+        self.rank = rank
+        self.source = source
+        self.jobs: list[tuple[float, int, _Entry]] = []  # ready jobs, fair order
+        self.urgent: list[tuple[float, int, _Entry]] = []  # urgent jobs, by deadline
+        self.live = 0  # ready jobs
+        self.urgent_live = 0
+        self.count = 0  # queued jobs, ready or delayed
+        self.est_sum = 0.0
+        self.vtime = 0.0
+        # The lane's one valid entry in its level's source heaps: the entry's
+        # tie-break number (0: no entry) and key.
+        self.fair_tok = 0
+        self.fair_key = 0.0
+        self.urgent_tok = 0
+        self.urgent_key = 0.0
+
+    def fair_head(self) -> _Entry | None:
+        jobs = self.jobs
+        while jobs:
+            entry = jobs[0][2]
+            if entry.state == _READY:
+                return entry
+            heappop(jobs)
+        return None
+
+
+class _Level:
+    __slots__ = (
+        "at_risk",
+        "busy_at",
+        "busy_avg",
+        "by_deadline",
+        "by_enqueue",
+        "delayed",
+        "est_sum",
+        "fair_src",
+        "floor",
+        "in_flight",
+        "lane_vsys",
+        "level",
+        "queued",
+        "rank",
+        "ready",
+        "sla",
+        "urgent_src",
+        "vtime",
+        "weight",
+        "window_fraction",
+    )
+
+    def __init__(
+        self, level: PriorityLevel, weight: float, sla: float | None, floor: float
+    ) -> None:
+        self.level = level
+        self.rank = level.rank
+        self.weight = weight
+        self.sla = sla
+        self.floor = floor
+        self.window_fraction = 0.0
+        self.fair_src: list[tuple[float, int, _Lane]] = []
+        self.urgent_src: list[tuple[float, int, _Lane]] = []
+        self.by_enqueue: list[tuple[float, int, _Entry]] = []
+        self.by_deadline: list[tuple[float, int, _Entry]] = []
+        self.vtime = 0.0
+        self.lane_vsys = 0.0
+        self.queued = 0
+        self.ready = 0
+        self.delayed = 0
+        self.in_flight = 0
+        self.at_risk = 0
+        self.est_sum = 0.0
+        self.busy_avg = 0.0
+        self.busy_at = 0.0
+
+
+def _queued(item: tuple[float, int, _Entry]) -> bool:
+    return item[2].state <= _READY
+
+
+def _ready(item: tuple[float, int, _Entry]) -> bool:
+    return item[2].state == _READY
+
+
+def _ready_urgent(item: tuple[float, int, _Entry]) -> bool:
+    return item[2].state == _READY and item[2].in_urgent
+
+
+def _compact(heap: list[Any], live: int, keep: Callable[[Any], bool]) -> None:
+    if len(heap) > 2 * live + _COMPACT_SLACK:
+        heap[:] = [item for item in heap if keep(item)]
+        heapify(heap)
+
+
+class Scheduler:
+    """Chooses the next job for a free worker; see the module docstring for the rules.
+
+    `slots` is the number of workers. `source_cap`, `rate_per_s` and `burst` are
+    every source's defaults; `set_source_limits` overrides them per source.
+    """
+
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        sla: SlaSettings,
+        slots: int,
+        *,
+        source_cap: int,
+        rate_per_s: float,
+        burst: int,
+        clock: Callable[[], float],
+    ) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1 (got {slots})")
+        if source_cap < 1:
+            raise ValueError(f"source_cap must be at least 1 (got {source_cap})")
+        if not rate_per_s > 0 or burst < 1:
+            raise ValueError("rate_per_s must be > 0 and burst >= 1")
+        self._settings = settings
+        self._slots = slots
+        self._cap = source_cap
+        self._rate = rate_per_s
+        self._burst = burst
+        self._clock = clock
+        self._overshoot = settings.critical_cap_overshoot
+        # One worker stays for CRITICAL unless the pool has only one.
+        self._reserved = settings.reserved_critical_slot and slots > 1
+        self._reserved_max = settings.reserved_slot_max_estimate_s
+        self._urgent_factor = settings.urgent_estimate_factor
+        self._floor_tau = settings.floor_window_s
+        weights = settings.weights
+        floors = {PriorityLevel.MEDIUM: settings.medium_floor, PriorityLevel.LOW: settings.low_floor}
+        self._levels = [
+            _Level(lv, weights.for_level(lv), sla.seconds_for(lv), floors.get(lv, 0.0))
+            for lv in LEVELS
+        ]
+        for lv in self._levels:
+            lv.window_fraction = settings.urgent_sla_fraction * (lv.sla or 0.0)
+        self._sources: dict[str, _Source] = {}
+        self._jobs: dict[Hashable, _Entry] = {}
+        self._running: dict[Hashable, _Entry] = {}
+        self._delayed: list[tuple[float, int, _Entry]] = []
+        self._arming: list[tuple[float, int, _Entry]] = []
+        self._token_waits: set[_Source] = set()
+        self._seq = 0
+        self._queued = 0
+        self._delayed_count = 0
+        self._in_flight = 0
+        self._long_in_flight = 0
+        self._vsys = 0.0
+        self._newly_at_risk: list[Hashable] = []
+        self.phase_counts: dict[Phase, int] = dict.fromkeys(Phase, 0)
+        """Dispatches per phase since start (for /metrics and the simulator)."""
+
+    # -- public API ------------------------------------------------------------------
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    @property
+    def queued_count(self) -> int:
+        """Queued jobs, including retries waiting out their backoff."""
+        return self._queued
+
+    @property
+    def in_flight_count(self) -> int:
+        return self._in_flight
+
+    @property
+    def free_slots(self) -> int:
+        return self._slots - self._in_flight
+
+    def submit(self, job: SchedJob) -> Admission:
+        """Queue a job (new, or a retry with `not_before`); returns its admission forecast.
+
+        Raises ValueError when the job id is already queued or running.
+        """
+        if job.job_id in self._jobs:
+            raise ValueError(f"job {job.job_id!r} is already queued or running")
+        now = self._clock()
+        rank = job.level.rank
+        lv = self._levels[rank]
+        deadline = job.deadline
+        if deadline is None and lv.sla is not None:
+            deadline = job.enqueued_at + lv.sla
+        src = self._source(job.source, now)
+        lane = src.lanes[rank]
+        if lane is None:
+            lane = src.lanes[rank] = _Lane(rank, src)
+        self._seq += 1
+        long = rank != _CRITICAL and self._reserved and job.estimate_s > self._reserved_max
+        window = max(self._urgent_factor * job.estimate_s, lv.window_fraction)
+        entry = _Entry(job, rank, lane, deadline, self._seq, long, window)
+        admission = self._admission(entry, src, now)
+        if admission.at_risk:
+            entry.at_risk = True
+            lv.at_risk += 1
+
+        if lv.queued == 0:
+            # An idle level re-joins at the current virtual time: no banked credit.
+            lv.vtime = max(lv.vtime, self._vsys)
+        lv.queued += 1
+        lv.est_sum += job.estimate_s
+        lane.count += 1
+        lane.est_sum += job.estimate_s
+        src.queued += 1
+        self._queued += 1
+        self._jobs[job.job_id] = entry
+        heappush(lv.by_enqueue, (entry.enqueued_at, entry.seq, entry))
+        if deadline is not None:
+            heappush(lv.by_deadline, (deadline, entry.seq, entry))
+        if job.not_before > now:
+            self._delayed_count += 1
+            lv.delayed += 1
+            heappush(self._delayed, (job.not_before, entry.seq, entry))
+        else:
+            self._make_ready(entry, now)
+        return admission
+
+    def cancel(self, job_id: Hashable) -> bool:
+        """Remove a queued job. False when it is unknown or already running
+        (a running job ends with `finish`)."""
+        entry = self._jobs.get(job_id)
+        if entry is None or entry.state > _READY:
+            return False
+        lane = entry.lane
+        lv = self._levels[entry.rank]
+        src = lane.source
+        if entry.state == _READY:
+            lane.live -= 1
+            lv.ready -= 1
+            src.ready -= 1
+            if entry.in_urgent:
+                entry.in_urgent = False
+                lane.urgent_live -= 1
+                _compact(lane.urgent, lane.urgent_live, _ready_urgent)
+        else:
+            self._delayed_count -= 1
+            lv.delayed -= 1
+        entry.state = _GONE
+        self._unqueue(entry, lv, lane)
+        del self._jobs[job_id]
+        _compact(lane.jobs, lane.live, _ready)
+        _compact(self._delayed, self._delayed_count, _queued)
+        return True
+
+    def dispatch(self) -> Dispatch | None:
+        """Give the next job a worker, or None when no worker is free or nothing may run.
+
+        Call it repeatedly while workers are free, after every `submit`,
+        `finish` or `set_source_*`, and at `next_wakeup()`.
+        """
+        if self._in_flight >= self._slots:
+            return None
+        now = self._clock()
+        if self._delayed and self._delayed[0][0] <= now:
+            self._release_delayed(now)
+        if self._arming and self._arming[0][0] <= now:
+            self._arm(now)
+        levels = self._levels
+        short_only = self._reserved and self._long_in_flight >= self._slots - 1
+
+        crit = levels[_CRITICAL]
+        if crit.ready:
+            entry = self._pick_edf(crit, now, True, False)
+            if entry is not None:
+                return self._start(entry, Phase.CRITICAL, now)
+            entry = self._pick_fair(crit, now, True, False)
+            if entry is not None:
+                return self._start(entry, Phase.CRITICAL_LATE, now)
+
+        entry = self._pick_floor(now, short_only)
+        if entry is not None:
+            return self._start(entry, Phase.FLOOR, now)
+
+        # HIGH before MEDIUM: under a MEDIUM overload the MEDIUM jobs near their
+        # deadlines always have earlier deadlines than HIGH's; deadline order across
+        # the two levels would let them push HIGH past its much shorter SLA.
+        for lv in (levels[_HIGH], levels[_MEDIUM]):
+            if lv.urgent_src:
+                entry = self._pick_edf(lv, now, False, short_only)
+                if entry is not None:
+                    return self._start(entry, Phase.URGENT, now)
+
+        return self._pick_fair_level(now, short_only)
+
+    def finish(self, job_id: Hashable, ran_s: float) -> None:
+        """A dispatched job ended (success or failure): free its worker and charge
+        the time it really ran. Raises KeyError for a job that is not running."""
+        entry = self._jobs.get(job_id)
+        if entry is None or entry.state != _RUNNING:
+            raise KeyError(f"job {job_id!r} is not running")
+        if not (math.isfinite(ran_s) and ran_s >= 0):
+            raise ValueError(f"ran_s must be a finite number >= 0 (got {ran_s})")
+        now = self._clock()
+        del self._jobs[job_id]
+        del self._running[job_id]
+        entry.state = _GONE
+        lane = entry.lane
+        src = lane.source
+        lv = self._levels[entry.rank]
+        self._note_busy(lv, now)
+        lv.in_flight -= 1
+        self._in_flight -= 1
+        src.in_flight -= 1
+        if entry.long:
+            self._long_in_flight -= 1
+        # Dispatch charged the estimate; settle the difference with what really ran.
+        delta = max(ran_s, _MIN_CHARGE_S) - entry.charge
+        if delta:
+            lv.vtime += delta / lv.weight
+            lane.vtime += delta
+            if delta < 0 and lane.fair_tok and lane.vtime < lane.fair_key:
+                self._push_fair(lv, lane)
+
+    def next_wakeup(self) -> float | None:
+        """The earliest time a job that cannot run now becomes runnable by the
+        clock alone (a backoff ends, a rate-limit token refills); None if none."""
+        delayed = self._delayed
+        while delayed and delayed[0][2].state != _DELAYED:
+            heappop(delayed)
+        wake = delayed[0][0] if delayed else _INF
+        for src in list(self._token_waits):
+            if src.ready == 0 or src.tokens >= 1.0:
+                self._token_waits.discard(src)
+            else:
+                wake = min(wake, src.token_at())
+        return None if wake == _INF else wake
+
+    def take_at_risk(self) -> list[Hashable]:
+        """Queued jobs flagged at risk since the last call because they turned
+        hopeless (negative laxity), before their deadline passed. Jobs flagged at
+        submission are not repeated here: their Admission said so."""
+        found, self._newly_at_risk = self._newly_at_risk, []
+        return found
+
+    def set_source_available(self, source: str, available: bool) -> None:
+        """Open or close a source to dispatch (breaker open, a trader's disable)."""
+        self.set_source_access(source, SourceAccess.ALLOWED if available else SourceAccess.BLOCKED)
+
+    def allow_probe(self, source: str) -> None:
+        """Half-open breaker: let exactly one job of `source` through; after it is
+        dispatched the source is blocked until `set_source_available` says otherwise."""
+        self.set_source_access(source, SourceAccess.PROBE)
+
+    def set_source_access(self, source: str, access: SourceAccess) -> None:
+        self._source(source, self._clock()).access = access
+
+    def set_source_limits(
+        self,
+        source: str,
+        *,
+        cap: int | None = None,
+        rate_per_s: float | None = None,
+        burst: int | None = None,
+    ) -> None:
+        """Override one source's concurrency cap or rate limit."""
+        src = self._source(source, self._clock())
+        if cap is not None:
+            if cap < 1:
+                raise ValueError(f"cap must be at least 1 (got {cap})")
+            src.cap = cap
+        if rate_per_s is not None:
+            if not rate_per_s > 0:
+                raise ValueError(f"rate_per_s must be > 0 (got {rate_per_s})")
+            src.refill(self._clock())
+            src.rate = rate_per_s
+        if burst is not None:
+            if burst < 1:
+                raise ValueError(f"burst must be at least 1 (got {burst})")
+            src.burst = burst
+            src.tokens = min(src.tokens, float(burst))
+
+    def stats(self, now: float | None = None) -> dict[PriorityLevel, LevelStats]:
+        """Per level: depth, in flight, oldest wait and next deadline."""
+        at = self._clock() if now is None else now
+        out: dict[PriorityLevel, LevelStats] = {}
+        for lv in self._levels:
+            by_enqueue, by_deadline = lv.by_enqueue, lv.by_deadline
+            while by_enqueue and by_enqueue[0][2].state > _READY:
+                heappop(by_enqueue)
+            while by_deadline and by_deadline[0][2].state > _READY:
+                heappop(by_deadline)
+            out[lv.level] = LevelStats(
+                level=lv.level,
+                depth=lv.queued,
+                delayed=lv.delayed,
+                in_flight=lv.in_flight,
+                at_risk=lv.at_risk,
+                oldest_wait_s=max(0.0, at - by_enqueue[0][0]) if by_enqueue else None,
+                next_deadline=by_deadline[0][0] if by_deadline else None,
+            )
+        return out
+
+    def source_stats(self) -> list[SourceStats]:
+        now = self._clock()
+        out = []
+        for src in self._sources.values():
+            src.refill(now)
+            out.append(
+                SourceStats(src.name, src.queued, src.in_flight, src.cap, src.tokens, src.access)
+            )
+        return out
+
+    # -- queue bookkeeping -------------------------------------------------------------
+
+    def _source(self, name: str, now: float) -> _Source:
+        src = self._sources.get(name)
+        if src is None:
+            src = self._sources[name] = _Source(name, self._cap, self._rate, self._burst, now)
+        return src
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _make_ready(self, entry: _Entry, now: float) -> None:
+        entry.state = _READY
+        lane = entry.lane
+        lv = self._levels[entry.rank]
+        if lane.live == 0:
+            # A source re-joins its level at the level's current virtual time.
+            if lane.vtime < lv.lane_vsys:
+                lane.vtime = lv.lane_vsys
+            if not lane.fair_tok:
+                self._push_fair(lv, lane)
+        lane.live += 1
+        lv.ready += 1
+        lane.source.ready += 1
+        heappush(lane.jobs, (entry.fair_key, entry.seq, entry))
+        if entry.urgent_from <= now:
+            self._make_urgent(entry, lv)
+        elif entry.urgent_from != _INF:
+            heappush(self._arming, (entry.urgent_from, entry.seq, entry))
+
+    def _make_urgent(self, entry: _Entry, lv: _Level) -> None:
+        lane = entry.lane
+        deadline = entry.deadline
+        assert deadline is not None
+        entry.in_urgent = True
+        lane.urgent_live += 1
+        heappush(lane.urgent, (deadline, entry.seq, entry))
+        if not lane.urgent_tok or deadline < lane.urgent_key:
+            lane.urgent_tok = self._next_seq()
+            lane.urgent_key = deadline
+            heappush(lv.urgent_src, (deadline, lane.urgent_tok, lane))
+
+    def _push_fair(self, lv: _Level, lane: _Lane) -> None:
+        lane.fair_tok = self._next_seq()
+        lane.fair_key = lane.vtime
+        heappush(lv.fair_src, (lane.vtime, lane.fair_tok, lane))
+
+    def _release_delayed(self, now: float) -> None:
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= now:
+            entry = heappop(delayed)[2]
+            if entry.state == _DELAYED:
+                self._delayed_count -= 1
+                self._levels[entry.rank].delayed -= 1
+                self._make_ready(entry, now)
+
+    def _arm(self, now: float) -> None:
+        arming = self._arming
+        levels = self._levels
+        while arming and arming[0][0] <= now:
+            entry = heappop(arming)[2]
+            if entry.state == _READY and not entry.in_urgent:
+                self._make_urgent(entry, levels[entry.rank])
+
+    def _unqueue(self, entry: _Entry, lv: _Level, lane: _Lane) -> None:
+        """Counters of a job leaving the queue (dispatched or cancelled)."""
+        lv.queued -= 1
+        lane.count -= 1
+        lane.source.queued -= 1
+        self._queued -= 1
+        if lv.queued:
+            lv.est_sum -= entry.estimate
+        else:
+            lv.est_sum = 0.0  # no float drift left behind in an empty level
+        lane.est_sum = lane.est_sum - entry.estimate if lane.count else 0.0
+        if entry.at_risk:
+            lv.at_risk -= 1
+        _compact(lv.by_enqueue, lv.queued, _queued)
+        _compact(lv.by_deadline, lv.queued, _queued)
+
+    # -- eligibility -------------------------------------------------------------------
+
+    def _blocked(self, src: _Source, critical: bool, now: float) -> bool:
+        if src.access is SourceAccess.BLOCKED:
+            return True
+        if src.in_flight >= (src.cap + self._overshoot if critical else src.cap):
+            return True
+        if src.tokens < 1.0:
+            src.refill(now)
+            if src.tokens < 1.0:
+                self._token_waits.add(src)
+                return True
+        return False
+
+    def _note_busy(self, lv: _Level, now: float) -> None:
+        """Bring the level's moving average of busy workers up to `now`."""
+        if lv.floor:
+            lv.busy_avg = self._busy(lv, now)
+            lv.busy_at = now
+
+    def _busy(self, lv: _Level, now: float) -> float:
+        # Exact exponential average of a step function: in_flight held since busy_at.
+        decay = math.exp(-(now - lv.busy_at) / self._floor_tau) if now > lv.busy_at else 1.0
+        return lv.in_flight + (lv.busy_avg - lv.in_flight) * decay
+
+    # -- the phases --------------------------------------------------------------------
+
+    def _pick_edf(
+        self, lv: _Level, now: float, critical: bool, short_only: bool
+    ) -> _Entry | None:
+        """The earliest-deadline urgent job of a level whose source may run it.
+
+        Peeks: the chosen lane's entry stays in the heap (its key becomes a lower
+        bound once the job leaves, corrected lazily)."""
+        heap = lv.urgent_src
+        skipped: list[tuple[float, int, _Lane]] = []
+        found: _Entry | None = None
+        while heap:
+            key, tok, lane = heap[0]
+            if tok != lane.urgent_tok:
+                heappop(heap)
+                continue
+            head = self._urgent_head(lane, lv, now)
+            if head is None:
+                heappop(heap)
+                lane.urgent_tok = 0
+                continue
+            deadline = head.deadline
+            assert deadline is not None
+            if deadline > key:
+                lane.urgent_tok = self._next_seq()
+                lane.urgent_key = deadline
+                heapreplace(heap, (deadline, lane.urgent_tok, lane))
+                continue
+            if self._blocked(lane.source, critical, now) or (short_only and head.long):
+                skipped.append(heappop(heap))
+                continue
+            found = head
+            break
+        for item in skipped:
+            heappush(heap, item)
+        return found
+
+    def _urgent_head(self, lane: _Lane, lv: _Level, now: float) -> _Entry | None:
+        urgent = lane.urgent
+        while urgent:
+            entry = urgent[0][2]
+            if entry.state != _READY or not entry.in_urgent:
+                heappop(urgent)
+                continue
+            if entry.latest_start < now:
+                # Hopeless: it cannot make its deadline any more. Flag it and leave
+                # it to the fair phase rather than let it push others past theirs.
+                heappop(urgent)
+                entry.in_urgent = False
+                lane.urgent_live -= 1
+                if not entry.at_risk:
+                    entry.at_risk = True
+                    lv.at_risk += 1
+                    self._newly_at_risk.append(entry.job_id)
+                continue
+            return entry
+        return None
+
+    def _pick_fair(
+        self, lv: _Level, now: float, critical: bool, short_only: bool
+    ) -> _Entry | None:
+        """Inside one level: the source with the smallest virtual time that may run,
+        and its first job. Sources skipped for being blocked catch up to the chosen
+        one's virtual time (blocked time banks no credit)."""
+        heap = lv.fair_src
+        skipped: list[_Lane] = []
+        found: _Entry | None = None
+        while heap:
+            key, tok, lane = heap[0]
+            if tok != lane.fair_tok:
+                heappop(heap)
+                continue
+            if lane.live == 0:
+                heappop(heap)
+                lane.fair_tok = 0
+                continue
+            if key < lane.vtime:
+                lane.fair_tok = self._next_seq()
+                lane.fair_key = lane.vtime
+                heapreplace(heap, (lane.vtime, lane.fair_tok, lane))
+                continue
+            head = lane.fair_head()
+            assert head is not None
+            if self._blocked(lane.source, critical, now) or (short_only and head.long):
+                heappop(heap)
+                skipped.append(lane)
+                continue
+            found = head
+            break
+        if skipped:
+            catch_up = found.lane.vtime if found is not None else -_INF
+            for lane in skipped:
+                if lane.vtime < catch_up:
+                    lane.vtime = catch_up
+                self._push_fair(lv, lane)
+        return found
+
+    def _pick_floor(self, now: float, short_only: bool) -> _Entry | None:
+        owed: list[tuple[float, _Level]] = []
+        floor_slots = self._slots
+        for lv in (self._levels[_MEDIUM], self._levels[_LOW]):
+            if not lv.floor or not lv.ready:
+                continue
+            guaranteed = lv.floor * floor_slots
+            # At most ceil(guarantee) workers come through the floor at once, so a
+            # level that was idle does not grab every free worker while its
+            # average catches up.
+            if lv.in_flight >= max(1, math.ceil(guaranteed)):
+                continue
+            busy = self._busy(lv, now)
+            if busy < guaranteed:
+                owed.append((busy / guaranteed, lv))
+        if not owed:
+            return None
+        owed.sort(key=lambda item: item[0])
+        for _, lv in owed:
+            entry = self._pick_fair(lv, now, False, short_only)
+            if entry is not None:
+                return entry
+        return None
+
+    def _pick_fair_level(self, now: float, short_only: bool) -> Dispatch | None:
+        levels = self._levels
+        candidates = [lv for lv in (levels[_HIGH], levels[_MEDIUM], levels[_LOW]) if lv.ready]
+        if not candidates:
+            return None
+        candidates.sort(key=lambda lv: lv.vtime)
+        for i, lv in enumerate(candidates):
+            entry = self._pick_fair(lv, now, False, short_only)
+            if entry is None:
+                continue
+            # Levels passed over had nothing runnable: they bank no credit for it.
+            for idle in candidates[:i]:
+                if idle.vtime < lv.vtime:
+                    idle.vtime = lv.vtime
+            if lv.vtime > self._vsys:
+                self._vsys = lv.vtime
+            return self._start(entry, Phase.FAIR, now)
+        return None
+
+    def _start(self, entry: _Entry, phase: Phase, now: float) -> Dispatch:
+        lane = entry.lane
+        src = lane.source
+        lv = self._levels[entry.rank]
+        if phase is Phase.CRITICAL or phase is Phase.URGENT:
+            heappop(lane.urgent)  # the entry is the head its pick just returned
+        else:
+            heappop(lane.jobs)
+            # The level's current virtual time for sources (re)joining it.
+            if lane.vtime > lv.lane_vsys:
+                lv.lane_vsys = lane.vtime
+        entry.state = _RUNNING
+        entry.started_at = now
+        self._running[entry.job_id] = entry
+        lane.live -= 1
+        lv.ready -= 1
+        src.ready -= 1
+        if entry.in_urgent:
+            entry.in_urgent = False
+            lane.urgent_live -= 1
+        self._unqueue(entry, lv, lane)
+        _compact(lane.jobs, lane.live, _ready)
+        _compact(lane.urgent, lane.urgent_live, _ready_urgent)
+
+        self._note_busy(lv, now)
+        lv.in_flight += 1
+        self._in_flight += 1
+        src.in_flight += 1
+        if entry.long:
+            self._long_in_flight += 1
+        src.refill(now)
+        src.tokens -= 1.0
+        if src.access is SourceAccess.PROBE:
+            src.access = SourceAccess.BLOCKED
+
+        # Charge the estimate now (corrected in finish) so back-to-back dispatches
+        # see each other.
+        lv.vtime += entry.charge / lv.weight
+        lane.vtime += entry.charge
+
+        deadline = entry.deadline
+        at_risk = entry.at_risk or (deadline is not None and now + entry.estimate > deadline)
+        self.phase_counts[phase] += 1
+        return Dispatch(
+            job_id=entry.job_id,
+            level=lv.level,
+            source=src.name,
+            phase=phase,
+            at_risk=at_risk,
+            deadline=deadline,
+            estimate_s=entry.estimate,
+            waited_s=max(0.0, now - entry.enqueued_at),
+        )
+
+    # -- admission ---------------------------------------------------------------------
+
+    def _admission(self, entry: _Entry, src: _Source, now: float) -> Admission:
+        """Forecast start and finish from the work ahead; at risk past the deadline.
+
+        The model: jobs at the same or a more urgent level go first; they drain on
+        the workers this job may use, less the floors other backlogged levels are
+        owed; its source's cap and rate limit bound it too.
+        """
+        rank = entry.rank
+        levels = self._levels
+        est = entry.estimate
+        start = max(now, entry.not_before)
+        usable = self._slots - (1 if entry.long else 0)
+        share = 1.0
+        if rank != _CRITICAL:
+            for lv in (levels[_MEDIUM], levels[_LOW]):
+                if lv.rank != rank and lv.queued:
+                    share -= lv.floor
+        running_left = 0.0
+        source_running_left = 0.0
+        for other in self._running.values():
+            left = max(0.0, other.started_at + other.estimate - now)
+            running_left += left
+            if other.lane.source is src:
+                source_running_left += left
+        # More urgent levels go first in full; of the job's own level, the part
+        # ordered before it (earlier deadline; LOW: earlier arrival), estimated
+        # from where its key falls between the queue's first key and now's.
+        ahead_jobs = float(self._in_flight)
+        ahead_work = running_left
+        source_ahead_jobs = 0.0
+        source_ahead_work = 0.0
+        own = self._ahead_fraction(entry, levels[rank], now)
+        for r in range(rank + 1):
+            part = own if r == rank else 1.0
+            if r < rank:
+                ahead_jobs += levels[r].queued
+                ahead_work += levels[r].est_sum
+            lane = src.lanes[r]
+            if lane is not None:
+                source_ahead_jobs += part * lane.count
+                source_ahead_work += part * lane.est_sum
+        # Own-level work ahead that cannot run before this job's latest start turns
+        # hopeless and steps aside (demoted, not served first), so it never pushes
+        # this job past its deadline: count at most the room the more urgent work
+        # leaves. Under an overload of its own level every job has about the same
+        # chance to miss; those are flagged when they turn hopeless (take_at_risk),
+        # which is precise, rather than all at submission, which would not be.
+        own_work = own * levels[rank].est_sum
+        own_jobs = own * levels[rank].queued
+        room = max(0.0, entry.latest_start - now) * usable * max(share, 0.05) - ahead_work
+        room = max(0.0, room)
+        if own_work > room:
+            own_jobs = own_jobs * room / own_work
+            own_work = room
+        ahead_work += own_work
+        ahead_jobs += own_jobs
+        why = ""
+        if ahead_jobs >= usable:
+            wait = ahead_work / (usable * max(share, 0.05))
+            if now + wait > start:
+                start = now + wait
+                why = f"{ahead_jobs:.0f} jobs ahead on {usable} workers"
+        cap = src.cap + (self._overshoot if rank == _CRITICAL else 0)
+        if src.in_flight + source_ahead_jobs >= cap:
+            wait = (source_running_left + source_ahead_work) / cap
+            if now + wait > start:
+                start = now + wait
+                why = f"{source_ahead_jobs:.0f} jobs ahead at {src.name} (at most {cap} at once)"
+        src.refill(now)
+        if source_ahead_jobs + 1 > src.tokens:
+            wait = (source_ahead_jobs + 1 - src.tokens) / src.rate
+            if now + wait > start:
+                start = now + wait
+                why = f"{src.name} is rate limited to {src.rate:g} fetches/s"
+        finish = start + est
+        deadline = entry.deadline
+        if deadline is None:
+            return Admission(False, start, finish, None)
+        if src.access is not SourceAccess.ALLOWED:
+            return Admission(
+                True,
+                start,
+                finish,
+                deadline,
+                f"{src.name} is paused (circuit breaker open or disabled); "
+                "the job waits until it is back",
+            )
+        if finish > deadline:
+            return Admission(
+                True,
+                start,
+                finish,
+                deadline,
+                f"expected to finish {finish - deadline:.0f} s after its deadline ({why})",
+            )
+        return Admission(False, start, finish, deadline)
+
+    def _ahead_fraction(self, entry: _Entry, lv: _Level, now: float) -> float:
+        """Share of the level's queue ordered before `entry` (1.0: all of it).
+
+        A new job's deadline is the latest, so everything is ahead; a retry keeps
+        its early deadline (LOW: its first arrival) and goes near the front.
+        """
+        if not lv.queued:
+            return 0.0
+        if entry.rank == _LOW or entry.deadline is None:
+            heap, key, newest = lv.by_enqueue, entry.enqueued_at, now
+        else:
+            heap, key = lv.by_deadline, entry.deadline
+            newest = now + (lv.sla or 0.0)
+        while heap and heap[0][2].state > _READY:
+            heappop(heap)
+        if not heap:
+            return 1.0
+        first = heap[0][0]
+        if key >= newest or newest <= first:
+            return 1.0
+        return max(0.0, (key - first) / (newest - first))

@@ -1,0 +1,146 @@
+"""CBOE delayed-quotes JSON (`_SPX.json`, `SPY.json`): decoded with typed msgspec structs.
+
+Layout: `{"timestamp": "2023-09-21 03:17:42" (UTC), "symbol": "_SPX", "data":
+{"current_price": spot, "options": [{"option": OCC symbol, "bid", "ask", "iv",
+"open_interest", "volume", "delta", "gamma", "theta", "vega",
+"last_trade_price", ...}]}}`. Every number is a JSON float (open interest
+included); unknown keys are skipped, so key order and new fields do not matter. A
+value of the wrong type refuses the file with its field path
+(`_SPX.json: data.options[1532].bid: ...`): such a file is not CBOE's.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from gexdaemon.core.chain import ChainError, RawChain
+from gexdaemon.core.symbols import normalize_symbol
+from gexdaemon.feeds.base import FeedFile, FeedFormat, Sniffed, parse_instant
+
+
+class _Option(msgspec.Struct):
+    option: str
+    bid: float | None = None
+    ask: float | None = None
+    iv: float | None = None
+    open_interest: float | None = None
+    volume: float | None = None
+    delta: float | None = None
+    gamma: float | None = None
+    theta: float | None = None
+    vega: float | None = None
+    last_trade_price: float | None = None
+
+
+class _Data(msgspec.Struct):
+    options: list[_Option]
+    current_price: float | None = None
+    symbol: str | None = None
+
+
+class _File(msgspec.Struct):
+    data: _Data
+    timestamp: str | None = None
+    symbol: str | None = None
+
+
+_DECODER = msgspec.json.Decoder(_File)
+_FIELDS = (
+    "bid",
+    "ask",
+    "iv",
+    "open_interest",
+    "volume",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+    "last_trade_price",
+)
+
+
+def sniff(seen: Sniffed) -> bool:
+    return seen.kind == "json" and '"options"' in seen.head_text and '"data"' in seen.head_text
+
+
+def _json_path(message: str) -> tuple[str, str]:
+    """msgspec says `Expected ... - at `$.data.options[3].bid``: split into (path, reason)."""
+    match = re.search(r"^(.*?)(?: - at `\$\.?(.*)`)?$", message)
+    if match is None:
+        return "", message
+    return (match.group(2) or "(root)"), match.group(1)
+
+
+def _position(data: bytes, message: str) -> str:
+    match = re.search(r"at byte (\d+)", message)
+    if not match:
+        return "(root)"
+    offset = int(match.group(1))
+    line = data[:offset].count(b"\n") + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return f"line {line} column {column}"
+
+
+def parse(feed: FeedFile, seen: Sniffed) -> RawChain:
+    try:
+        doc = _DECODER.decode(feed.data)
+    except msgspec.ValidationError as exc:
+        path, reason = _json_path(str(exc))
+        raise ChainError.at(
+            feed.name,
+            path,
+            f"{reason} (this is not a CBOE delayed-quotes file, or it was edited)",
+            rule="type",
+        ) from None
+    except msgspec.DecodeError as exc:
+        where = _position(feed.data, str(exc))
+        raise ChainError.at(
+            feed.name,
+            where,
+            f"is not valid JSON ({exc}); the file may be truncated: download it again",
+            rule="syntax",
+        ) from None
+    options = doc.data.options
+    n = len(options)
+    symbols = pa.array([o.option for o in options], type=pa.string())
+    columns: dict[str, pa.Array] = {"occ_symbol": symbols}
+    for name in _FIELDS:
+        values = np.array([getattr(o, name) for o in options], dtype=np.float64).reshape(n)
+        target = "last" if name == "last_trade_price" else name
+        columns[target] = pa.array(values, type=pa.float64(), mask=np.isnan(values))
+    columns["source_row"] = pa.array(np.arange(n, dtype=np.int64))
+    symbol = doc.symbol or doc.data.symbol
+    snapshot_at = None
+    if doc.timestamp:
+        try:
+            snapshot_at = parse_instant(doc.timestamp, naive_zone=UTC)
+        except ValueError:
+            raise ChainError.at(
+                feed.name,
+                "timestamp",
+                f"cannot read {doc.timestamp[:40]!r} as a date and time (CBOE writes "
+                "'2023-09-21 03:17:42', UTC)",
+            ) from None
+    return RawChain(
+        table=pa.table(columns),
+        source=feed.name,
+        format_name=FORMAT.name,
+        rows_read=n,
+        locate=lambda i: f"data.options[{i}]",
+        underlying=normalize_symbol(symbol) if symbol else None,
+        spot=doc.data.current_price,
+        snapshot_at=snapshot_at,
+    )
+
+
+FORMAT = FeedFormat(
+    name="cboe_json",
+    description="CBOE delayed-quotes JSON (_SPX.json, SPY.json)",
+    sniff=sniff,
+    parse=parse,
+)

@@ -1,0 +1,61 @@
+"""A writer process for the SIGKILL durability test: commits job transitions, prints each ack.
+
+Run: python -m tests.storage.killable_writer DATA_DIR. Prints `ACK <job_id> <status>` after
+each commit returns (the caller was told "durable") and flushes stdout, until killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gexdaemon.core.models import DomainContext, JobStatus, PriorityRequest, ProcessingJob
+from gexdaemon.storage.store import PutJob, PutRequest, Store, StoreOptions
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+CTX = DomainContext(now=datetime(2030, 1, 1, tzinfo=UTC))
+
+
+async def worker(store: Store, n: int) -> None:
+    i = 0
+    while True:
+        i += 1
+        req = PriorityRequest.parse(
+            {
+                "source_url": f"http://127.0.0.1:9/feeds/{n}/{i}.json",
+                "data_type": "snapshot",
+                "market_symbol": "SPX",
+                "requested_at": START,
+                "priority_score": 0.5,
+                "priority_level": "medium",
+            },
+            context=CTX,
+        )
+        job, event = ProcessingJob.for_request(req, START, context=CTX)
+        await store.commit([PutRequest(req), PutJob(job, event)])
+        print(f"ACK {job.job_id} queued", flush=True)
+        t = START
+        for target in (JobStatus.PROCESSING, JobStatus.COMPLETED):
+            t += timedelta(seconds=1)
+            job, event = job.transition(target, t, context=CTX)
+            await store.commit([PutJob(job, event)])
+            print(f"ACK {job.job_id} {target.value}", flush=True)
+
+
+async def main(data_dir: Path) -> None:
+    store = Store.open(
+        StoreOptions(
+            path=data_dir / "gex.duckdb",
+            lake_dir=data_dir / "gex",
+            archive_dir=data_dir / "archive",
+            window_ms=0.5,
+        )
+    )
+    print("READY", flush=True)
+    await asyncio.gather(*(worker(store, n) for n in range(32)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1])))
