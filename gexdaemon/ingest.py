@@ -182,7 +182,7 @@ def compute_snapshot_from_bytes(
     timings = timings if timings is not None else {}
     t = time.perf_counter()
     try:
-        fmt, parsed = registry.parse(feed)
+        _, parsed = registry.parse(feed)
     except ChainError:
         raise
     except _DECODE_ERRORS as exc:
@@ -195,9 +195,26 @@ def compute_snapshot_from_bytes(
     timings["parse_ms"] = _ms(t)
     try:
         if isinstance(parsed, RawChain):
-            result = _from_chain(parsed, feed, job_id, settings, now, context, with_profile, timings)
+            result = _from_chain(
+                parsed,
+                feed=feed,
+                job_id=job_id,
+                settings=settings,
+                now=now,
+                context=context,
+                with_profile=with_profile,
+                timings=timings,
+            )
         else:
-            result = _from_strikes(parsed, feed, job_id, settings, now, context, timings)
+            result = _from_strikes(
+                parsed,
+                feed=feed,
+                job_id=job_id,
+                settings=settings,
+                now=now,
+                context=context,
+                timings=timings,
+            )
     except ChainError:
         raise
     except InvalidInput as exc:
@@ -264,6 +281,7 @@ def _symbol(hint: str | None, from_file: str | None) -> str | None:
 
 def _from_chain(
     raw: RawChain,
+    *,
     feed: FeedFile,
     job_id: uuid.UUID,
     settings: GexSettings,
@@ -325,6 +343,7 @@ def _from_chain(
 
 def _from_strikes(
     raw: RawStrikes,
+    *,
     feed: FeedFile,
     job_id: uuid.UUID,
     settings: GexSettings,
@@ -358,10 +377,10 @@ def _from_strikes(
 
     def col(name: str) -> np.ndarray:
         values = cols.get(name)
-        return np.zeros(n) if values is None else np.nan_to_num(values, nan=0.0)
+        return np.zeros(n) if values is None else np.asarray(np.nan_to_num(values, nan=0.0))
 
     def count(name: str) -> np.ndarray:
-        return np.rint(col(name)).astype(np.int64)
+        return np.asarray(np.rint(col(name)), dtype=np.int64)
 
     has_split = "call_gex" in cols and "put_gex" in cols
     if meta.sign_model is not settings.sign_model and not has_split:
@@ -461,8 +480,7 @@ def _assemble(
     day, clock = GEXSnapshot.market_local(snapshot_at)
     columns = _strike_columns(strikes)
     strike_rows = [
-        {k: v for k, v in row.items() if v is not None}
-        for row in _rows(columns, len(strikes))
+        {k: v for k, v in row.items() if v is not None} for row in _rows(columns, len(strikes))
     ]
     snapshot = GEXSnapshot.parse(
         {
@@ -589,4 +607,8 @@ def _strike_columns(strikes: StrikeExposure) -> dict[str, list[Any]]:
 
 def _rows(columns: Mapping[str, list[Any]], n: int) -> list[dict[str, Any]]:
     names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)] if n else []
+    return (
+        [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+        if n
+        else []
+    )

@@ -27,6 +27,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gexdaemon.core.chain import validate_contracts
+from gexdaemon.core.gex import compute_gex
+from gexdaemon.core.settings import GexSettings
+from gexdaemon.feeds.base import FeedFile
+from gexdaemon.feeds.registry import parse
+
 NEW_YORK = ZoneInfo("America/New_York")
 HERE = Path(__file__).resolve().parent
 
@@ -89,13 +95,13 @@ SPX = Underlying(
     atm_vol=0.135,
     am_root="SPX",
     pm_root="SPXW",
-    spacings=((0.10, 5.0), (0.30, 25.0), (0.65, 100.0)),
+    spacings=((0.06, 5.0), (0.25, 25.0), (0.60, 100.0)),
     round_strikes=((100.0, 3.0), (50.0, 1.8), (25.0, 1.3)),
     daily_weeks=8,
     weekly_months=6,
     monthly_months=13,
     leap_years=3,
-    oi_scale=2400.0,
+    oi_scale=450.0,
     tick=0.05,
 )
 NDX = Underlying(
@@ -112,7 +118,7 @@ NDX = Underlying(
     weekly_months=2,
     monthly_months=6,
     leap_years=1,
-    oi_scale=180.0,
+    oi_scale=40.0,
     tick=0.10,
 )
 SPY = Underlying(
@@ -129,7 +135,7 @@ SPY = Underlying(
     weekly_months=2,
     monthly_months=7,
     leap_years=1,
-    oi_scale=9000.0,
+    oi_scale=2500.0,
     tick=0.01,
 )
 RATE = 0.04
@@ -209,7 +215,13 @@ def norm_cdf(x: np.ndarray) -> np.ndarray:
 
 
 def black_scholes(
-    spot: float, strike: np.ndarray, years: np.ndarray, vol: np.ndarray, is_call: np.ndarray, q: float
+    spot: float,
+    strike: np.ndarray,
+    years: np.ndarray,
+    vol: np.ndarray,
+    *,
+    is_call: np.ndarray,
+    q: float,
 ) -> dict[str, np.ndarray]:
     sqrt_t = np.sqrt(years)
     vt = vol * sqrt_t
@@ -249,7 +261,10 @@ def strike_grid(u: Underlying, years: float) -> np.ndarray:
     reach = min(1.0, 0.35 + 1.4 * math.sqrt(years))
     strikes: set[float] = set()
     inner = 0.0
-    for edge, step in u.spacings:
+    spacings = list(u.spacings)
+    if years > 0.3:  # longer expiries list no fine strikes: the first band takes the second's step
+        spacings[0] = (spacings[0][0], spacings[1][1])
+    for edge, step in spacings:
         lo = u.spot * (1 - min(edge * reach, 0.92))
         hi = u.spot * (1 + edge * reach)
         k = math.floor(lo / step) * step
@@ -302,7 +317,7 @@ def build_chain(u: Underlying, rng: np.random.Generator, snapshot_at: datetime) 
     forward = u.spot * np.exp((RATE - u.dividend_yield) * years)
     k = np.log(strike / forward)
     vol = smile(u, k, years)
-    bs = black_scholes(u.spot, strike, years, vol, is_call, u.dividend_yield)
+    bs = black_scholes(u.spot, strike, years, vol, is_call=is_call, q=u.dividend_yield)
     theo = np.maximum(bs["price"], 0.0)
     # Quotes: a spread that widens with price and for far, illiquid strikes; one tick minimum.
     spread = np.maximum(u.tick, np.maximum(0.015 * theo, u.tick * (1 + 6 * np.abs(k))))
@@ -312,7 +327,7 @@ def build_chain(u: Underlying, rng: np.random.Generator, snapshot_at: datetime) 
     # Open interest: near spot, round strikes, monthly/quarterly, puts below and calls above.
     width = 0.025 + 0.16 * np.sqrt(years)
     otm = np.where(is_call, k > 0, k < 0)
-    side_weight = np.where(otm, np.where(is_call, 1.0, 1.6), 0.45)
+    side_weight = np.where(otm, np.where(is_call, 1.0, 1.12), 0.5)
     expiry_weight = np.where(t["quarterly"], 5.0, np.where(t["monthly"], 3.0, 0.55))
     expiry_weight *= np.where(years < 5 / 365, 0.6, 1.0)
     round_weight = np.ones_like(strike)
@@ -324,7 +339,9 @@ def build_chain(u: Underlying, rng: np.random.Generator, snapshot_at: datetime) 
     oi = np.where(rng.random(len(strike)) < 0.04, 0.0, oi)
     near = np.exp(-np.abs(k) / (0.01 + 0.05 * np.sqrt(years)))
     volume = np.floor(
-        (oi * 0.15 + u.oi_scale * 0.3 * near) * np.exp(-years * 3) * rng.lognormal(0, 0.9, len(strike))
+        (oi * 0.15 + u.oi_scale * 0.3 * near)
+        * np.exp(-years * 3)
+        * rng.lognormal(0, 0.9, len(strike))
     )
     volume = np.where(rng.random(len(strike)) < 0.1, 0.0, volume)
     last = np.where(
@@ -360,7 +377,9 @@ def occ_symbols(chain: Chain) -> list[str]:
     t = chain.table
     return [
         f"{root}{expiry:%y%m%d}{'C' if call else 'P'}{round(k * 1000):08d}"
-        for root, expiry, call, k in zip(t["root"], t["expiry"], t["is_call"], t["strike"], strict=True)
+        for root, expiry, call, k in zip(
+            t["root"], t["expiry"], t["is_call"], t["strike"], strict=True
+        )
     ]
 
 
@@ -401,7 +420,9 @@ def write_cboe_json(chain: Chain, path: Path, rng: np.random.Generator) -> None:
                 "open": fmt(t["last"][i]) if traded else 0.0,
                 "high": fmt(t["last"][i] * 1.04) if traded else 0.0,
                 "low": fmt(t["last"][i] * 0.96) if traded else 0.0,
-                "tick": "up" if traded and rng.random() < 0.5 else ("down" if traded else "no_change"),
+                "tick": "up"
+                if traded and rng.random() < 0.5
+                else ("down" if traded else "no_change"),
                 "last_trade_price": fmt(t["last"][i]),
                 "last_trade_time": (
                     (stamp - timedelta(minutes=int(rng.integers(1, 300))))
@@ -410,7 +431,9 @@ def write_cboe_json(chain: Chain, path: Path, rng: np.random.Generator) -> None:
                     if traded
                     else None
                 ),
-                "percent_change": fmt((t["last"][i] / prev - 1) * 100) if traded and prev > 0 else 0.0,
+                "percent_change": fmt((t["last"][i] / prev - 1) * 100)
+                if traded and prev > 0
+                else 0.0,
                 "prev_day_close": prev,
             }
         )
@@ -510,9 +533,7 @@ def write_quote_table(chain: Chain, path: Path, style: str) -> None:
                 f"{int(t['open_interest'][i])}",
             ]
 
-        writer.writerow(
-            [f"{expiry:%a %b %d %Y}", *side(c), f"{strike:.2f}", *side(p)]
-        )
+        writer.writerow([f"{expiry:%a %b %d %Y}", *side(c), f"{strike:.2f}", *side(p)])
     path.write_text(out.getvalue())
 
 
@@ -555,7 +576,9 @@ def write_long_csv(table: pa.Table, path: Path, snapshot_at: datetime) -> None:
     for row in zip(*columns, strict=True):
         writer.writerow(
             [
-                v.isoformat() if isinstance(v, datetime | date) else (f"{v:g}" if isinstance(v, float) else v)
+                v.isoformat()
+                if isinstance(v, datetime | date)
+                else (f"{v:g}" if isinstance(v, float) else v)
                 for v in row
             ]
         )
@@ -564,12 +587,6 @@ def write_long_csv(table: pa.Table, path: Path, snapshot_at: datetime) -> None:
 
 def strike_level_rows(chain: Chain) -> list[dict[str, float | int]]:
     """The chain's own exposure per strike, computed by gexdaemon's engine."""
-    from gexdaemon.core.chain import validate_contracts
-    from gexdaemon.core.gex import compute_gex
-    from gexdaemon.core.settings import GexSettings
-    from gexdaemon.feeds.base import FeedFile
-    from gexdaemon.feeds.registry import parse
-
     scratch = HERE / ".strike_source.json"
     write_cboe_json(chain, scratch, np.random.default_rng(0))
     try:
@@ -645,7 +662,7 @@ def write_strike_files(chain: Chain, out: Path, stem: str) -> None:
 def write_broken(out: Path, spx_json: Path, spx_csv: Path, rng: np.random.Generator) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = spx_json.read_bytes()
-    (out / "truncated_SPX.json").write_bytes(data[: 40_000])
+    (out / "truncated_SPX.json").write_bytes(data[:40_000])
     (out / "empty.csv").write_bytes(b"")
     (out / "whitespace.json").write_bytes(b"  \n\n  ")
     (out / "binary_junk.csv").write_bytes(bytes(rng.integers(0, 256, 4096, dtype=np.uint8)))
@@ -661,7 +678,8 @@ def write_broken(out: Path, spx_json: Path, spx_csv: Path, rng: np.random.Genera
     (out / "wrong_type_SPX.json").write_bytes(msgspec.json.encode(bad))
     huge = dict(doc)
     huge_opts = [
-        {**o, "open_interest": 1e300, "gamma": 1e300, "iv": 1e300} for o in doc["data"]["options"][:300]
+        {**o, "open_interest": 1e300, "gamma": 1e300, "iv": 1e300}
+        for o in doc["data"]["options"][:300]
     ]
     huge["data"] = {**doc["data"], "options": huge_opts}
     (out / "huge_numbers_SPX.json").write_bytes(msgspec.json.encode(huge))
@@ -671,10 +689,19 @@ def write_broken(out: Path, spx_json: Path, spx_csv: Path, rng: np.random.Genera
     (out / "future_dated_SPX.json").write_bytes(msgspec.json.encode(future))
     text = spx_csv.read_text().splitlines()
     header_at = next(i for i, line in enumerate(text) if line.startswith("Expiration Date,"))
-    (out / "no_header_quotedata.csv").write_text("\n".join(text[:header_at] + text[header_at + 1 :][:200]) + "\n")
-    expired = [line.replace("November 24, 2026", "November 24, 2031") for line in text[: header_at + 300]]
+    (out / "no_header_quotedata.csv").write_text(
+        "\n".join(text[:header_at] + text[header_at + 1 :][:200]) + "\n"
+    )
+    # Every contract moved to expiries a year before the file's date: all already settled.
+    expired = text[: header_at + 1] + [
+        line.replace("W2611", "W2511").replace("W2612", "W2512").replace(" 2026,", " 2025,")
+        for line in text[header_at + 1 : header_at + 300]
+    ]
     (out / "all_expired_quotedata.csv").write_text("\n".join(expired) + "\n")
-    ragged = text[: header_at + 1] + [line + ",surplus" if i % 3 == 0 else line for i, line in enumerate(text[header_at + 1 : header_at + 120])]
+    ragged = text[: header_at + 1] + [
+        line + ",surplus" if i % 3 == 0 else line
+        for i, line in enumerate(text[header_at + 1 : header_at + 120])
+    ]
     (out / "ragged_rows_quotedata.csv").write_text("\n".join(ragged) + "\n")
     (out / "no_spot_strikes.csv").write_text(
         "strike_price,call_open_interest,put_open_interest,gamma\n6800,1200,3400,-1520.5\n6850,2400,800,3050.25\n"
@@ -701,15 +728,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_quote_table(ndx, out / "NDX_quotedata.csv", "banner")
     write_quote_table(spy, out / "SPY_quotedata.csv", "spreadsheet")
     spy_rows = subset(spy, max_years=0.5, max_moneyness=0.15)
-    write_long_csv(long_table(spy, by_symbol=False, rows=spy_rows), out / "SPY_contracts.csv", SNAPSHOT_AT)
+    write_long_csv(
+        long_table(spy, by_symbol=False, rows=spy_rows), out / "SPY_contracts.csv", SNAPSHOT_AT
+    )
     ndx_rows = np.arange(len(ndx.table["strike"]))
     pq.write_table(
-        long_table(ndx, by_symbol=True, rows=ndx_rows), out / "NDX_contracts.parquet", compression="zstd"
+        long_table(ndx, by_symbol=True, rows=ndx_rows),
+        out / "NDX_contracts.parquet",
+        compression="zstd",
     )
-    spx_rows = subset(spx, max_years=0.25, max_moneyness=0.12)
-    write_long_csv(long_table(spx, by_symbol=True, rows=spx_rows), out / "SPX_contracts.csv", SNAPSHOT_AT)
+    spx_rows = subset(spx, max_years=0.1, max_moneyness=0.06)
+    write_long_csv(
+        long_table(spx, by_symbol=True, rows=spx_rows), out / "SPX_contracts.csv", SNAPSHOT_AT
+    )
     pq.write_table(
-        long_table(spx, by_symbol=False, rows=spx_rows), out / "SPX_contracts.parquet", compression="zstd"
+        long_table(spx, by_symbol=False, rows=spx_rows),
+        out / "SPX_contracts.parquet",
+        compression="zstd",
     )
     write_strike_files(spx, out, "SPX_strikes")
     write_broken(out / "broken", out / "_SPX.json", out / "SPX_quotedata.csv", rng)

@@ -34,9 +34,3 @@ class Invocation:
 
 class UsageError(GexError):
     code = "usage"
-
-
-class DaemonUnreachable(GexError):
-    """No daemon answers on the socket."""
-
-    code = "daemon_unreachable"

@@ -3,17 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gexdaemon.cli.invocation import Invocation, UsageError
 from gexdaemon.cli.output import EXIT_OK, key_values
+from gexdaemon.cli.render import render_snapshot
+from gexdaemon.client import Client, DaemonUnreachable
+from gexdaemon.daemon.app import Daemon
+from gexdaemon.feedserver import start_feed_server
+from gexdaemon.logs import configure as configure_logging
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.schema import LATEST, current_version, migrate
 from gexdaemon.storage.store import Store, StoreOptions, connect, move_wal_aside, wal_path
 
 
 def register(verbs: Any, common: argparse.ArgumentParser) -> None:
+    p = verbs.add_parser("run", parents=[common], help="start the daemon in the foreground (Ctrl-C stops it gracefully)")
+    p.set_defaults(handler=run_verb)
+
+    p = verbs.add_parser("demo", parents=[common],
+                         help="daemon + local feed server on the sample feeds + a desk's request mix")
+    p.add_argument("--minutes", type=float, default=5.0, help="how long to send traffic (default 5)")
+    p.add_argument("--feeds", type=Path, help="folder of chain files to serve (default sample_feeds/)")
+    p.add_argument("--exit-after", action="store_true", help="stop when the traffic ends instead of idling")
+    p.add_argument("--seed", type=int, help="make the traffic repeatable")
+    p.set_defaults(handler=demo_verb)
+
+    p = verbs.add_parser("feed-server", parents=[common],
+                         help="serve a folder of feeds over HTTP on 127.0.0.1, with fault injection")
+    p.add_argument("--dir", type=Path, required=True, help="folder to serve")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--latency-ms", type=float, default=0.0, help="delay every answer by this much")
+    p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503 (0-1)")
+    p.add_argument("--seed", type=int)
+    p.set_defaults(handler=feed_server_verb)
+
+    p = verbs.add_parser("analyze", parents=[common],
+                         help="compute a chain file's GEX levels locally (no daemon, nothing stored)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--symbol")
+    p.add_argument("--top", type=int, default=10)
+    p.set_defaults(handler=analyze_verb)
+
     p = verbs.add_parser(
         "config", parents=[common], help="show or check the effective configuration"
     )
@@ -89,6 +124,62 @@ def _settings_text(settings: dict[str, Any], prefix: str = "") -> str:
     return "\n".join(lines)
 
 
+def run_verb(inv: Invocation) -> int:
+    config = inv.config
+    configure_logging(config.settings.logging)
+    asyncio.run(Daemon(config).run_until_signalled())
+    return EXIT_OK
+
+
+def demo_verb(inv: Invocation) -> int:
+    from gexdaemon.demo import run_demo
+
+    config = inv.config
+    configure_logging(config.settings.logging.model_copy(update={"level": "warning"}))
+    a = inv.args
+    asyncio.run(run_demo(config, feeds=a.feeds, minutes=a.minutes, exit_after=a.exit_after, seed=a.seed))
+    return EXIT_OK
+
+
+def feed_server_verb(inv: Invocation) -> int:
+    a = inv.args
+    if not a.dir.is_dir():
+        raise UsageError(f"--dir {a.dir} is not a folder")
+    if not 0.0 <= a.error_rate <= 1.0:
+        raise UsageError("--error-rate is a share between 0 and 1")
+
+    async def serve() -> None:
+        runner, port = await start_feed_server(a.dir, port=a.port, latency_ms=a.latency_ms,
+                                               error_rate=a.error_rate, seed=a.seed)
+        inv.output.result({"url": f"http://127.0.0.1:{port}/", "dir": str(a.dir.resolve())},
+                          lambda r: f"serving {r['dir']} at {r['url']} (Ctrl-C stops)")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(serve())
+    return EXIT_OK
+
+
+def analyze_verb(inv: Invocation) -> int:
+    from gexdaemon.analyze import analyze_file, levels_json
+
+    a = inv.args
+    if not a.file.is_file():
+        raise UsageError(f"{a.file} is not a file")
+    inv.output.progress(f"analyzing {a.file.name} ...")
+    result = analyze_file(a.file, symbol=a.symbol, settings=inv.config.settings.gex)
+    inv.output.progress_done()
+    snap = levels_json(result)
+    inv.output.result(snap, lambda s: render_snapshot(s, top=a.top))
+    return EXIT_OK
+
+
 def _locked_store(inv: Invocation, purpose: str) -> tuple[DataDirLock, StoreOptions]:
     cfg = inv.config
     lock = DataDirLock(cfg.data_dir, purpose=purpose).acquire()
@@ -96,6 +187,15 @@ def _locked_store(inv: Invocation, purpose: str) -> tuple[DataDirLock, StoreOpti
 
 
 def migrate_verb(inv: Invocation) -> int:
+    running = daemon_or_none(inv)
+    if running is not None:  # it migrated at start, and it holds the database
+        with running:
+            health = running.health()
+        inv.output.result({"database": str(inv.config.duckdb_path), "to_version": LATEST, "applied": [],
+                           "daemon": health["instance"]},
+                          lambda r: f"the running daemon ({r['daemon']}) applied migrations at start; "
+                                    f"schema is at version {LATEST}")
+        return EXIT_OK
     lock, options = _locked_store(inv, "gexdaemon migrate")
     try:
         options.path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,28 +232,36 @@ def migrate_verb(inv: Invocation) -> int:
 
 
 def archive_verb(inv: Invocation) -> int:
+    running = daemon_or_none(inv)
+    if running is not None:  # the daemon owns the database: ask it
+        with running:
+            if inv.args.older_than_days is not None:
+                raise UsageError("--older-than-days works only without a running daemon; the daemon uses "
+                                 "[storage] retention_days")
+            inv.output.progress("archiving through the running daemon ...")
+            result = running.archive()
+            inv.output.progress_done()
+        inv.output.result(result, _archive_text)
+        return EXIT_OK
     lock, options = _locked_store(inv, "gexdaemon archive")
     try:
         inv.output.progress("opening the store ...")
         store = Store.open(options)
         try:
             inv.output.progress("archiving finished jobs ...")
-            report = store.archive(
-                now=datetime.now(UTC), retention_days=inv.args.older_than_days
-            ).result()
+            report = store.archive(now=datetime.now(UTC), retention_days=inv.args.older_than_days).result()
         finally:
             store.close()
         inv.output.progress_done()
     finally:
         lock.release()
-    inv.output.result(
-        report.as_dict(),
-        lambda r: (
-            f"archived {r['jobs']} jobs, {r['events']} history events and {r['requests']} requests "
-            f"finished before {r['cutoff']}" + "".join(f"\n  {f}" for f in r["files"])
-        ),
-    )
+    inv.output.result(report.as_dict(), _archive_text)
     return EXIT_OK
+
+
+def _archive_text(r: dict[str, Any]) -> str:
+    return (f"archived {r['jobs']} jobs, {r['events']} history events and {r['requests']} requests "
+            f"finished before {r['cutoff']}" + "".join(f"\n  {f}" for f in r["files"]))
 
 
 def recover_verb(inv: Invocation) -> int:
@@ -182,3 +290,16 @@ def recover_verb(inv: Invocation) -> int:
         ),
     )
     return EXIT_OK
+
+
+def daemon_or_none(inv: Invocation) -> Client | None:
+    """A client when a daemon answers on the socket, else None (then the verb works on the files)."""
+    if not inv.config.socket_path.exists():
+        return None
+    gexd = Client(inv.config.socket_path, timeout=600.0)
+    try:
+        gexd.health()
+    except DaemonUnreachable:
+        gexd.close()
+        return None
+    return gexd

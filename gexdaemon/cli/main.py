@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from gexdaemon import __version__
-from gexdaemon.cli import local_verbs
-from gexdaemon.cli.invocation import DaemonUnreachable, Handler, Invocation, UsageError
+from gexdaemon.cli import local_verbs, remote_verbs
+from gexdaemon.cli.invocation import Handler, Invocation, UsageError
 from gexdaemon.cli.output import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, Output
+from gexdaemon.client import DaemonUnreachable
 from gexdaemon.config import ConfigError
 from gexdaemon.core.errors import GexError
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _common(common, suppress=True)
     local_verbs.register(verbs, common)
+    remote_verbs.register(verbs, common)
     return parser
 
 

@@ -46,6 +46,7 @@ Data quality score, in [0, 1] (also in docs/gex.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -56,7 +57,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gexdaemon.core.errors import InvalidInput, Problem
-from gexdaemon.core.occ import format_occ, parse_occ, settlement_styles, underlying_of_roots
+from gexdaemon.core.occ import AM_SETTLED_ROOTS, format_occ, parse_occ
+from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.core.timeutil import NEW_YORK, as_utc
 
 TS = pa.timestamp("us", tz="UTC")
@@ -207,14 +209,6 @@ def defect_count(excluded: Mapping[str, int]) -> int:
     return sum(n for reason, n in excluded.items() if reason not in NON_DEFECT_REASONS)
 
 
-def normalize_right(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """'C'/'P' from the spellings vendors use (C, P, call, put, CALL, Put ...); null otherwise."""
-    text = pc.utf8_upper(pc.utf8_trim_whitespace(pc.cast(values, pa.string())))
-    out = pc.if_else(pc.is_in(text, value_set=pa.array(["C", "CALL", "CALLS"])), "C", None)
-    out = pc.if_else(pc.is_in(text, value_set=pa.array(["P", "PUT", "PUTS"])), "P", out)
-    return out if isinstance(out, pa.Array) else out.combine_chunks()
-
-
 def _column(table: pa.Table, name: str) -> pa.Array | None:
     if name not in table.column_names:
         return None
@@ -248,8 +242,15 @@ def settlement_instants(
     is_am = np.asarray(
         pc.fill_null(pc.equal(settlement, "AM"), False).to_numpy(zero_copy_only=False), dtype=bool
     )
-    key = days * 2 + is_am
-    uniq, inverse = np.unique(key, return_inverse=True)
+    return settlement_micros(days, is_am)
+
+
+def settlement_micros(
+    days: npt.NDArray[np.int64], is_am: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """`settlement_instants` for NumPy inputs: expiry as days since 1970 and an AM flag."""
+    key = pc.dictionary_encode(pa.array(days.astype(np.int64) * 2 + is_am))
+    uniq = key.dictionary.to_numpy()
     epoch = date(1970, 1, 1).toordinal()
     instants = np.empty(len(uniq), dtype=np.int64)
     for i, k in enumerate(uniq.tolist()):
@@ -257,7 +258,8 @@ def settlement_instants(
         at = AM_SETTLEMENT if k % 2 else PM_SETTLEMENT
         local = datetime.combine(day, at, tzinfo=NEW_YORK)
         instants[i] = int(local.astimezone(UTC).timestamp() * 1_000_000)
-    return np.asarray(instants[inverse.reshape(-1)], dtype=np.int64)
+    codes = np.asarray(key.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(instants[codes], dtype=np.int64)
 
 
 def to_micros(instant: datetime) -> int:
@@ -294,8 +296,8 @@ def validate_contracts(
     flag("unparseable_symbol", ~identity.valid)
     chosen = underlying
     if chosen is None:
-        present = pc.unique(pc.filter(identity.underlying, pa.array(identity.valid))).to_pylist()
-        names = sorted(str(x) for x in present if x)
+        present = np.unique(identity.underlying.codes[identity.valid])
+        names = sorted({str(identity.underlying.values[c]) for c in present.tolist()} - {"None"})
         if len(names) > 1:
             raise ChainError.at(
                 raw.source,
@@ -305,14 +307,9 @@ def validate_contracts(
             )
         chosen = names[0] if names else raw.underlying
     if chosen is not None:
-        same = np.asarray(
-            pc.fill_null(pc.equal(identity.underlying, chosen), False).to_numpy(
-                zero_copy_only=False
-            ),
-            dtype=bool,
-        )
+        same = identity.underlying.flags(lambda v: v == chosen)
         flag("other_underlying", identity.valid & ~same)
-    strike = _floats_from(identity.strike)
+    strike = identity.strike
     flag("non_positive_strike", identity.valid & ~(strike > 0))
 
     numbers = {name: _floats(table, name) for name in NUMBER_COLUMNS}
@@ -363,7 +360,7 @@ def validate_contracts(
         flag("impossible_delta", present["delta"] & bad_delta)
         flag("negative_gamma", numbers["gamma"] < 0)
 
-    settle = settlement_instants(identity.expiry, identity.settlement)
+    settle = settlement_micros(identity.expiry_days, identity.settlement_am)
     snap_us = to_micros(snapshot_at)
     flag("expired", identity.valid & (settle <= snap_us))
 
@@ -399,17 +396,21 @@ def validate_contracts(
 
     keep_arr = pa.array(keep)
     columns: dict[str, pa.Array] = {
-        "underlying": pc.filter(identity.underlying, keep_arr),
-        "root": pc.filter(identity.root, keep_arr),
-        "expiry": pc.filter(identity.expiry, keep_arr),
-        "settlement": pc.filter(identity.settlement, keep_arr),
-        "right": pc.filter(identity.right, keep_arr),
+        "underlying": identity.underlying.strings(keep),
+        "root": identity.root.strings(keep),
+        "expiry": pa.array(identity.expiry_days[keep].astype(np.int32)).cast(pa.date32()),
+        "settlement": pa.array(np.where(identity.settlement_am[keep], "AM", "PM")),
+        "right": pa.array(np.where(identity.is_call[keep], "C", "P")),
         "strike": pa.array(strike[keep], type=pa.float64()),
-        "occ_symbol": pc.filter(identity.occ_symbol, keep_arr),
+        "occ_symbol": identity.occ_symbols(keep),
     }
     for name in ("bid", "ask", "last", "iv", "delta", "gamma", "theta", "vega"):
-        values = numbers[name][keep]
-        columns[name] = pa.array(values, type=pa.float64(), mask=np.isnan(values))
+        col = _column(table, name)
+        columns[name] = (
+            pa.nulls(kept, pa.float64())
+            if col is None
+            else pc.filter(pc.cast(col, pa.float64()), keep_arr)
+        )
     for name in ("volume", "open_interest"):
         values = np.nan_to_num(numbers[name][keep], nan=0.0)
         columns[name] = pa.array(values.astype(np.int64), type=pa.int64())
@@ -438,19 +439,6 @@ def validate_contracts(
     )
 
 
-@dataclass
-class _Identity:
-    occ_symbol: pa.Array
-    underlying: pa.Array
-    root: pa.Array
-    expiry: pa.Array
-    right: pa.Array
-    strike: pa.Array
-    settlement: pa.Array
-    valid: npt.NDArray[np.bool_]
-    is_call: npt.NDArray[np.bool_]
-
-
 def _floats_from(arr: pa.Array) -> npt.NDArray[np.float64]:
     return np.asarray(
         pc.fill_null(pc.cast(arr, pa.float64()), np.nan).to_numpy(zero_copy_only=False),
@@ -466,77 +454,198 @@ def _has_nan_or_inf(table: pa.Table, name: str) -> npt.NDArray[np.bool_]:
         if col is None
         else np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=bool)
     )
-    return ~np.isfinite(values) & ~nulls
+    return np.asarray(~np.isfinite(values) & ~nulls, dtype=bool)
+
+
+class _Coded:
+    """A string column as codes into its distinct values: transforms run once per value.
+
+    Roots, underlyings, rights and settlement styles have a handful of distinct
+    values in a chain of any size, so normalising, mapping and validating them per
+    distinct value and broadcasting by code replaces a string kernel per row.
+    """
+
+    def __init__(self, values: pa.Array | pa.ChunkedArray) -> None:
+        arr = _as_array(values)
+        if not pa.types.is_dictionary(arr.type):
+            arr = pc.dictionary_encode(pc.cast(arr, pa.string()))
+        names = arr.dictionary.to_pylist()
+        self.values: list[str | None] = [None if v is None else str(v) for v in names] + [None]
+        self.codes = np.asarray(
+            pc.fill_null(arr.indices, len(names)).to_numpy(zero_copy_only=False), dtype=np.int64
+        )
+
+    @classmethod
+    def from_parts(cls, values: list[str | None], codes: npt.NDArray[np.int64]) -> _Coded:
+        out = cls.__new__(cls)
+        out.values = values
+        out.codes = codes
+        return out
+
+    def map(self, fn: Callable[[str | None], str | None]) -> _Coded:
+        """Apply `fn` to each distinct value; codes are kept (values may then repeat)."""
+        return _Coded.from_parts([fn(v) for v in self.values], self.codes)
+
+    def flags(self, fn: Callable[[str | None], bool]) -> npt.NDArray[np.bool_]:
+        table = np.array([fn(v) for v in self.values], dtype=bool)
+        return np.asarray(table[self.codes], dtype=bool)
+
+    def coalesce(self, other: _Coded) -> _Coded:
+        """Our value where present, else `other`'s (row by row)."""
+        mine = np.array([v is not None for v in self.values], dtype=bool)[self.codes]
+        width = len(other.values)
+        pairs = np.where(
+            mine, self.codes * width + width - 1, (len(self.values) - 1) * width + other.codes
+        )
+        key = pc.dictionary_encode(pa.array(pairs))
+        uniq = key.dictionary.to_numpy()
+        values = [
+            self.values[k // width]
+            if self.values[k // width] is not None
+            else other.values[k % width]
+            for k in uniq.tolist()
+        ] + [None]
+        codes = np.asarray(key.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return _Coded.from_parts(values, codes)
+
+    def strings(self, rows: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+        codes = self.codes if rows is None else self.codes[rows]
+        return pc.take(pa.array(self.values, type=pa.string()), pa.array(codes))
+
+
+@dataclass
+class _Identity:
+    underlying: _Coded
+    root: _Coded
+    settlement_am: npt.NDArray[np.bool_]
+    expiry_days: npt.NDArray[np.int64]
+    strike: npt.NDArray[np.float64]
+    is_call: npt.NDArray[np.bool_]
+    valid: npt.NDArray[np.bool_]
+    symbol: pa.Array | None  # the input symbols when they were already canonical
+
+    def occ_symbols(self, rows: npt.NDArray[np.bool_]) -> pa.Array:
+        if self.symbol is not None:
+            return pc.filter(pc.cast(self.symbol, pa.string()), pa.array(rows))
+        return format_occ(
+            self.root.strings(rows),
+            pa.array(self.expiry_days[rows].astype(np.int32)).cast(pa.date32()),
+            pa.array(np.where(self.is_call[rows], "C", "P")),
+            pa.array(self.strike[rows]),
+        )
+
+
+_ROOT_RE = re.compile(r"^[A-Z0-9]{1,6}$")
+_RIGHTS = {"C": "C", "CALL": "C", "CALLS": "C", "P": "P", "PUT": "P", "PUTS": "P"}
+
+
+def _clean(value: str | None) -> str | None:
+    return None if value is None else value.strip().upper()
 
 
 def _identity(table: pa.Table) -> _Identity:
-    """Root, expiry, right, strike, underlying, settlement and symbol for every row.
+    """Root, expiry, right, strike, underlying and settlement for every row.
 
     Explicit columns win; the OCC symbol fills what they lack; the symbol is rebuilt
-    in the unpadded OSI spelling from the completed fields.
+    in the unpadded OSI spelling from the completed fields (or kept as given when it
+    already is).
     """
     n = table.num_rows
-    nulls_str = pa.nulls(n, pa.string())
-    root = _column(table, "root")
-    underlying = _column(table, "underlying")
-    expiry = _column(table, "expiry")
-    right = _column(table, "right")
-    strike = _column(table, "strike")
     symbol = _column(table, "occ_symbol")
-    root = pc.cast(root, pa.string()) if root is not None else None
-    if underlying is not None:
-        underlying = pc.utf8_upper(pc.utf8_trim_whitespace(pc.cast(underlying, pa.string())))
-        underlying = pc.replace_substring_regex(underlying, r"^[\^_$]+", "")
-    if root is None and underlying is not None:
-        root = underlying
-    right = normalize_right(right) if right is not None else None
-    expiry = pc.cast(expiry, pa.date32()) if expiry is not None else None
-    strike = pc.cast(strike, pa.float64()) if strike is not None else None
-    if symbol is not None:
-        occ = parse_occ(symbol)
-        root = occ.root if root is None else pc.coalesce(root, occ.root)
-        expiry = occ.expiry if expiry is None else pc.coalesce(expiry, occ.expiry)
-        right = occ.right if right is None else pc.coalesce(right, occ.right)
-        strike = occ.strike if strike is None else pc.coalesce(strike, occ.strike)
-    root = root if root is not None else nulls_str
-    root = pc.utf8_upper(pc.utf8_trim_whitespace(root))
-    expiry = expiry if expiry is not None else pa.nulls(n, pa.date32())
-    right = right if right is not None else nulls_str
-    strike = strike if strike is not None else pa.nulls(n, pa.float64())
-    if underlying is None:
-        underlying = underlying_of_roots(root)
+    explicit = {name: _column(table, name) for name in ("root", "expiry", "right", "strike")}
+    occ = parse_occ(symbol) if symbol is not None else None
+
+    def completed(name: str, from_occ: pa.Array | None) -> pa.Array | None:
+        mine = explicit[name]
+        if mine is None:
+            return from_occ
+        if from_occ is None:
+            return mine
+        return pc.coalesce(mine, from_occ)
+
+    underlying_col = _column(table, "underlying")
+    root_col = explicit["root"]
+    if root_col is None and underlying_col is not None and occ is None:
+        root_col = underlying_col
+    root = _Coded(root_col).map(_clean) if root_col is not None else None
+    if occ is not None:
+        from_occ = _Coded(occ.root)
+        root = from_occ if root is None else root.coalesce(from_occ)
+    if root is None:
+        root = _Coded.from_parts([None], np.zeros(n, dtype=np.int64))
+    if underlying_col is not None:
+        named = _Coded(underlying_col).map(lambda v: None if v is None else normalize_symbol(v))
+        underlying = named.coalesce(
+            root.map(lambda v: None if v is None else underlying_of_root(v))
+        )
     else:
-        underlying = pc.coalesce(underlying, underlying_of_roots(root))
-    settlement = _column(table, "settlement")
-    derived = settlement_styles(root)
-    if settlement is not None:
-        text = pc.utf8_upper(pc.utf8_trim_whitespace(pc.cast(settlement, pa.string())))
-        settlement = pc.if_else(pc.is_in(text, value_set=pa.array(["AM", "PM"])), text, derived)
-    else:
-        settlement = derived
-    valid = np.ones(n, dtype=bool)
-    for arr in (root, expiry, right, strike):
-        valid &= np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
-    valid &= np.asarray(
-        pc.fill_null(
-            pc.match_substring_regex(pc.cast(root, pa.string()), r"^[A-Z0-9]{1,6}$"), False
-        ).to_numpy(zero_copy_only=False),
-        dtype=bool,
+        underlying = root.map(lambda v: None if v is None else underlying_of_root(v))
+
+    expiry = completed("expiry", occ.expiry if occ else None)
+    expiry_valid = (
+        np.zeros(n, dtype=bool)
+        if expiry is None
+        else np.asarray(pc.is_valid(expiry).to_numpy(zero_copy_only=False), dtype=bool)
     )
-    occ_symbol = format_occ(root, expiry, right, strike)
-    is_call = np.asarray(
-        pc.fill_null(pc.equal(right, "C"), False).to_numpy(zero_copy_only=False), dtype=bool
+    expiry_days = (
+        np.zeros(n, dtype=np.int64)
+        if expiry is None
+        else np.asarray(
+            pc.fill_null(pc.cast(expiry, pa.date32()).cast(pa.int32()), 0).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=np.int64,
+        )
+    )
+    strike_arr = completed("strike", occ.strike if occ else None)
+    strike = (
+        np.full(n, np.nan)
+        if strike_arr is None
+        else _floats_from(pc.cast(strike_arr, pa.float64()))
+    )
+    right_col = explicit["right"]
+    right = (
+        _Coded(right_col).map(lambda v: _RIGHTS.get(_clean(v) or ""))
+        if right_col is not None
+        else None
+    )
+    if occ is not None:
+        from_occ_right = _Coded(occ.right)
+        right = from_occ_right if right is None else right.coalesce(from_occ_right)
+    if right is None:
+        right = _Coded.from_parts([None], np.zeros(n, dtype=np.int64))
+    is_call = right.flags(lambda v: v == "C")
+    has_right = right.flags(lambda v: v in ("C", "P"))
+
+    settlement_col = _column(table, "settlement")
+    derived_am = root.flags(lambda v: v in AM_SETTLED_ROOTS)
+    if settlement_col is not None:
+        given = _Coded(settlement_col).map(_clean)
+        stated = given.flags(lambda v: v in ("AM", "PM"))
+        stated_am = given.flags(lambda v: v == "AM")
+        settlement_am = np.where(stated, stated_am, derived_am)
+    else:
+        settlement_am = derived_am
+
+    valid = root.flags(lambda v: v is not None and _ROOT_RE.match(v) is not None)
+    valid &= expiry_valid & has_right & ~np.isnan(strike)
+    valid &= underlying.flags(lambda v: v is not None)
+    if occ is not None and all(explicit[k] is None for k in explicit):
+        valid &= occ.valid
+    canonical = (
+        symbol
+        if occ is not None and occ.canonical and all(explicit[k] is None for k in explicit)
+        else None
     )
     return _Identity(
-        occ_symbol=_as_array(occ_symbol),
-        underlying=_as_array(underlying),
-        root=_as_array(root),
-        expiry=_as_array(expiry),
-        right=_as_array(right),
-        strike=_as_array(strike),
-        settlement=_as_array(settlement),
-        valid=valid,
+        underlying=underlying,
+        root=root,
+        settlement_am=np.asarray(settlement_am, dtype=bool),
+        expiry_days=expiry_days,
+        strike=strike,
         is_call=is_call,
+        valid=np.asarray(valid, dtype=bool),
+        symbol=canonical,
     )
 
 
@@ -550,16 +659,11 @@ def _contract_keys(
     identity: _Identity, strike: npt.NDArray[np.float64], rows: npt.NDArray[np.intp]
 ) -> npt.NDArray[np.int64]:
     """One int64 per contract: root code, expiry day, right and strike in thousandths."""
-    take = pa.array(rows)
-    roots = pc.dictionary_encode(pc.take(identity.root, take))
-    root_code = np.asarray(roots.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    days = np.asarray(
-        pc.take(identity.expiry, take).cast(pa.int32()).to_numpy(zero_copy_only=False),
-        dtype=np.int64,
-    )
+    root_code = identity.root.codes[rows]
+    days = identity.expiry_days[rows]
     units = np.rint(strike[rows] * 1000).astype(np.int64)
     call = identity.is_call[rows].astype(np.int64)
-    # strike < 1e9 thousandths (MAX_STRIKE), days < 2^17, roots < 2^12: fits in 63 bits.
+    # strike < 2^30 thousandths (MAX_STRIKE), days < 2^17, roots < 2^12: fits in 63 bits.
     return (((root_code << 17) | (days & 0x1FFFF)) << 31 | units) << 1 | call
 
 
@@ -656,7 +760,9 @@ def validate_strikes(
     out_excluded = dict(excluded)
     out_examples = list(examples)
     if "strike_price" not in table.column_names:
-        raise ChainError.at(source, "strike_price", "the strike-level file has no strike_price column")
+        raise ChainError.at(
+            source, "strike_price", "the strike-level file has no strike_price column"
+        )
     if not any(c in table.column_names for c in ("gamma", "call_gex", "put_gex", "net_gex")):
         raise ChainError.at(
             source,

@@ -90,3 +90,33 @@ class RetryLimitReached(IllegalTransition):
         )
         self.current = "failed"
         self.target = "queued"
+
+
+class NotFound(GexError):
+    """An id that names nothing (404 on the socket API)."""
+
+    code = "not_found"
+
+
+class MalformedInput(GexError):
+    """Input that cannot even be read: bad JSON or TOML, binary junk (400)."""
+
+    code = "malformed"
+
+
+class PayloadTooLarge(GexError):
+    code = "too_large"
+
+
+class Conflict(GexError):
+    """The request is valid but the state does not allow it now (409)."""
+
+    code = "conflict"
+
+
+class ShuttingDown(GexError):
+    code = "shutting_down"
+
+
+class Forbidden(GexError):
+    code = "forbidden"

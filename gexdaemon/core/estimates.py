@@ -36,7 +36,7 @@ class EstimateState:
     data_type: str
     ema_s: float
     samples: int
-    updated_at: datetime
+    updated_at: datetime | None = None  # None: the storage adapter stamps it when saving
 
 
 class ProcessingEstimates:
@@ -68,9 +68,13 @@ class ProcessingEstimates:
         return self._states.get((source_key, _type(data_type)))
 
     def observe(
-        self, source_key: str, data_type: GEXDataType | str, seconds: float, at: datetime
+        self,
+        source_key: str,
+        data_type: GEXDataType | str,
+        seconds: float,
+        at: datetime | None = None,
     ) -> EstimateState:
-        """Feed one real duration in; returns the updated average."""
+        """Feed one real duration in; returns the updated average (stamped `at`, if given)."""
         if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
             raise InvalidInput.from_problems(
                 "processing duration",
@@ -88,7 +92,7 @@ class ProcessingEstimates:
         else:
             ema = self.alpha * seconds + (1.0 - self.alpha) * previous.ema_s
             samples = previous.samples + 1
-        state = EstimateState(key[0], key[1], ema, samples, as_utc(at))
+        state = EstimateState(key[0], key[1], ema, samples, None if at is None else as_utc(at))
         self._states[key] = state
         self._changed.add(key)
         return state

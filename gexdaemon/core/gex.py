@@ -145,6 +145,7 @@ def bs_gamma(
     strike: FloatArray,
     years: FloatArray,
     iv: FloatArray,
+    *,
     r: float = 0.0,
     q: float = 0.0,
 ) -> FloatArray:
@@ -166,21 +167,27 @@ def _erfc(x: FloatArray) -> FloatArray:
     """Complementary error function, |relative error| < 1.2e-7 (Numerical Recipes erfcc)."""
     z = np.abs(x)
     t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (
-        1.00002368
+    poly = (
+        -z * z
+        - 1.26551223
         + t
         * (
-            0.37409196
+            1.00002368
             + t
             * (
-                0.09678418
+                0.37409196
                 + t
                 * (
-                    -0.18628806
+                    0.09678418
                     + t
                     * (
-                        0.27886807
-                        + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
+                        -0.18628806
+                        + t
+                        * (
+                            0.27886807
+                            + t
+                            * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
+                        )
                     )
                 )
             )
@@ -191,42 +198,54 @@ def _erfc(x: FloatArray) -> FloatArray:
 
 
 @dataclass
-class _Greeks:
+class Greeks:
+    gamma: FloatArray
     delta: FloatArray
     theta: FloatArray  # per calendar day
     vega: FloatArray  # per 1 vol point
 
 
-def bs_greeks(
+def bs_all(
     spot: float,
     strike: FloatArray,
     years: FloatArray,
     iv: FloatArray,
     is_call: BoolArray,
+    *,
     r: float = 0.0,
     q: float = 0.0,
-) -> _Greeks:
-    """Black-Scholes delta, theta (per day) and vega (per vol point); NaN where iv or T <= 0."""
+) -> Greeks:
+    """Black-Scholes gamma, delta, theta (per day) and vega (per vol point) in one pass.
+
+    Callers pass rows with iv > 0 and T > 0 (the engine floors T); others come out 0.
+    """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sqrt_t = np.sqrt(years)
         vol_t = iv * sqrt_t
         d1 = (np.log(spot / strike) + (r - q + 0.5 * iv * iv) * years) / vol_t
         d2 = d1 - vol_t
+        disc_q = np.exp(-q * years) if q else np.ones_like(years)
         pdf = np.exp(-0.5 * d1 * d1) / SQRT_2PI
-        disc_q = np.exp(-q * years)
-        disc_r = np.exp(-r * years)
-        nd1, nd2 = _norm_cdf(d1), _norm_cdf(d2)
+        nd1 = _norm_cdf(d1)
+        gamma = disc_q * pdf / (spot * vol_t)
         delta = np.where(is_call, disc_q * nd1, disc_q * (nd1 - 1.0))
-        common = -spot * disc_q * pdf * iv / (2.0 * sqrt_t)
-        theta_call = common - r * strike * disc_r * nd2 + q * spot * disc_q * nd1
-        theta_put = common + r * strike * disc_r * (1 - nd2) - q * spot * disc_q * (1 - nd1)
-        theta = np.where(is_call, theta_call, theta_put) / 365.0
+        theta = -spot * disc_q * pdf * iv / (2.0 * sqrt_t)
+        if r or q:
+            disc_r = np.exp(-r * years)
+            nd2 = _norm_cdf(d2)
+            theta += np.where(
+                is_call,
+                -r * strike * disc_r * nd2 + q * spot * disc_q * nd1,
+                r * strike * disc_r * (1 - nd2) - q * spot * disc_q * (1 - nd1),
+            )
+        theta /= 365.0
         vega = spot * disc_q * pdf * sqrt_t / 100.0
-    bad = ~((iv > 0) & (years > 0))
-    return _Greeks(
-        delta=np.where(bad, np.nan, delta),
-        theta=np.where(bad, np.nan, theta),
-        vega=np.where(bad, np.nan, vega),
+    ok = (iv > 0) & (years > 0) & np.isfinite(gamma)
+    return Greeks(
+        gamma=np.where(ok, gamma, 0.0),
+        delta=np.where(ok, delta, 0.0),
+        theta=np.where(ok, theta, 0.0),
+        vega=np.where(ok, vega, 0.0),
     )
 
 
@@ -281,7 +300,9 @@ def is_monthly_expiry(day: date) -> bool:
     return day == friday - timedelta(days=1) and friday == _easter(day.year) - timedelta(days=2)
 
 
-def expiry_filter_mask(expiry_days: npt.NDArray[np.int64], which: ExpiryFilter, today: date) -> BoolArray:
+def expiry_filter_mask(
+    expiry_days: npt.NDArray[np.int64], which: ExpiryFilter, today: date
+) -> BoolArray:
     """Which contracts (by expiry, days since 1970) the filter keeps."""
     epoch = date(1970, 1, 1).toordinal()
     if which is ExpiryFilter.ALL or expiry_days.size == 0:
@@ -334,9 +355,7 @@ def compute_gex(
     alive = seconds_left > 0
     if not alive.all():
         excluded["expired"] = int((~alive).sum())
-    expiry_days = np.asarray(
-        contracts.column("expiry").cast(pa.int32()).to_numpy(), dtype=np.int64
-    )
+    expiry_days = np.asarray(contracts.column("expiry").cast(pa.int32()).to_numpy(), dtype=np.int64)
     today = new_york_date(snapshot_at)
     keep_filter = expiry_filter_mask(
         np.where(alive, expiry_days, np.iinfo(np.int64).max), settings.expiry_filter, today
@@ -365,34 +384,35 @@ def compute_gex(
     vendor_gamma = _f64(contracts, "gamma")
     oi = np.asarray(contracts.column("open_interest").to_numpy(), dtype=np.float64)
     volume = np.asarray(contracts.column("volume").to_numpy(), dtype=np.int64)
-    is_call = np.asarray(
-        pc.equal(contracts.column("right"), "C").to_numpy(), dtype=bool
-    )
+    is_call = np.asarray(pc.equal(contracts.column("right"), "C").to_numpy(), dtype=bool)
     r, q = settings.risk_free_rate, settings.dividend_yield
     has_iv = iv > 0
     has_vendor = ~np.isnan(vendor_gamma)
-    model_gamma = bs_gamma(spot, strike, years, iv, r, q)
     if settings.gamma_source is GammaSource.MODEL:
         use_model = has_iv
         use_vendor = ~has_iv & has_vendor
     else:
         use_vendor = has_vendor
         use_model = ~has_vendor & has_iv
-    gamma = np.where(use_model, model_gamma, np.where(use_vendor, vendor_gamma, 0.0))
     origin = np.where(
         use_model, GAMMA_FROM_MODEL, np.where(use_vendor, GAMMA_FROM_VENDOR, GAMMA_NONE)
     ).astype(np.int8)
-
     vendor_delta = _f64(contracts, "delta")
     vendor_theta = _f64(contracts, "theta")
     vendor_vega = _f64(contracts, "vega")
-    if settings.gamma_source is GammaSource.MODEL:
-        greeks = bs_greeks(spot, strike, years, iv, is_call, r, q)
-        delta = np.where(np.isnan(greeks.delta), vendor_delta, greeks.delta)
-        theta = np.where(np.isnan(greeks.theta), vendor_theta, greeks.theta)
-        vega = np.where(np.isnan(greeks.vega), vendor_vega, greeks.vega)
-    else:
-        delta, theta, vega = vendor_delta, vendor_theta, vendor_vega
+    gamma = np.where(use_vendor, vendor_gamma, 0.0)
+    delta, theta, vega = vendor_delta, vendor_theta, vendor_vega
+    # Greeks from the model only where the model is the source (all of them under
+    # `model`, the fallback rows under `vendor`); one pass shares d1 and the pdf.
+    rows = np.flatnonzero(use_model)
+    if rows.size:
+        sub = slice(None) if rows.size == len(iv) else rows
+        model = bs_all(spot, strike[sub], years[sub], iv[sub], is_call[sub], r=r, q=q)
+        gamma[sub] = model.gamma
+        delta = delta.copy()
+        theta = theta.copy()
+        vega = vega.copy()
+        delta[sub], theta[sub], vega[sub] = model.delta, model.theta, model.vega
     delta, theta, vega = (np.nan_to_num(x, nan=0.0) for x in (delta, theta, vega))
 
     call_sign, put_sign = position_signs(settings.sign_model)
@@ -487,8 +507,15 @@ def _per_strike(
     vega_usd: FloatArray,
     contract_gex: FloatArray,
 ) -> StrikeExposure:
-    uniq, inverse = np.unique(strike, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    # Hash the strikes (Arrow) and sort only the distinct values: far cheaper than a
+    # full sort of a million-row column.
+    encoded = pc.dictionary_encode(pa.array(strike))
+    distinct = encoded.dictionary.to_numpy()
+    order = np.argsort(distinct, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    inverse = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    uniq = distinct[order]
     m = len(uniq)
     call_w = is_call.astype(np.float64)
     put_w = 1.0 - call_w
@@ -535,9 +562,7 @@ def _per_strike(
     )
 
 
-def levels_from_strikes(
-    strikes: StrikeExposure, *, spot: float, crossings: list[float]
-) -> Levels:
+def levels_from_strikes(strikes: StrikeExposure, *, spot: float, crossings: list[float]) -> Levels:
     """Total, walls and zero gamma from per-strike exposure (walls need the call/put split)."""
     call_wall = put_wall = abs_strike = None
     if strikes.call_gex is not None and strikes.put_gex is not None and len(strikes):

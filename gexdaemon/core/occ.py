@@ -63,6 +63,7 @@ class OccColumns:
     right: pa.Array  # string, "C" | "P"
     strike: pa.Array  # float64
     valid: npt.NDArray[np.bool_]
+    canonical: bool = False  # every valid input was already the unpadded upper-case OSI form
 
 
 def parse_occ_symbol(text: str) -> OccSymbol:
@@ -119,7 +120,7 @@ def _days_from_civil(
     yoe = y - era * 400
     doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+    return np.asarray(era * 146097 + doe - 719468, dtype=np.int64)
 
 
 _MONTH_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
@@ -139,7 +140,14 @@ def parse_occ(symbols: pa.Array | pa.ChunkedArray) -> OccColumns:
     parsed = _parse_normalised(arr)
     retry = np.flatnonzero(~parsed.valid & pc.is_valid(arr).to_numpy(zero_copy_only=False))
     if retry.size == 0:
-        return parsed
+        return OccColumns(
+            root=parsed.root,
+            expiry=parsed.expiry,
+            right=parsed.right,
+            strike=parsed.strike,
+            valid=parsed.valid,
+            canonical=True,
+        )
     picked = pc.take(arr, pa.array(retry))
     cleaned = pc.utf8_rtrim_whitespace(pc.utf8_upper(pc.utf8_trim_whitespace(picked)))
     cleaned = pc.replace_substring_regex(cleaned, r"^O:", "")
@@ -251,7 +259,7 @@ def format_occ(
         root_arr, pc.cast(pc.cast(expiry_arr, pa.int32()), pa.string()), right_arr, "|"
     )
     prefix_codes = pc.dictionary_encode(prefix_key)
-    prefixes = []
+    prefixes: list[str | None] = []
     for key in prefix_codes.dictionary.to_pylist():
         if key is None:
             prefixes.append(None)

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from gexdaemon.core.errors import GexError, InvalidInput, Problem
+from pydantic import JsonValue
+
+from gexdaemon.core.errors import InvalidInput, NotFound, Problem
 from gexdaemon.core.models import PriorityRule
 from gexdaemon.core.rules import compile_condition
 from gexdaemon.core.timeutil import as_utc
@@ -29,8 +31,8 @@ RuleChangeKind = Literal["create", "update", "enable", "disable", "delete"]
 MIN_ID_PREFIX = 6
 
 
-class RuleNotFound(GexError):
-    """No rule has the id or name given."""
+class RuleNotFound(NotFound):
+    """No rule has the id or name given (404 on the socket API)."""
 
     code = "rule_not_found"
 
@@ -60,6 +62,20 @@ class RuleVersion:
     priority_score: float
     is_active: bool
     changed_at: datetime
+
+    def as_dict(self) -> dict[str, JsonValue]:
+        """The wire shape (`gexdaemon rules history`, the socket API)."""
+        return {
+            "rule_id": str(self.rule_id),
+            "version": self.version,
+            "change": self.change,
+            "name": self.name,
+            "description": self.description,
+            "condition": self.condition,
+            "priority_score": self.priority_score,
+            "is_active": self.is_active,
+            "changed_at": self.changed_at.isoformat(),
+        }
 
     @classmethod
     def of(cls, rule: PriorityRule, change: RuleChangeKind, at: datetime) -> RuleVersion:

@@ -29,6 +29,7 @@ import itertools
 import math
 import operator
 import re
+import threading
 import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -203,6 +204,9 @@ def compile_condition(text: str) -> CompiledCondition:
     return _compile_cached(text)
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=4096)
 def _compile_cached(text: str) -> CompiledCondition:
     return _Compiler(text).compile()
@@ -343,9 +347,10 @@ class _Compiler:
 
     def _parse(self) -> ast.Expression:
         try:
-            with warnings.catch_warnings():
-                # An invalid escape such as '\d' only warns; it must not become an error
-                # when the interpreter runs with -W error.
+            # An invalid escape such as '\d' only warns; it must not become an error when
+            # the interpreter runs with -W error. catch_warnings swaps process-wide state,
+            # hence the lock (rules are compiled from reader threads too).
+            with _PARSE_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return ast.parse(self.text, mode="eval")
         except SyntaxError as exc:
@@ -497,7 +502,9 @@ class _Compiler:
         if value is None or isinstance(value, bool | str):
             return _Const(value, node)
         if isinstance(value, int | float):
-            if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+            # abs() first: an int compares with a float exactly, but math.isfinite would
+            # convert a 2000-digit literal to float and overflow.
+            if abs(value) > MAX_NUMBER or not math.isfinite(value):
                 raise self._error(node, "numbers must lie between -1e15 and 1e15")
             return _Const(value, node)
         if isinstance(value, bytes):
@@ -838,6 +845,10 @@ def _all_of(parts: list[Test]) -> Test:
             return first(names) and second(names)
 
         return both
+    if len(parts) <= 4:
+        # Nested pairs beat a loop for the short conjunctions rules are made of; longer
+        # ones loop, so a long condition never nests calls deeply.
+        return _all_of([parts[0], _all_of(parts[1:])])
 
     def every(names: Names) -> bool:
         for part in parts:  # noqa: SIM110 - all() over a generator is slower on this hot path
@@ -856,6 +867,8 @@ def _any_of(parts: list[Test]) -> Test:
             return first(names) or second(names)
 
         return either
+    if len(parts) <= 4:
+        return _any_of([parts[0], _any_of(parts[1:])])
 
     def some(names: Names) -> bool:
         for part in parts:  # noqa: SIM110 - any() over a generator is slower on this hot path

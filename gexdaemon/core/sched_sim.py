@@ -49,6 +49,7 @@ class Workload:
     load: float
     duration_s: float = 4 * 3600.0
     warmup_s: float = 600.0
+    measure_until_s: float | None = None  # last measured arrival; None: duration - MEDIUM SLA
     slots: int = 8
     sources: int = 10
     hot_share: float | None = None  # share of jobs from one hot source; None: all equal
@@ -204,12 +205,14 @@ class _Gate:
         self.refilled_at = 0.0
         self.in_flight = 0
 
+    def refill(self, now: float) -> None:
+        self.tokens = min(float(self.burst), self.tokens + (now - self.refilled_at) * self.rate)
+        self.refilled_at = now
+
     def open(self, now: float) -> bool:
         if self.in_flight >= self.cap:
             return False
-        if self.tokens < 1.0:
-            self.tokens = min(float(self.burst), self.tokens + (now - self.refilled_at) * self.rate)
-            self.refilled_at = now
+        self.refill(now)
         return self.tokens >= 1.0
 
 
@@ -309,6 +312,7 @@ class BaselinePolicy:
         self._queued[rank] -= 1
         gate = self._gate(source)
         gate.in_flight += 1
+        gate.refill(now)
         gate.tokens -= 1.0
         charge = max(job.estimate_s, 1e-3)
         self._vtime[rank] += charge / self._weights[rank]
@@ -431,8 +435,9 @@ def simulate(
 ) -> RunResult:
     """Run one policy over a trace until every measured deadline has passed.
 
-    Measured jobs arrive in [warmup_s, duration_s - MEDIUM SLA] so each saw a full
-    SLA of competing arrivals; shares are measured over [warmup_s, duration_s].
+    Measured jobs arrive in [warmup_s, duration_s - MEDIUM SLA] (or
+    `measure_until_s`) so each saw a full SLA of competing arrivals; shares are
+    measured over [warmup_s, duration_s].
     """
     sla = sla or SlaSettings()
     retry = retry or RetrySettings()
@@ -442,7 +447,13 @@ def simulate(
     slas = [sla.seconds_for(level) for level in LEVELS]
     window_from = workload.warmup_s
     window_to = workload.duration_s
-    stop = workload.duration_s + 60.0
+    last_measured = (
+        workload.measure_until_s
+        if workload.measure_until_s is not None
+        else workload.duration_s - sla.medium_s
+    )
+    # Run until every measured job's deadline has passed.
+    stop = max(workload.duration_s, last_measured + sla.medium_s) + 60.0
 
     outcomes = [
         JobOutcome(
@@ -621,7 +632,11 @@ class RunFigures:
 
 def figures(result: RunResult, workload: Workload, sla: SlaSettings | None = None) -> RunFigures:
     sla = sla or SlaSettings()
-    measure_to = workload.duration_s - sla.medium_s
+    measure_to = (
+        workload.measure_until_s
+        if workload.measure_until_s is not None
+        else workload.duration_s - sla.medium_s
+    )
     measured = [o for o in result.outcomes if workload.warmup_s <= o.arrival < measure_to]
     stops = result.stops or [result.stop_s]
     stop = min(stops)

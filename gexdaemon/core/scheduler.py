@@ -310,6 +310,8 @@ class _Lane:
 
 class _Level:
     __slots__ = (
+        "arrived_at",
+        "arrived_rate",
         "at_risk",
         "busy_at",
         "busy_avg",
@@ -355,6 +357,8 @@ class _Level:
         self.est_sum = 0.0
         self.busy_avg = 0.0
         self.busy_at = 0.0
+        self.arrived_rate = 0.0  # moving average of estimated work submitted, seconds per second
+        self.arrived_at = 0.0
 
 
 def _queued(item: tuple[float, int, _Entry]) -> bool:
@@ -423,7 +427,8 @@ class Scheduler:
         self._jobs: dict[Hashable, _Entry] = {}
         self._running: dict[Hashable, _Entry] = {}
         self._delayed: list[tuple[float, int, _Entry]] = []
-        self._arming: list[tuple[float, int, _Entry]] = []
+        # Per level (HIGH, MEDIUM): jobs not yet urgent, by when they become so.
+        self._arming: list[list[tuple[float, int, _Entry]]] = [[], [], [], []]
         self._token_waits: set[_Source] = set()
         self._seq = 0
         self._queued = 0
@@ -480,6 +485,11 @@ class Scheduler:
             entry.at_risk = True
             lv.at_risk += 1
 
+        tau = self._floor_tau
+        if now > lv.arrived_at:
+            lv.arrived_rate *= math.exp(-(now - lv.arrived_at) / tau)
+            lv.arrived_at = now
+        lv.arrived_rate += job.estimate_s / tau
         if lv.queued == 0:
             # An idle level re-joins at the current virtual time: no banked credit.
             lv.vtime = max(lv.vtime, self._vsys)
@@ -539,8 +549,7 @@ class Scheduler:
         now = self._clock()
         if self._delayed and self._delayed[0][0] <= now:
             self._release_delayed(now)
-        if self._arming and self._arming[0][0] <= now:
-            self._arm(now)
+        self._arm(now)
         levels = self._levels
         short_only = self._reserved and self._long_in_flight >= self._slots - 1
 
@@ -599,7 +608,10 @@ class Scheduler:
 
     def next_wakeup(self) -> float | None:
         """The earliest time a job that cannot run now becomes runnable by the
-        clock alone (a backoff ends, a rate-limit token refills); None if none."""
+        clock alone (a backoff ends, a rate-limit token refills); None if none.
+
+        It may already have passed (a backoff ended since the last `dispatch`):
+        then call `dispatch` now."""
         delayed = self._delayed
         while delayed and delayed[0][2].state != _DELAYED:
             heappop(delayed)
@@ -712,10 +724,13 @@ class Scheduler:
         lv.ready += 1
         lane.source.ready += 1
         heappush(lane.jobs, (entry.fair_key, entry.seq, entry))
-        if entry.urgent_from <= now:
+        urgent_from = entry.urgent_from
+        if urgent_from == _INF:
+            return  # LOW: never urgent
+        if urgent_from <= now or urgent_from <= now + self._drain_s(lv):
             self._make_urgent(entry, lv)
-        elif entry.urgent_from != _INF:
-            heappush(self._arming, (entry.urgent_from, entry.seq, entry))
+        else:
+            heappush(self._arming[entry.rank], (urgent_from, entry.seq, entry))
 
     def _make_urgent(self, entry: _Entry, lv: _Level) -> None:
         lane = entry.lane
@@ -744,12 +759,56 @@ class Scheduler:
                 self._make_ready(entry, now)
 
     def _arm(self, now: float) -> None:
-        arming = self._arming
+        for lv in (self._levels[_HIGH], self._levels[_MEDIUM]):
+            arming = self._arming[lv.rank]
+            if not arming:
+                continue
+            horizon = now + self._drain_s(lv)
+            while arming and arming[0][0] <= horizon:
+                entry = heappop(arming)[2]
+                if entry.state == _READY and not entry.in_urgent:
+                    self._make_urgent(entry, lv)
+
+    def _congested(self, now: float) -> bool:
+        """Deadline work arrives faster than the workers left after the floors can
+        do it, or a deadline level holds more work than its urgent window can drain.
+
+        LOW then gets its floor and no more: a fair share beyond it would come out
+        of capacity the deadline levels need (workers nobody else can use still go
+        to LOW). Without the arrival test LOW would keep its fair share at the start
+        of an overload until the backlog had grown, a head start the deadline
+        levels never make up.
+        """
         levels = self._levels
-        while arming and arming[0][0] <= now:
-            entry = heappop(arming)[2]
-            if entry.state == _READY and not entry.in_urgent:
-                self._make_urgent(entry, levels[entry.rank])
+        tau = self._floor_tau
+        arriving = 0.0
+        for r in (_CRITICAL, _HIGH, _MEDIUM):
+            lv = levels[r]
+            arriving += lv.arrived_rate * math.exp(-max(0.0, now - lv.arrived_at) / tau)
+            if r == _CRITICAL or not lv.queued:
+                continue
+            workers = self._slots * max(0.05, 1.0 - sum(low.floor for low in levels[r + 1 :]))
+            if arriving > workers or self._drain_s(lv) > lv.window_fraction:
+                return True
+        return False
+
+    def _drain_s(self, lv: _Level) -> float:
+        """Seconds the queued work of this level and the more urgent ones needs on
+        the workers left after the lower levels' floors.
+
+        A job becomes urgent this much earlier than its own window says. The fair
+        phase defers a deadline level in favour of LOW on the bet that workers will
+        be free before the deadline; with a backlog that takes longer to drain than
+        the window, the bet loses, so the jobs turn urgent in time to be served.
+        """
+        levels = self._levels
+        work = 0.0
+        for r in range(lv.rank + 1):
+            work += levels[r].est_sum
+        share = 1.0
+        for lower in levels[lv.rank + 1 :]:
+            share -= lower.floor
+        return work / (self._slots * max(share, 0.05))
 
     def _unqueue(self, entry: _Entry, lv: _Level, lane: _Lane) -> None:
         """Counters of a job leaving the queue (dispatched or cancelled)."""
@@ -916,7 +975,10 @@ class Scheduler:
 
     def _pick_fair_level(self, now: float, short_only: bool) -> Dispatch | None:
         levels = self._levels
-        candidates = [lv for lv in (levels[_HIGH], levels[_MEDIUM], levels[_LOW]) if lv.ready]
+        candidates = [lv for lv in (levels[_HIGH], levels[_MEDIUM]) if lv.ready]
+        low = levels[_LOW]
+        if low.ready and not (candidates and self._congested(now)):
+            candidates.append(low)
         if not candidates:
             return None
         candidates.sort(key=lambda lv: lv.vtime)

@@ -65,6 +65,9 @@ class ScoringRule:
         return self._explained.copy()
 
 
+_Entry = tuple[int, Test]  # (rank of the rule in RuleSet.rules, its compiled test)
+
+
 class RuleSet:
     """The active rules, compiled once, ready to score requests.
 
@@ -75,18 +78,19 @@ class RuleSet:
     could match it: symbol-specific rules for other symbols cost nothing.
     """
 
-    __slots__ = ("_always", "_index", "_rank", "fingerprint", "inactive", "names", "rules")
+    __slots__ = ("_always", "_index", "fingerprint", "inactive", "names", "rules")
 
     def __init__(self, rules: Sequence[ScoringRule] = (), *, inactive: int = 0) -> None:
         self.rules: tuple[ScoringRule, ...] = tuple(
             sorted(rules, key=lambda r: (-r.priority_score, r.name, r.rule_id))
         )
         self.inactive = inactive
-        self._rank = {id(rule): i for i, rule in enumerate(self.rules)}
-        always: list[tuple[ScoringRule, Test]] = []
-        index: dict[str, dict[object, list[tuple[ScoringRule, Test]]]] = {}
-        for rule in self.rules:
-            entry = (rule, rule.condition.test)
+        # Entries carry the rule's rank so matches from several index buckets can be put
+        # back in order by sorting plain ints.
+        always: list[_Entry] = []
+        index: dict[str, dict[object, list[_Entry]]] = {}
+        for rank, rule in enumerate(self.rules):
+            entry = (rank, rule.condition.test)
             guard = rule.condition.guard
             if guard is None:
                 always.append(entry)
@@ -132,42 +136,39 @@ class RuleSet:
 
     def matching(self, names: Names) -> list[ScoringRule]:
         """The rules whose condition holds, highest score first."""
-        matched: list[ScoringRule] = []
-        _collect(self._always, names, matched)
-        if not self._index:
-            return matched
-        for key, table in self._index:
-            value = names.get(key)
-            if value is None:
-                continue
-            try:
-                group = table.get(value)
-            except TypeError:  # an unhashable metadata value equals no literal
-                continue
-            if group:
-                _collect(group, names, matched)
-        if len(matched) > 1:
-            matched.sort(key=lambda rule: self._rank[id(rule)])
-        return matched
+        ranks: list[int] = []
+        _collect(self._always, names, ranks)
+        if self._index:
+            for key, table in self._index:
+                value = names.get(key)
+                if value is None:
+                    continue
+                try:
+                    group = table.get(value)
+                except TypeError:  # an unhashable metadata value equals no literal
+                    continue
+                if group:
+                    _collect(group, names, ranks)
+            ranks.sort()
+        rules = self.rules
+        return [rules[rank] for rank in ranks]
 
     def matching_all(self, names: Names) -> list[ScoringRule]:
         """`matching` without the index: every rule evaluated (the reference for tests)."""
-        matched: list[ScoringRule] = []
-        _collect(tuple((r, r.condition.test) for r in self.rules), names, matched)
-        return matched
+        ranks: list[int] = []
+        _collect([(i, r.condition.test) for i, r in enumerate(self.rules)], names, ranks)
+        return [self.rules[rank] for rank in ranks]
 
 
-def _collect(
-    entries: Sequence[tuple[ScoringRule, Test]], names: Names, matched: list[ScoringRule]
-) -> None:
-    for rule, test in entries:
+def _collect(entries: Sequence[_Entry], names: Names, ranks: list[int]) -> None:
+    for rank, test in entries:
         try:
             hit = test(names)
         except Exception:
             # Same guarantee as CompiledCondition.evaluate, without its call overhead.
             hit = False
         if hit is True:
-            matched.append(rule)
+            ranks.append(rank)
 
 
 class ScoreResult(NamedTuple):
@@ -248,8 +249,8 @@ def score_request(
 
     reliability = _unit(reliability_score)
     adjustment = -settings.reliability_weight * (1.0 - reliability)
-    raw = base + adjustment
-    score = _round(min(1.0, max(0.0, raw)))
+    raw = _round(base + adjustment)
+    score = 0.0 if raw < 0.0 else 1.0 if raw > 1.0 else raw
     level = settings.level_for(score)
     matched_dicts: list[JsonValue] = [r.as_dict() for r in matched]
     explanation: dict[str, JsonValue] = {
@@ -261,7 +262,7 @@ def score_request(
             "weight": settings.reliability_weight,
             "adjustment": _round(adjustment),
         },
-        "clamped": not 0.0 <= _round(raw) <= 1.0,
+        "clamped": score != raw,
         "score": score,
         "level": _TEXT[level],
         "thresholds": {

@@ -140,8 +140,7 @@ def parse_instant(text: str, *, naive_zone: Any = NEW_YORK) -> datetime:
 
 
 def parse_spot(text: str) -> float:
-    value = float(text.strip().replace(",", ""))
-    return value
+    return float(text.strip().replace(",", ""))
 
 
 META_ALIASES: Mapping[str, str] = {
@@ -189,7 +188,8 @@ def read_meta(source: str, where: str, items: Mapping[str, Any]) -> FileMeta:
                 meta.spot = parse_spot(text)
             elif name == "snapshot_at":
                 meta.snapshot_at = (
-                    value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo
+                    value.astimezone(UTC)
+                    if isinstance(value, datetime) and value.tzinfo
                     else parse_instant(text)
                 )
             elif name == "gex_unit":

@@ -105,7 +105,9 @@ def parse_date_line(line: str) -> datetime | None:
             hour += 12
         elif meridiem == "am" and hour == 12:
             hour = 0
-    zone = re.search(r"\b(EST|EDT|CST|CDT|PST|PDT|UTC|GMT|ET)\b\s*([+-]\d{1,2}(?::?(\d{2}))?)?", body)
+    zone = re.search(
+        r"\b(EST|EDT|CST|CDT|PST|PDT|UTC|GMT|ET)\b\s*([+-]\d{1,2}(?::?(\d{2}))?)?", body
+    )
     try:
         naive = datetime(
             int(year.group(1)), _MONTHS[month.group(1).lower()], int(day_text), hour, minute, second
@@ -168,12 +170,16 @@ def parse(feed: FeedFile, seen: Sniffed) -> RawChain:
         if calls_at < i < puts_at and name in _SIDE_COLUMNS
     }
     put_cols = {
-        _SIDE_COLUMNS[name]: i for i, name in enumerate(header) if i > puts_at and name in _SIDE_COLUMNS
+        _SIDE_COLUMNS[name]: i
+        for i, name in enumerate(header)
+        if i > puts_at and name in _SIDE_COLUMNS
     }
 
     first_data = header_at + 1
     fast = _columns_fast(lines, first_data, width)
-    columns, lines_arr, malformed = fast if fast is not None else _columns_slow(lines, first_data, width)
+    columns, lines_arr, malformed = (
+        fast if fast is not None else _columns_slow(lines, first_data, width)
+    )
     examples = [
         Problem(
             path=f"{feed.name}: line {line}",
@@ -312,4 +318,3 @@ FORMAT = FeedFormat(
     sniff=sniff,
     parse=parse,
 )
-

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gexdaemon.core.chain import ChainError, RawChain, add_exclusions
+from gexdaemon.core.errors import Problem
 from gexdaemon.feeds.base import (
     FeedFile,
     FeedFormat,
@@ -41,9 +42,25 @@ ALIASES: Mapping[str, Sequence[str]] = {
     ),
     "root": ("root", "option_root", "root_symbol"),
     "underlying": ("underlying", "underlying_symbol", "underlying_ticker", "symbol", "ticker"),
-    "expiry": ("expiration", "expiry", "expiration_date", "expiry_date", "exp_date", "expiration_dt"),
+    "expiry": (
+        "expiration",
+        "expiry",
+        "expiration_date",
+        "expiry_date",
+        "exp_date",
+        "expiration_dt",
+    ),
     "strike": ("strike", "strike_price"),
-    "right": ("right", "option_type", "put_call", "call_put", "cp", "cp_flag", "contract_type", "type"),
+    "right": (
+        "right",
+        "option_type",
+        "put_call",
+        "call_put",
+        "cp",
+        "cp_flag",
+        "contract_type",
+        "type",
+    ),
     "settlement": ("settlement", "settlement_style", "settle_style"),
     "bid": ("bid", "bid_price"),
     "ask": ("ask", "ask_price", "offer"),
@@ -56,9 +73,27 @@ ALIASES: Mapping[str, Sequence[str]] = {
     "theta": ("theta",),
     "vega": ("vega",),
 }
-SPOT_COLUMNS = ("underlying_price", "spot", "spot_price", "underlying_last", "active_underlying_price")
+SPOT_COLUMNS = (
+    "underlying_price",
+    "spot",
+    "spot_price",
+    "underlying_last",
+    "active_underlying_price",
+)
 TIME_COLUMNS = ("snapshot_at", "quote_time", "quote_datetime", "timestamp", "as_of")
-NUMERIC = ("strike", "bid", "ask", "last", "volume", "open_interest", "iv", "delta", "gamma", "theta", "vega")
+NUMERIC = (
+    "strike",
+    "bid",
+    "ask",
+    "last",
+    "volume",
+    "open_interest",
+    "iv",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+)
 
 
 def has_contract_columns(columns: Sequence[str]) -> bool:
@@ -108,8 +143,6 @@ def _from_sheet(feed: FeedFile, sheet: Sheet, format_name: str) -> RawChain:
         mask = bad.to_numpy(zero_copy_only=False)
         src = raw.column("source_row").to_numpy()
         add_exclusions(excluded, {"unparseable_number": int(mask.sum())})
-        from gexdaemon.core.errors import Problem
-
         for i in mask.nonzero()[0][:3].tolist():
             examples.append(
                 Problem(
@@ -123,8 +156,10 @@ def _from_sheet(feed: FeedFile, sheet: Sheet, format_name: str) -> RawChain:
     spot = meta.spot
     if spot is None:
         value = first_value(table, find_column(cols, SPOT_COLUMNS))
-        spot = float(value) if isinstance(value, int | float) else (
-            float(str(value).replace(",", "")) if value is not None else None
+        spot = (
+            float(value)
+            if isinstance(value, int | float)
+            else (float(str(value).replace(",", "")) if value is not None else None)
         )
     snapshot_at = meta.snapshot_at
     if snapshot_at is None:
@@ -132,7 +167,8 @@ def _from_sheet(feed: FeedFile, sheet: Sheet, format_name: str) -> RawChain:
         if value is not None:
             try:
                 snapshot_at = (
-                    parse_instant(value.isoformat()) if hasattr(value, "isoformat")
+                    parse_instant(value.isoformat())
+                    if hasattr(value, "isoformat")
                     else parse_instant(str(value))
                 )
             except ValueError:

@@ -96,9 +96,7 @@ def read_csv(source: str, data: bytes) -> Sheet:
         nonlocal nonblank
         if nonblank is None:
             nonblank = [
-                header_at + k + 1
-                for k, line in enumerate(lines[header_at:])
-                if line.strip()
+                header_at + k + 1 for k, line in enumerate(lines[header_at:]) if line.strip()
             ]
         return nonblank[record - 1] if 0 < record <= len(nonblank) else record + header_at
 
@@ -233,9 +231,7 @@ def records_to_table(
             arr = pa.array([None if v is None else str(v) for v in values], type=pa.string())
         columns[key] = arr
     table = _rename(pa.table(columns)) if columns else pa.table({})
-    table = table.append_column(
-        "source_row", pa.array(np.arange(len(records), dtype=np.int64))
-    )
+    table = table.append_column("source_row", pa.array(np.arange(len(records), dtype=np.int64)))
     excluded: dict[str, int] = {}
     examples: list[Problem] = []
     if bad.any():
@@ -304,9 +300,7 @@ def read_json_records(source: str, data: bytes, list_keys: Sequence[str]) -> She
         extra = doc.get("metadata")
         if isinstance(extra, dict):
             meta.update({column_key(str(k)): v for k, v in extra.items()})
-        meta.update(
-            {column_key(str(k)): v for k, v in doc.items() if k not in (key, "metadata")}
-        )
+        meta.update({column_key(str(k)): v for k, v in doc.items() if k not in (key, "metadata")})
     elif isinstance(doc, list):
         records = doc
     else:
@@ -347,7 +341,10 @@ def read_ndjson(source: str, data: bytes, row_key: str) -> Sheet:
         if row_key not in obj:
             inner = obj.get("metadata")
             meta.update(
-                {column_key(str(k)): v for k, v in (inner if isinstance(inner, dict) else obj).items()}
+                {
+                    column_key(str(k)): v
+                    for k, v in (inner if isinstance(inner, dict) else obj).items()
+                }
             )
             continue
         records.append(obj)

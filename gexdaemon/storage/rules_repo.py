@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gexdaemon.core.errors import InvalidInput, Problem
@@ -441,24 +441,32 @@ async def load_estimates(store: Store) -> list[EstimateState]:
     return _estimates_from(await store.fetch(_ESTIMATES_SQL))
 
 
-def _estimate_changes(states: Iterable[EstimateState]) -> list[Change]:
+def _estimate_changes(states: Iterable[EstimateState], now: datetime | None) -> list[Change]:
+    stamp = now or datetime.now(UTC)
     return [
         Statement(
             _UPSERT_ESTIMATE_SQL,
-            (s.source_key, s.data_type, s.ema_s, s.samples, s.updated_at),
+            (s.source_key, s.data_type, s.ema_s, s.samples, s.updated_at or stamp),
         )
         for s in states
     ]
 
 
-def save_estimates_sync(store: Store, states: Iterable[EstimateState]) -> None:
-    """Insert or replace the given averages in one commit."""
-    changes = _estimate_changes(states)
+def save_estimates_sync(
+    store: Store, states: Iterable[EstimateState], *, now: datetime | None = None
+) -> None:
+    """Insert or replace the given averages in one commit.
+
+    A state without `updated_at` is stamped `now` (default: the current time).
+    """
+    changes = _estimate_changes(states, now)
     if changes:
         store.commit_sync(changes)
 
 
-async def save_estimates(store: Store, states: Iterable[EstimateState]) -> None:
-    changes = _estimate_changes(states)
+async def save_estimates(
+    store: Store, states: Iterable[EstimateState], *, now: datetime | None = None
+) -> None:
+    changes = _estimate_changes(states, now)
     if changes:
         await store.commit(changes)

@@ -534,16 +534,24 @@ def test_ranges_and_flipped_comparisons_match_python(
     low: int, high: int, ops: tuple[str, str], a: object, flipped: bool
 ) -> None:
     """The specialised closures (literal on the left, `low < a < high`) against Python itself."""
-    text = f"{low} {ops[0]} a {ops[1]} {high}"
-    single = f"{low} {ops[0]} a" if flipped else f"a {ops[1]} {high}"
-    for condition_text in (text, single):
-        expected = False
-        if a is not None:
-            try:
-                expected = bool(eval(condition_text, {"__builtins__": {}}, {"a": a}))  # noqa: S307 - trusted test text
-            except TypeError:
-                expected = False
-        assert holds(condition_text, a=a) is expected, condition_text
+    cmp = {"<": operator.lt, "<=": operator.le}
+    first, second = cmp[ops[0]], cmp[ops[1]]
+
+    def python(check: Callable[[], object]) -> bool:
+        if a is None:
+            return False
+        try:
+            return bool(check())
+        except TypeError:
+            return False
+
+    assert holds(f"{low} {ops[0]} a {ops[1]} {high}", a=a) is python(
+        lambda: first(low, a) and second(a, high)
+    )
+    if flipped:
+        assert holds(f"{low} {ops[0]} a", a=a) is python(lambda: first(low, a))
+    else:
+        assert holds(f"a {ops[1]} {high}", a=a) is python(lambda: second(a, high))
 
 
 # --- request names ---------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The HTTP/JSON API on the daemon's Unix socket (aiohttp)."""

@@ -1,0 +1,404 @@
+"""The socket API: routes, the error model, peer checks, request ids and the event stream.
+
+Handlers are thin: read and decode, call an `Operations` method, encode. Every
+error is `{"error": {"code", "message", "details", "request_id"}}` with a fitting
+status: 400 malformed, 403 peer not allowed, 404 unknown id, 409 illegal state
+change, 413 too large, 422 validation failed (details carry field paths), 503
+shutting down. A 201 from POST /v1/requests means the requests are durably
+committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import time
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from gexdaemon.api import wire
+from gexdaemon.api.openapi import openapi_document
+from gexdaemon.core.errors import (
+    Conflict,
+    Forbidden,
+    GexError,
+    IllegalTransition,
+    InvalidInput,
+    MalformedInput,
+    NotFound,
+    PayloadTooLarge,
+    ShuttingDown,
+)
+from gexdaemon.daemon.events import RESYNC
+from gexdaemon.daemon.operations import Operations
+
+OPS = web.AppKey("operations", Operations)
+SOCKETS = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
+ALLOWED_UIDS = web.AppKey("allowed_uids", frozenset[int])
+
+log = structlog.get_logger("gexdaemon.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STATUS_BY_TYPE: tuple[tuple[type[GexError], int], ...] = (
+    (MalformedInput, 400),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (IllegalTransition, 409),
+    (Conflict, 409),
+    (PayloadTooLarge, 413),
+    (InvalidInput, 422),
+    (ShuttingDown, 503),
+)
+
+
+def status_for(exc: GexError) -> int:
+    for kind, status in STATUS_BY_TYPE:
+        if isinstance(exc, kind):
+            return status
+    return int(getattr(exc, "http_status", 500))
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=wire.encode(value), status=status, content_type="application/json", headers=headers)
+
+
+def error_response(code: str, message: str, status: int, request_id: str, details: list[Any] | None = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": details or [], "request_id": request_id}}
+    return json_response(body, status, headers={"X-Request-Id": request_id})
+
+
+# ---------------------------------------------------------------------------
+# Middlewares
+# ---------------------------------------------------------------------------
+
+
+def peer_uid(request: web.Request) -> int | None:
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family != socket.AF_UNIX:
+        return None
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return int(uid)
+
+
+@web.middleware
+async def context_and_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        uid = peer_uid(request)
+        if uid is not None and uid not in request.app[ALLOWED_UIDS]:
+            status = 403
+            log.warning("peer refused", uid=uid, path=request.path)
+            return error_response("forbidden", f"uid {uid} may not use this daemon's socket; ask its owner "
+                                  "to add it to [api] allowed_uids", 403, request_id)
+        try:
+            response = await handler(request)
+        except GexError as exc:
+            status = status_for(exc)
+            if status >= 500:
+                log.error("request failed", path=request.path, error=str(exc), code=exc.code)
+            return error_response(exc.code, exc.message, status, request_id, [d.as_dict() for d in exc.details])
+        except web.HTTPRequestEntityTooLarge as exc:
+            status = 413
+            return error_response("too_large", f"the request body is larger than the {exc.max_size} bytes "
+                                  "allowed ([api] max_body_bytes)", 413, request_id)
+        except web.HTTPException as exc:
+            status = exc.status
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            message = f"no such endpoint: {request.method} {request.path}" if exc.status in (404, 405) else exc.reason
+            return error_response(code, message, exc.status, request_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("unhandled error", path=request.path)
+            return error_response("internal", f"internal error: {type(exc).__name__}: {exc}", 500, request_id)
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        log.info("api", method=request.method, path=request.path, status=status,
+                 ms=round((time.perf_counter() - started) * 1000, 2))
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+# ---------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------
+
+
+def ops(request: web.Request) -> Operations:
+    return request.app[OPS]
+
+
+async def body_json(request: web.Request) -> Any:
+    return wire.decode_body(await request.read())
+
+
+def query_int(request: web.Request, name: str, default: int, *, low: int = 1, high: int = 10_000) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"query parameter {name} must be an integer (got {raw!r})") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"query parameter {name} must be between {low} and {high} (got {value})")
+    return value
+
+
+def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
+    raw = request.match_info[name]
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"{raw!r} is not an id this daemon issued (ids are UUIDs)") from None
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response(ops(request).health())
+
+
+async def submit_requests(request: web.Request) -> web.Response:
+    payload = await body_json(request)
+    result = await ops(request).submit_payload(payload, origin=request.headers.get("X-Gexd-Origin", "api"))
+    return json_response(result, 201)
+
+
+async def get_request(request: web.Request) -> web.Response:
+    return json_response(await ops(request).get_request(path_id(request)))
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    q = request.query
+    return json_response(await ops(request).list_jobs(
+        status=q.get("status"), level=q.get("level"), symbol=q.get("symbol"),
+        limit=query_int(request, "limit", 50, high=1000), cursor=q.get("cursor"),
+    ))
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return json_response(await ops(request).get_job(path_id(request)))
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    return json_response(await ops(request).cancel_job(path_id(request)))
+
+
+async def retry_job(request: web.Request) -> web.Response:
+    return json_response(await ops(request).retry_job(path_id(request)))
+
+
+async def patch_job(request: web.Request) -> web.Response:
+    return json_response(await ops(request).patch_job(path_id(request), await body_json(request)))
+
+
+async def queues(request: web.Request) -> web.Response:
+    return json_response(ops(request).queues())
+
+
+async def sla(request: web.Request) -> web.Response:
+    return json_response(await ops(request).sla())
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    return json_response(await ops(request).list_rules())
+
+
+async def create_rule(request: web.Request) -> web.Response:
+    return json_response(await ops(request).create_rule(await body_json(request)), 201)
+
+
+async def get_rule(request: web.Request) -> web.Response:
+    return json_response(await ops(request).get_rule(request.match_info["id"]))
+
+
+async def patch_rule(request: web.Request) -> web.Response:
+    return json_response(await ops(request).update_rule(request.match_info["id"], await body_json(request)))
+
+
+async def delete_rule(request: web.Request) -> web.Response:
+    return json_response(await ops(request).delete_rule(request.match_info["id"]))
+
+
+async def rule_history(request: web.Request) -> web.Response:
+    return json_response(await ops(request).rule_history(request.match_info["id"]))
+
+
+async def test_rules(request: web.Request) -> web.Response:
+    return json_response(await ops(request).test_rules(await body_json(request)))
+
+
+async def list_sources(request: web.Request) -> web.Response:
+    return json_response(ops(request).list_sources())
+
+
+async def patch_source(request: web.Request) -> web.Response:
+    return json_response(await ops(request).patch_source(request.match_info["id"], await body_json(request)))
+
+
+async def list_snapshots(request: web.Request) -> web.Response:
+    q = request.query
+    return json_response(await ops(request).list_snapshots(
+        symbol=q.get("symbol"), date=q.get("date"), limit=query_int(request, "limit", 50, high=1000)))
+
+
+async def latest_snapshot(request: web.Request) -> web.Response:
+    symbol = request.query.get("symbol")
+    if not symbol:
+        raise InvalidInput("query parameter symbol is required: /v1/snapshots/latest?symbol=SPX")
+    return json_response(await ops(request).latest_snapshot(symbol, request.query.get("expiry_filter")))
+
+
+async def get_snapshot(request: web.Request) -> web.Response:
+    return json_response(await ops(request).get_snapshot(path_id(request)))
+
+
+async def gex_history(request: web.Request) -> web.Response:
+    return json_response(await ops(request).gex_history(
+        request.match_info["symbol"], query_int(request, "limit", 200, high=5000)))
+
+
+async def run_query(request: web.Request) -> web.Response:
+    payload = await body_json(request)
+    if not isinstance(payload, dict) or not isinstance(payload.get("sql"), str):
+        raise InvalidInput('send {"sql": "SELECT ..."}')
+    limit = payload.get("limit", 1000)
+    if not isinstance(limit, int) or not 1 <= limit <= 100_000:
+        raise InvalidInput("limit must be an integer between 1 and 100000")
+    return json_response(await ops(request).query(payload["sql"], limit=limit))
+
+
+async def ingest(request: web.Request) -> web.Response:
+    """Upload a chain file's bytes; the daemon stores it inside its data directory.
+
+    A client never names a path: the API neither reads nor writes files outside
+    the data directory.
+    """
+    o = ops(request)
+    limit = o.max_ingest_bytes
+    name = request.query.get("filename", "upload")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the file is larger than the {limit} bytes allowed ([drop] max_file_bytes)")
+        chunks.append(chunk)
+    result = await o.ingest_upload(b"".join(chunks), filename=name, symbol=request.query.get("symbol"),
+                                   level=request.query.get("level"))
+    return json_response(result, 201)
+
+
+async def archive(request: web.Request) -> web.Response:
+    return json_response(await ops(request).archive())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=ops(request).metrics_text(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document())
+
+
+async def events(request: web.Request) -> web.WebSocketResponse:
+    """A state snapshot first, then numbered events; a lagging client gets a resync and a new snapshot."""
+    o = ops(request)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=1 << 16)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    sub = o.bus.subscribe()
+    reader = asyncio.create_task(_drain_client(ws, sub))
+    try:
+        await ws.send_bytes(wire.encode(o.state_snapshot()))
+        while not ws.closed:
+            event = await sub.next(timeout=1.0)
+            if event is None:
+                if sub.closed:
+                    break
+                continue
+            if event.type == RESYNC:
+                await ws.send_bytes(wire.encode({"type": RESYNC, "seq": event.seq, "data": event.data}))
+                await ws.send_bytes(wire.encode(o.state_snapshot()))
+            else:
+                await ws.send_bytes(wire.encode(event.as_dict()))
+    except (ConnectionResetError, RuntimeError):
+        pass  # the client went away
+    finally:
+        sub.close()
+        reader.cancel()
+        await ws.close()
+    return ws
+
+
+async def _drain_client(ws: web.WebSocketResponse, sub: Any) -> None:
+    """Read what the client sends: `{"type": "resync"}` asks for a fresh snapshot."""
+    async for msg in ws:
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            try:
+                data = wire.decode_body(msg.data if isinstance(msg.data, bytes) else msg.data.encode())
+            except MalformedInput:
+                continue
+            if isinstance(data, dict) and data.get("type") == RESYNC:
+                sub._offer(sub.bus.publish_marker())
+        elif msg.type == WSMsgType.ERROR:
+            break
+    sub.close()
+
+
+async def _close_websockets(app: web.Application) -> None:
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=1001, message=b"daemon shutting down")
+
+
+def build_app(operations: Operations, *, max_body_bytes: int, allowed_uids: frozenset[int]) -> web.Application:
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[context_and_errors])
+    app[OPS] = operations
+    app[SOCKETS] = weakref.WeakSet()
+    app[ALLOWED_UIDS] = frozenset({os.getuid(), 0}) | allowed_uids
+    r = app.router
+    r.add_get("/v1/health", health)
+    r.add_post("/v1/requests", submit_requests)
+    r.add_get("/v1/requests/{id}", get_request)
+    r.add_get("/v1/jobs", list_jobs)
+    r.add_get("/v1/jobs/{id}", get_job)
+    r.add_patch("/v1/jobs/{id}", patch_job)
+    r.add_post("/v1/jobs/{id}/cancel", cancel_job)
+    r.add_post("/v1/jobs/{id}/retry", retry_job)
+    r.add_get("/v1/queues", queues)
+    r.add_get("/v1/sla", sla)
+    r.add_get("/v1/rules", list_rules)
+    r.add_post("/v1/rules", create_rule)
+    r.add_post("/v1/rules/test", test_rules)
+    r.add_get("/v1/rules/{id}", get_rule)
+    r.add_patch("/v1/rules/{id}", patch_rule)
+    r.add_delete("/v1/rules/{id}", delete_rule)
+    r.add_get("/v1/rules/{id}/history", rule_history)
+    r.add_get("/v1/sources", list_sources)
+    r.add_patch("/v1/sources/{id}", patch_source)
+    r.add_get("/v1/snapshots", list_snapshots)
+    r.add_get("/v1/snapshots/latest", latest_snapshot)
+    r.add_get("/v1/snapshots/{id}", get_snapshot)
+    r.add_get("/v1/gex/{symbol}/history", gex_history)
+    r.add_post("/v1/query", run_query)
+    r.add_post("/v1/ingest", ingest)
+    r.add_post("/v1/admin/archive", archive)
+    r.add_get("/v1/events", events)
+    r.add_get("/metrics", metrics)
+    r.add_get("/v1/openapi.json", openapi)
+    app.on_shutdown.append(_close_websockets)
+    return app

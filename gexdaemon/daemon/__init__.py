@@ -1,0 +1,1 @@
+"""The daemon process: intake, scheduling, job execution, SLA tracking and the event stream."""

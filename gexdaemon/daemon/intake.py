@@ -1,0 +1,243 @@
+"""Intake: turn submissions (socket, drop folder, CLI, TUI) into scored, durable, queued jobs.
+
+One path for every entry point. A batch is all-or-nothing: every entry is
+validated first and the errors of all bad entries are reported together with
+their index and field path; only a fully valid batch is committed, in one
+group-committed transaction, and only then handed to the scheduler. So an
+accepted request is always in the database before anyone is told it exists,
+and a refused batch can be fixed and sent again without creating duplicates.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import structlog
+from pydantic import ValidationError
+
+from gexdaemon.core.errors import InvalidInput, MalformedInput, PayloadTooLarge, Problem, ShuttingDown
+from gexdaemon.core.models import (
+    DataSource,
+    GEXDataType,
+    PriorityLevel,
+    PriorityRequest,
+    ProcessingJob,
+    RequestSubmission,
+    base_url_of,
+    problems_of,
+)
+from gexdaemon.core.scheduler import SchedJob
+from gexdaemon.core.scoring import score_request
+from gexdaemon.daemon.jobbook import LiveJob
+from gexdaemon.storage.store import Change, PutJob, PutRequest, PutSource
+
+if TYPE_CHECKING:
+    from gexdaemon.daemon.app import Daemon
+
+log = structlog.get_logger("gexdaemon.intake")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    live: LiveJob
+    at_risk_reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        j, r = self.live.job, self.live.request
+        return {
+            "request_id": str(r.request_id),
+            "job_id": str(j.job_id),
+            "market_symbol": r.market_symbol,
+            "priority_score": r.priority_score,
+            "priority_level": r.priority_level.value,
+            "deadline": j.deadline.isoformat() if j.deadline else None,
+            "estimated_processing_time_s": self.live.estimate_s,
+            "at_risk": j.at_risk,
+            "at_risk_reason": self.at_risk_reason or None,
+            "explanation": r.explanation,
+        }
+
+
+def host_allowed(url: str, allowed: Sequence[str]) -> bool:
+    """Is the URL's host on the allowlist? Entries may be hostnames, globs, IPs or CIDRs."""
+    if url.startswith("file://"):
+        return True
+    host = (urlsplit(url).hostname or "").lower()
+    for entry in allowed:
+        entry = entry.strip().lower()
+        if entry == "*" or host == entry or fnmatch.fnmatch(host, entry):
+            return True
+        try:
+            if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def entries_of(payload: Any) -> tuple[list[Any], str]:
+    """One request, a list of them, or {"requests": [...]}; returns (entries, path prefix)."""
+    if isinstance(payload, Mapping) and "requests" in payload:
+        extra = sorted(set(payload) - {"requests"})
+        if extra:
+            raise InvalidInput.from_problems("the batch", [Problem(k, "unknown field") for k in extra])
+        items = payload["requests"]
+        if not isinstance(items, list):
+            raise InvalidInput.from_problems("the batch", [Problem("requests", "must be a list of requests")])
+        return list(items), "requests"
+    if isinstance(payload, list):
+        return list(payload), ""
+    if isinstance(payload, Mapping):
+        return [payload], ""
+    raise MalformedInput("expected a request object, a list of requests, or {\"requests\": [...]}")
+
+
+class Intake:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def parse(self, payload: Any, *, allow_files: bool = False) -> list[RequestSubmission]:
+        """Validate every entry; raise one InvalidInput naming each bad entry and field."""
+        entries, prefix = entries_of(payload)
+        if not entries:
+            raise InvalidInput.from_problems("the batch", [Problem(prefix or "(root)", "holds no requests")])
+        limit = self.d.settings.api.max_batch
+        if len(entries) > limit:
+            raise PayloadTooLarge(f"the batch holds {len(entries)} requests; at most {limit} ([api] max_batch)")
+        context = self.d.config.domain_context(allow_file_urls=allow_files)
+        allowed = self.d.settings.sources.allowed_hosts
+        problems: list[Problem] = []
+        bad: set[int] = set()
+        subs: list[RequestSubmission] = []
+        single = len(entries) == 1 and not prefix
+        for i, entry in enumerate(entries):
+            where = f"{prefix}.{i}" if prefix else ("" if single else str(i))
+            try:
+                sub = RequestSubmission.model_validate(entry, context=context.as_validation_context())
+            except ValidationError as exc:
+                problems += problems_of(exc, where)
+                bad.add(i)
+                continue
+            if not host_allowed(sub.source_url, allowed):
+                host = urlsplit(sub.source_url).hostname
+                problems.append(Problem(f"{where}.source_url" if where else "source_url",
+                                        f"host {host!r} is not in [sources] allowed_hosts", rule="host_not_allowed"))
+                bad.add(i)
+                continue
+            subs.append(sub)
+        if problems:
+            what = "the request" if single else f"{len(entries)} requests ({len(bad)} invalid; nothing was accepted)"
+            raise InvalidInput.from_problems(what, problems)
+        return subs
+
+    async def submit(self, subs: Sequence[RequestSubmission], *, origin: str,
+                     level_override: PriorityLevel | None = None) -> list[Accepted]:
+        if not self.d.accepting:
+            raise ShuttingDown("the daemon is shutting down and accepts no new requests; retry when it is back")
+        d = self.d
+        now = d.now()
+        changes: list[Change] = []
+        staged: list[LiveJob] = []
+        rule_set = d.rules.current
+        for sub in subs:
+            base = base_url_of(sub.source_url)
+            source, created = d.sources.ensure(base, now)
+            if created:
+                changes.append(PutSource(source))
+            requested_at = sub.requested_at or now
+            scored = score_request(
+                rule_set,
+                data_type=sub.data_type,
+                market_symbol=sub.market_symbol,
+                source_url=sub.source_url,
+                requested_at=requested_at,
+                metadata=sub.metadata,
+                origin=origin,
+                reliability_score=source.reliability_score,
+                now=now,
+                settings=d.settings.priority,
+            )
+            level = level_override or scored.level
+            explanation = dict(scored.explanation)
+            if level_override is not None and level_override is not scored.level:
+                explanation["override"] = {"level": level_override.value, "by": origin}
+            sla_s = d.settings.sla.seconds_for(level)
+            deadline = requested_at + timedelta(seconds=sla_s) if sla_s is not None else None
+            estimate_s = d.estimates.estimate(base, sub.data_type)
+            request = PriorityRequest.parse(
+                {
+                    "source_url": sub.source_url,
+                    "data_type": sub.data_type,
+                    "market_symbol": sub.market_symbol,
+                    "requested_at": requested_at,
+                    "priority_score": scored.score,
+                    "priority_level": level,
+                    "estimated_processing_time": timedelta(seconds=estimate_s),
+                    "metadata": sub.metadata,
+                    "source_id": source.source_id,
+                    "deadline": deadline,
+                    "origin": origin,
+                    "explanation": explanation,
+                },
+                context=d.config.domain_context(allow_file_urls=True, now=max(now, requested_at)),
+            )
+            job, created_event = ProcessingJob.for_request(request, now)
+            changes += [PutRequest(request), PutJob(job, created_event)]
+            live = LiveJob(
+                request=request,
+                job=job,
+                source_key=base,
+                estimate_s=estimate_s,
+                enqueued_mono=d.mono(),
+                deadline_mono=d.to_mono(deadline),
+            )
+            staged.append(live)
+        await d.require_store().commit(changes)  # durable before anyone hears of it
+        accepted = [self._enqueue(live) for live in staged]
+        d.runner.kick()
+        return accepted
+
+    def _enqueue(self, live: LiveJob, *, not_before: float = 0.0) -> Accepted:
+        d = self.d
+        d.book.add(live)
+        admission = d.scheduler.submit(
+            SchedJob(
+                job_id=live.job_id,
+                level=live.job.priority_level,
+                source=live.source_key,
+                deadline=live.deadline_mono,
+                estimate_s=live.estimate_s,
+                enqueued_at=live.enqueued_mono,
+                not_before=not_before,
+            )
+        )
+        if admission.at_risk and not live.job.at_risk:
+            flagged = live.job.evolve(at_risk=True)
+            d.runner.persist_soon(PutJob(flagged, previous=live.job))
+            live.job = flagged
+        if live.deadline_mono is not None and d.sla is not None and live.job.sla_status.value == "pending":
+            d.sla.watch(live.job_id, live.deadline_mono)
+        d.publish("job.queued", live.summary() | {"at_risk_reason": admission.reason or None})
+        return Accepted(live, admission.reason)
+
+    def requeue_loaded(self, live: LiveJob, *, not_before: float = 0.0) -> None:
+        """Put a job loaded at start-up (or retried) back into the scheduler."""
+        self._enqueue(live, not_before=not_before)
+
+
+def data_type_of(value: str | None) -> GEXDataType:
+    return GEXDataType(value) if value else GEXDataType.SNAPSHOT
+
+
+def source_name(base_url: str) -> str:
+    return urlsplit(base_url).netloc or base_url
+
+
+def new_source(base_url: str, now: datetime) -> DataSource:
+    return DataSource.parse({"base_url": base_url, "name": source_name(base_url), "created_at": now, "updated_at": now})

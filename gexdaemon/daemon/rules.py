@@ -1,0 +1,138 @@
+"""The daemon's rules: the compiled rule set in use, edits through the store, shadow tests.
+
+Edits go through `gexdaemon.storage.rules_repo` (validated and versioned by the
+pure `gexdaemon.core.rulebook`); after each one the rule set is recompiled and
+swapped in, so the next request is scored with it and records its versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gexdaemon.core.errors import InvalidInput, Problem
+from gexdaemon.core.models import PriorityRule
+from gexdaemon.core.rulebook import find_rule, name_key
+from gexdaemon.core.rules import compile_condition
+from gexdaemon.core.scoring import RuleSet
+from gexdaemon.core.shadow import shadow_test
+from gexdaemon.storage import rules_repo
+
+if TYPE_CHECKING:
+    from gexdaemon.daemon.app import Daemon
+
+RULE_FIELDS = {"name", "description", "condition", "priority_score", "is_active"}
+DEFAULT_SHADOW_LIMIT = 500
+
+
+def rule_dict(rule: PriorityRule) -> dict[str, Any]:
+    return rule.model_dump(mode="json")
+
+
+def _fields(payload: Any, *, required: set[str], what: str) -> dict[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise InvalidInput.from_problems(what, [Problem("(root)", "must be a JSON object")])
+    unknown = sorted(set(payload) - RULE_FIELDS)
+    missing = sorted(required - set(payload))
+    problems = [Problem(k, "unknown field") for k in unknown] + [Problem(k, "is required") for k in missing]
+    if problems:
+        raise InvalidInput.from_problems(what, problems)
+    return dict(payload)
+
+
+class RuleService:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self.rules: list[PriorityRule] = []
+        self.current = RuleSet.from_rules([])
+
+    async def load(self) -> None:
+        store = self.d.require_store()
+        settings = self.d.settings.rules
+        await rules_repo.seed_rules_if_empty(store, settings.seed, self.d.now(), settings=settings)
+        await self._reload()
+
+    async def _reload(self) -> None:
+        self.rules = await rules_repo.list_rules(self.d.require_store())
+        self.current = RuleSet.from_rules(self.rules)
+
+    def find(self, ref: str) -> PriorityRule:
+        return find_rule(self.rules, ref)
+
+    async def create(self, payload: Any) -> dict[str, Any]:
+        data = _fields(payload, required={"name", "condition", "priority_score"}, what="the rule")
+        rule = await rules_repo.create_rule(
+            self.d.require_store(), now=self.d.now(), settings=self.d.settings.rules, **data
+        )
+        await self._reload()
+        self.d.publish("rule.created", rule_dict(rule))
+        return rule_dict(rule)
+
+    async def update(self, ref: str, payload: Any) -> dict[str, Any]:
+        data = _fields(payload, required=set(), what="the rule change")
+        rule = await rules_repo.update_rule(
+            self.d.require_store(), ref, now=self.d.now(), settings=self.d.settings.rules, **data
+        )
+        await self._reload()
+        self.d.publish("rule.updated", rule_dict(rule))
+        return rule_dict(rule)
+
+    async def delete(self, ref: str) -> dict[str, Any]:
+        rule = await rules_repo.delete_rule(self.d.require_store(), ref, now=self.d.now())
+        await self._reload()
+        self.d.publish("rule.deleted", rule_dict(rule))
+        return rule_dict(rule)
+
+    async def history(self, ref: str) -> list[dict[str, Any]]:
+        rule = self.find(ref)
+        versions = await rules_repo.rule_history(self.d.require_store(), rule.rule_id)
+        return [v.as_dict() if hasattr(v, "as_dict") else dict(v.__dict__) for v in versions]
+
+    async def test(self, payload: Any) -> dict[str, Any]:
+        """Score recent requests with a candidate rule set; nothing is saved.
+
+        Body: {"rules": [...], "mode": "merge" | "replace", "limit": N}. "merge" (the
+        default) starts from the current rules and replaces the ones with the same
+        name, adds the new ones, and honours "is_active": false; "replace" tests
+        exactly the rules given.
+        """
+        if not isinstance(payload, Mapping):
+            raise InvalidInput('send {"rules": [...], "mode": "merge"|"replace", "limit": N}')
+        unknown = sorted(set(payload) - {"rules", "mode", "limit"})
+        if unknown:
+            raise InvalidInput.from_problems("the shadow test", [Problem(k, "unknown field") for k in unknown])
+        mode = payload.get("mode", "merge")
+        if mode not in ("merge", "replace"):
+            raise InvalidInput.from_problems("the shadow test", [Problem("mode", "must be merge or replace")])
+        limit = payload.get("limit", DEFAULT_SHADOW_LIMIT)
+        if not isinstance(limit, int) or not 1 <= limit <= rules_repo.MAX_RECENT_REQUESTS:
+            raise InvalidInput.from_problems(
+                "the shadow test", [Problem("limit", f"must be an integer from 1 to {rules_repo.MAX_RECENT_REQUESTS}")])
+        raw = payload.get("rules", [])
+        if not isinstance(raw, list):
+            raise InvalidInput.from_problems("the shadow test", [Problem("rules", "must be a list of rules")])
+        now = self.d.now()
+        drafts: list[PriorityRule] = []
+        problems: list[Problem] = []
+        for i, item in enumerate(raw):
+            try:
+                data = _fields(item, required={"name", "condition", "priority_score"}, what=f"rules[{i}]")
+                compile_condition(str(data["condition"]))
+                drafts.append(PriorityRule.parse({**data, "created_at": now, "updated_at": now}, what=f"rules[{i}]"))
+            except InvalidInput as exc:
+                problems += [Problem(f"rules.{i}.{p.path}", p.message, p.rule) for p in exc.details] or [
+                    Problem(f"rules.{i}", exc.message)]
+        if problems:
+            raise InvalidInput.from_problems("the candidate rules", problems)
+        if mode == "replace":
+            candidate_rules = drafts
+        else:
+            by_name = {name_key(r.name): r for r in self.rules}
+            for draft in drafts:
+                by_name[name_key(draft.name)] = draft
+            candidate_rules = list(by_name.values())
+        requests = await rules_repo.recent_requests(self.d.require_store(), limit)
+        reliability = {s.base_url: s.reliability_score for s in self.d.sources.all()}
+        report = shadow_test(requests, self.current, RuleSet.from_rules(candidate_rules),
+                             settings=self.d.settings.priority, reliability=reliability, now=now)
+        return report.as_dict() | {"mode": mode}

@@ -1,0 +1,112 @@
+"""SLA tracking: a timer per deadline, so a breach is announced the moment it happens.
+
+A job that is still unfinished when its deadline passes is breached right then,
+not when it eventually ends; the daemon persists `sla_status = breached` and
+publishes `sla.breached`. Finished jobs feed rolling windows per level (met or
+breached, throughput) for `/v1/queues`, `/metrics` and the dashboard, and the
+at-risk flags are scored against the outcome so their precision can be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gexdaemon.core.models import PriorityLevel
+
+WINDOW_S = 3600.0
+
+
+@dataclass
+class LevelLedger:
+    """What happened to one level's finished jobs in the last hour."""
+
+    finished: deque[tuple[float, bool]] = field(default_factory=deque)  # (mono, met)
+    breaches: deque[float] = field(default_factory=deque)
+    met_total: int = 0
+    breached_total: int = 0
+    flagged_total: int = 0
+    flagged_and_missed: int = 0
+
+    def trim(self, now: float) -> None:
+        horizon = now - WINDOW_S
+        while self.finished and self.finished[0][0] < horizon:
+            self.finished.popleft()
+        while self.breaches and self.breaches[0] < horizon:
+            self.breaches.popleft()
+
+
+class SlaWatch:
+    def __init__(self, loop: asyncio.AbstractEventLoop, mono: Callable[[], float],
+                 on_deadline: Callable[[uuid.UUID], None]) -> None:
+        self._loop = loop
+        self._mono = mono
+        self._on_deadline = on_deadline
+        self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self.ledgers: dict[PriorityLevel, LevelLedger] = {lv: LevelLedger() for lv in PriorityLevel}
+
+    def watch(self, job_id: uuid.UUID, deadline_mono: float) -> None:
+        """Call `on_deadline(job_id)` when the deadline passes (at once if it already has)."""
+        self.unwatch(job_id)
+        delay = max(0.0, deadline_mono - self._mono())
+        self._timers[job_id] = self._loop.call_at(self._loop.time() + delay, self._fire, job_id)
+
+    def unwatch(self, job_id: uuid.UUID) -> None:
+        timer = self._timers.pop(job_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _fire(self, job_id: uuid.UUID) -> None:
+        self._timers.pop(job_id, None)
+        self._on_deadline(job_id)
+
+    @property
+    def watched(self) -> int:
+        return len(self._timers)
+
+    def record_breach(self, level: PriorityLevel) -> None:
+        ledger = self.ledgers[level]
+        ledger.breaches.append(self._mono())
+        ledger.trim(self._mono())
+
+    def record_finish(self, level: PriorityLevel, *, met: bool | None, flagged: bool) -> None:
+        """A job of `level` finished: met is None for LOW (no deadline)."""
+        now = self._mono()
+        ledger = self.ledgers[level]
+        ledger.finished.append((now, bool(met) if met is not None else True))
+        if met is True:
+            ledger.met_total += 1
+        elif met is False:
+            ledger.breached_total += 1
+        if flagged and met is not None:
+            ledger.flagged_total += 1
+            if not met:
+                ledger.flagged_and_missed += 1
+        ledger.trim(now)
+
+    def summary(self, level: PriorityLevel) -> dict[str, float | int | None]:
+        now = self._mono()
+        ledger = self.ledgers[level]
+        ledger.trim(now)
+        count = len(ledger.finished)
+        met = sum(1 for _, ok in ledger.finished if ok)
+        recent = [t for t, _ in ledger.finished if t >= now - 300.0]
+        return {
+            "sla_met_ratio": (met / count) if count and level is not PriorityLevel.LOW else None,
+            "finished_last_hour": count,
+            "breaches_last_hour": len(ledger.breaches),
+            "throughput_per_min": len(recent) / 5.0,
+            "met_total": ledger.met_total,
+            "breached_total": ledger.breached_total,
+            "at_risk_precision": (ledger.flagged_and_missed / ledger.flagged_total)
+            if ledger.flagged_total
+            else None,
+        }
+
+    def cancel_all(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

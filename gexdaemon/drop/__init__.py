@@ -1,0 +1,1 @@
+"""The drop folder adapter (watchfiles)."""

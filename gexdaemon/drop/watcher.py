@@ -1,0 +1,324 @@
+"""The drop folder: request files and chain files dropped by people and scripts.
+
+- `*.json` / `*.toml` request files (one request, a list, or {"requests": [...]})
+  are submitted as a batch, all or nothing;
+- chain files (every format `gexdaemon.feeds` reads) become a snapshot request
+  for the symbol the file name gives (`SPX_*.csv`, `_SPX.json`) or, failing
+  that, the file's own content;
+- dotfiles, `*.tmp` and `*.part` are ignored (write under such a name, then rename);
+- a file still being written is waited for, never rejected: a request file is
+  tried at once and, if it does not decode, again once it has stopped changing;
+  a chain file is read once it has not changed for `[drop] settle_ms`;
+- afterwards a file moves to `processed/YYYY-MM-DD/` (with a `.receipt.json`
+  naming the accepted requests and jobs) or to `rejected/` next to
+  `<name>.error.json` saying what was wrong and where. Nothing is deleted.
+- files that arrived while the daemon was down are picked up at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+from watchfiles import Change, awatch
+
+from gexdaemon.core.errors import GexError, InvalidInput, MalformedInput, Problem, ShuttingDown
+from gexdaemon.core.models import GEXDataType, RequestSubmission
+from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
+from gexdaemon.core.timeutil import NEW_YORK
+from gexdaemon.feeds import registry
+from gexdaemon.feeds.base import FeedFile
+
+if TYPE_CHECKING:
+    from gexdaemon.daemon.app import Daemon
+
+log = structlog.get_logger("gexdaemon.drop")
+
+IGNORED_SUFFIXES = (".tmp", ".part", ".error.json", ".receipt.json")
+REQUEST_SUFFIXES = (".json", ".toml")
+SYMBOL_IN_NAME = re.compile(r"^[_^$]?([A-Za-z][A-Za-z0-9]{0,5})(?=[_\-. ]|$)")
+POLL_S = 0.05
+MAX_WAIT_FOR_WRITER_S = 600.0
+
+
+def ignored(path: Path) -> bool:
+    name = path.name
+    return name.startswith(".") or name.endswith(IGNORED_SUFFIXES)
+
+
+def symbol_from_name(name: str, optionable: frozenset[str]) -> str | None:
+    """`SPX_2026-11-26.csv`, `_SPX.json`, `spx_quotedata.csv` -> SPX (only if optionable)."""
+    match = SYMBOL_IN_NAME.match(name)
+    if not match:
+        return None
+    symbol = underlying_of_root(normalize_symbol(match.group(1)))
+    return symbol if symbol in optionable else None
+
+
+@dataclass
+class Verdict:
+    kind: str  # "requests" | "chain" | "retry"
+    payload: Any = None
+    symbol: str | None = None
+    format_name: str = ""
+
+
+class DropFolder:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self.root = daemon.config.drop_dir
+        self.processed = self.root / "processed"
+        self.rejected = self.root / "rejected"
+        self._stop = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._inflight: dict[Path, asyncio.Task[None]] = {}
+        self.handled = 0
+
+    async def start(self) -> None:
+        for folder in (self.root, self.processed, self.rejected):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._stop.clear()
+        self._watch_task = asyncio.create_task(self._watch(), name="gexd-drop-watch")
+        await asyncio.sleep(0)  # let the watcher start before the scan, so nothing slips between
+        self.scan()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task
+        pending = list(self._inflight.values())
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+            for task in pending:
+                task.cancel()
+
+    def scan(self) -> int:
+        """Consider every file already in the folder (arrived while the daemon was down)."""
+        found = 0
+        for path in sorted(self.root.iterdir()):
+            if path.is_file():
+                found += self.consider(path)
+        return found
+
+    async def _watch(self) -> None:
+        settings = self.d.settings.drop
+        async for changes in awatch(
+            self.root, recursive=False, stop_event=self._stop, debounce=200, step=10,
+            force_polling=settings.force_polling, rust_timeout=1000, yield_on_timeout=False,
+        ):
+            for change, raw in changes:
+                if change in (Change.added, Change.modified):
+                    self.consider(Path(raw))
+
+    def consider(self, path: Path) -> bool:
+        if ignored(path) or path.parent != self.root or path in self._inflight:
+            return False
+        task = asyncio.create_task(self._handle(path), name=f"drop-{path.name}")
+        self._inflight[path] = task
+        task.add_done_callback(lambda _t, p=path: self._inflight.pop(p, None))
+        return True
+
+    # -- one file ---------------------------------------------------------------
+
+    async def _handle(self, path: Path) -> None:
+        started = self.d.mono()
+        try:
+            verdict = await self._read_when_ready(path)
+            if verdict is None:
+                return  # gone (moved away by its writer)
+            if verdict.kind == "requests":
+                await self._submit_requests(path, verdict.payload)
+            else:
+                await self._submit_chain(path, verdict)
+            self.handled += 1
+            log.info("drop file accepted", file=path.name, kind=verdict.kind,
+                     ms=round((self.d.mono() - started) * 1000, 1))
+        except ShuttingDown:
+            log.info("drop file left for the next start", file=path.name)
+        except GexError as exc:
+            self._reject(path, exc)
+        except OSError as exc:
+            if path.exists():
+                self._reject(path, MalformedInput(f"cannot be read: {exc.strerror or exc}"))
+        except Exception as exc:  # never let one odd file stop the folder
+            log.exception("drop file crashed the handler", file=path.name)
+            if path.exists():
+                self._reject(path, GexError(f"internal error while reading it: {type(exc).__name__}: {exc}"))
+
+    async def _read_when_ready(self, path: Path) -> Verdict | None:
+        """Read and classify the file once its writer is done; None if it disappeared."""
+        settle = self.d.settings.drop.settle_ms / 1000.0
+        limit = self.d.settings.drop.max_file_bytes
+        give_up = self.d.mono() + MAX_WAIT_FOR_WRITER_S
+        # A request file is tried at once (a half-written one does not decode); a chain
+        # file is only read once it has stopped changing (half a CSV still parses).
+        try_now = path.suffix.lower() in REQUEST_SUFFIXES
+        last = _stat(path)
+        stable_for = 0.0
+        while True:
+            if last is None:
+                return None
+            if last[0] > limit:
+                raise InvalidInput.from_problems(path.name, [Problem(
+                    "(file)", f"is {last[0]} bytes; the drop folder takes at most {limit} ([drop] max_file_bytes)")])
+            if try_now or stable_for >= settle:
+                try_now = False
+                data = await asyncio.to_thread(path.read_bytes)
+                after = _stat(path)
+                if after is None:
+                    return None
+                if after == last:
+                    try:
+                        return self._classify(path, data)
+                    except (MalformedInput, InvalidInput):
+                        if stable_for >= settle:
+                            raise  # it stopped changing and is still bad
+                else:
+                    last, stable_for = after, 0.0
+            await asyncio.sleep(POLL_S)
+            if self.d.mono() > give_up:
+                raise MalformedInput(f"was still changing after {MAX_WAIT_FOR_WRITER_S:.0f} s; write it under a "
+                                     ".tmp name and rename it when complete")
+            current = _stat(path)
+            if current == last:
+                stable_for += POLL_S
+            else:
+                last, stable_for = current, 0.0
+
+    def _classify(self, path: Path, data: bytes) -> Verdict:
+        suffix = path.suffix.lower()
+        if suffix == ".toml":
+            try:
+                payload = tomllib.loads(data.decode("utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise MalformedInput(f"is not valid TOML: {exc}") from None
+            return Verdict("requests", payload)
+        if suffix == ".json":
+            try:
+                payload = msgspec.json.decode(data)
+            except msgspec.DecodeError as exc:
+                raise MalformedInput(f"is not valid JSON: {exc}") from None
+            if _looks_like_requests(payload):
+                return Verdict("requests", payload)
+        fmt, _seen = registry.detect(FeedFile(name=path.name, data=data))
+        optionable = self.d.config.domain_context().optionable
+        symbol = symbol_from_name(path.name, optionable)
+        if symbol is None:
+            _, parsed = registry.parse(FeedFile(name=path.name, data=data))
+            found = parsed.underlying
+            symbol = underlying_of_root(normalize_symbol(found)) if found else None
+        if symbol is None:
+            raise InvalidInput.from_problems(path.name, [Problem("(file name)", "names no symbol and the file does not say which underlying it is; name it SYMBOL_anything" + path.suffix)])
+        return Verdict("chain", symbol=symbol, format_name=fmt.name)
+
+    async def _submit_requests(self, path: Path, payload: Any) -> None:
+        subs = self.d.intake.parse(payload)
+        accepted = await self.d.intake.submit(subs, origin="drop")
+        target = self._move(path, self._processed_dir())
+        _write_json(target.with_name(target.name + ".receipt.json"), {
+            "file": path.name,
+            "accepted_at": self.d.now().isoformat(),
+            "requests": [a.as_dict() for a in accepted],
+        })
+
+    async def _submit_chain(self, path: Path, verdict: Verdict) -> None:
+        target = self._move(path, self._processed_dir())
+        sub = RequestSubmission.parse(
+            {
+                "source_url": target.resolve().as_uri(),
+                "data_type": GEXDataType.SNAPSHOT,
+                "market_symbol": verdict.symbol,
+                "metadata": {"file": path.name, "format": verdict.format_name},
+            },
+            context=self.d.config.domain_context(allow_file_urls=True, allow_any_symbol=True),
+            what=path.name,
+        )
+        try:
+            accepted = await self.d.intake.submit([sub], origin="drop")
+        except GexError as exc:
+            if isinstance(exc, ShuttingDown):
+                self._move(target, self.root)  # back where it was, for the next start
+                raise
+            self._reject(target, exc, original=path)
+            return
+        _write_json(target.with_name(target.name + ".receipt.json"), {
+            "file": path.name,
+            "accepted_at": self.d.now().isoformat(),
+            "format": verdict.format_name,
+            "requests": [a.as_dict() for a in accepted],
+        })
+
+    def _processed_dir(self) -> Path:
+        day = self.d.now().astimezone(NEW_YORK).date().isoformat()
+        folder = self.processed / day
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _move(self, path: Path, folder: Path) -> Path:
+        target = _free_name(folder / path.name)
+        os.replace(path, target)
+        return target
+
+    def _reject(self, path: Path, exc: GexError, *, original: Path | None = None) -> None:
+        original = original or path
+        try:
+            target = self._move(path, self.rejected)
+        except FileNotFoundError:
+            return
+        report = {
+            "file": str(original),
+            "moved_to": str(target),
+            "rejected_at": self.d.now().isoformat(),
+            "error": {
+                "code": exc.code,
+                "message": f"{original.name}: {exc.message}" if not exc.message.startswith(original.name) else exc.message,
+                "details": [d.as_dict() for d in exc.details],
+            },
+        }
+        _write_json(target.with_name(target.name + ".error.json"), report)
+        self.d.publish("drop.rejected", {"file": original.name, "error": report["error"]})
+        log.warning("drop file rejected", file=original.name, error=exc.message)
+
+
+def _looks_like_requests(payload: Any) -> bool:
+    if isinstance(payload, dict):
+        return "requests" in payload or "source_url" in payload
+    if isinstance(payload, list):
+        return bool(payload) and all(isinstance(x, dict) and "source_url" in x for x in payload[:5])
+    return False
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _free_name(target: Path) -> Path:
+    if not target.exists():
+        return target
+    stem, suffix = target.stem, "".join(target.suffixes[-1:])
+    for i in range(1, 10_000):
+        candidate = target.with_name(f"{stem}-{i}{suffix}")
+        if not candidate.exists():
+            return candidate
+    raise GexError(f"too many files named {target.name} in {target.parent}")
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(value), indent=2))
+    os.replace(tmp, path)
+

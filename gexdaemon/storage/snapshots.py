@@ -1,0 +1,215 @@
+"""Persisting GEX snapshots (Parquet lake + DuckDB) and reading them back in the API's shape.
+
+Write order, and why it is safe to repeat:
+1. if the store already holds the snapshot id (the job was processed before), stop
+   and return the lake path recorded with it: nothing is written twice;
+2. write the lake file atomically (temporary name, fsync, rename) at
+   `<lake_dir>/symbol=SYM/date=YYYY-MM-DD/snapshot_<ts>_<id>.parquet`; the name is
+   derived from the snapshot id and instant, so a retry rewrites the same file;
+3. commit `PutSnapshot` (the gex_snapshots row with its lake_path, and the
+   gex_strikes rows), idempotent on snapshot_id: strikes are appended only when the
+   snapshot row is new.
+A crash between 2 and 3 leaves a lake file without a row; the job's retry rewrites
+the same file and commits, so the pair ends up consistent. Readers always start from
+gex_snapshots, so such a file is never mistaken for a snapshot.
+
+The readers return plain dicts shaped like surfaces.md "Snapshot fields"
+(JSON-ready: ids and instants as strings), with `strikes` for single snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from gexdaemon.core.errors import InvalidInput, Problem
+from gexdaemon.core.models import ExpiryFilter
+from gexdaemon.ingest import STRIKE_COLUMNS, SnapshotResult
+from gexdaemon.storage import lake as lakefs
+from gexdaemon.storage.store import PutSnapshot, Store
+
+SNAPSHOT_FIELDS = (
+    "snapshot_id",
+    "job_id",
+    "market_symbol",
+    "snapshot_date",
+    "snapshot_time",
+    "snapshot_at",
+    "spot_price",
+    "gex_unit",
+    "sign_model",
+    "gamma_source",
+    "expiry_filter",
+    "total_gex",
+    "zero_gamma",
+    "zero_gamma_crossings",
+    "call_wall",
+    "put_wall",
+    "abs_gamma_strike",
+    "total_open_interest",
+    "total_volume",
+    "data_quality_score",
+    "processed_at",
+    "lake_path",
+)
+
+
+def lake_path_for(lake_dir: Path, result: SnapshotResult) -> Path:
+    snap = result.snapshot
+    return lakefs.snapshot_path(
+        lake_dir,
+        snap.market_symbol,
+        snap.snapshot_date,
+        snap.snapshot_at,
+        snap.snapshot_id,
+    )
+
+
+def _existing_lake_path(cur: Any, snapshot_id: uuid.UUID) -> str | None:
+    found = cur.execute(
+        "SELECT coalesce(lake_path, '') FROM gex_snapshots WHERE snapshot_id = ?",
+        [str(snapshot_id)],
+    ).fetchone()
+    return None if found is None else str(found[0])
+
+
+def _write_lake(lake_dir: Path, result: SnapshotResult) -> tuple[Path, bool]:
+    """Write the lake file; returns (path, whether this was the lake's first symbol folder)."""
+    path = lake_path_for(lake_dir, result)
+    first = not lake_dir.exists() or not any(lake_dir.glob("symbol=*"))
+    lakefs.write_parquet_atomic(result.lake, path)
+    return path, first
+
+
+def _change(result: SnapshotResult, path: Path) -> PutSnapshot:
+    row = dict(result.snapshot_row)
+    row["lake_path"] = str(path)
+    return PutSnapshot(snapshot=row, strikes=result.strikes)
+
+
+def persist_snapshot(store: Store, lake_dir: Path, result: SnapshotResult) -> Path:
+    """Write the lake file then commit the rows (see the module docstring); returns the lake path.
+
+    Blocking: call it from a worker thread, or use `persist_snapshot_async`.
+    """
+    existing = store.read_sync(lambda cur: _existing_lake_path(cur, result.snapshot_id))
+    if existing is not None:
+        return Path(existing) if existing else lake_path_for(lake_dir, result)
+    path, first = _write_lake(lake_dir, result)
+    store.commit_sync([_change(result, path)])
+    if first:
+        store.refresh_views().result()
+    return path
+
+
+async def persist_snapshot_async(store: Store, lake_dir: Path, result: SnapshotResult) -> Path:
+    """`persist_snapshot` for the event loop: file I/O in a thread, the commit awaited."""
+    existing = await store.read(lambda cur: _existing_lake_path(cur, result.snapshot_id))
+    if existing is not None:
+        return Path(existing) if existing else lake_path_for(lake_dir, result)
+    path, first = await asyncio.to_thread(_write_lake, lake_dir, result)
+    await store.commit([_change(result, path)])
+    if first:
+        await asyncio.wrap_future(store.refresh_views())
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Readers (take a DuckDB cursor: call them through Store.read / Store.read_sync)
+# ---------------------------------------------------------------------------
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _fetch(cur: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    result = cur.execute(sql, list(params))
+    names = [d[0] for d in result.description or ()]
+    return [
+        {name: _json_value(v) for name, v in zip(names, row, strict=True)}
+        for row in result.fetchall()
+    ]
+
+
+_SELECT = f"SELECT {', '.join(SNAPSHOT_FIELDS)} FROM gex_snapshots"
+_STRIKES_SELECT = f"SELECT {', '.join(STRIKE_COLUMNS)} FROM gex_strikes"
+
+
+def _with_strikes(cur: Any, snapshot: dict[str, Any]) -> dict[str, Any]:
+    snapshot["strikes"] = _fetch(
+        cur,
+        _STRIKES_SELECT + " WHERE snapshot_id = ? ORDER BY strike_price",
+        [snapshot["snapshot_id"]],
+    )
+    return snapshot
+
+
+def load_snapshot(cur: Any, snapshot_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """One snapshot with its levels and strikes, or None."""
+    found = _fetch(cur, _SELECT + " WHERE snapshot_id = ?", [str(snapshot_id)])
+    return _with_strikes(cur, found[0]) if found else None
+
+
+def latest_snapshot(
+    cur: Any, symbol: str, expiry_filter: ExpiryFilter | str | None = None
+) -> dict[str, Any] | None:
+    """The most recent snapshot (by market instant, then processing time) of a symbol."""
+    sql = _SELECT + " WHERE market_symbol = ?"
+    params: list[Any] = [symbol.upper()]
+    if expiry_filter is not None:
+        sql += " AND expiry_filter = ?"
+        params.append(ExpiryFilter(expiry_filter).value)
+    sql += " ORDER BY snapshot_at DESC, processed_at DESC LIMIT 1"
+    found = _fetch(cur, sql, params)
+    return _with_strikes(cur, found[0]) if found else None
+
+
+def list_snapshots(
+    cur: Any, symbol: str | None = None, date: date | str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Snapshots newest first, levels only (no strikes), filtered by symbol and market date."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if symbol:
+        clauses.append("market_symbol = ?")
+        params.append(symbol.upper())
+    if date is not None:
+        clauses.append("snapshot_date = ?")
+        params.append(date if not isinstance(date, str) else _parse_date(date))
+    sql = _SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+    sql += " ORDER BY snapshot_at DESC, processed_at DESC LIMIT ?"
+    params.append(max(1, min(int(limit), 10_000)))
+    return _fetch(cur, sql, params)
+
+
+def gex_history(cur: Any, symbol: str, limit: int) -> list[tuple[str, float]]:
+    """(snapshot_at ISO string, total_gex) oldest first: the last `limit` snapshots of a symbol."""
+    found = cur.execute(
+        "SELECT snapshot_at, total_gex FROM ("
+        " SELECT snapshot_at, total_gex, processed_at FROM gex_snapshots WHERE market_symbol = ?"
+        " ORDER BY snapshot_at DESC, processed_at DESC LIMIT ?) ORDER BY snapshot_at",
+        [symbol.upper(), max(1, int(limit))],
+    ).fetchall()
+    return [(_json_value(at), float(total)) for at, total in found]
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput.from_problems(
+            "date", [Problem(path="date", message=f"{text!r} is not a date (YYYY-MM-DD)")]
+        ) from None

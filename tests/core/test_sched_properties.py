@@ -1,0 +1,185 @@
+"""Random sequences of submits, dispatches, finishes, cancels, clock steps and source
+switches: the scheduler's invariants hold after every step and no job is lost."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from gexdaemon.core.models import PriorityLevel
+from gexdaemon.core.scheduler import SchedJob, Scheduler, SourceAccess
+from gexdaemon.core.settings import SchedulerSettings, SlaSettings
+
+SLOTS = 4
+CAP = 2
+RATE = 4.0
+BURST = 8
+SHORT_MAX = SchedulerSettings().reserved_slot_max_estimate_s
+SOURCES = ("a", "b")
+
+submit = st.tuples(
+    st.just("submit"),
+    st.sampled_from(list(PriorityLevel)),
+    st.sampled_from(SOURCES),
+    st.floats(0.0, 20.0),
+    st.sampled_from([0.0, 0.0, 3.0]),
+)
+ops = st.lists(
+    st.one_of(
+        # Submits and dispatches weigh more: full workers and full sources are
+        # where the caps, the overshoot and the reserved worker are decided.
+        submit,
+        submit,
+        submit,
+        st.tuples(st.just("dispatch")),
+        st.tuples(st.just("dispatch")),
+        st.tuples(st.just("finish"), st.integers(0, 50), st.floats(0.0, 40.0)),
+        st.tuples(st.just("cancel"), st.integers(0, 80)),
+        st.tuples(st.just("tick"), st.floats(0.0, 30.0)),
+        st.tuples(
+            st.just("access"),
+            st.sampled_from(SOURCES),
+            st.sampled_from(list(SourceAccess)),
+        ),
+    ),
+    min_size=10,
+    max_size=150,
+)
+
+
+@dataclass
+class Model:
+    now: float = 0.0
+    next_id: int = 0
+    queued: dict[int, SchedJob] = field(default_factory=dict)
+    running: dict[int, SchedJob] = field(default_factory=dict)
+    done: set[int] = field(default_factory=set)
+    access: dict[str, SourceAccess] = field(default_factory=dict)
+    starts: dict[str, deque[float]] = field(default_factory=dict)
+
+
+def check_dispatch(model: Model, sched: Scheduler, job_id: int) -> None:
+    assert job_id in model.queued, "dispatched a job that is not queued"
+    job = model.queued.pop(job_id)
+    assert job.not_before <= model.now
+    access = model.access.get(job.source, SourceAccess.ALLOWED)
+    assert access is not SourceAccess.BLOCKED
+    if access is SourceAccess.PROBE:
+        model.access[job.source] = SourceAccess.BLOCKED
+    same_source = [j for j in model.running.values() if j.source == job.source]
+    critical = job.level is PriorityLevel.CRITICAL
+    assert len(same_source) < (CAP + 1 if critical else CAP)
+    assert len(model.running) < SLOTS
+    if not critical and job.estimate_s > SHORT_MAX:
+        long_running = [
+            j
+            for j in model.running.values()
+            if j.level is not PriorityLevel.CRITICAL and j.estimate_s > SHORT_MAX
+        ]
+        assert len(long_running) < SLOTS - 1, "the reserved worker went to a long job"
+    history = model.starts.setdefault(job.source, deque())
+    history.append(model.now)
+    assert len(history) <= BURST + RATE * (model.now - history[0]) + 1e-6
+    model.running[job_id] = job
+
+
+def check_counts(model: Model, sched: Scheduler) -> None:
+    assert sched.queued_count == len(model.queued)
+    assert sched.in_flight_count == len(model.running)
+    stats = sched.stats()
+    assert sum(s.depth for s in stats.values()) == len(model.queued)
+    assert sum(s.in_flight for s in stats.values()) == len(model.running)
+
+
+LONG = ("submit", PriorityLevel.LOW, "a", 20.0, 0.0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops)
+# Four long jobs on four workers: the last must wait for the reserved worker's rule.
+@example(
+    [
+        LONG,
+        LONG,
+        ("submit", PriorityLevel.LOW, "b", 20.0, 0.0),
+        LONG[:2] + ("b", 20.0, 0.0),
+        ("dispatch",),
+    ]
+)
+def test_invariants_hold_and_no_job_is_lost(steps: list[tuple[object, ...]]) -> None:
+    model = Model()
+    sched = Scheduler(
+        SchedulerSettings(),
+        SlaSettings(),
+        SLOTS,
+        source_cap=CAP,
+        rate_per_s=RATE,
+        burst=BURST,
+        clock=lambda: model.now,
+    )
+    for step in steps:
+        kind = step[0]
+        if kind == "submit":
+            _, level, source, estimate, delay = step
+            assert isinstance(level, PriorityLevel) and isinstance(source, str)
+            assert isinstance(estimate, float) and isinstance(delay, float)
+            job = SchedJob(
+                model.next_id, level, source, None, estimate, model.now, model.now + delay
+            )
+            model.next_id += 1
+            admission = sched.submit(job)
+            assert admission.expected_finish >= admission.expected_start >= model.now
+            model.queued[job.job_id] = job  # type: ignore[index]
+        elif kind == "dispatch":
+            while (d := sched.dispatch()) is not None:
+                check_dispatch(model, sched, d.job_id)  # type: ignore[arg-type]
+        elif kind == "finish":
+            _, pick, ran = step
+            assert isinstance(pick, int) and isinstance(ran, float)
+            if model.running:
+                job_id = sorted(model.running)[pick % len(model.running)]
+                sched.finish(job_id, ran)
+                del model.running[job_id]
+                model.done.add(job_id)
+        elif kind == "cancel":
+            _, job_id = step
+            expected = job_id in model.queued
+            assert sched.cancel(job_id) is expected
+            if expected:
+                del model.queued[job_id]  # type: ignore[arg-type]
+                model.done.add(job_id)  # type: ignore[arg-type]
+        elif kind == "tick":
+            _, seconds = step
+            assert isinstance(seconds, float)
+            model.now += seconds
+        else:
+            _, source, access = step
+            assert isinstance(source, str) and isinstance(access, SourceAccess)
+            sched.set_source_access(source, access)
+            model.access[source] = access
+        check_counts(model, sched)
+
+    # Open every source and let time run: every queued job runs exactly once.
+    for source in SOURCES:
+        sched.set_source_available(source, True)
+        model.access[source] = SourceAccess.ALLOWED
+    for _ in range(10_000):
+        while (d := sched.dispatch()) is not None:
+            check_dispatch(model, sched, d.job_id)  # type: ignore[arg-type]
+        if model.running:
+            job_id = min(model.running)
+            sched.finish(job_id, 1.0)
+            del model.running[job_id]
+            model.done.add(job_id)
+        elif model.queued:
+            wake = sched.next_wakeup()
+            assert wake is not None, "queued jobs but nothing will wake the scheduler"
+            model.now = max(model.now, wake)
+        else:
+            break
+        check_counts(model, sched)
+    assert not model.queued and not model.running
+    assert model.done == set(range(model.next_id))

@@ -1,0 +1,111 @@
+"""Persisting snapshots to a real DuckDB file and Parquet lake, and reading them back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from gexdaemon.core.errors import InvalidInput
+from gexdaemon.core.models import DomainContext, ExpiryFilter
+from gexdaemon.core.settings import GexSettings
+from gexdaemon.ingest import SnapshotResult, compute_snapshot
+from gexdaemon.storage import snapshots as snaps
+from gexdaemon.storage.store import Store, StoreOptions
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_feeds"
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(
+        StoreOptions(
+            path=tmp_path / "gex.duckdb", lake_dir=tmp_path / "gex", archive_dir=tmp_path / "archive"
+        )
+    )
+    yield opened
+    opened.close()
+
+
+def compute(name: str, job: uuid.UUID, **settings: object) -> SnapshotResult:
+    return compute_snapshot(
+        SAMPLES / name,
+        job_id=job,
+        symbol_hint=None,
+        settings=GexSettings(**settings),  # type: ignore[arg-type]
+        now=NOW,
+        context=DomainContext(now=NOW),
+    )
+
+
+def count(store: Store, table: str) -> int:
+    return int(store.fetch_sync(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+
+
+def test_persist_writes_the_lake_file_then_the_rows(store: Store, tmp_path: Path) -> None:
+    result = compute("SPY.json", uuid.UUID(int=1))
+    path = snaps.persist_snapshot(store, tmp_path / "gex", result)
+    assert path.parent == tmp_path / "gex" / "symbol=SPY" / "date=2026-11-24"
+    assert path.name.startswith("snapshot_20261124T204500") and path.exists()
+    assert pq.read_table(path).num_rows == result.lake.num_rows
+    assert count(store, "gex_snapshots") == 1
+    assert count(store, "gex_strikes") == len(result.snapshot.strikes)
+    lake = store.fetch_sync("SELECT count(*) AS n, min(symbol) AS s FROM gex_lake")[0]
+    assert lake == {"n": result.lake.num_rows, "s": "SPY"}
+
+
+def test_processing_the_same_job_twice_stores_one_snapshot(store: Store, tmp_path: Path) -> None:
+    job = uuid.UUID(int=2)
+    first = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job))
+    again = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job))
+    assert first == again
+    assert count(store, "gex_snapshots") == 1
+    assert count(store, "gex_strikes") == 131
+    assert len(list((tmp_path / "gex").rglob("*.parquet"))) == 1
+    snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", uuid.UUID(int=3)))
+    assert count(store, "gex_snapshots") == 2
+
+
+async def test_async_persist_and_readers(store: Store, tmp_path: Path) -> None:
+    lake = tmp_path / "gex"
+    a = compute("_NDX.json", uuid.UUID(int=4))
+    b = compute("_NDX.json", uuid.UUID(int=5), expiry_filter=ExpiryFilter.EX_NEXT)
+    await snaps.persist_snapshot_async(store, lake, a)
+    await snaps.persist_snapshot_async(store, lake, b)
+    await snaps.persist_snapshot_async(store, lake, b)
+    assert count(store, "gex_snapshots") == 2
+
+    loaded = await store.read(lambda cur: snaps.load_snapshot(cur, a.snapshot_id))
+    assert loaded is not None
+    expected = a.snapshot.model_dump(mode="json")
+    for key in ("market_symbol", "spot_price", "total_gex", "zero_gamma", "call_wall", "put_wall"):
+        assert loaded[key] == expected[key]
+    assert loaded["snapshot_id"] == str(a.snapshot_id)
+    assert loaded["snapshot_date"] == "2026-11-24" and loaded["snapshot_time"] == "15:45:00"
+    assert loaded["zero_gamma_crossings"] == expected["zero_gamma_crossings"]
+    assert loaded["strikes"] == expected["strikes"]
+    assert loaded["lake_path"].endswith(".parquet")
+
+    latest_ex = await store.read(lambda cur: snaps.latest_snapshot(cur, "NDX", "ex_next"))
+    assert latest_ex is not None and latest_ex["snapshot_id"] == str(b.snapshot_id)
+    assert await store.read(lambda cur: snaps.latest_snapshot(cur, "SPX")) is None
+
+    listed = await store.read(lambda cur: snaps.list_snapshots(cur, symbol="ndx", date="2026-11-24"))
+    assert {s["snapshot_id"] for s in listed} == {str(a.snapshot_id), str(b.snapshot_id)}
+    assert all("strikes" not in s for s in listed)
+    assert await store.read(lambda cur: snaps.list_snapshots(cur, date="2026-11-23")) == []
+
+    history = await store.read(lambda cur: snaps.gex_history(cur, "NDX", 10))
+    assert len(history) == 2
+    assert {v for _, v in history} == {a.snapshot.total_gex, b.snapshot.total_gex}
+    assert history[0][0] == "2026-11-24T20:45:00+00:00"
+
+
+def test_a_bad_date_filter_is_invalid_input(store: Store) -> None:
+    with pytest.raises(InvalidInput, match="YYYY-MM-DD"):
+        store.read_sync(lambda cur: snaps.list_snapshots(cur, date="24/11/2026"))
