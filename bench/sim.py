@@ -23,12 +23,12 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy
+import pydantic
 
-from gexdaemon.core.sched_sim import POLICIES, RunFigures, Workload, run_policy  # noqa: E402
-from gexdaemon.core.settings import SchedulerSettings  # noqa: E402
+from gexdaemon.core.sched_sim import POLICIES, RunFigures, Workload, run_policy
+from gexdaemon.core.settings import SchedulerSettings
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,6 @@ def _task(args: tuple[int, Point, str, tuple[int, ...]]) -> tuple[int, str, RunF
 
 
 def machine() -> dict[str, object]:
-    import numpy
-    import pydantic
-
     return {
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -156,7 +153,9 @@ def check_targets(rows: list[dict[str, object]], floor: float) -> list[str]:
             strict = by_key[(scenario, load, "strict", level)]["sla_met"]
             # 0.1 point of slack: pooled runs of a few thousand MEDIUM jobs.
             if isinstance(strict, float) and met < strict - 0.001:
-                failures.append(f"{where}: MEDIUM met {met:.2%} below strict priority's {strict:.2%}")
+                failures.append(
+                    f"{where}: MEDIUM met {met:.2%} below strict priority's {strict:.2%}"
+                )
         if level == "low":
             share = row["low_backlog_share"]
             if isinstance(share, float) and share < floor:
@@ -207,10 +206,16 @@ def print_table(points: list[Point], results: dict[tuple[int, str], RunFigures])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 simulated hours, fewer points")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="1 seed, 2 simulated hours, fewer points"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per point (default 5; quick 1)")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds per point (default 5; quick 1)"
+    )
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes")
     args = parser.parse_args()
 
@@ -228,13 +233,21 @@ def main() -> int:
             cpu[policy] = cpu.get(policy, 0.0) + seconds
     elapsed = time.perf_counter() - started
 
-    rows = [row for i, p in enumerate(points) for policy in POLICIES for row in rows_of(p, results[(i, policy)])]
+    rows = [
+        row
+        for i, p in enumerate(points)
+        for policy in POLICIES
+        for row in rows_of(p, results[(i, policy)])
+    ]
     floor = SchedulerSettings().low_floor
     failures = check_targets(rows, floor)
     info = machine()
     if args.json:
         print(json.dumps(rows, indent=1))
-        print(json.dumps({"machine": info, "elapsed_s": elapsed, "target_failures": failures}), file=sys.stderr)
+        print(
+            json.dumps({"machine": info, "elapsed_s": elapsed, "target_failures": failures}),
+            file=sys.stderr,
+        )
         return 0
 
     print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()))

@@ -41,10 +41,21 @@ class DaemonUnreachable(GexError):
 class ApiError(GexError):
     """An error answer from the daemon."""
 
-    def __init__(self, status: int, code: str, message: str, details: Sequence[Mapping[str, Any]] = (),
-                 request_id: str = "") -> None:
-        super().__init__(message, details=[Problem(str(d.get("path", "")), str(d.get("message", "")),
-                                                    str(d.get("rule", ""))) for d in details])
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Sequence[Mapping[str, Any]] = (),
+        request_id: str = "",
+    ) -> None:
+        super().__init__(
+            message,
+            details=[
+                Problem(str(d.get("path", "")), str(d.get("message", "")), str(d.get("rule", "")))
+                for d in details
+            ],
+        )
         self.status = status
         self.code = code
         self.request_id = request_id
@@ -56,9 +67,13 @@ def _raise_for(status: int, body: bytes) -> None:
     except msgspec.DecodeError:
         payload = {}
     err = payload.get("error", {}) if isinstance(payload, dict) else {}
-    raise ApiError(status, str(err.get("code", "http_error")),
-                   str(err.get("message", f"HTTP {status}: {body[:200]!r}")),
-                   err.get("details", []) or [], str(err.get("request_id", "")))
+    raise ApiError(
+        status,
+        str(err.get("code", "http_error")),
+        str(err.get("message", f"HTTP {status}: {body[:200]!r}")),
+        err.get("details", []) or [],
+        str(err.get("request_id", "")),
+    )
 
 
 def _path(template: str, *parts: Any) -> str:
@@ -68,14 +83,24 @@ def _path(template: str, *parts: Any) -> str:
 class _Calls:
     """Every API call, once. `_call` returns a value (Client) or an awaitable (AsyncClient)."""
 
-    def _call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
-              body: Any = None, raw: bytes | None = None, text: bool = False) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        text: bool = False,
+    ) -> Any:
         raise NotImplementedError  # defined by the two clients
 
     def health(self) -> Any:
         return self._call("GET", "/v1/health")
 
-    def submit(self, requests: Mapping[str, Any] | Sequence[Mapping[str, Any]], *, origin: str = "api") -> Any:
+    def submit(
+        self, requests: Mapping[str, Any] | Sequence[Mapping[str, Any]], *, origin: str = "api"
+    ) -> Any:
         """One request (dict) or a batch (list): 201 means durably committed."""
         body = {"requests": list(requests)} if not isinstance(requests, Mapping) else requests
         return self._call("POST", "/v1/requests", body=body, query={"_origin": origin})
@@ -83,10 +108,26 @@ class _Calls:
     def request(self, request_id: str) -> Any:
         return self._call("GET", _path("/v1/requests/{}", request_id))
 
-    def jobs(self, *, status: str | None = None, level: str | None = None, symbol: str | None = None,
-             limit: int = 50, cursor: str | None = None) -> Any:
-        return self._call("GET", "/v1/jobs", query={"status": status, "level": level, "symbol": symbol,
-                                                    "limit": limit, "cursor": cursor})
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        level: str | None = None,
+        symbol: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Any:
+        return self._call(
+            "GET",
+            "/v1/jobs",
+            query={
+                "status": status,
+                "level": level,
+                "symbol": symbol,
+                "limit": limit,
+                "cursor": cursor,
+            },
+        )
 
     def job(self, job_id: str) -> Any:
         return self._call("GET", _path("/v1/jobs/{}", job_id))
@@ -124,8 +165,12 @@ class _Calls:
     def rule_history(self, ref: str) -> Any:
         return self._call("GET", _path("/v1/rules/{}/history", ref))
 
-    def test_rules(self, rules: Sequence[Mapping[str, Any]], *, mode: str = "merge", limit: int = 500) -> Any:
-        return self._call("POST", "/v1/rules/test", body={"rules": list(rules), "mode": mode, "limit": limit})
+    def test_rules(
+        self, rules: Sequence[Mapping[str, Any]], *, mode: str = "merge", limit: int = 500
+    ) -> Any:
+        return self._call(
+            "POST", "/v1/rules/test", body={"rules": list(rules), "mode": mode, "limit": limit}
+        )
 
     def sources(self) -> Any:
         return self._call("GET", "/v1/sources")
@@ -133,11 +178,17 @@ class _Calls:
     def set_source_active(self, ref: str, active: bool) -> Any:
         return self._call("PATCH", _path("/v1/sources/{}", ref), body={"is_active": active})
 
-    def snapshots(self, *, symbol: str | None = None, date: str | None = None, limit: int = 50) -> Any:
-        return self._call("GET", "/v1/snapshots", query={"symbol": symbol, "date": date, "limit": limit})
+    def snapshots(
+        self, *, symbol: str | None = None, date: str | None = None, limit: int = 50
+    ) -> Any:
+        return self._call(
+            "GET", "/v1/snapshots", query={"symbol": symbol, "date": date, "limit": limit}
+        )
 
     def latest_snapshot(self, symbol: str, *, expiry_filter: str | None = None) -> Any:
-        return self._call("GET", "/v1/snapshots/latest", query={"symbol": symbol, "expiry_filter": expiry_filter})
+        return self._call(
+            "GET", "/v1/snapshots/latest", query={"symbol": symbol, "expiry_filter": expiry_filter}
+        )
 
     def snapshot(self, snapshot_id: str) -> Any:
         return self._call("GET", _path("/v1/snapshots/{}", snapshot_id))
@@ -148,10 +199,15 @@ class _Calls:
     def query(self, sql: str, *, limit: int = 1000) -> Any:
         return self._call("POST", "/v1/query", body={"sql": sql, "limit": limit})
 
-    def ingest_bytes(self, data: bytes, *, filename: str, symbol: str | None = None,
-                     level: str | None = None) -> Any:
-        return self._call("POST", "/v1/ingest", raw=data,
-                          query={"filename": filename, "symbol": symbol, "level": level})
+    def ingest_bytes(
+        self, data: bytes, *, filename: str, symbol: str | None = None, level: str | None = None
+    ) -> Any:
+        return self._call(
+            "POST",
+            "/v1/ingest",
+            raw=data,
+            query={"filename": filename, "symbol": symbol, "level": level},
+        )
 
     def archive(self) -> Any:
         return self._call("POST", "/v1/admin/archive")
@@ -204,8 +260,16 @@ class Client(_Calls):
         self.timeout = timeout
         self._conn: _UnixConnection | None = None
 
-    def _call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
-              body: Any = None, raw: bytes | None = None, text: bool = False) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        text: bool = False,
+    ) -> Any:
         payload = raw if raw is not None else (_encoder.encode(body) if body is not None else None)
         target = path + _query_string(query)
         headers = _headers(query, json_body=body is not None)
@@ -224,10 +288,14 @@ class Client(_Calls):
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
                 if attempt == 2:
-                    raise DaemonUnreachable(f"the daemon on {self.socket_path} closed the connection") from None
+                    raise DaemonUnreachable(
+                        f"the daemon on {self.socket_path} closed the connection"
+                    ) from None
             except TimeoutError:
                 self.close()
-                raise DaemonUnreachable(f"the daemon on {self.socket_path} did not answer within {self.timeout:.0f} s") from None
+                raise DaemonUnreachable(
+                    f"the daemon on {self.socket_path} did not answer within {self.timeout:.0f} s"
+                ) from None
         if response.status >= 400:
             _raise_for(response.status, data)
         if text:
@@ -250,12 +318,15 @@ class Client(_Calls):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ingest(self, path: str | Path, *, symbol: str | None = None, level: str | None = None) -> Any:
+    def ingest(
+        self, path: str | Path, *, symbol: str | None = None, level: str | None = None
+    ) -> Any:
         file = Path(path)
         return self.ingest_bytes(file.read_bytes(), filename=file.name, symbol=symbol, level=level)
 
-    def wait(self, job_id: str, *, timeout: float = 600.0, poll_s: float = 0.2,
-             on_update: Any = None) -> dict[str, Any]:
+    def wait(
+        self, job_id: str, *, timeout: float = 600.0, poll_s: float = 0.2, on_update: Any = None
+    ) -> dict[str, Any]:
         """Poll a job until it is COMPLETED, FAILED (for good) or CANCELLED."""
         give_up = time.monotonic() + timeout
         last = None
@@ -287,13 +358,22 @@ class AsyncClient(_Calls):
             )
         return self._session
 
-    async def _call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
-                    body: Any = None, raw: bytes | None = None, text: bool = False) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        text: bool = False,
+    ) -> Any:
         payload = raw if raw is not None else (_encoder.encode(body) if body is not None else None)
         url = "http://localhost" + path + _query_string(query)
         try:
-            async with self._http().request(method, url, data=payload,
-                                            headers=_headers(query, json_body=body is not None)) as response:
+            async with self._http().request(
+                method, url, data=payload, headers=_headers(query, json_body=body is not None)
+            ) as response:
                 data = await response.read()
         except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnreachable(f"no daemon answers on {self.socket_path} ({exc})") from None
@@ -326,23 +406,35 @@ class AsyncClient(_Calls):
         except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnreachable(f"no daemon answers on {self.socket_path} ({exc})") from None
         except aiohttp.WSServerHandshakeError as exc:
-            raise ApiError(exc.status, "handshake_failed", f"the event stream refused the connection: {exc.message}") from None
+            raise ApiError(
+                exc.status,
+                "handshake_failed",
+                f"the event stream refused the connection: {exc.message}",
+            ) from None
         try:
             async for msg in ws:
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     raw = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
                     yield _decoder.decode(raw)
-                elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSING):
+                elif msg.type in (
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.ERROR,
+                    aiohttp.WSMsgType.CLOSING,
+                ):
                     break
         finally:
             await ws.close()
 
-    async def wait(self, job_id: str, *, timeout: float = 600.0, poll_s: float = 0.2) -> dict[str, Any]:
-        give_up = asyncio.get_running_loop().time() + timeout
+    async def wait(
+        self, job_id: str, *, timeout_s: float = 600.0, poll_s: float = 0.2
+    ) -> dict[str, Any]:
+        give_up = asyncio.get_running_loop().time() + timeout_s
         while True:
             found = await self.job(job_id)
             if found["job"]["status"] in FINAL_STATUSES:
                 return found  # type: ignore[no-any-return]
             if asyncio.get_running_loop().time() > give_up:
-                raise GexError(f"job {job_id} is still {found['job']['status'].upper()} after {timeout:.0f} s")
+                raise GexError(
+                    f"job {job_id} is still {found['job']['status'].upper()} after {timeout_s:.0f} s"
+                )
             await asyncio.sleep(poll_s)

@@ -67,12 +67,13 @@ class Config:
     def domain_context(self, **overrides: Any) -> DomainContext:
         symbols = self.settings.symbols
         extra = frozenset(normalize_symbol(s) for s in symbols.extra)
-        return DomainContext(
-            optionable=BUNDLED_OPTIONABLE | extra,
-            allow_any_symbol=symbols.allow_any,
-            max_retries=self.settings.retry.max_retries,
-            **overrides,
-        )
+        values: dict[str, Any] = {
+            "optionable": BUNDLED_OPTIONABLE | extra,
+            "allow_any_symbol": symbols.allow_any,
+            "max_retries": self.settings.retry.max_retries,
+        }
+        values.update(overrides)
+        return DomainContext(**values)
 
 
 def load_config(

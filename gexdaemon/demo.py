@@ -53,7 +53,9 @@ class Mix:
 DESK_MIX = (
     Mix(6.0, "_SPX.json", "SPX", "real_time"),  # seed rule: real-time SPX/NDX -> CRITICAL
     Mix(9.0, "_NDX.json", "NDX", "real_time"),
-    Mix(4.0, "SPY.json", "SPY", "snapshot", {"open_interest": 25000, "volume": 9000}),  # high volume -> HIGH
+    Mix(
+        4.0, "SPY.json", "SPY", "snapshot", {"open_interest": 25000, "volume": 9000}
+    ),  # high volume -> HIGH
     Mix(3.0, "SPX_quotedata.csv", "SPX", "snapshot"),
     Mix(3.5, "NDX_quotedata.csv", "NDX", "snapshot"),
     Mix(5.0, "SPY_quotedata.csv", "SPY", "snapshot"),
@@ -78,8 +80,15 @@ def demo_config(config: Config, *, stamp: str) -> Config:
     )
 
 
-async def run_demo(config: Config, *, feeds: Path | None, minutes: float, exit_after: bool,
-                   seed: int | None, out: TextIO = sys.stdout) -> None:
+async def run_demo(
+    config: Config,
+    *,
+    feeds: Path | None,
+    minutes: float,
+    exit_after: bool,
+    seed: int | None,
+    out: TextIO = sys.stdout,
+) -> None:
     feed_dir = find_sample_feeds(feeds)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     cfg = demo_config(config, stamp=stamp)
@@ -107,13 +116,16 @@ async def run_demo(config: Config, *, feeds: Path | None, minutes: float, exit_a
             f"Stop:          Ctrl-C (a graceful stop: running jobs finish, nothing accepted is lost)\n\n"
         )
         out.flush()
-        traffic = asyncio.create_task(_traffic(daemon, base, feed_dir, minutes * 60.0, random.Random(seed)))  # noqa: S311
+        rng = random.Random(seed)  # noqa: S311 - demo traffic, not security
+        traffic = asyncio.create_task(_traffic(daemon, base, feed_dir, minutes * 60.0, rng))
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({traffic, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if traffic.done():
             counts = traffic.result()
-            out.write(f"demo traffic finished: {counts['submitted']} requests submitted, "
-                      f"{counts['dropped']} files dropped. The daemon keeps running; Ctrl-C stops it.\n")
+            out.write(
+                f"demo traffic finished: {counts['submitted']} requests submitted, "
+                f"{counts['dropped']} files dropped. The daemon keeps running; Ctrl-C stops it.\n"
+            )
             out.flush()
             if not exit_after:
                 await waiter
@@ -128,7 +140,9 @@ async def run_demo(config: Config, *, feeds: Path | None, minutes: float, exit_a
         await feed_runner.cleanup()
 
 
-async def _traffic(daemon: Daemon, base: str, feed_dir: Path, seconds: float, rng: random.Random) -> dict[str, int]:
+async def _traffic(
+    daemon: Daemon, base: str, feed_dir: Path, seconds: float, rng: random.Random
+) -> dict[str, int]:
     """Submit the desk mix through the daemon's own intake, as the socket API would."""
     started = daemon.mono()
     due = {i: started + rng.uniform(0, m.every_s) for i, m in enumerate(DESK_MIX)}
@@ -140,8 +154,13 @@ async def _traffic(daemon: Daemon, base: str, feed_dir: Path, seconds: float, rn
             if due[i] <= now:
                 due[i] = now + rng.expovariate(1.0 / mix.every_s)
                 url = f"{base}/{mix.path}" + (f"?{mix.query}" if mix.query else "")
-                payload = {"source_url": url, "market_symbol": mix.symbol, "data_type": mix.data_type,
-                           "metadata": dict(mix.metadata) | {"desk": rng.choice(["vol", "delta-one", "index"])}}
+                payload = {
+                    "source_url": url,
+                    "market_symbol": mix.symbol,
+                    "data_type": mix.data_type,
+                    "metadata": dict(mix.metadata)
+                    | {"desk": rng.choice(["vol", "delta-one", "index"])},
+                }
                 try:
                     subs = daemon.intake.parse(payload)
                     await daemon.intake.submit(subs, origin="demo")
@@ -151,7 +170,9 @@ async def _traffic(daemon: Daemon, base: str, feed_dir: Path, seconds: float, rn
         if now >= next_drop:
             next_drop = now + rng.uniform(20.0, 40.0)
             name = rng.choice(DROP_FILES)
-            target = daemon.config.drop_dir / f"{Path(name).stem}_{counts['dropped']}{Path(name).suffix}"
+            target = (
+                daemon.config.drop_dir / f"{Path(name).stem}_{counts['dropped']}{Path(name).suffix}"
+            )
             tmp = target.with_name(f".{target.name}.part")
             await asyncio.to_thread(shutil.copyfile, feed_dir / name, tmp)
             tmp.rename(target)  # the drop folder convention: write aside, then rename

@@ -33,8 +33,7 @@ from pathlib import Path
 from aiohttp import web
 
 FEED_DIR = web.AppKey("feed_dir", Path)
-FAULTS = web.AppKey("faults", "Faults")
-STATS = web.AppKey("stats", Counter[str])
+STATS: web.AppKey[dict[str, int]] = web.AppKey("stats")
 
 
 @dataclass
@@ -46,6 +45,9 @@ class Faults:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)  # noqa: S311 - fault injection, not security
+
+
+FAULTS = web.AppKey("faults", Faults)
 
 
 def _number(request: web.Request, name: str) -> float | None:
@@ -68,11 +70,11 @@ async def serve(request: web.Request) -> web.StreamResponse:
     if delay:
         await asyncio.sleep(delay)
     if request.query.get("loop"):
-        stats[f"{rel} 302"] += 1
+        _count(stats, f"{rel} 302")
         raise web.HTTPFound(location=f"/{rel}?loop=1&n={random.random()}")  # noqa: S311
     hops = int(_number(request, "redirect") or 0)
     if hops > 0:
-        stats[f"{rel} 302"] += 1
+        _count(stats, f"{rel} 302")
         query = {k: v for k, v in request.query.items() if k != "redirect"}
         query["redirect"] = str(hops - 1)
         raise web.HTTPFound(location=str(request.rel_url.with_query(query)))
@@ -80,7 +82,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
     if forced is None and faults.error_rate and faults.rng.random() < faults.error_rate:
         forced = 503
     if forced is not None and forced >= 400:
-        stats[f"{rel} {int(forced)}"] += 1
+        _count(stats, f"{rel} {int(forced)}")
         headers = {}
         if request.query.get("retry_after"):
             headers["Retry-After"] = request.query["retry_after"]
@@ -90,8 +92,10 @@ async def serve(request: web.Request) -> web.StreamResponse:
         compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
         chunk = bytes(1 << 20)
         body = b"".join(compressor.compress(chunk) for _ in range(int(bomb))) + compressor.flush()
-        stats[f"{rel} 200"] += 1
-        return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        _count(stats, f"{rel} 200")
+        return web.Response(
+            body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
     if request.query.get("junk"):
         body = bytes(range(256)) * 64
         ctype = "application/json"
@@ -99,7 +103,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
         root = request.app[FEED_DIR]
         path = (root / rel).resolve()
         if not path.is_relative_to(root) or not path.is_file():
-            stats[f"{rel} 404"] += 1
+            _count(stats, f"{rel} 404")
             raise web.HTTPNotFound(text=f"no such feed: {rel}\n")
         body = await asyncio.to_thread(path.read_bytes)
         ctype = _content_type(path)
@@ -108,7 +112,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
     if request.query.get("gzip"):
         body = gzip.compress(body, compresslevel=5)
         headers["Content-Encoding"] = "gzip"
-    stats[f"{rel} 200"] += 1
+    _count(stats, f"{rel} 200")
     truncate = _number(request, "truncate")
     drip = _number(request, "drip")
     if truncate is None and not drip:
@@ -133,6 +137,10 @@ async def serve(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _count(stats: dict[str, int], key: str) -> None:
+    stats[key] = stats.get(key, 0) + 1
+
+
 def _content_type(path: Path) -> str:
     return {
         ".json": "application/json",
@@ -144,32 +152,47 @@ def _content_type(path: Path) -> str:
 
 async def index(request: web.Request) -> web.Response:
     root = request.app[FEED_DIR]
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    )
     return web.json_response({"files": files})
 
 
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(dict(request.app[STATS]))
+    counts: dict[str, int] = request.app[STATS]
+    return web.json_response(dict(counts))
 
 
-def build_feed_app(folder: Path, *, latency_ms: float = 0.0, error_rate: float = 0.0, seed: int | None = None) -> web.Application:
+def build_feed_app(
+    folder: Path, *, latency_ms: float = 0.0, error_rate: float = 0.0, seed: int | None = None
+) -> web.Application:
     app = web.Application()
     app[FEED_DIR] = folder.resolve()
     app[FAULTS] = Faults(latency_ms=latency_ms, error_rate=error_rate, seed=seed)
-    app[STATS] = Counter()
+    app[STATS] = Counter()  # a dict[str, int] that counts
     app.router.add_get("/", index)
     app.router.add_get("/_stats", stats)
     app.router.add_get("/{path:.+}", serve)
     return app
 
 
-async def start_feed_server(folder: Path, *, port: int = 0, latency_ms: float = 0.0, error_rate: float = 0.0,
-                            seed: int | None = None) -> tuple[web.AppRunner, int]:
+async def start_feed_server(
+    folder: Path,
+    *,
+    port: int = 0,
+    latency_ms: float = 0.0,
+    error_rate: float = 0.0,
+    seed: int | None = None,
+) -> tuple[web.AppRunner, int]:
     """Start on 127.0.0.1 (port 0 picks a free one); returns the runner and the port."""
-    if not folder.is_dir():
+    if not await asyncio.to_thread(folder.is_dir):
         raise FileNotFoundError(f"feed folder {folder} does not exist")
-    runner = web.AppRunner(build_feed_app(folder, latency_ms=latency_ms, error_rate=error_rate, seed=seed),
-                           access_log=None)
+    runner = web.AppRunner(
+        build_feed_app(folder, latency_ms=latency_ms, error_rate=error_rate, seed=seed),
+        access_log=None,
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

@@ -18,7 +18,12 @@ import structlog
 
 from gexdaemon.core.settings import LoggingSettings
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 _encoder = msgspec.json.Encoder(enc_hook=str)
 
 

@@ -42,7 +42,9 @@ def run(name: str, *, job: uuid.UUID | None = None, now: datetime = NOW, **setti
 
 
 @pytest.mark.parametrize(("name", "expected"), sorted(CHAINS.items()))
-def test_every_sample_chain_gives_a_sensible_snapshot(name: str, expected: tuple[str, float]) -> None:
+def test_every_sample_chain_gives_a_sensible_snapshot(
+    name: str, expected: tuple[str, float]
+) -> None:
     symbol, spot = expected
     result = run(name)
     snap = result.snapshot

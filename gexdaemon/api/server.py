@@ -40,8 +40,9 @@ from gexdaemon.daemon.events import RESYNC
 from gexdaemon.daemon.operations import Operations
 
 OPS = web.AppKey("operations", Operations)
-SOCKETS = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
-ALLOWED_UIDS = web.AppKey("allowed_uids", frozenset[int])
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
+ALLOWED_UIDS: web.AppKey[frozenset[int]] = web.AppKey("allowed_uids")
+MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
 
 log = structlog.get_logger("gexdaemon.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,12 +66,25 @@ def status_for(exc: GexError) -> int:
     return int(getattr(exc, "http_status", 500))
 
 
-def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=wire.encode(value), status=status, content_type="application/json", headers=headers)
+def json_response(
+    value: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=wire.encode(value), status=status, content_type="application/json", headers=headers
+    )
 
 
-def error_response(code: str, message: str, status: int, request_id: str, details: list[Any] | None = None) -> web.Response:
-    body = {"error": {"code": code, "message": message, "details": details or [], "request_id": request_id}}
+def error_response(
+    code: str, message: str, status: int, request_id: str, details: list[Any] | None = None
+) -> web.Response:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or [],
+            "request_id": request_id,
+        }
+    }
     return json_response(body, status, headers={"X-Request-Id": request_id})
 
 
@@ -100,36 +114,59 @@ async def context_and_errors(request: web.Request, handler: Handler) -> web.Stre
         if uid is not None and uid not in request.app[ALLOWED_UIDS]:
             status = 403
             log.warning("peer refused", uid=uid, path=request.path)
-            return error_response("forbidden", f"uid {uid} may not use this daemon's socket; ask its owner "
-                                  "to add it to [api] allowed_uids", 403, request_id)
+            return error_response(
+                "forbidden",
+                f"uid {uid} may not use this daemon's socket; ask its owner "
+                "to add it to [api] allowed_uids",
+                403,
+                request_id,
+            )
         try:
             response = await handler(request)
         except GexError as exc:
             status = status_for(exc)
             if status >= 500:
                 log.error("request failed", path=request.path, error=str(exc), code=exc.code)
-            return error_response(exc.code, exc.message, status, request_id, [d.as_dict() for d in exc.details])
-        except web.HTTPRequestEntityTooLarge as exc:
+            return error_response(
+                exc.code, exc.message, status, request_id, [d.as_dict() for d in exc.details]
+            )
+        except web.HTTPRequestEntityTooLarge:
             status = 413
-            return error_response("too_large", f"the request body is larger than the {exc.max_size} bytes "
-                                  "allowed ([api] max_body_bytes)", 413, request_id)
+            return error_response(
+                "too_large",
+                f"the request body is larger than the {request.app[MAX_BODY]} bytes "
+                "allowed ([api] max_body_bytes)",
+                413,
+                request_id,
+            )
         except web.HTTPException as exc:
             status = exc.status
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-            message = f"no such endpoint: {request.method} {request.path}" if exc.status in (404, 405) else exc.reason
+            message = (
+                f"no such endpoint: {request.method} {request.path}"
+                if exc.status in (404, 405)
+                else exc.reason
+            )
             return error_response(code, message, exc.status, request_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("unhandled error", path=request.path)
-            return error_response("internal", f"internal error: {type(exc).__name__}: {exc}", 500, request_id)
+            return error_response(
+                "internal", f"internal error: {type(exc).__name__}: {exc}", 500, request_id
+            )
         status = response.status
         if not response.prepared:
             response.headers["X-Request-Id"] = request_id
         return response
     finally:
-        log.info("api", method=request.method, path=request.path, status=status,
-                 ms=round((time.perf_counter() - started) * 1000, 2))
+        (log.debug if request.method == "GET" else log.info)(
+            "api",
+            method=request.method,
+            path=request.path,
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
         structlog.contextvars.unbind_contextvars("request_id")
 
 
@@ -146,7 +183,9 @@ async def body_json(request: web.Request) -> Any:
     return wire.decode_body(await request.read())
 
 
-def query_int(request: web.Request, name: str, default: int, *, low: int = 1, high: int = 10_000) -> int:
+def query_int(
+    request: web.Request, name: str, default: int, *, low: int = 1, high: int = 10_000
+) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -173,7 +212,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def submit_requests(request: web.Request) -> web.Response:
     payload = await body_json(request)
-    result = await ops(request).submit_payload(payload, origin=request.headers.get("X-Gexd-Origin", "api"))
+    result = await ops(request).submit_payload(
+        payload, origin=request.headers.get("X-Gexd-Origin", "api")
+    )
     return json_response(result, 201)
 
 
@@ -183,10 +224,15 @@ async def get_request(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     q = request.query
-    return json_response(await ops(request).list_jobs(
-        status=q.get("status"), level=q.get("level"), symbol=q.get("symbol"),
-        limit=query_int(request, "limit", 50, high=1000), cursor=q.get("cursor"),
-    ))
+    return json_response(
+        await ops(request).list_jobs(
+            status=q.get("status"),
+            level=q.get("level"),
+            symbol=q.get("symbol"),
+            limit=query_int(request, "limit", 50, high=1000),
+            cursor=q.get("cursor"),
+        )
+    )
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -226,7 +272,9 @@ async def get_rule(request: web.Request) -> web.Response:
 
 
 async def patch_rule(request: web.Request) -> web.Response:
-    return json_response(await ops(request).update_rule(request.match_info["id"], await body_json(request)))
+    return json_response(
+        await ops(request).update_rule(request.match_info["id"], await body_json(request))
+    )
 
 
 async def delete_rule(request: web.Request) -> web.Response:
@@ -246,20 +294,29 @@ async def list_sources(request: web.Request) -> web.Response:
 
 
 async def patch_source(request: web.Request) -> web.Response:
-    return json_response(await ops(request).patch_source(request.match_info["id"], await body_json(request)))
+    return json_response(
+        await ops(request).patch_source(request.match_info["id"], await body_json(request))
+    )
 
 
 async def list_snapshots(request: web.Request) -> web.Response:
     q = request.query
-    return json_response(await ops(request).list_snapshots(
-        symbol=q.get("symbol"), date=q.get("date"), limit=query_int(request, "limit", 50, high=1000)))
+    return json_response(
+        await ops(request).list_snapshots(
+            symbol=q.get("symbol"),
+            date=q.get("date"),
+            limit=query_int(request, "limit", 50, high=1000),
+        )
+    )
 
 
 async def latest_snapshot(request: web.Request) -> web.Response:
     symbol = request.query.get("symbol")
     if not symbol:
         raise InvalidInput("query parameter symbol is required: /v1/snapshots/latest?symbol=SPX")
-    return json_response(await ops(request).latest_snapshot(symbol, request.query.get("expiry_filter")))
+    return json_response(
+        await ops(request).latest_snapshot(symbol, request.query.get("expiry_filter"))
+    )
 
 
 async def get_snapshot(request: web.Request) -> web.Response:
@@ -267,8 +324,11 @@ async def get_snapshot(request: web.Request) -> web.Response:
 
 
 async def gex_history(request: web.Request) -> web.Response:
-    return json_response(await ops(request).gex_history(
-        request.match_info["symbol"], query_int(request, "limit", 200, high=5000)))
+    return json_response(
+        await ops(request).gex_history(
+            request.match_info["symbol"], query_int(request, "limit", 200, high=5000)
+        )
+    )
 
 
 async def run_query(request: web.Request) -> web.Response:
@@ -295,10 +355,16 @@ async def ingest(request: web.Request) -> web.Response:
     async for chunk in request.content.iter_chunked(1 << 20):
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"the file is larger than the {limit} bytes allowed ([drop] max_file_bytes)")
+            raise PayloadTooLarge(
+                f"the file is larger than the {limit} bytes allowed ([drop] max_file_bytes)"
+            )
         chunks.append(chunk)
-    result = await o.ingest_upload(b"".join(chunks), filename=name, symbol=request.query.get("symbol"),
-                                   level=request.query.get("level"))
+    result = await o.ingest_upload(
+        b"".join(chunks),
+        filename=name,
+        symbol=request.query.get("symbol"),
+        level=request.query.get("level"),
+    )
     return json_response(result, 201)
 
 
@@ -307,8 +373,12 @@ async def archive(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=ops(request).metrics_text(), content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(
+        text=ops(request).metrics_text(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -326,13 +396,15 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     try:
         await ws.send_bytes(wire.encode(o.state_snapshot()))
         while not ws.closed:
-            event = await sub.next(timeout=1.0)
+            event = await sub.next(wait_s=1.0)
             if event is None:
                 if sub.closed:
                     break
                 continue
             if event.type == RESYNC:
-                await ws.send_bytes(wire.encode({"type": RESYNC, "seq": event.seq, "data": event.data}))
+                await ws.send_bytes(
+                    wire.encode({"type": RESYNC, "seq": event.seq, "data": event.data})
+                )
                 await ws.send_bytes(wire.encode(o.state_snapshot()))
             else:
                 await ws.send_bytes(wire.encode(event.as_dict()))
@@ -350,24 +422,30 @@ async def _drain_client(ws: web.WebSocketResponse, sub: Any) -> None:
     async for msg in ws:
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             try:
-                data = wire.decode_body(msg.data if isinstance(msg.data, bytes) else msg.data.encode())
+                data = wire.decode_body(
+                    msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+                )
             except MalformedInput:
                 continue
             if isinstance(data, dict) and data.get("type") == RESYNC:
-                sub._offer(sub.bus.publish_marker())
+                sub.request_resync()
         elif msg.type == WSMsgType.ERROR:
             break
     sub.close()
 
 
 async def _close_websockets(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=1001, message=b"daemon shutting down")
 
 
-def build_app(operations: Operations, *, max_body_bytes: int, allowed_uids: frozenset[int]) -> web.Application:
+def build_app(
+    operations: Operations, *, max_body_bytes: int, allowed_uids: frozenset[int]
+) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[context_and_errors])
     app[OPS] = operations
+    app[MAX_BODY] = max_body_bytes
     app[SOCKETS] = weakref.WeakSet()
     app[ALLOWED_UIDS] = frozenset({os.getuid(), 0}) | allowed_uids
     r = app.router

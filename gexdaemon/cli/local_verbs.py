@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gexdaemon.analyze import analyze_file, levels_json
 from gexdaemon.cli.invocation import Invocation, UsageError
 from gexdaemon.cli.output import EXIT_OK, key_values
 from gexdaemon.cli.render import render_snapshot
 from gexdaemon.client import Client, DaemonUnreachable
 from gexdaemon.daemon.app import Daemon
+from gexdaemon.demo import run_demo
 from gexdaemon.feedserver import start_feed_server
 from gexdaemon.logs import configure as configure_logging
 from gexdaemon.storage.lock import DataDirLock
@@ -22,28 +24,49 @@ from gexdaemon.storage.store import Store, StoreOptions, connect, move_wal_aside
 
 
 def register(verbs: Any, common: argparse.ArgumentParser) -> None:
-    p = verbs.add_parser("run", parents=[common], help="start the daemon in the foreground (Ctrl-C stops it gracefully)")
+    p = verbs.add_parser(
+        "run",
+        parents=[common],
+        help="start the daemon in the foreground (Ctrl-C stops it gracefully)",
+    )
     p.set_defaults(handler=run_verb)
 
-    p = verbs.add_parser("demo", parents=[common],
-                         help="daemon + local feed server on the sample feeds + a desk's request mix")
-    p.add_argument("--minutes", type=float, default=5.0, help="how long to send traffic (default 5)")
-    p.add_argument("--feeds", type=Path, help="folder of chain files to serve (default sample_feeds/)")
-    p.add_argument("--exit-after", action="store_true", help="stop when the traffic ends instead of idling")
+    p = verbs.add_parser(
+        "demo",
+        parents=[common],
+        help="daemon + local feed server on the sample feeds + a desk's request mix",
+    )
+    p.add_argument(
+        "--minutes", type=float, default=5.0, help="how long to send traffic (default 5)"
+    )
+    p.add_argument(
+        "--feeds", type=Path, help="folder of chain files to serve (default sample_feeds/)"
+    )
+    p.add_argument(
+        "--exit-after", action="store_true", help="stop when the traffic ends instead of idling"
+    )
     p.add_argument("--seed", type=int, help="make the traffic repeatable")
     p.set_defaults(handler=demo_verb)
 
-    p = verbs.add_parser("feed-server", parents=[common],
-                         help="serve a folder of feeds over HTTP on 127.0.0.1, with fault injection")
+    p = verbs.add_parser(
+        "feed-server",
+        parents=[common],
+        help="serve a folder of feeds over HTTP on 127.0.0.1, with fault injection",
+    )
     p.add_argument("--dir", type=Path, required=True, help="folder to serve")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--latency-ms", type=float, default=0.0, help="delay every answer by this much")
-    p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503 (0-1)")
+    p.add_argument(
+        "--error-rate", type=float, default=0.0, help="share of requests answered 503 (0-1)"
+    )
     p.add_argument("--seed", type=int)
     p.set_defaults(handler=feed_server_verb)
 
-    p = verbs.add_parser("analyze", parents=[common],
-                         help="compute a chain file's GEX levels locally (no daemon, nothing stored)")
+    p = verbs.add_parser(
+        "analyze",
+        parents=[common],
+        help="compute a chain file's GEX levels locally (no daemon, nothing stored)",
+    )
     p.add_argument("file", type=Path)
     p.add_argument("--symbol")
     p.add_argument("--top", type=int, default=10)
@@ -132,12 +155,12 @@ def run_verb(inv: Invocation) -> int:
 
 
 def demo_verb(inv: Invocation) -> int:
-    from gexdaemon.demo import run_demo
-
     config = inv.config
     configure_logging(config.settings.logging.model_copy(update={"level": "warning"}))
     a = inv.args
-    asyncio.run(run_demo(config, feeds=a.feeds, minutes=a.minutes, exit_after=a.exit_after, seed=a.seed))
+    asyncio.run(
+        run_demo(config, feeds=a.feeds, minutes=a.minutes, exit_after=a.exit_after, seed=a.seed)
+    )
     return EXIT_OK
 
 
@@ -149,10 +172,13 @@ def feed_server_verb(inv: Invocation) -> int:
         raise UsageError("--error-rate is a share between 0 and 1")
 
     async def serve() -> None:
-        runner, port = await start_feed_server(a.dir, port=a.port, latency_ms=a.latency_ms,
-                                               error_rate=a.error_rate, seed=a.seed)
-        inv.output.result({"url": f"http://127.0.0.1:{port}/", "dir": str(a.dir.resolve())},
-                          lambda r: f"serving {r['dir']} at {r['url']} (Ctrl-C stops)")
+        runner, port = await start_feed_server(
+            a.dir, port=a.port, latency_ms=a.latency_ms, error_rate=a.error_rate, seed=a.seed
+        )
+        inv.output.result(
+            {"url": f"http://127.0.0.1:{port}/", "dir": str(a.dir.resolve())},
+            lambda r: f"serving {r['dir']} at {r['url']} (Ctrl-C stops)",
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -167,8 +193,6 @@ def feed_server_verb(inv: Invocation) -> int:
 
 
 def analyze_verb(inv: Invocation) -> int:
-    from gexdaemon.analyze import analyze_file, levels_json
-
     a = inv.args
     if not a.file.is_file():
         raise UsageError(f"{a.file} is not a file")
@@ -191,10 +215,18 @@ def migrate_verb(inv: Invocation) -> int:
     if running is not None:  # it migrated at start, and it holds the database
         with running:
             health = running.health()
-        inv.output.result({"database": str(inv.config.duckdb_path), "to_version": LATEST, "applied": [],
-                           "daemon": health["instance"]},
-                          lambda r: f"the running daemon ({r['daemon']}) applied migrations at start; "
-                                    f"schema is at version {LATEST}")
+        inv.output.result(
+            {
+                "database": str(inv.config.duckdb_path),
+                "to_version": LATEST,
+                "applied": [],
+                "daemon": health["instance"],
+            },
+            lambda r: (
+                f"the running daemon ({r['daemon']}) applied migrations at start; "
+                f"schema is at version {LATEST}"
+            ),
+        )
         return EXIT_OK
     lock, options = _locked_store(inv, "gexdaemon migrate")
     try:
@@ -236,8 +268,10 @@ def archive_verb(inv: Invocation) -> int:
     if running is not None:  # the daemon owns the database: ask it
         with running:
             if inv.args.older_than_days is not None:
-                raise UsageError("--older-than-days works only without a running daemon; the daemon uses "
-                                 "[storage] retention_days")
+                raise UsageError(
+                    "--older-than-days works only without a running daemon; the daemon uses "
+                    "[storage] retention_days"
+                )
             inv.output.progress("archiving through the running daemon ...")
             result = running.archive()
             inv.output.progress_done()
@@ -249,7 +283,9 @@ def archive_verb(inv: Invocation) -> int:
         store = Store.open(options)
         try:
             inv.output.progress("archiving finished jobs ...")
-            report = store.archive(now=datetime.now(UTC), retention_days=inv.args.older_than_days).result()
+            report = store.archive(
+                now=datetime.now(UTC), retention_days=inv.args.older_than_days
+            ).result()
         finally:
             store.close()
         inv.output.progress_done()
@@ -260,8 +296,10 @@ def archive_verb(inv: Invocation) -> int:
 
 
 def _archive_text(r: dict[str, Any]) -> str:
-    return (f"archived {r['jobs']} jobs, {r['events']} history events and {r['requests']} requests "
-            f"finished before {r['cutoff']}" + "".join(f"\n  {f}" for f in r["files"]))
+    return (
+        f"archived {r['jobs']} jobs, {r['events']} history events and {r['requests']} requests "
+        f"finished before {r['cutoff']}" + "".join(f"\n  {f}" for f in r["files"])
+    )
 
 
 def recover_verb(inv: Invocation) -> int:

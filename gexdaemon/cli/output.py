@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -11,8 +12,11 @@ from typing import Any, TextIO
 
 import msgspec
 
+from gexdaemon.core.timeutil import NEW_YORK
+
 from gexdaemon.core.errors import GexError
 
+ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -92,16 +96,22 @@ def table(
     *,
     width: int | None = None,
 ) -> str:
-    """A plain text table; long cells are cut so the table fits the terminal."""
+    """A plain text table; long cells are cut so the table fits the terminal.
+
+    Id columns (`*_id`) are never cut: a trader copies them into the next command.
+    """
     if not rows:
         return "(none)"
     width = width or shutil.get_terminal_size((120, 40)).columns
     heads = [h for _, h in columns]
     cells = [[_cell(r.get(k)) for k, _ in columns] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
+    shrinkable = [i for i, (key, _) in enumerate(columns) if not key.endswith("_id")]
     total = sum(widths) + 2 * (len(widths) - 1)
-    while total > width and max(widths) > 8:
-        i = widths.index(max(widths))
+    while total > width and shrinkable:
+        i = max(shrinkable, key=lambda k: widths[k])
+        if widths[i] <= 8:
+            break
         widths[i] -= 1
         total -= 1
     lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip()]
@@ -125,10 +135,21 @@ def _fit(text: str, width: int) -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, str) and ISO_INSTANT.match(value):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        # Instants are shown in New York time, the market's clock.
+        local = value.astimezone(NEW_YORK) if value.tzinfo else value
+        return local.strftime("%m-%d %H:%M:%S")
     if isinstance(value, timedelta):
         return f"{value.total_seconds():.2f}s"
     if isinstance(value, list | tuple):

@@ -23,7 +23,10 @@ def money(value: float | None, unit: str = "usd_per_1pct") -> str:
     if value is None:
         return "-"
     if unit == "shares_per_point":
-        scale = next(((d, s) for d, s in ((1e9, "bn"), (1e6, "mm"), (1e3, "k")) if abs(value) >= d), (1.0, ""))
+        scale = next(
+            ((d, s) for d, s in ((1e9, "bn"), (1e6, "mm"), (1e3, "k")) if abs(value) >= d),
+            (1.0, ""),
+        )
         return f"{value / scale[0]:,.2f}{scale[1]} shares"
     for div, suffix in ((1e9, "bn"), (1e6, "mm"), (1e3, "k")):
         if abs(value) >= div:
@@ -55,23 +58,44 @@ def render_snapshot(snap: dict[str, Any], *, top: int = 10) -> str:
         f"  (snapshot {str(snap.get('snapshot_id', ''))[:8]})",
         f"total GEX    {money(snap.get('total_gex'), unit)} {UNIT_TEXT.get(unit, unit)}"
         f"  [{snap.get('sign_model')}, gamma {snap.get('gamma_source')}, expiries {snap.get('expiry_filter')}]",
-        f"zero gamma   {level(zero)}" + (
+        f"zero gamma   {level(zero)}"
+        + (
             f"  (crossings: {', '.join(level(c) + (' *' if c == zero else '') for c in crossings)}; * nearest spot)"
-            if len(crossings) > 1 else ("" if crossings else "  (the profile does not cross zero in range)")),
+            if len(crossings) > 1
+            else ("" if crossings else "  (the profile does not cross zero in range)")
+        ),
         f"call wall    {level(snap.get('call_wall'))}    put wall {level(snap.get('put_wall'))}"
         f"    abs gamma strike {level(snap.get('abs_gamma_strike'))}",
-        f"quality      {snap.get('data_quality_score')}    open interest {snap.get('total_open_interest', 0):,}"
+        f"quality      {float(snap.get('data_quality_score') or 0.0):.3f}    open interest {snap.get('total_open_interest', 0):,}"
         f"    volume {snap.get('total_volume', 0):,}",
     ]
     strikes = snap.get("strikes") or []
     if strikes and top > 0:
         ranked = sorted(strikes, key=lambda s: abs(s.get("net_gex") or 0.0), reverse=True)[:top]
-        rows = [{"strike": level(s["strike_price"]), "call": money(s.get("call_gex"), unit),
-                 "put": money(s.get("put_gex"), unit), "net": money(s.get("net_gex"), unit),
-                 "call_oi": s.get("call_open_interest"), "put_oi": s.get("put_open_interest")}
-                for s in sorted(ranked, key=lambda s: s["strike_price"])]
+        rows = [
+            {
+                "strike": level(s["strike_price"]),
+                "call": money(s.get("call_gex"), unit),
+                "put": money(s.get("put_gex"), unit),
+                "net": money(s.get("net_gex"), unit),
+                "call_oi": s.get("call_open_interest"),
+                "put_oi": s.get("put_open_interest"),
+            }
+            for s in sorted(ranked, key=lambda s: s["strike_price"])
+        ]
         lines.append("")
         lines.append(f"top {len(rows)} strikes by |net GEX|:")
-        lines.append(table(rows, [("strike", "strike"), ("call", "call GEX"), ("put", "put GEX"),
-                                  ("net", "net GEX"), ("call_oi", "call OI"), ("put_oi", "put OI")]))
+        lines.append(
+            table(
+                rows,
+                [
+                    ("strike", "strike"),
+                    ("call", "call GEX"),
+                    ("put", "put GEX"),
+                    ("net", "net GEX"),
+                    ("call_oi", "call OI"),
+                    ("put_oi", "put OI"),
+                ],
+            )
+        )
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from gexdaemon.core.models import CircuitState, DataSource
 from gexdaemon.core.scheduler import SourceAccess
@@ -101,15 +102,12 @@ def record_failure(
         return BreakerUpdate(
             reopened,
             BreakerChange.REOPENED,
-            f"{_name(source)} failed its test fetch: paused again, "
-            f"next try in {cooldown_s:g} s",
+            f"{_name(source)} failed its test fetch: paused again, next try in {cooldown_s:g} s",
         )
     if state is CircuitState.OPEN:
         # A fetch that started before the breaker opened: count it, but the
         # cool-down runs from when it opened.
-        return BreakerUpdate(
-            _evolve(source, at, consecutive_failures=failures), BreakerChange.NONE
-        )
+        return BreakerUpdate(_evolve(source, at, consecutive_failures=failures), BreakerChange.NONE)
     if failures >= failures_to_open:
         opened = _evolve(
             source,
@@ -165,13 +163,9 @@ def set_disabled(source: DataSource, disabled: bool, at: datetime) -> BreakerUpd
     return BreakerUpdate(enabled, BreakerChange.ENABLED, f"{_name(source)} enabled")
 
 
-def _evolve(source: DataSource, at: datetime, **changes: object) -> DataSource:
+def _evolve(source: DataSource, at: datetime, **changes: Any) -> DataSource:
     return source.evolve(updated_at=max(as_utc(at), source.created_at), **changes)
 
 
 def _name(source: DataSource) -> str:
-    return (
-        source.name
-        if source.name == source.base_url
-        else f"{source.name} ({source.base_url})"
-    )
+    return source.name if source.name == source.base_url else f"{source.name} ({source.base_url})"

@@ -57,7 +57,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gexdaemon.core.errors import InvalidInput, Problem
-from gexdaemon.core.occ import AM_SETTLED_ROOTS, format_occ, parse_occ
+from gexdaemon.core.occ import AM_SETTLED_ROOTS, char_column, format_occ_parts, parse_occ
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.core.timeutil import NEW_YORK, as_utc
 
@@ -221,8 +221,9 @@ def _floats(table: pa.Table, name: str) -> npt.NDArray[np.float64]:
     col = _column(table, name)
     if col is None:
         return np.full(table.num_rows, np.nan)
-    arr = pc.cast(col, pa.float64())
-    return np.asarray(pc.fill_null(arr, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    arr = col if pa.types.is_float64(col.type) else pc.cast(col, pa.float64())
+    # to_numpy turns nulls of a float column into NaN in the same copy.
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def settlement_instants(
@@ -296,8 +297,8 @@ def validate_contracts(
     flag("unparseable_symbol", ~identity.valid)
     chosen = underlying
     if chosen is None:
-        present = np.unique(identity.underlying.codes[identity.valid])
-        names = sorted({str(identity.underlying.values[c]) for c in present.tolist()} - {"None"})
+        seen = np.unique(identity.underlying.codes[identity.valid])
+        names = sorted({str(identity.underlying.values[c]) for c in seen.tolist()} - {"None"})
         if len(names) > 1:
             raise ChainError.at(
                 raw.source,
@@ -399,8 +400,8 @@ def validate_contracts(
         "underlying": identity.underlying.strings(keep),
         "root": identity.root.strings(keep),
         "expiry": pa.array(identity.expiry_days[keep].astype(np.int32)).cast(pa.date32()),
-        "settlement": pa.array(np.where(identity.settlement_am[keep], "AM", "PM")),
-        "right": pa.array(np.where(identity.is_call[keep], "C", "P")),
+        "settlement": char_column(identity.settlement_am[keep], "AM", "PM"),
+        "right": char_column(identity.is_call[keep], "C", "P"),
         "strike": pa.array(strike[keep], type=pa.float64()),
         "occ_symbol": identity.occ_symbols(keep),
     }
@@ -527,11 +528,12 @@ class _Identity:
     def occ_symbols(self, rows: npt.NDArray[np.bool_]) -> pa.Array:
         if self.symbol is not None:
             return pc.filter(pc.cast(self.symbol, pa.string()), pa.array(rows))
-        return format_occ(
-            self.root.strings(rows),
-            pa.array(self.expiry_days[rows].astype(np.int32)).cast(pa.date32()),
-            pa.array(np.where(self.is_call[rows], "C", "P")),
-            pa.array(self.strike[rows]),
+        return format_occ_parts(
+            self.root.values,
+            root_codes=self.root.codes[rows],
+            expiry_days=self.expiry_days[rows],
+            is_call=self.is_call[rows],
+            strike=self.strike[rows],
         )
 
 

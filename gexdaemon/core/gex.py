@@ -467,7 +467,9 @@ def compute_gex(
     table = table.append_column("gamma_used", pa.array(gamma, type=pa.float64()))
     table = table.append_column(
         "gamma_origin",
-        pa.array(np.array(["none", "model", "vendor"])[origin], type=pa.string()),
+        pa.DictionaryArray.from_arrays(
+            pa.array(origin), pa.array(["none", "model", "vendor"])
+        ).cast(pa.string()),
     )
     table = table.append_column("gex", pa.array(contract_gex, type=pa.float64()))
     counts = np.bincount(origin, minlength=3)

@@ -237,45 +237,84 @@ def format_occ(
     right: pa.Array | pa.ChunkedArray,
     strike: pa.Array | pa.ChunkedArray,
 ) -> pa.Array:
-    """Build the unpadded OSI symbol column; null where any part is null or out of range.
+    """Build the unpadded OSI symbol column; null where any part is null or out of range."""
+    roots = pc.dictionary_encode(pc.cast(_as_array(root), pa.string()))
+    names = [None if v is None else str(v) for v in roots.dictionary.to_pylist()] + [None]
+    codes = np.asarray(
+        pc.fill_null(roots.indices, len(names) - 1).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+    expiry_arr = pc.cast(_as_array(expiry), pa.date32())
+    days = np.asarray(
+        pc.fill_null(expiry_arr.cast(pa.int32()), 0).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+    right_arr = pc.cast(_as_array(right), pa.string())
+    is_call = np.asarray(
+        pc.fill_null(pc.equal(right_arr, "C"), False).to_numpy(zero_copy_only=False), dtype=bool
+    )
+    ok = np.asarray(
+        pc.fill_null(pc.is_in(right_arr, value_set=pa.array(["C", "P"])), False).to_numpy(
+            zero_copy_only=False
+        ),
+        dtype=bool,
+    )
+    ok &= np.asarray(pc.is_valid(expiry_arr).to_numpy(zero_copy_only=False), dtype=bool)
+    strike_np = np.asarray(
+        pc.fill_null(pc.cast(_as_array(strike), pa.float64()), np.nan).to_numpy(
+            zero_copy_only=False
+        ),
+        dtype=np.float64,
+    )
+    return format_occ_parts(
+        names, root_codes=codes, expiry_days=days, is_call=is_call, strike=strike_np, ok=ok
+    )
+
+
+def format_occ_parts(
+    root_names: list[str | None],
+    *,
+    root_codes: npt.NDArray[np.int64],
+    expiry_days: npt.NDArray[np.int64],
+    is_call: npt.NDArray[np.bool_],
+    strike: npt.NDArray[np.float64],
+    ok: npt.NDArray[np.bool_] | None = None,
+) -> pa.Array:
+    """The OSI symbol column from coded parts (roots as codes into `root_names`).
 
     A chain has few distinct (root, expiry, right) prefixes and few distinct strikes:
-    each is formatted once and the column is assembled with Arrow takes and one join.
+    each is formatted once, found by hashing an int64 key, and the column is
+    assembled with Arrow takes and one string join.
     """
-    root_arr = pc.cast(_as_array(root), pa.string())
-    expiry_arr = pc.cast(_as_array(expiry), pa.date32())
-    right_arr = pc.cast(_as_array(right), pa.string())
-    strike_arr = pc.cast(_as_array(strike), pa.float64())
-    units = pc.round(pc.multiply(strike_arr, 1000.0))
-    ok = pc.and_(
-        pc.and_(pc.is_finite(units), pc.greater_equal(units, 0.0)),
-        pc.less_equal(units, MAX_OCC_STRIKE * 1000),
-    )
-    ok = pc.and_(ok, pc.is_in(right_arr, value_set=pa.array(["C", "P"])))
-    ok = pc.and_(ok, pc.is_valid(expiry_arr))
-    ok = pc.and_(ok, pc.is_in(pc.binary_length(root_arr), value_set=pa.array(range(1, 7))))
-    ok = pc.fill_null(ok, False)
-    prefix_key = pc.binary_join_element_wise(
-        root_arr, pc.cast(pc.cast(expiry_arr, pa.int32()), pa.string()), right_arr, "|"
-    )
-    prefix_codes = pc.dictionary_encode(prefix_key)
-    prefixes: list[str | None] = []
+    with np.errstate(invalid="ignore"):
+        units_f = np.rint(strike * 1000.0)
+        valid = np.isfinite(units_f) & (units_f >= 0) & (units_f <= MAX_OCC_STRIKE * 1000)
+    names_ok = np.array([v is not None and 1 <= len(v) <= 6 for v in root_names], dtype=bool)
+    valid &= names_ok[root_codes]
+    if ok is not None:
+        valid &= ok
+    units = np.where(valid, units_f, 0).astype(np.int64)
+    prefix_key = (root_codes << 20 | (expiry_days & 0x7FFFF)) << 1 | is_call.astype(np.int64)
+    prefix_codes = pc.dictionary_encode(pa.array(prefix_key))
+    epoch = date(1970, 1, 1).toordinal()
+    prefixes = []
     for key in prefix_codes.dictionary.to_pylist():
-        if key is None:
-            prefixes.append(None)
-            continue
-        r, days, c = str(key).split("|")
-        day = date.fromordinal(date(1970, 1, 1).toordinal() + int(days))
-        prefixes.append(f"{r}{day:%y%m%d}{c}")
+        name = root_names[key >> 21] or ""
+        day = date.fromordinal(epoch + ((key >> 1) & 0x7FFFF))
+        prefixes.append(f"{name}{day:%y%m%d}{'C' if key & 1 else 'P'}")
     prefix = pc.take(pa.array(prefixes, type=pa.string()), prefix_codes.indices)
-    safe_units = pc.cast(pc.if_else(ok, units, 0.0), pa.int64())
-    strike_codes = pc.dictionary_encode(safe_units)
-    strike_texts = pa.array(
+    strike_codes = pc.dictionary_encode(pa.array(units))
+    texts = pa.array(
         [f"{int(u):08d}" for u in strike_codes.dictionary.to_pylist()], type=pa.string()
     )
-    strike_text = pc.take(strike_texts, strike_codes.indices)
-    joined = pc.binary_join_element_wise(prefix, strike_text, "")
-    return pc.if_else(ok, joined, pa.scalar(None, pa.string()))
+    joined = pc.binary_join_element_wise(prefix, pc.take(texts, strike_codes.indices), "")
+    if valid.all():
+        return joined
+    return pc.if_else(pa.array(valid), joined, pa.scalar(None, pa.string()))
+
+
+def char_column(first: npt.NDArray[np.bool_], if_true: str, if_false: str) -> pa.Array:
+    """A string column holding one of two short values, without a per-row Python string."""
+    indices = pa.array(np.where(first, 0, 1).astype(np.int8))
+    return pa.DictionaryArray.from_arrays(indices, pa.array([if_true, if_false])).cast(pa.string())
 
 
 def underlying_of_roots(roots: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -144,7 +144,9 @@ def decide_retry(
     that long, and no retry is planned if it would overrun the deadline.
     """
     if not is_retryable(code):
-        return RetryDecision(False, 0.0, f"{code.value} is not retried: trying again would fail the same way")
+        return RetryDecision(
+            False, 0.0, f"{code.value} is not retried: trying again would fail the same way"
+        )
     if retries_done >= max_retries:
         return RetryDecision(
             False, 0.0, f"gave up after {retries_done} retries (the limit is {max_retries})"
@@ -160,6 +162,4 @@ def decide_retry(
                 f"not retried: the source asked to wait {retry_after_s:.0f} s, past the deadline",
             )
         delay = retry_after_s
-    return RetryDecision(
-        True, delay, f"retry {retries_done + 1} of {max_retries} in {delay:.1f} s"
-    )
+    return RetryDecision(True, delay, f"retry {retries_done + 1} of {max_retries} in {delay:.1f} s")

@@ -101,7 +101,7 @@ class TraceJob:
 
 def make_trace(workload: Workload, seed: int, retry: RetrySettings | None = None) -> list[TraceJob]:
     """The arrivals of one run, deterministic for (workload, seed)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - simulation draws, reproducible by seed, not secrets
     max_attempts = 1 + (retry or RetrySettings()).max_retries
     rate = workload.load * workload.slots / workload.mean_service_s()
     names = [f"src{i}" for i in range(workload.sources)]
@@ -133,7 +133,9 @@ def make_trace(workload: Workload, seed: int, retry: RetrySettings | None = None
             service = rng.lognormvariate(math.log(workload.long_median_s), workload.long_sigma)
             mean = long_mean
         else:
-            service = rng.lognormvariate(math.log(workload.service_median_s), workload.service_sigma)
+            service = rng.lognormvariate(
+                math.log(workload.service_median_s), workload.service_sigma
+            )
             mean = short_mean
         noise = rng.lognormvariate(0.0, workload.estimate_sigma) if workload.estimate_sigma else 1.0
         attempts = tuple(
@@ -141,7 +143,9 @@ def make_trace(workload: Workload, seed: int, retry: RetrySettings | None = None
             for _ in range(max_attempts)
         )
         jobs.append(
-            TraceJob(job_id, at, rank, source, service, mean * workload.estimate_bias * noise, attempts)
+            TraceJob(
+                job_id, at, rank, source, service, mean * workload.estimate_bias * noise, attempts
+            )
         )
     return jobs
 
@@ -466,7 +470,9 @@ def simulate(
         for j in trace
     ]
     result = RunResult(policy_name, workload.slots, stop_s=stop)
-    events: list[tuple[float, int, int, int]] = [(j.arrival, i, _ARRIVE, i) for i, j in enumerate(trace)]
+    events: list[tuple[float, int, int, int]] = [
+        (j.arrival, i, _ARRIVE, i) for i, j in enumerate(trace)
+    ]
     events.sort()
     seq = len(events)
     running = [0, 0, 0, 0]

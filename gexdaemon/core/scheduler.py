@@ -169,6 +169,7 @@ class SourceStats:
 
 class _Entry:
     __slots__ = (
+        "at_risk",
         "charge",
         "deadline",
         "enqueued_at",
@@ -185,12 +186,12 @@ class _Entry:
         "started_at",
         "state",
         "urgent_from",
-        "at_risk",
     )
 
     def __init__(
         self,
         job: SchedJob,
+        *,
         rank: int,
         lane: _Lane,
         deadline: float | None,
@@ -219,9 +220,7 @@ class _Entry:
             self.latest_start = deadline - job.estimate_s
             self.urgent_from = -_INF if rank == _CRITICAL else self.latest_start - window
         # LOW is first in, first out; the others earliest deadline first.
-        self.fair_key = (
-            job.enqueued_at if rank == _LOW or deadline is None else deadline
-        )
+        self.fair_key = job.enqueued_at if rank == _LOW or deadline is None else deadline
 
 
 class _Source:
@@ -416,7 +415,10 @@ class Scheduler:
         self._urgent_factor = settings.urgent_estimate_factor
         self._floor_tau = settings.floor_window_s
         weights = settings.weights
-        floors = {PriorityLevel.MEDIUM: settings.medium_floor, PriorityLevel.LOW: settings.low_floor}
+        floors = {
+            PriorityLevel.MEDIUM: settings.medium_floor,
+            PriorityLevel.LOW: settings.low_floor,
+        }
         self._levels = [
             _Level(lv, weights.for_level(lv), sla.seconds_for(lv), floors.get(lv, 0.0))
             for lv in LEVELS
@@ -479,7 +481,9 @@ class Scheduler:
         self._seq += 1
         long = rank != _CRITICAL and self._reserved and job.estimate_s > self._reserved_max
         window = max(self._urgent_factor * job.estimate_s, lv.window_fraction)
-        entry = _Entry(job, rank, lane, deadline, self._seq, long, window)
+        entry = _Entry(
+            job, rank=rank, lane=lane, deadline=deadline, seq=self._seq, long=long, window=window
+        )
         admission = self._admission(entry, src, now)
         if admission.at_risk:
             entry.at_risk = True
@@ -716,8 +720,7 @@ class Scheduler:
         lv = self._levels[entry.rank]
         if lane.live == 0:
             # A source re-joins its level at the level's current virtual time.
-            if lane.vtime < lv.lane_vsys:
-                lane.vtime = lv.lane_vsys
+            lane.vtime = max(lane.vtime, lv.lane_vsys)
             if not lane.fair_tok:
                 self._push_fair(lv, lane)
         lane.live += 1
@@ -853,9 +856,7 @@ class Scheduler:
 
     # -- the phases --------------------------------------------------------------------
 
-    def _pick_edf(
-        self, lv: _Level, now: float, critical: bool, short_only: bool
-    ) -> _Entry | None:
+    def _pick_edf(self, lv: _Level, now: float, critical: bool, short_only: bool) -> _Entry | None:
         """The earliest-deadline urgent job of a level whose source may run it.
 
         Peeks: the chosen lane's entry stays in the heap (its key becomes a lower
@@ -910,9 +911,7 @@ class Scheduler:
             return entry
         return None
 
-    def _pick_fair(
-        self, lv: _Level, now: float, critical: bool, short_only: bool
-    ) -> _Entry | None:
+    def _pick_fair(self, lv: _Level, now: float, critical: bool, short_only: bool) -> _Entry | None:
         """Inside one level: the source with the smallest virtual time that may run,
         and its first job. Sources skipped for being blocked catch up to the chosen
         one's virtual time (blocked time banks no credit)."""
@@ -944,8 +943,7 @@ class Scheduler:
         if skipped:
             catch_up = found.lane.vtime if found is not None else -_INF
             for lane in skipped:
-                if lane.vtime < catch_up:
-                    lane.vtime = catch_up
+                lane.vtime = max(lane.vtime, catch_up)
                 self._push_fair(lv, lane)
         return found
 
@@ -988,10 +986,8 @@ class Scheduler:
                 continue
             # Levels passed over had nothing runnable: they bank no credit for it.
             for idle in candidates[:i]:
-                if idle.vtime < lv.vtime:
-                    idle.vtime = lv.vtime
-            if lv.vtime > self._vsys:
-                self._vsys = lv.vtime
+                idle.vtime = max(idle.vtime, lv.vtime)
+            self._vsys = max(self._vsys, lv.vtime)
             return self._start(entry, Phase.FAIR, now)
         return None
 
@@ -1004,8 +1000,7 @@ class Scheduler:
         else:
             heappop(lane.jobs)
             # The level's current virtual time for sources (re)joining it.
-            if lane.vtime > lv.lane_vsys:
-                lv.lane_vsys = lane.vtime
+            lv.lane_vsys = max(lv.lane_vsys, lane.vtime)
         entry.state = _RUNNING
         entry.started_at = now
         self._running[entry.job_id] = entry

@@ -29,6 +29,7 @@ import structlog
 from aiohttp import web
 
 from gexdaemon import __version__
+from gexdaemon.api.server import build_app
 from gexdaemon.config import Config
 from gexdaemon.core.errors import GexError
 from gexdaemon.core.estimates import ProcessingEstimates
@@ -36,11 +37,18 @@ from gexdaemon.core.models import JobStatus, PriorityLevel
 from gexdaemon.core.scheduler import Scheduler
 from gexdaemon.core.timeutil import utc_now
 from gexdaemon.daemon.events import EventBus
+from gexdaemon.daemon.intake import Intake
 from gexdaemon.daemon.jobbook import JobBook, LiveJob
+from gexdaemon.daemon.operations import Operations
+from gexdaemon.daemon.rules import RuleService
+from gexdaemon.daemon.runner import Runner
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.sources import SourceBook
+from gexdaemon.drop.watcher import DropFolder
 from gexdaemon.storage.errors import DataDirLocked
 from gexdaemon.storage.lock import DataDirLock
+from gexdaemon.storage.rules_repo import load_estimates, save_estimates
+from gexdaemon.storage.snapshots import list_snapshots
 from gexdaemon.storage.store import Store, StoreOptions
 
 log = structlog.get_logger("gexdaemon.daemon")
@@ -91,13 +99,6 @@ class Daemon:
         self._web_runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = asyncio.Event()
-        # Imported here: these modules import Daemon for typing only.
-        from gexdaemon.daemon.intake import Intake
-        from gexdaemon.daemon.operations import Operations
-        from gexdaemon.daemon.rules import RuleService
-        from gexdaemon.daemon.runner import Runner
-        from gexdaemon.drop.watcher import DropFolder
-
         self.rules = RuleService(self)
         self.intake = Intake(self)
         self.runner = Runner(self)
@@ -140,7 +141,9 @@ class Daemon:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         for folder in (self.tmp_dir, self.ingest_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.lock = DataDirLock(cfg.data_dir, purpose=f"gexdaemon run (socket {cfg.socket_path})").acquire()
+        self.lock = DataDirLock(
+            cfg.data_dir, purpose=f"gexdaemon run (socket {cfg.socket_path})"
+        ).acquire()
         try:
             await self._claim_socket_path()
             self.store = await asyncio.to_thread(Store.open, StoreOptions.from_config(cfg))
@@ -148,7 +151,9 @@ class Daemon:
                 max_workers=self.settings.daemon.workers, thread_name_prefix="gexd-compute"
             )
             self.http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, connect=self.settings.sources.connect_timeout_s),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=self.settings.sources.connect_timeout_s
+                ),
                 auto_decompress=False,
             )
             self.sla = SlaWatch(loop, self.mono, self.runner.on_deadline)
@@ -159,16 +164,24 @@ class Daemon:
             await self.runner.recover()
             self.state = "running"
             self._tasks.append(asyncio.create_task(self.runner.loop(), name="gexd-runner"))
-            self._tasks.append(asyncio.create_task(self.runner.lease_reaper(), name="gexd-lease-reaper"))
+            self._tasks.append(
+                asyncio.create_task(self.runner.lease_reaper(), name="gexd-lease-reaper")
+            )
             await self._open_socket()
             await self.drop.start()
         except BaseException:
             await self._teardown()
             raise
         self.started_mono = self.mono()
-        log.info("daemon ready", socket=str(cfg.socket_path), data_dir=str(cfg.data_dir),
-                 drop=str(cfg.drop_dir), workers=self.settings.daemon.workers,
-                 queued=self.scheduler.queued_count, version=self.version)
+        log.info(
+            "daemon ready",
+            socket=str(cfg.socket_path),
+            data_dir=str(cfg.data_dir),
+            drop=str(cfg.drop_dir),
+            workers=self.settings.daemon.workers,
+            queued=self.scheduler.queued_count,
+            version=self.version,
+        )
         self.publish("daemon.started", {"instance": self.instance, "version": self.version})
 
     async def stop(self) -> None:
@@ -248,9 +261,11 @@ class Daemon:
         if not path.exists():
             return
         if not stat.S_ISSOCK(path.stat().st_mode):
-            raise GexError(f"{path} exists and is not a socket; move it away or set [daemon] socket")
+            raise GexError(
+                f"{path} exists and is not a socket; move it away or set [daemon] socket"
+            )
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
+            _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
         except (ConnectionRefusedError, FileNotFoundError, TimeoutError, OSError):
             log.warning("removing stale socket", socket=str(path))
             path.unlink()
@@ -264,8 +279,6 @@ class Daemon:
         )
 
     async def _open_socket(self) -> None:
-        from gexdaemon.api.server import build_app
-
         path = self.config.socket_path
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)  # noqa: PTH101 - the folder guards the socket
@@ -274,7 +287,9 @@ class Daemon:
             max_body_bytes=self.settings.api.max_body_bytes,
             allowed_uids=frozenset(self.settings.api.allowed_uids),
         )
-        self._web_runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0, access_log=None)
+        self._web_runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=2.0, access_log=None
+        )
         await self._web_runner.setup()
         old = os.umask(0o177)  # the socket is created 0600
         try:
@@ -295,15 +310,11 @@ class Daemon:
     # -- persisted learning -----------------------------------------------------
 
     async def _load_estimates(self) -> None:
-        from gexdaemon.storage.rules_repo import load_estimates
-
         store = self.require_store()
         states = await load_estimates(store)
         self.estimates.import_state(states)
 
     async def _save_estimates(self) -> None:
-        from gexdaemon.storage.rules_repo import save_estimates
-
         if self.store is None:
             return
         changed = self.estimates.take_changed()
@@ -312,8 +323,6 @@ class Daemon:
                 await save_estimates(self.store, changed, now=self.now())
 
     async def _load_latest_snapshots(self) -> None:
-        from gexdaemon.storage.snapshots import list_snapshots
-
         rows = await self.require_store().read(lambda cur: list_snapshots(cur, limit=200))
         for row in reversed(rows):
             self.latest_snapshots[row["market_symbol"]] = row
@@ -329,21 +338,31 @@ class Daemon:
         for level in PriorityLevel:
             st = stats[level]
             sla = self.sla.summary(level) if self.sla is not None else {}
-            out.append({
-                "level": level.value,
-                "depth": st.depth,
-                "delayed": st.delayed,
-                "in_flight": st.in_flight,
-                "at_risk": st.at_risk,
-                "oldest_wait_s": st.oldest_wait_s,
-                "next_deadline_in_s": (st.next_deadline - self.mono()) if st.next_deadline is not None else None,
-                "sla_s": self.settings.sla.seconds_for(level),
-                **sla,
-            })
+            out.append(
+                {
+                    "level": level.value,
+                    "depth": st.depth,
+                    "delayed": st.delayed,
+                    "in_flight": st.in_flight,
+                    "at_risk": st.at_risk,
+                    "oldest_wait_s": st.oldest_wait_s,
+                    "next_deadline_in_s": (st.next_deadline - self.mono())
+                    if st.next_deadline is not None
+                    else None,
+                    "sla_s": self.settings.sla.seconds_for(level),
+                    **sla,
+                }
+            )
         return out
 
     def live_jobs(self, limit: int = 500) -> list[LiveJob]:
         order = {JobStatus.PROCESSING: 0, JobStatus.QUEUED: 1}
-        jobs = sorted(self.book, key=lambda e: (order.get(e.job.status, 2), e.job.priority_level.rank,
-                                                 e.job.deadline or e.job.queued_at + timedelta(days=3650)))
+        jobs = sorted(
+            self.book,
+            key=lambda e: (
+                order.get(e.job.status, 2),
+                e.job.priority_level.rank,
+                e.job.deadline or e.job.queued_at + timedelta(days=3650),
+            ),
+        )
         return jobs[:limit]

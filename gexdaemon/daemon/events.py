@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,19 +50,26 @@ class Subscription:
             # Too slow: drop the backlog and leave one marker; the consumer re-reads the state.
             self.dropped += len(self._buffer)
             self._buffer.clear()
-            self._buffer.append(Event(event.seq, RESYNC, event.at, {"reason": "consumer fell behind", "last_seq": event.seq}))
+            self._buffer.append(
+                Event(
+                    event.seq,
+                    RESYNC,
+                    event.at,
+                    {"reason": "consumer fell behind", "last_seq": event.seq},
+                )
+            )
         else:
             self._buffer.append(event)
         self._wakeup.set()
 
-    async def next(self, timeout: float | None = None) -> Event | None:
+    async def next(self, wait_s: float | None = None) -> Event | None:
         """The next event, or None on timeout or when the subscription closed."""
         while not self._buffer:
             if self.closed:
                 return None
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                await asyncio.wait_for(self._wakeup.wait(), wait_s)
             except TimeoutError:
                 return None
         return self._buffer.popleft()
@@ -72,9 +79,11 @@ class Subscription:
         self._wakeup.set()
         self.bus._subscribers.discard(self)
 
-    async def __aiter__(self) -> AsyncIterator[Event]:  # pragma: no cover - convenience
-        while (event := await self.next()) is not None:
-            yield event
+    def request_resync(self) -> None:
+        """The client asked for a fresh snapshot: answer with a resync marker."""
+        self._buffer.clear()
+        self._buffer.append(Event(self.bus.last_seq, RESYNC, utc_now(), {"reason": "client asked"}))
+        self._wakeup.set()
 
 
 class EventBus:

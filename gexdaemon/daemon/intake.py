@@ -14,17 +14,21 @@ import fnmatch
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
 from pydantic import ValidationError
 
-from gexdaemon.core.errors import InvalidInput, MalformedInput, PayloadTooLarge, Problem, ShuttingDown
+from gexdaemon.core.errors import (
+    InvalidInput,
+    MalformedInput,
+    PayloadTooLarge,
+    Problem,
+    ShuttingDown,
+)
 from gexdaemon.core.models import (
-    DataSource,
-    GEXDataType,
     PriorityLevel,
     PriorityRequest,
     ProcessingJob,
@@ -69,9 +73,9 @@ def host_allowed(url: str, allowed: Sequence[str]) -> bool:
     if url.startswith("file://"):
         return True
     host = (urlsplit(url).hostname or "").lower()
-    for entry in allowed:
-        entry = entry.strip().lower()
-        if entry == "*" or host == entry or fnmatch.fnmatch(host, entry):
+    for raw in allowed:
+        entry = raw.strip().lower()
+        if entry in ("*", host) or fnmatch.fnmatch(host, entry):
             return True
         try:
             if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
@@ -86,16 +90,20 @@ def entries_of(payload: Any) -> tuple[list[Any], str]:
     if isinstance(payload, Mapping) and "requests" in payload:
         extra = sorted(set(payload) - {"requests"})
         if extra:
-            raise InvalidInput.from_problems("the batch", [Problem(k, "unknown field") for k in extra])
+            raise InvalidInput.from_problems(
+                "the batch", [Problem(k, "unknown field") for k in extra]
+            )
         items = payload["requests"]
         if not isinstance(items, list):
-            raise InvalidInput.from_problems("the batch", [Problem("requests", "must be a list of requests")])
+            raise InvalidInput.from_problems(
+                "the batch", [Problem("requests", "must be a list of requests")]
+            )
         return list(items), "requests"
     if isinstance(payload, list):
         return list(payload), ""
     if isinstance(payload, Mapping):
         return [payload], ""
-    raise MalformedInput("expected a request object, a list of requests, or {\"requests\": [...]}")
+    raise MalformedInput('expected a request object, a list of requests, or {"requests": [...]}')
 
 
 class Intake:
@@ -106,10 +114,14 @@ class Intake:
         """Validate every entry; raise one InvalidInput naming each bad entry and field."""
         entries, prefix = entries_of(payload)
         if not entries:
-            raise InvalidInput.from_problems("the batch", [Problem(prefix or "(root)", "holds no requests")])
+            raise InvalidInput.from_problems(
+                "the batch", [Problem(prefix or "(root)", "holds no requests")]
+            )
         limit = self.d.settings.api.max_batch
         if len(entries) > limit:
-            raise PayloadTooLarge(f"the batch holds {len(entries)} requests; at most {limit} ([api] max_batch)")
+            raise PayloadTooLarge(
+                f"the batch holds {len(entries)} requests; at most {limit} ([api] max_batch)"
+            )
         context = self.d.config.domain_context(allow_file_urls=allow_files)
         allowed = self.d.settings.sources.allowed_hosts
         problems: list[Problem] = []
@@ -119,27 +131,47 @@ class Intake:
         for i, entry in enumerate(entries):
             where = f"{prefix}.{i}" if prefix else ("" if single else str(i))
             try:
-                sub = RequestSubmission.model_validate(entry, context=context.as_validation_context())
+                sub = RequestSubmission.model_validate(
+                    entry, context=context.as_validation_context()
+                )
             except ValidationError as exc:
                 problems += problems_of(exc, where)
                 bad.add(i)
                 continue
             if not host_allowed(sub.source_url, allowed):
                 host = urlsplit(sub.source_url).hostname
-                problems.append(Problem(f"{where}.source_url" if where else "source_url",
-                                        f"host {host!r} is not in [sources] allowed_hosts", rule="host_not_allowed"))
+                problems.append(
+                    Problem(
+                        f"{where}.source_url" if where else "source_url",
+                        f"host {host!r} is not in [sources] allowed_hosts",
+                        rule="host_not_allowed",
+                    )
+                )
                 bad.add(i)
                 continue
             subs.append(sub)
         if problems:
-            what = "the request" if single else f"{len(entries)} requests ({len(bad)} invalid; nothing was accepted)"
-            raise InvalidInput.from_problems(what, problems)
+            if single:
+                raise InvalidInput.from_problems("the request", problems)
+            listed = "; ".join(str(p) for p in problems[:5])
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise InvalidInput(
+                f"{len(bad)} of {len(entries)} requests are invalid, so none was accepted: {listed}{more}",
+                details=problems,
+            )
         return subs
 
-    async def submit(self, subs: Sequence[RequestSubmission], *, origin: str,
-                     level_override: PriorityLevel | None = None) -> list[Accepted]:
+    async def submit(
+        self,
+        subs: Sequence[RequestSubmission],
+        *,
+        origin: str,
+        level_override: PriorityLevel | None = None,
+    ) -> list[Accepted]:
         if not self.d.accepting:
-            raise ShuttingDown("the daemon is shutting down and accepts no new requests; retry when it is back")
+            raise ShuttingDown(
+                "the daemon is shutting down and accepts no new requests; retry when it is back"
+            )
         d = self.d
         now = d.now()
         changes: list[Change] = []
@@ -221,7 +253,11 @@ class Intake:
             flagged = live.job.evolve(at_risk=True)
             d.runner.persist_soon(PutJob(flagged, previous=live.job))
             live.job = flagged
-        if live.deadline_mono is not None and d.sla is not None and live.job.sla_status.value == "pending":
+        if (
+            live.deadline_mono is not None
+            and d.sla is not None
+            and live.job.sla_status.value == "pending"
+        ):
             d.sla.watch(live.job_id, live.deadline_mono)
         d.publish("job.queued", live.summary() | {"at_risk_reason": admission.reason or None})
         return Accepted(live, admission.reason)
@@ -229,15 +265,3 @@ class Intake:
     def requeue_loaded(self, live: LiveJob, *, not_before: float = 0.0) -> None:
         """Put a job loaded at start-up (or retried) back into the scheduler."""
         self._enqueue(live, not_before=not_before)
-
-
-def data_type_of(value: str | None) -> GEXDataType:
-    return GEXDataType(value) if value else GEXDataType.SNAPSHOT
-
-
-def source_name(base_url: str) -> str:
-    return urlsplit(base_url).netloc or base_url
-
-
-def new_source(base_url: str, now: datetime) -> DataSource:
-    return DataSource.parse({"base_url": base_url, "name": source_name(base_url), "created_at": now, "updated_at": now})

@@ -29,7 +29,13 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float | None]]) -> None:
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: Iterable[tuple[dict[str, str], float | None]],
+    ) -> None:
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
@@ -45,38 +51,128 @@ def render_metrics(d: Daemon) -> str:
     def per_level(key: str) -> list[tuple[dict[str, str], float | None]]:
         return [({"level": lv.value}, by[lv.value].get(key)) for lv in PriorityLevel]
 
-    w.family("gexd_queue_depth", "gauge", "Jobs queued per level (retries in backoff included).", per_level("depth"))
+    w.family(
+        "gexd_queue_depth",
+        "gauge",
+        "Jobs queued per level (retries in backoff included).",
+        per_level("depth"),
+    )
     w.family("gexd_in_flight", "gauge", "Jobs running per level.", per_level("in_flight"))
-    w.family("gexd_at_risk", "gauge", "Queued jobs flagged at risk of missing their deadline.", per_level("at_risk"))
-    w.family("gexd_oldest_wait_seconds", "gauge", "Wait of the oldest queued job per level.", per_level("oldest_wait_s"))
-    w.family("gexd_sla_met_ratio", "gauge", "Share of jobs finished in the last hour that met their deadline.",
-             per_level("sla_met_ratio"))
-    w.family("gexd_sla_breaches_last_hour", "gauge", "Deadlines missed in the last hour.", per_level("breaches_last_hour"))
-    w.family("gexd_throughput_per_minute", "gauge", "Jobs finished per minute over the last 5 minutes.",
-             per_level("throughput_per_min"))
-    w.family("gexd_sla_met_total", "counter", "Jobs that finished before their deadline.", per_level("met_total"))
-    w.family("gexd_sla_breached_total", "counter", "Jobs that finished after their deadline or failed.",
-             per_level("breached_total"))
-    w.family("gexd_dispatch_total", "counter", "Dispatch decisions per scheduler phase.",
-             [({"phase": p.value}, n) for p, n in d.scheduler.phase_counts.items()])
+    w.family(
+        "gexd_at_risk",
+        "gauge",
+        "Queued jobs flagged at risk of missing their deadline.",
+        per_level("at_risk"),
+    )
+    w.family(
+        "gexd_oldest_wait_seconds",
+        "gauge",
+        "Wait of the oldest queued job per level.",
+        per_level("oldest_wait_s"),
+    )
+    w.family(
+        "gexd_sla_met_ratio",
+        "gauge",
+        "Share of jobs finished in the last hour that met their deadline.",
+        per_level("sla_met_ratio"),
+    )
+    w.family(
+        "gexd_sla_breaches_last_hour",
+        "gauge",
+        "Deadlines missed in the last hour.",
+        per_level("breaches_last_hour"),
+    )
+    w.family(
+        "gexd_throughput_per_minute",
+        "gauge",
+        "Jobs finished per minute over the last 5 minutes.",
+        per_level("throughput_per_min"),
+    )
+    w.family(
+        "gexd_sla_met_total",
+        "counter",
+        "Jobs that finished before their deadline.",
+        per_level("met_total"),
+    )
+    w.family(
+        "gexd_sla_breached_total",
+        "counter",
+        "Jobs that finished after their deadline or failed.",
+        per_level("breached_total"),
+    )
+    w.family(
+        "gexd_dispatch_total",
+        "counter",
+        "Dispatch decisions per scheduler phase.",
+        [({"phase": p.value}, n) for p, n in d.scheduler.phase_counts.items()],
+    )
     w.family("gexd_workers", "gauge", "Worker slots.", [({}, d.settings.daemon.workers)])
     sources = d.sources.all()
-    w.family("gexd_source_reliability", "gauge", "Successful fetches over all fetches per source.",
-             [({"source": s.base_url}, s.reliability_score) for s in sources])
-    w.family("gexd_source_response_seconds", "gauge", "EMA of fetch response time per source.",
-             [({"source": s.base_url},
-               s.average_response_time.total_seconds() if s.average_response_time is not None else None)
-              for s in sources])
-    w.family("gexd_source_circuit_open", "gauge", "1 while a source's circuit breaker is open.",
-             [({"source": s.base_url}, 1.0 if s.circuit_state is CircuitState.OPEN else 0.0) for s in sources])
-    w.family("gexd_source_active", "gauge", "1 while a source may be fetched from.",
-             [({"source": s.base_url}, 1.0 if s.is_active else 0.0) for s in sources])
+    w.family(
+        "gexd_source_reliability",
+        "gauge",
+        "Successful fetches over all fetches per source.",
+        [({"source": s.base_url}, s.reliability_score) for s in sources],
+    )
+    w.family(
+        "gexd_source_response_seconds",
+        "gauge",
+        "EMA of fetch response time per source.",
+        [
+            (
+                {"source": s.base_url},
+                s.average_response_time.total_seconds()
+                if s.average_response_time is not None
+                else None,
+            )
+            for s in sources
+        ],
+    )
+    w.family(
+        "gexd_source_circuit_open",
+        "gauge",
+        "1 while a source's circuit breaker is open.",
+        [
+            ({"source": s.base_url}, 1.0 if s.circuit_state is CircuitState.OPEN else 0.0)
+            for s in sources
+        ],
+    )
+    w.family(
+        "gexd_source_active",
+        "gauge",
+        "1 while a source may be fetched from.",
+        [({"source": s.base_url}, 1.0 if s.is_active else 0.0) for s in sources],
+    )
     store = d.store
     if store is not None:
-        w.family("gexd_store_commits_total", "counter", "Group commits.", [({}, store.stats.commits)])
-        w.family("gexd_store_changes_total", "counter", "Changes written through group commit.", [({}, store.stats.changes)])
-        w.family("gexd_store_last_commit_ms", "gauge", "Duration of the last group commit.", [({}, store.stats.last_commit_ms)])
-    w.family("gexd_events_published_total", "counter", "Events published on the stream.", [({}, d.bus.published)])
-    w.family("gexd_event_subscribers", "gauge", "Connected event-stream clients.", [({}, d.bus.subscriber_count)])
-    w.family("gexd_uptime_seconds", "gauge", "Seconds since the daemon started.", [({}, d.uptime_s())])
+        w.family(
+            "gexd_store_commits_total", "counter", "Group commits.", [({}, store.stats.commits)]
+        )
+        w.family(
+            "gexd_store_changes_total",
+            "counter",
+            "Changes written through group commit.",
+            [({}, store.stats.changes)],
+        )
+        w.family(
+            "gexd_store_last_commit_ms",
+            "gauge",
+            "Duration of the last group commit.",
+            [({}, store.stats.last_commit_ms)],
+        )
+    w.family(
+        "gexd_events_published_total",
+        "counter",
+        "Events published on the stream.",
+        [({}, d.bus.published)],
+    )
+    w.family(
+        "gexd_event_subscribers",
+        "gauge",
+        "Connected event-stream clients.",
+        [({}, d.bus.subscriber_count)],
+    )
+    w.family(
+        "gexd_uptime_seconds", "gauge", "Seconds since the daemon started.", [({}, d.uptime_s())]
+    )
     return "\n".join(w.lines) + "\n"

@@ -8,6 +8,7 @@ record); live facts (queues, in-flight work, SLA windows) come from memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import threading
@@ -50,21 +51,23 @@ def _enum(value: str | None, kind: Any, name: str) -> Any:
         return kind(value.lower())
     except ValueError:
         allowed = ", ".join(m.value for m in kind)
-        raise InvalidInput.from_problems("the filter", [Problem(name, f"must be one of {allowed} (got {value!r})")]) from None
+        raise InvalidInput.from_problems(
+            "the filter", [Problem(name, f"must be one of {allowed} (got {value!r})")]
+        ) from None
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, uuid.UUID):
-            out[key] = str(value)
-        elif isinstance(value, timedelta):
-            out[key] = value.total_seconds()
-        elif hasattr(value, "isoformat"):
-            out[key] = value.isoformat()
-        else:
-            out[key] = value
-    return out
+    return {key: _json_value(value) for key, value in row.items()}
 
 
 class Operations:
@@ -111,8 +114,14 @@ class Operations:
             "workers": {"total": d.settings.daemon.workers, "busy": d.scheduler.in_flight_count},
             "phases": {p.value: n for p, n in d.scheduler.phase_counts.items()},
             "sources": [
-                {"source": s.source, "queued": s.queued, "in_flight": s.in_flight, "cap": s.cap,
-                 "tokens": round(s.tokens, 2), "access": s.access.value}
+                {
+                    "source": s.source,
+                    "queued": s.queued,
+                    "in_flight": s.in_flight,
+                    "cap": s.cap,
+                    "tokens": round(s.tokens, 2),
+                    "access": s.access.value,
+                }
                 for s in d.scheduler.source_stats()
             ],
         }
@@ -128,13 +137,17 @@ class Operations:
         for row in breached:
             item = _jsonable(row)
             end = row["completed_at"] or now
-            item["late_by_s"] = round((end - row["deadline"]).total_seconds(), 3) if row["deadline"] else None
+            item["late_by_s"] = (
+                round((end - row["deadline"]).total_seconds(), 3) if row["deadline"] else None
+            )
             out_breaches.append(item)
         at_risk = [live.summary() for live in d.book if live.job.at_risk]
         return {
             "breaches": out_breaches,
             "at_risk": at_risk,
-            "levels": [{"level": lv.value, **(d.sla.summary(lv) if d.sla else {})} for lv in PriorityLevel],
+            "levels": [
+                {"level": lv.value, **(d.sla.summary(lv) if d.sla else {})} for lv in PriorityLevel
+            ],
         }
 
     # -- requests and jobs -----------------------------------------------------------
@@ -155,11 +168,20 @@ class Operations:
             raise NotFound(f"no request {request_id}")
         jobs = await store.fetch(
             "SELECT job_id, status, priority_level, retry_count, sla_status FROM processing_jobs_all "
-            "WHERE request_id = ? ORDER BY job_id", [str(request_id)])
+            "WHERE request_id = ? ORDER BY job_id",
+            [str(request_id)],
+        )
         return request.model_dump(mode="json") | {"jobs": [_jsonable(j) for j in jobs]}
 
-    async def list_jobs(self, *, status: str | None, level: str | None, symbol: str | None,
-                        limit: int, cursor: str | None) -> dict[str, Any]:
+    async def list_jobs(
+        self,
+        *,
+        status: str | None,
+        level: str | None,
+        symbol: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> dict[str, Any]:
         st = _enum(status, JobStatus, "status")
         lv = _enum(level, PriorityLevel, "level")
         clauses, params = [], []
@@ -176,12 +198,16 @@ class Operations:
             try:
                 params.append(str(uuid.UUID(cursor)))
             except ValueError:
-                raise InvalidInput.from_problems("the filter", [Problem("cursor", "is not a cursor this API returned")]) from None
+                raise InvalidInput.from_problems(
+                    "the filter", [Problem("cursor", "is not a cursor this API returned")]
+                ) from None
             clauses.append("j.job_id < CAST(? AS UUID)")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         found = await self.d.require_store().fetch(
             f"SELECT {JOB_LIST_COLUMNS} FROM processing_jobs j JOIN priority_requests r USING (request_id)"
-            f"{where} ORDER BY j.job_id DESC LIMIT ?", [*params, limit + 1])
+            f"{where} ORDER BY j.job_id DESC LIMIT ?",
+            [*params, limit + 1],
+        )
         more = len(found) > limit
         found = found[:limit]
         jobs = [_jsonable(r) for r in found]
@@ -196,12 +222,16 @@ class Operations:
                 return None, None, None, None
             request = store.load_request(cur, job.request_id)
             history = store.job_history(cur, job_id)
-            snap = cur.execute("SELECT snapshot_id FROM gex_snapshots WHERE job_id = ?", [str(job_id)]).fetchone()
+            snap = cur.execute(
+                "SELECT snapshot_id FROM gex_snapshots WHERE job_id = ?", [str(job_id)]
+            ).fetchone()
             return job, request, history, snap
 
         job, request, history, snap = await store.read(read)
         if job is None:
-            raise NotFound(f"no job {job_id} (archived jobs are in the processing_jobs_all view: gexdaemon query)")
+            raise NotFound(
+                f"no job {job_id} (archived jobs are in the processing_jobs_all view: gexdaemon query)"
+            )
         live = self.d.book.get(job_id)
         return {
             "job": job.model_dump(mode="json"),
@@ -214,7 +244,9 @@ class Operations:
     async def cancel_job(self, job_id: uuid.UUID) -> dict[str, Any]:
         if self.d.book.get(job_id) is None:
             await self._known_job(job_id)
-            raise Conflict(f"job {job_id} has already finished; only QUEUED or PROCESSING jobs can be cancelled")
+            raise Conflict(
+                f"job {job_id} has already finished; only QUEUED or PROCESSING jobs can be cancelled"
+            )
         live = await self.d.runner.cancel(job_id)
         return live.summary()
 
@@ -224,8 +256,15 @@ class Operations:
 
     async def patch_job(self, job_id: uuid.UUID, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, Mapping) or set(payload) != {"priority_level"}:
-            raise InvalidInput.from_problems("the job change", [Problem(
-                "(root)", 'only {"priority_level": "critical|high|medium|low"} can be changed')])
+            raise InvalidInput.from_problems(
+                "the job change",
+                [
+                    Problem(
+                        "(root)",
+                        'only {"priority_level": "critical|high|medium|low"} can be changed',
+                    )
+                ],
+            )
         level = _enum(str(payload["priority_level"]), PriorityLevel, "priority_level")
         if self.d.book.live(job_id) is None:
             await self._known_job(job_id)
@@ -241,8 +280,10 @@ class Operations:
     # -- rules ---------------------------------------------------------------------
 
     async def list_rules(self) -> dict[str, Any]:
-        return {"rules": [r.model_dump(mode="json") for r in self.d.rules.rules],
-                "fingerprint": self.d.rules.current.fingerprint}
+        return {
+            "rules": [r.model_dump(mode="json") for r in self.d.rules.rules],
+            "fingerprint": self.d.rules.current.fingerprint,
+        }
 
     async def get_rule(self, ref: str) -> dict[str, Any]:
         return self.d.rules.find(ref).model_dump(mode="json")
@@ -268,39 +309,65 @@ class Operations:
         return {"sources": [self.d.sources.describe(s) for s in self.d.sources.all()]}
 
     async def patch_source(self, ref: str, payload: Any) -> dict[str, Any]:
-        if not isinstance(payload, Mapping) or not set(payload) <= {"is_active", "enabled"} or not payload:
-            raise InvalidInput.from_problems("the source change", [Problem(
-                "(root)", 'send {"is_active": true} to enable or {"is_active": false} to disable')])
+        if (
+            not isinstance(payload, Mapping)
+            or not set(payload) <= {"is_active", "enabled"}
+            or not payload
+        ):
+            raise InvalidInput.from_problems(
+                "the source change",
+                [
+                    Problem(
+                        "(root)",
+                        'send {"is_active": true} to enable or {"is_active": false} to disable',
+                    )
+                ],
+            )
         value = payload.get("is_active", payload.get("enabled"))
         if not isinstance(value, bool):
-            raise InvalidInput.from_problems("the source change", [Problem("is_active", "must be true or false")])
+            raise InvalidInput.from_problems(
+                "the source change", [Problem("is_active", "must be true or false")]
+            )
         source = await self.d.sources.set_enabled(ref, value)
         return self.d.sources.describe(source)
 
     # -- snapshots -----------------------------------------------------------------
 
-    async def list_snapshots(self, *, symbol: str | None, date: str | None, limit: int) -> dict[str, Any]:
+    async def list_snapshots(
+        self, *, symbol: str | None, date: str | None, limit: int
+    ) -> dict[str, Any]:
         sym = normalize_symbol(symbol) if symbol else None
-        found = await self.d.require_store().read(lambda cur: snapshots.list_snapshots(cur, sym, date, limit))
+        found = await self.d.require_store().read(
+            lambda cur: snapshots.list_snapshots(cur, sym, date, limit)
+        )
         return {"snapshots": found}
 
     async def latest_snapshot(self, symbol: str, expiry_filter: str | None) -> dict[str, Any]:
         sym = normalize_symbol(symbol)
-        found = await self.d.require_store().read(lambda cur: snapshots.latest_snapshot(cur, sym, expiry_filter))
+        found = await self.d.require_store().read(
+            lambda cur: snapshots.latest_snapshot(cur, sym, expiry_filter)
+        )
         if found is None:
             raise NotFound(f"no snapshot of {sym} yet")
         return found
 
     async def get_snapshot(self, snapshot_id: uuid.UUID) -> dict[str, Any]:
-        found = await self.d.require_store().read(lambda cur: snapshots.load_snapshot(cur, snapshot_id))
+        found = await self.d.require_store().read(
+            lambda cur: snapshots.load_snapshot(cur, snapshot_id)
+        )
         if found is None:
             raise NotFound(f"no snapshot {snapshot_id}")
         return found
 
     async def gex_history(self, symbol: str, limit: int) -> dict[str, Any]:
         sym = normalize_symbol(symbol)
-        points = await self.d.require_store().read(lambda cur: snapshots.gex_history(cur, sym, limit))
-        return {"symbol": sym, "points": [{"snapshot_at": at, "total_gex": total} for at, total in points]}
+        points = await self.d.require_store().read(
+            lambda cur: snapshots.gex_history(cur, sym, limit)
+        )
+        return {
+            "symbol": sym,
+            "points": [{"snapshot_at": at, "total_gex": total} for at, total in points],
+        }
 
     # -- SQL -----------------------------------------------------------------------
 
@@ -312,10 +379,19 @@ class Operations:
             try:
                 statements = cur.extract_statements(sql)
             except duckdb.Error as exc:
-                raise InvalidInput.from_problems("the query", [Problem("sql", str(exc).splitlines()[0])]) from None
+                raise InvalidInput.from_problems(
+                    "the query", [Problem("sql", str(exc).splitlines()[0])]
+                ) from None
             if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-                raise InvalidInput.from_problems("the query", [Problem(
-                    "sql", "only one read-only SELECT (or WITH ... SELECT, DESCRIBE, SHOW) is allowed")])
+                raise InvalidInput.from_problems(
+                    "the query",
+                    [
+                        Problem(
+                            "sql",
+                            "only one read-only SELECT (or WITH ... SELECT, DESCRIBE, SHOW) is allowed",
+                        )
+                    ],
+                )
             timer = _Interrupter(cur, QUERY_TIMEOUT_S)
             try:
                 cur.execute("BEGIN TRANSACTION")
@@ -329,19 +405,23 @@ class Operations:
                 raise InvalidInput.from_problems("the query", [Problem("sql", message)]) from None
             finally:
                 timer.cancel()
-                try:
+                with contextlib.suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
             truncated = len(fetched) > limit
-            return {"columns": columns, "rows": [list(_jsonable(dict(enumerate(r))).values()) for r in fetched[:limit]],
-                    "row_count": min(len(fetched), limit), "truncated": truncated}
+            return {
+                "columns": columns,
+                "rows": [[_json_value(v) for v in r] for r in fetched[:limit]],
+                "row_count": min(len(fetched), limit),
+                "truncated": truncated,
+            }
 
         return await store.read(run)
 
     # -- ingest and admin --------------------------------------------------------
 
-    async def ingest_upload(self, data: bytes, *, filename: str, symbol: str | None, level: str | None) -> dict[str, Any]:
+    async def ingest_upload(
+        self, data: bytes, *, filename: str, symbol: str | None, level: str | None
+    ) -> dict[str, Any]:
         """Keep an uploaded chain file in the data directory and queue it as a snapshot request."""
         if not data:
             raise MalformedInput("the uploaded file is empty")
@@ -351,16 +431,28 @@ class Operations:
         sym = normalize_symbol(symbol) if symbol else symbol_from_name(name, optionable)
         if sym is None:
             _, parsed = await asyncio.to_thread(registry.parse, FeedFile(name=name, data=data))
-            sym = underlying_of_root(normalize_symbol(parsed.underlying)) if parsed.underlying else None
+            sym = (
+                underlying_of_root(normalize_symbol(parsed.underlying))
+                if parsed.underlying
+                else None
+            )
         if sym is None:
-            raise InvalidInput.from_problems(name, [Problem("symbol", "the file does not say its underlying; pass --symbol")])
+            raise InvalidInput.from_problems(
+                name, [Problem("symbol", "the file does not say its underlying; pass --symbol")]
+            )
         lv = _enum(level, PriorityLevel, "level")
         target = self.d.ingest_dir / f"{uuid.uuid4().hex[:12]}_{name}"
         await asyncio.to_thread(target.write_bytes, data)
         sub = RequestSubmission.parse(
-            {"source_url": target.resolve().as_uri(), "data_type": GEXDataType.SNAPSHOT, "market_symbol": sym,
-             "metadata": {"file": name, "format": fmt.name, "bytes": len(data)}},
-            context=self.d.config.domain_context(allow_file_urls=True), what=name)
+            {
+                "source_url": target.resolve().as_uri(),
+                "data_type": GEXDataType.SNAPSHOT,
+                "market_symbol": sym,
+                "metadata": {"file": name, "format": fmt.name, "bytes": len(data)},
+            },
+            context=self.d.config.domain_context(allow_file_urls=True),
+            what=name,
+        )
         try:
             accepted = await self.d.intake.submit([sub], origin="ingest", level_override=lv)
         except BaseException:
@@ -412,4 +504,3 @@ class _Interrupter:
 
     def cancel(self) -> None:
         self._timer.cancel()
-

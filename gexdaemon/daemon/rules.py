@@ -34,7 +34,9 @@ def _fields(payload: Any, *, required: set[str], what: str) -> dict[str, Any]:
         raise InvalidInput.from_problems(what, [Problem("(root)", "must be a JSON object")])
     unknown = sorted(set(payload) - RULE_FIELDS)
     missing = sorted(required - set(payload))
-    problems = [Problem(k, "unknown field") for k in unknown] + [Problem(k, "is required") for k in missing]
+    problems = [Problem(k, "unknown field") for k in unknown] + [
+        Problem(k, "is required") for k in missing
+    ]
     if problems:
         raise InvalidInput.from_problems(what, problems)
     return dict(payload)
@@ -100,28 +102,47 @@ class RuleService:
             raise InvalidInput('send {"rules": [...], "mode": "merge"|"replace", "limit": N}')
         unknown = sorted(set(payload) - {"rules", "mode", "limit"})
         if unknown:
-            raise InvalidInput.from_problems("the shadow test", [Problem(k, "unknown field") for k in unknown])
+            raise InvalidInput.from_problems(
+                "the shadow test", [Problem(k, "unknown field") for k in unknown]
+            )
         mode = payload.get("mode", "merge")
         if mode not in ("merge", "replace"):
-            raise InvalidInput.from_problems("the shadow test", [Problem("mode", "must be merge or replace")])
+            raise InvalidInput.from_problems(
+                "the shadow test", [Problem("mode", "must be merge or replace")]
+            )
         limit = payload.get("limit", DEFAULT_SHADOW_LIMIT)
         if not isinstance(limit, int) or not 1 <= limit <= rules_repo.MAX_RECENT_REQUESTS:
             raise InvalidInput.from_problems(
-                "the shadow test", [Problem("limit", f"must be an integer from 1 to {rules_repo.MAX_RECENT_REQUESTS}")])
+                "the shadow test",
+                [
+                    Problem(
+                        "limit", f"must be an integer from 1 to {rules_repo.MAX_RECENT_REQUESTS}"
+                    )
+                ],
+            )
         raw = payload.get("rules", [])
         if not isinstance(raw, list):
-            raise InvalidInput.from_problems("the shadow test", [Problem("rules", "must be a list of rules")])
+            raise InvalidInput.from_problems(
+                "the shadow test", [Problem("rules", "must be a list of rules")]
+            )
         now = self.d.now()
         drafts: list[PriorityRule] = []
         problems: list[Problem] = []
         for i, item in enumerate(raw):
             try:
-                data = _fields(item, required={"name", "condition", "priority_score"}, what=f"rules[{i}]")
+                data = _fields(
+                    item, required={"name", "condition", "priority_score"}, what=f"rules[{i}]"
+                )
                 compile_condition(str(data["condition"]))
-                drafts.append(PriorityRule.parse({**data, "created_at": now, "updated_at": now}, what=f"rules[{i}]"))
+                drafts.append(
+                    PriorityRule.parse(
+                        {**data, "created_at": now, "updated_at": now}, what=f"rules[{i}]"
+                    )
+                )
             except InvalidInput as exc:
-                problems += [Problem(f"rules.{i}.{p.path}", p.message, p.rule) for p in exc.details] or [
-                    Problem(f"rules.{i}", exc.message)]
+                problems += [
+                    Problem(f"rules.{i}.{p.path}", p.message, p.rule) for p in exc.details
+                ] or [Problem(f"rules.{i}", exc.message)]
         if problems:
             raise InvalidInput.from_problems("the candidate rules", problems)
         if mode == "replace":
@@ -133,6 +154,12 @@ class RuleService:
             candidate_rules = list(by_name.values())
         requests = await rules_repo.recent_requests(self.d.require_store(), limit)
         reliability = {s.base_url: s.reliability_score for s in self.d.sources.all()}
-        report = shadow_test(requests, self.current, RuleSet.from_rules(candidate_rules),
-                             settings=self.d.settings.priority, reliability=reliability, now=now)
+        report = shadow_test(
+            requests,
+            self.current,
+            RuleSet.from_rules(candidate_rules),
+            settings=self.d.settings.priority,
+            reliability=reliability,
+            now=now,
+        )
         return report.as_dict() | {"mode": mode}

@@ -30,13 +30,15 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from gexdaemon.core.errors import Conflict, InvalidInput, NotFound
+from gexdaemon.core.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from gexdaemon.core.models import (
-    IllegalTransition,
     JobStatus,
     PriorityLevel,
+    PriorityRequest,
     ProcessingJob,
     SlaStatus,
+    base_url_of,
+    check_transition,
 )
 from gexdaemon.core.retry import SOURCE_FAULTS, FailureCode, decide_retry
 from gexdaemon.daemon.jobbook import LiveJob
@@ -93,7 +95,9 @@ class Runner:
             timeout = None if wake_at is None else max(0.0, wake_at - self.d.mono())
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 60.0) if timeout is not None else 60.0)
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=min(timeout, 60.0) if timeout is not None else 60.0
+                )
 
     def _dispatch_ready(self) -> None:
         sched = self.d.scheduler
@@ -139,7 +143,17 @@ class Runner:
         d = self.d
         structlog.contextvars.bind_contextvars(job_id=str(live.job_id))
         started_mono = d.mono()
-        ran_s = 0.0
+        slot_held = True
+
+        def release_slot() -> float:
+            # The scheduler must see the slot free before a retry re-enters it.
+            nonlocal slot_held
+            ran_s = d.mono() - started_mono
+            if slot_held:
+                slot_held = False
+                d.scheduler.finish(live.job_id, ran_s)
+            return ran_s
+
         try:
             now = d.now()
             before = live.job
@@ -156,7 +170,7 @@ class Runner:
             await d.require_store().commit([PutJob(running, event, previous=before)])
             live.job = running
             live.dispatch_phase = dispatch.phase.value
-            d.publish("job.started", live.summary() | {"waited_s": dispatch.waited_s})
+            d.publish("job.started", live.summary() | {"waited_s": round(dispatch.waited_s, 3)})
             heartbeat = asyncio.create_task(self._heartbeat(live))
             try:
                 outcome = await self._guarded_execute(live)
@@ -164,33 +178,42 @@ class Runner:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
-            ran_s = d.mono() - started_mono
-            await self._finish(live, outcome, ran_s)
+            await self._finish(live, outcome, release_slot())
         except asyncio.CancelledError:
-            ran_s = d.mono() - started_mono
+            release_slot()
             if live.cancel_requested:
                 await self._write_cancel(live, "cancelled by a trader while running")
             elif not self._stopping:
                 raise
         except Exception as exc:  # a bug or the store failing: never let a job vanish
             log.exception("job crashed", error=str(exc))
-            ran_s = d.mono() - started_mono
+            ran_s = release_slot()
             with contextlib.suppress(Exception):
-                await self._finish(live, Outcome(ok=False, code=FailureCode.WORKER_LOST,
-                                                 message=f"internal error: {type(exc).__name__}: {exc}"), ran_s)
+                crash = Outcome(
+                    ok=False,
+                    code=FailureCode.WORKER_LOST,
+                    message=f"internal error: {type(exc).__name__}: {exc}",
+                )
+                await self._finish(live, crash, ran_s)
         finally:
-            d.scheduler.finish(live.job_id, ran_s)
+            release_slot()
             self._tasks.pop(live.job_id, None)
             structlog.contextvars.unbind_contextvars("job_id")
             self.kick()
 
     async def _guarded_execute(self, live: LiveJob) -> Outcome:
-        timeout = self.d.settings.sources.timeouts.for_level(live.job.priority_level) + COMPUTE_BUDGET_S
+        timeout = (
+            self.d.settings.sources.timeouts.for_level(live.job.priority_level) + COMPUTE_BUDGET_S
+        )
         try:
             return await asyncio.wait_for(self._execute(live), timeout)
         except TimeoutError:
-            return Outcome(ok=False, code=FailureCode.TIMEOUT, source_fault=True,
-                           message=f"the job ran longer than {timeout:.0f} s and was stopped")
+            return Outcome(
+                ok=False,
+                code=FailureCode.TIMEOUT,
+                source_fault=True,
+                message=f"the job ran longer than {timeout:.0f} s and was stopped",
+            )
 
     async def _execute(self, live: LiveJob) -> Outcome:
         d = self.d
@@ -206,7 +229,7 @@ class Runner:
             else:
                 assert d.http is not None
                 src = d.settings.sources
-                result = await fetch_to_file(
+                download = await fetch_to_file(
                     d.http,
                     url,
                     d.tmp_dir,
@@ -216,21 +239,35 @@ class Runner:
                     max_redirects=src.max_redirects,
                     allowed_hosts=src.allowed_hosts,
                 )
-                fetched = path = result.path
-                size = result.size_bytes
-                fetch_s = result.elapsed_s
-            await d.sources.record(live.source_key, ok=True, elapsed_s=time.perf_counter() - fetch_started)
+                fetched = path = download.path
+                size = download.size_bytes
+                fetch_s = download.elapsed_s
+            d.sources.record(
+                live.source_key, ok=True, elapsed_s=time.perf_counter() - fetch_started
+            )
         except FetchError as exc:
             # Every failed fetch counts against reliability (successful / total); only the
             # faults that say the source is unwell (timeouts, 5xx, ...) feed its breaker.
-            fault = exc.code in SOURCE_FAULTS
-            await d.sources.record(live.source_key, ok=False, elapsed_s=time.perf_counter() - fetch_started,
-                                   breaker_fault=fault)
-            return Outcome(ok=False, code=exc.code, message=exc.message, source_fault=fault,
-                           retry_after_s=getattr(exc, "retry_after_s", None))
+            fault = exc.failure in SOURCE_FAULTS
+            d.sources.record(
+                live.source_key,
+                ok=False,
+                elapsed_s=time.perf_counter() - fetch_started,
+                breaker_fault=fault,
+            )
+            return Outcome(
+                ok=False,
+                code=exc.failure,
+                message=exc.message,
+                source_fault=fault,
+                retry_after_s=getattr(exc, "retry_after_s", None),
+            )
         except OSError as exc:
-            return Outcome(ok=False, code=FailureCode.UNPARSEABLE,
-                           message=f"cannot read {unquote(urlsplit(url).path)}: {exc.strerror or exc}")
+            return Outcome(
+                ok=False,
+                code=FailureCode.UNPARSEABLE,
+                message=f"cannot read {unquote(urlsplit(url).path)}: {exc.strerror or exc}",
+            )
         try:
             loop = asyncio.get_running_loop()
             compute = functools.partial(
@@ -242,26 +279,35 @@ class Runner:
                 now=d.now(),
                 context=d.config.domain_context(allow_any_symbol=True),
             )
-            result = await loop.run_in_executor(d.compute_pool, compute)
-            await persist_snapshot_async(d.require_store(), d.config.lake_dir, result)
+            snapshot = await loop.run_in_executor(d.compute_pool, compute)
+            await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot)
         except InvalidInput as exc:  # ChainError and friends: the file itself is wrong
-            return Outcome(ok=False, code=FailureCode.INVALID_FILE, message=exc.message, size_bytes=size)
+            return Outcome(
+                ok=False, code=FailureCode.INVALID_FILE, message=exc.message, size_bytes=size
+            )
         finally:
             if fetched is not None:
                 with contextlib.suppress(FileNotFoundError):
                     fetched.unlink()
-        summary = dict(result.snapshot_row)
-        d.latest_snapshots[result.snapshot.market_symbol] = summary
+        summary = dict(snapshot.snapshot_row)
+        d.latest_snapshots[snapshot.snapshot.market_symbol] = summary
         d.publish("snapshot.created", _snapshot_event(summary, live))
-        return Outcome(ok=True, records=result.rows_read, size_bytes=size,
-                       snapshot_id=str(result.snapshot_id), fetch_s=fetch_s)
+        return Outcome(
+            ok=True,
+            records=snapshot.rows_read,
+            size_bytes=size,
+            snapshot_id=str(snapshot.snapshot_id),
+            fetch_s=fetch_s,
+        )
 
     def _local_file(self, url: str) -> Path:
         """A file:// URL may only point inside the drop folder or the ingest folder."""
         path = Path(unquote(urlsplit(url).path)).resolve()
         roots = [self.d.config.drop_dir.resolve(), self.d.ingest_dir.resolve()]
         if not any(path.is_relative_to(root) for root in roots):
-            raise FetchError.refused(url, "file:// sources must be inside the drop folder or the ingest folder")
+            raise FetchError.refused(
+                url, "file:// sources must be inside the drop folder or the ingest folder"
+            )
         return path
 
     async def _heartbeat(self, live: LiveJob) -> None:
@@ -285,8 +331,11 @@ class Runner:
         sla_status = self._sla_at(before, now)
         if outcome.ok:
             done, event = before.transition(
-                JobStatus.COMPLETED, now, records_processed=outcome.records,
-                data_size_bytes=outcome.size_bytes, sla_status=sla_status,
+                JobStatus.COMPLETED,
+                now,
+                records_processed=outcome.records,
+                data_size_bytes=outcome.size_bytes,
+                sla_status=sla_status,
             )
             live.snapshot_id = outcome.snapshot_id
             await d.require_store().commit([PutJob(done, event, previous=before)])
@@ -302,33 +351,65 @@ class Runner:
             remaining = (deadline - now).total_seconds() - live.estimate_s
             slack = remaining if remaining > 0 else None  # past hope: late data still beats none
         decision = decide_retry(
-            code, retries_done=before.retry_count, max_retries=d.settings.retry.max_retries,
-            base_s=d.settings.retry.base_delay_s, max_s=d.settings.retry.max_delay_s,
-            remaining_slack_s=slack, rng=self._rng, retry_after_s=outcome.retry_after_s,
+            code,
+            retries_done=before.retry_count,
+            max_retries=d.settings.retry.max_retries,
+            base_s=d.settings.retry.base_delay_s,
+            max_s=d.settings.retry.max_delay_s,
+            remaining_slack_s=slack,
+            rng=self._rng,
+            retry_after_s=outcome.retry_after_s,
         )
         failed, fail_event = before.transition(
-            JobStatus.FAILED, now, reason=message, sla_status=sla_status if not decision.retry else before.sla_status
+            JobStatus.FAILED,
+            now,
+            reason=message,
+            sla_status=sla_status if not decision.retry else before.sla_status,
         )
         if not decision.retry:
-            final_status = SlaStatus.BREACHED if before.sla_status is not SlaStatus.NONE else SlaStatus.NONE
+            final_status = (
+                SlaStatus.BREACHED if before.sla_status is not SlaStatus.NONE else SlaStatus.NONE
+            )
             failed = failed.evolve(sla_status=final_status)
             await d.require_store().commit([PutJob(failed, fail_event, previous=before)])
             self._settle(live, failed, ran_s)
-            d.publish("job.failed", live.summary() | {"reason": decision.reason, "code": code.value})
-            log.warning("job failed", code=code.value, reason=decision.reason, message=outcome.message)
+            d.publish(
+                "job.failed", live.summary() | {"reason": decision.reason, "code": code.value}
+            )
+            log.warning(
+                "job failed", code=code.value, reason=decision.reason, message=outcome.message
+            )
             return
         requeued, retry_event = failed.transition(
-            JobStatus.QUEUED, now, reason=decision.reason,
+            JobStatus.QUEUED,
+            now,
+            reason=decision.reason,
             next_attempt_at=now + timedelta(seconds=decision.delay_s),
             context=d.config.domain_context(),
         )
-        await d.require_store().commit([PutJob(failed, fail_event, previous=before),
-                                        PutJob(requeued, retry_event, previous=failed)])
+        await d.require_store().commit(
+            [
+                PutJob(failed, fail_event, previous=before),
+                PutJob(requeued, retry_event, previous=failed),
+            ]
+        )
         live.job = requeued
         d.book.update(requeued)
-        d.publish("job.retrying", live.summary() | {"reason": decision.reason, "code": code.value,
-                                                    "delay_s": round(decision.delay_s, 3)})
-        log.info("job will retry", code=code.value, delay_s=round(decision.delay_s, 2), retry=requeued.retry_count)
+        d.publish(
+            "job.retrying",
+            live.summary()
+            | {
+                "reason": decision.reason,
+                "code": code.value,
+                "delay_s": round(decision.delay_s, 3),
+            },
+        )
+        log.info(
+            "job will retry",
+            code=code.value,
+            delay_s=round(decision.delay_s, 2),
+            retry=requeued.retry_count,
+        )
         d.intake.requeue_loaded(live, not_before=d.mono() + decision.delay_s)
 
     def _sla_at(self, job: ProcessingJob, now: datetime) -> SlaStatus:
@@ -362,8 +443,14 @@ class Runner:
             self.d.sla.record_breach(before.priority_level)
         late_by = (self.d.now() - before.deadline).total_seconds() if before.deadline else 0.0
         self.d.publish("sla.breached", live.summary() | {"late_by_s": round(late_by, 3)})
-        log.warning("sla breached", level=before.priority_level.value, status=before.status.value,
-                    phase=before.dispatch_phase, retries=before.retry_count, source=live.source_key)
+        log.warning(
+            "sla breached",
+            level=before.priority_level.value,
+            status=before.status.value,
+            phase=before.dispatch_phase,
+            retries=before.retry_count,
+            source=live.source_key,
+        )
 
     # -- trader actions -------------------------------------------------------------
 
@@ -384,8 +471,11 @@ class Runner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(task)
             return live
-        raise IllegalTransition(status.value, JobStatus.CANCELLED.value,
-                                [s.value for s in (JobStatus.QUEUED, JobStatus.PROCESSING)])
+        raise IllegalTransition(
+            status.value,
+            JobStatus.CANCELLED.value,
+            [s.value for s in (JobStatus.QUEUED, JobStatus.PROCESSING)],
+        )
 
     async def _write_cancel(self, live: LiveJob, reason: str) -> None:
         before = live.job
@@ -403,13 +493,15 @@ class Runner:
         if live is None:
             live = await self._load_live(job_id)
         before = live.job
-        if before.status is not JobStatus.FAILED:
-            raise IllegalTransition(before.status.value, JobStatus.QUEUED.value,
-                                    [s.value for s in (JobStatus.PROCESSING, JobStatus.CANCELLED)]
-                                    if before.status is JobStatus.QUEUED else [])
+        check_transition(before.status, JobStatus.QUEUED)  # names both states unless FAILED
         now = self.d.now()
-        requeued, event = before.transition(JobStatus.QUEUED, now, reason="retried by a trader",
-                                            next_attempt_at=None, context=self.d.config.domain_context())
+        requeued, event = before.transition(
+            JobStatus.QUEUED,
+            now,
+            reason="retried by a trader",
+            next_attempt_at=None,
+            context=self.d.config.domain_context(),
+        )
         await self.d.require_store().commit([PutJob(requeued, event, previous=before)])
         live.job = requeued
         live.enqueued_mono = self.d.mono()
@@ -422,24 +514,35 @@ class Runner:
         """Move a queued job to another level (a trader's bump); its deadline follows the level."""
         live = self.d.book.live(job_id)
         if live is None or live.job.status is not JobStatus.QUEUED:
-            raise Conflict("only a QUEUED job can change level; this one is "
-                           f"{live.job.status.value.upper() if live else 'not live'}")
+            raise Conflict(
+                "only a QUEUED job can change level; this one is "
+                f"{live.job.status.value.upper() if live else 'not live'}"
+            )
         if level is live.job.priority_level:
             return live
         self.d.scheduler.cancel(job_id)
         sla_s = self.d.settings.sla.seconds_for(level)
-        deadline = live.request.requested_at + timedelta(seconds=sla_s) if sla_s is not None else None
+        deadline = (
+            live.request.requested_at + timedelta(seconds=sla_s) if sla_s is not None else None
+        )
         before = live.job
-        moved = before.evolve(priority_level=level, deadline=deadline,
-                              sla_status=SlaStatus.NONE if deadline is None else (
-                                  SlaStatus.BREACHED if deadline < self.d.now() else SlaStatus.PENDING),
-                              version=before.version + 1, updated_at=self.d.now())
+        moved = before.evolve(
+            priority_level=level,
+            deadline=deadline,
+            sla_status=SlaStatus.NONE
+            if deadline is None
+            else (SlaStatus.BREACHED if deadline < self.d.now() else SlaStatus.PENDING),
+            version=before.version + 1,
+            updated_at=self.d.now(),
+        )
         await self.d.require_store().commit([PutJob(moved, previous=before)])
         live.job = moved
         live.deadline_mono = self.d.to_mono(deadline)
         if self.d.sla is not None:
             self.d.sla.unwatch(job_id)
-        self.d.publish("job.level_changed", live.summary() | {"from_level": before.priority_level.value})
+        self.d.publish(
+            "job.level_changed", live.summary() | {"from_level": before.priority_level.value}
+        )
         self.d.intake.requeue_loaded(live)
         self.kick()
         return live
@@ -454,14 +557,14 @@ class Runner:
             raise NotFound(f"job {job_id} has no request (archived?)")
         return self._live_from(request, job)
 
-    def _live_from(self, request: Any, job: ProcessingJob) -> LiveJob:
-        from gexdaemon.core.models import base_url_of
-
+    def _live_from(self, request: PriorityRequest, job: ProcessingJob) -> LiveJob:
         source = base_url_of(request.source_url)
         live = LiveJob(
-            request=request, job=job, source_key=source,
-            estimate_s=request.estimated_processing_time.total_seconds() or self.d.estimates.estimate(
-                source, request.data_type),
+            request=request,
+            job=job,
+            source_key=source,
+            estimate_s=request.estimated_processing_time.total_seconds()
+            or self.d.estimates.estimate(source, request.data_type),
             enqueued_mono=self.d.to_mono(job.queued_at) or self.d.mono(),
             deadline_mono=self.d.to_mono(job.deadline),
         )
@@ -475,7 +578,9 @@ class Runner:
         d = self.d
         store = d.require_store()
         found = await store.fetch(
-            "SELECT " + ", ".join(f"j.{c}" for c in rows.JOBS.column_names) + ", "
+            "SELECT "
+            + ", ".join(f"j.{c}" for c in rows.JOBS.column_names)
+            + ", "
             + ", ".join(f"r.{c} AS r_{c}" for c in rows.REQUESTS.column_names)
             + " FROM processing_jobs j JOIN priority_requests r USING (request_id)"
             " WHERE j.status IN ('queued', 'processing') ORDER BY j.job_id"
@@ -488,7 +593,11 @@ class Runner:
             request = rows.request_from_row({c: row[f"r_{c}"] for c in rows.REQUESTS.column_names})
             live = self._live_from(request, job)
             if job.status is JobStatus.PROCESSING:
-                if job.lease_expires_at is not None and job.lease_expires_at > now and job.lease_owner != d.instance:
+                if (
+                    job.lease_expires_at is not None
+                    and job.lease_expires_at > now
+                    and job.lease_owner != d.instance
+                ):
                     self._foreign_leases[job.job_id] = job.lease_expires_at
                     continue
                 requeue_changes += self._reap(live, now)
@@ -500,19 +609,36 @@ class Runner:
             if live.job.status is JobStatus.QUEUED:
                 not_before = d.to_mono(live.job.next_attempt_at) or 0.0
                 d.intake.requeue_loaded(live, not_before=not_before)
-            if live.job.deadline is not None and live.job.sla_status is SlaStatus.PENDING and d.sla is not None:
+            if (
+                live.job.deadline is not None
+                and live.job.sla_status is SlaStatus.PENDING
+                and d.sla is not None
+            ):
                 d.sla.watch(live.job_id, live.deadline_mono or d.mono())
-        log.info("recovered jobs", loaded=loaded, lease_expired=reaped, leases_running=len(self._foreign_leases))
+        log.info(
+            "recovered jobs",
+            loaded=loaded,
+            lease_expired=reaped,
+            leases_running=len(self._foreign_leases),
+        )
 
     def _reap(self, live: LiveJob, now: datetime) -> list[Change]:
         """PROCESSING -> FAILED ("worker lost") -> QUEUED, or FAILED for good if out of retries."""
         before = live.job
-        reason = f"{FailureCode.WORKER_LOST.value}: the worker holding this job stopped (lease expired)"
-        failed, fail_event = before.transition(JobStatus.FAILED, max(now, before.started_at or now), reason=reason)
+        reason = (
+            f"{FailureCode.WORKER_LOST.value}: the worker holding this job stopped (lease expired)"
+        )
+        failed, fail_event = before.transition(
+            JobStatus.FAILED, max(now, before.started_at or now), reason=reason
+        )
         changes: list[Change] = [PutJob(failed, fail_event, previous=before)]
         if before.retry_count < self.d.settings.retry.max_retries:
-            requeued, event = failed.transition(JobStatus.QUEUED, now, reason="requeued after the lease expired",
-                                                context=self.d.config.domain_context())
+            requeued, event = failed.transition(
+                JobStatus.QUEUED,
+                now,
+                reason="requeued after the lease expired",
+                context=self.d.config.domain_context(),
+            )
             changes.append(PutJob(requeued, event, previous=failed))
             live.job = requeued
             self.d.book.add(live)
@@ -534,7 +660,9 @@ class Runner:
             if live is None or live.job.status is not JobStatus.PROCESSING:
                 continue
             await self.d.require_store().commit(self._reap(live, self.d.now()))
-            if live.job.status is JobStatus.QUEUED:
+            if (
+                live.job.status.value == JobStatus.QUEUED.value
+            ):  # _reap requeued it (mypy cannot see)
                 self.d.intake.requeue_loaded(live)
                 self.kick()
 
@@ -554,7 +682,10 @@ class Runner:
             released = []
             now = self.d.now()
             for live in self.d.book:
-                if live.job.status is JobStatus.PROCESSING and live.job.lease_owner == self.d.instance:
+                if (
+                    live.job.status is JobStatus.PROCESSING
+                    and live.job.lease_owner == self.d.instance
+                ):
                     before = live.job
                     live.job = before.evolve(lease_expires_at=now)
                     released.append(PutJob(live.job, previous=before))
@@ -566,11 +697,24 @@ class Runner:
 
 
 def _snapshot_event(summary: dict[str, Any], live: LiveJob) -> dict[str, Any]:
-    keep = ("snapshot_id", "market_symbol", "snapshot_at", "spot_price", "total_gex", "gex_unit",
-            "zero_gamma", "zero_gamma_crossings", "call_wall", "put_wall", "abs_gamma_strike",
-            "data_quality_score", "expiry_filter", "gamma_source", "sign_model")
+    keep = (
+        "snapshot_id",
+        "market_symbol",
+        "snapshot_at",
+        "spot_price",
+        "total_gex",
+        "gex_unit",
+        "zero_gamma",
+        "zero_gamma_crossings",
+        "call_wall",
+        "put_wall",
+        "abs_gamma_strike",
+        "data_quality_score",
+        "expiry_filter",
+        "gamma_source",
+        "sign_model",
+    )
     out = {k: summary.get(k) for k in keep}
     out["job_id"] = str(live.job_id)
     out["priority_level"] = live.job.priority_level.value
     return out
-

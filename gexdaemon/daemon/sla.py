@@ -10,6 +10,7 @@ at-risk flags are scored against the outcome so their precision can be read.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -40,8 +41,12 @@ class LevelLedger:
 
 
 class SlaWatch:
-    def __init__(self, loop: asyncio.AbstractEventLoop, mono: Callable[[], float],
-                 on_deadline: Callable[[uuid.UUID], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        mono: Callable[[], float],
+        on_deadline: Callable[[uuid.UUID], None],
+    ) -> None:
         self._loop = loop
         self._mono = mono
         self._on_deadline = on_deadline
@@ -52,7 +57,10 @@ class SlaWatch:
         """Call `on_deadline(job_id)` when the deadline passes (at once if it already has)."""
         self.unwatch(job_id)
         delay = max(0.0, deadline_mono - self._mono())
-        self._timers[job_id] = self._loop.call_at(self._loop.time() + delay, self._fire, job_id)
+        # A fresh context: the timer must not carry the request_id of the API call that set it.
+        self._timers[job_id] = self._loop.call_at(
+            self._loop.time() + delay, self._fire, job_id, context=contextvars.Context()
+        )
 
     def unwatch(self, job_id: uuid.UUID) -> None:
         timer = self._timers.pop(job_id, None)

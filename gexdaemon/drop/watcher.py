@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import tomllib
@@ -113,8 +114,14 @@ class DropFolder:
     async def _watch(self) -> None:
         settings = self.d.settings.drop
         async for changes in awatch(
-            self.root, recursive=False, stop_event=self._stop, debounce=200, step=10,
-            force_polling=settings.force_polling, rust_timeout=1000, yield_on_timeout=False,
+            self.root,
+            recursive=False,
+            stop_event=self._stop,
+            debounce=200,
+            step=10,
+            force_polling=settings.force_polling,
+            rust_timeout=1000,
+            yield_on_timeout=False,
         ):
             for change, raw in changes:
                 if change in (Change.added, Change.modified):
@@ -125,8 +132,11 @@ class DropFolder:
             return False
         task = asyncio.create_task(self._handle(path), name=f"drop-{path.name}")
         self._inflight[path] = task
-        task.add_done_callback(lambda _t, p=path: self._inflight.pop(p, None))
+        task.add_done_callback(functools.partial(self._done, path))
         return True
+
+    def _done(self, path: Path, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(path, None)
 
     # -- one file ---------------------------------------------------------------
 
@@ -141,19 +151,25 @@ class DropFolder:
             else:
                 await self._submit_chain(path, verdict)
             self.handled += 1
-            log.info("drop file accepted", file=path.name, kind=verdict.kind,
-                     ms=round((self.d.mono() - started) * 1000, 1))
+            log.info(
+                "drop file accepted",
+                file=path.name,
+                kind=verdict.kind,
+                ms=round((self.d.mono() - started) * 1000, 1),
+            )
         except ShuttingDown:
             log.info("drop file left for the next start", file=path.name)
         except GexError as exc:
             self._reject(path, exc)
         except OSError as exc:
-            if path.exists():
+            if _stat(path) is not None:
                 self._reject(path, MalformedInput(f"cannot be read: {exc.strerror or exc}"))
         except Exception as exc:  # never let one odd file stop the folder
             log.exception("drop file crashed the handler", file=path.name)
-            if path.exists():
-                self._reject(path, GexError(f"internal error while reading it: {type(exc).__name__}: {exc}"))
+            if _stat(path) is not None:
+                self._reject(
+                    path, GexError(f"internal error while reading it: {type(exc).__name__}: {exc}")
+                )
 
     async def _read_when_ready(self, path: Path) -> Verdict | None:
         """Read and classify the file once its writer is done; None if it disappeared."""
@@ -169,8 +185,15 @@ class DropFolder:
             if last is None:
                 return None
             if last[0] > limit:
-                raise InvalidInput.from_problems(path.name, [Problem(
-                    "(file)", f"is {last[0]} bytes; the drop folder takes at most {limit} ([drop] max_file_bytes)")])
+                raise InvalidInput.from_problems(
+                    path.name,
+                    [
+                        Problem(
+                            "(file)",
+                            f"is {last[0]} bytes; the drop folder takes at most {limit} ([drop] max_file_bytes)",
+                        )
+                    ],
+                )
             if try_now or stable_for >= settle:
                 try_now = False
                 data = await asyncio.to_thread(path.read_bytes)
@@ -187,8 +210,10 @@ class DropFolder:
                     last, stable_for = after, 0.0
             await asyncio.sleep(POLL_S)
             if self.d.mono() > give_up:
-                raise MalformedInput(f"was still changing after {MAX_WAIT_FOR_WRITER_S:.0f} s; write it under a "
-                                     ".tmp name and rename it when complete")
+                raise MalformedInput(
+                    f"was still changing after {MAX_WAIT_FOR_WRITER_S:.0f} s; write it under a "
+                    ".tmp name and rename it when complete"
+                )
             current = _stat(path)
             if current == last:
                 stable_for += POLL_S
@@ -218,18 +243,30 @@ class DropFolder:
             found = parsed.underlying
             symbol = underlying_of_root(normalize_symbol(found)) if found else None
         if symbol is None:
-            raise InvalidInput.from_problems(path.name, [Problem("(file name)", "names no symbol and the file does not say which underlying it is; name it SYMBOL_anything" + path.suffix)])
+            raise InvalidInput.from_problems(
+                path.name,
+                [
+                    Problem(
+                        "(file name)",
+                        "names no symbol and the file does not say which underlying it is; name it SYMBOL_anything"
+                        + path.suffix,
+                    )
+                ],
+            )
         return Verdict("chain", symbol=symbol, format_name=fmt.name)
 
     async def _submit_requests(self, path: Path, payload: Any) -> None:
         subs = self.d.intake.parse(payload)
         accepted = await self.d.intake.submit(subs, origin="drop")
         target = self._move(path, self._processed_dir())
-        _write_json(target.with_name(target.name + ".receipt.json"), {
-            "file": path.name,
-            "accepted_at": self.d.now().isoformat(),
-            "requests": [a.as_dict() for a in accepted],
-        })
+        _write_json(
+            target.with_name(target.name + ".receipt.json"),
+            {
+                "file": path.name,
+                "accepted_at": self.d.now().isoformat(),
+                "requests": [a.as_dict() for a in accepted],
+            },
+        )
 
     async def _submit_chain(self, path: Path, verdict: Verdict) -> None:
         target = self._move(path, self._processed_dir())
@@ -251,12 +288,15 @@ class DropFolder:
                 raise
             self._reject(target, exc, original=path)
             return
-        _write_json(target.with_name(target.name + ".receipt.json"), {
-            "file": path.name,
-            "accepted_at": self.d.now().isoformat(),
-            "format": verdict.format_name,
-            "requests": [a.as_dict() for a in accepted],
-        })
+        _write_json(
+            target.with_name(target.name + ".receipt.json"),
+            {
+                "file": path.name,
+                "accepted_at": self.d.now().isoformat(),
+                "format": verdict.format_name,
+                "requests": [a.as_dict() for a in accepted],
+            },
+        )
 
     def _processed_dir(self) -> Path:
         day = self.d.now().astimezone(NEW_YORK).date().isoformat()
@@ -281,7 +321,9 @@ class DropFolder:
             "rejected_at": self.d.now().isoformat(),
             "error": {
                 "code": exc.code,
-                "message": f"{original.name}: {exc.message}" if not exc.message.startswith(original.name) else exc.message,
+                "message": f"{original.name}: {exc.message}"
+                if not exc.message.startswith(original.name)
+                else exc.message,
                 "details": [d.as_dict() for d in exc.details],
             },
         }
@@ -321,4 +363,3 @@ def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(msgspec.json.format(msgspec.json.encode(value), indent=2))
     os.replace(tmp, path)
-

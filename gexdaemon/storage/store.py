@@ -713,7 +713,9 @@ def connect(options: StoreOptions, *, read_only: bool = False) -> Connection:
         # archive, DuckDB's own spill files). `gexdaemon query` and POST /v1/query run
         # user SQL; read_csv('/etc/passwd'), COPY ... TO elsewhere, ATTACH and INSTALL
         # all fail, and the setting cannot be turned back on while the database runs.
-        allowed = sorted({str(d) + "/" for d in (options.path.parent, options.lake_dir, options.archive_dir)})
+        allowed = sorted(
+            {str(d) + "/" for d in (options.path.parent, options.lake_dir, options.archive_dir)}
+        )
         con.execute("SET allowed_directories = ?", [allowed])
         con.execute("SET enable_external_access = false")
         return con

@@ -86,7 +86,7 @@ def test_a_success_resets_the_count_of_failures_in_a_row() -> None:
     assert update.change is BreakerChange.NONE and update.source.consecutive_failures == 0
     src = update.source
     for _ in range(THRESHOLD - 1):
-        src, change = fail(src, t)
+        src, _ = fail(src, t)
     assert src.circuit_state is CircuitState.CLOSED
 
 

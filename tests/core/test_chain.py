@@ -244,6 +244,4 @@ def test_strike_rows_follow_the_seed_rules() -> None:
 def test_strike_rows_need_an_exposure_column() -> None:
     table = pa.table({"strike_price": [1.0], "call_open_interest": [1.0], "source_row": [1]})
     with pytest.raises(ChainError, match="gamma"):
-        validate_strikes(
-            table, source="s.csv", locate=str, rows_read=1, excluded={}, examples=[]
-        )
+        validate_strikes(table, source="s.csv", locate=str, rows_read=1, excluded={}, examples=[])

@@ -36,7 +36,9 @@ def contracts(rows: list[dict[str, Any]], spot: float, underlying: str = "SPY") 
     return validate_contracts(raw, spot=spot, snapshot_at=SNAP, underlying=underlying).contracts
 
 
-def option(right: str, strike: float, oi: float, iv: float = 0.2, expiry: str = "261224", **kw: Any):
+def option(
+    right: str, strike: float, oi: float, iv: float = 0.2, expiry: str = "261224", **kw: Any
+):
     return {
         "occ_symbol": f"SPY{expiry}{right}{round(strike * 1000):08d}",
         "open_interest": oi,
@@ -47,7 +49,12 @@ def option(right: str, strike: float, oi: float, iv: float = 0.2, expiry: str = 
 
 def textbook_gamma(s: float, k: float, t: float, sigma: float, r: float = 0.0, q: float = 0.0):
     d1 = (math.log(s / k) + (r - q + sigma**2 / 2) * t) / (sigma * math.sqrt(t))
-    return math.exp(-q * t) * math.exp(-(d1**2) / 2) / math.sqrt(2 * math.pi) / (s * sigma * math.sqrt(t))
+    return (
+        math.exp(-q * t)
+        * math.exp(-(d1**2) / 2)
+        / math.sqrt(2 * math.pi)
+        / (s * sigma * math.sqrt(t))
+    )
 
 
 def test_one_call_by_hand_in_every_unit() -> None:
@@ -76,7 +83,9 @@ def test_one_call_by_hand_in_every_unit() -> None:
 )
 def test_sign_models(model: SignModel, call_sign: int, put_sign: int) -> None:
     table = contracts([option("C", 100, 300), option("P", 100, 500)], spot=100.0)
-    result = compute_gex(table, spot=100.0, snapshot_at=SNAP, settings=GexSettings(sign_model=model))
+    result = compute_gex(
+        table, spot=100.0, snapshot_at=SNAP, settings=GexSettings(sign_model=model)
+    )
     unit = textbook_gamma(100.0, 100.0, YEARS, 0.2) * 100 * 100.0**2 * 0.01
     assert result.strikes.call_gex.tolist() == pytest.approx([call_sign * 300 * unit])  # type: ignore[union-attr]
     assert result.strikes.put_gex.tolist() == pytest.approx([put_sign * 500 * unit])  # type: ignore[union-attr]
@@ -118,7 +127,12 @@ def test_vectorised_gamma_matches_the_textbook(
 def test_three_crossings_are_all_reported_and_refined() -> None:
     # Dealers short puts at 90 and 110, long calls at 100 and 120: the profile changes sign
     # between each pair of clusters.
-    rows = [option("P", 90, 1000), option("C", 100, 1000), option("P", 110, 1000), option("C", 120, 1000)]
+    rows = [
+        option("P", 90, 1000),
+        option("C", 100, 1000),
+        option("P", 110, 1000),
+        option("C", 120, 1000),
+    ]
     spot = 104.0
     table = contracts(rows, spot=spot)
     result = compute_gex(table, spot=spot, snapshot_at=SNAP, settings=GexSettings())
@@ -226,9 +240,7 @@ def test_good_friday_moves_the_monthly_to_thursday() -> None:
 
 def test_expiry_filters() -> None:
     epoch = date(1970, 1, 1).toordinal()
-    days = np.array(
-        [date(2026, 11, 24), date(2026, 11, 25), date(2026, 12, 18), date(2027, 1, 15)]
-    )
+    days = np.array([date(2026, 11, 24), date(2026, 11, 25), date(2026, 12, 18), date(2027, 1, 15)])
     ordinal = np.array([d.toordinal() - epoch for d in days])
     today = date(2026, 11, 24)
 
@@ -247,7 +259,7 @@ def test_expiry_filters() -> None:
 
 def test_a_filter_that_keeps_nothing_is_refused_with_the_date() -> None:
     table = contracts([option("C", 100, 10)], spot=100.0)
-    with pytest.raises(ChainError, match="'0dte' leaves no contract.*2026-11-24"):
+    with pytest.raises(ChainError, match=r"'0dte' leaves no contract.*2026-11-24"):
         compute_gex(
             table,
             spot=100.0,
@@ -260,7 +272,10 @@ def test_ex_next_drops_the_nearest_expiry_and_counts_it() -> None:
     rows = [option("C", 100, 10, expiry="261125"), option("C", 100, 20)]
     table = contracts(rows, spot=100.0)
     result = compute_gex(
-        table, spot=100.0, snapshot_at=SNAP, settings=GexSettings(expiry_filter=ExpiryFilter.EX_NEXT)
+        table,
+        spot=100.0,
+        snapshot_at=SNAP,
+        settings=GexSettings(expiry_filter=ExpiryFilter.EX_NEXT),
     )
     assert result.excluded == {"expiry_filter": 1}
     assert result.strikes.call_open_interest.tolist() == [20]
@@ -304,9 +319,10 @@ def test_walls_pick_the_largest_exposures() -> None:
     assert levels.put_wall == (95.0 if g95 > g100 else 100.0)
     abs100 = g100 + textbook_gamma(102, 100, YEARS, 0.2) * 500
     g110 = textbook_gamma(102, 110, YEARS, 0.2) * 5000
-    assert levels.abs_gamma_strike == max(
-        ((95.0, g95), (100.0, abs100), (110.0, g110)), key=lambda kv: kv[1]
-    )[0]
+    assert (
+        levels.abs_gamma_strike
+        == max(((95.0, g95), (100.0, abs100), (110.0, g110)), key=lambda kv: kv[1])[0]
+    )
 
 
 def test_per_strike_quotes_come_from_the_nearest_expiry() -> None:

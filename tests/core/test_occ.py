@@ -32,7 +32,9 @@ def test_the_three_spellings_parse_to_the_same_contract() -> None:
 
 
 def test_strike_keeps_thousandths_and_roots_may_hold_digits() -> None:
-    cols = parse_occ(pa.array(["SPY261127C00680500", "BRKB1261218C00500000", "spxw241220c05000000"]))
+    cols = parse_occ(
+        pa.array(["SPY261127C00680500", "BRKB1261218C00500000", "spxw241220c05000000"])
+    )
     assert cols.strike.to_pylist() == [680.5, 500.0, 5000.0]
     assert cols.root.to_pylist() == ["SPY", "BRKB1", "SPXW"]
     assert cols.right.to_pylist() == ["C", "C", "C"]
@@ -92,7 +94,9 @@ strikes = st.integers(min_value=1, max_value=99_999_999).map(lambda u: u / 1000)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(roots, expiries, st.sampled_from("CP"), strikes), min_size=1, max_size=20))
+@given(
+    st.lists(st.tuples(roots, expiries, st.sampled_from("CP"), strikes), min_size=1, max_size=20)
+)
 def test_format_then_parse_round_trips(contracts: list[tuple[str, date, str, float]]) -> None:
     symbols = [format_occ_symbol(*c) for c in contracts]
     cols = parse_occ(pa.array(symbols))

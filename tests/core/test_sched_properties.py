@@ -105,7 +105,7 @@ LONG = ("submit", PriorityLevel.LOW, "a", 20.0, 0.0)
         LONG,
         LONG,
         ("submit", PriorityLevel.LOW, "b", 20.0, 0.0),
-        LONG[:2] + ("b", 20.0, 0.0),
+        (*LONG[:2], "b", 20.0, 0.0),
         ("dispatch",),
     ]
 )
@@ -145,12 +145,13 @@ def test_invariants_hold_and_no_job_is_lost(steps: list[tuple[object, ...]]) -> 
                 del model.running[job_id]
                 model.done.add(job_id)
         elif kind == "cancel":
-            _, job_id = step
-            expected = job_id in model.queued
-            assert sched.cancel(job_id) is expected
+            _, target = step
+            assert isinstance(target, int)
+            expected = target in model.queued
+            assert sched.cancel(target) is expected
             if expected:
-                del model.queued[job_id]  # type: ignore[arg-type]
-                model.done.add(job_id)  # type: ignore[arg-type]
+                del model.queued[target]
+                model.done.add(target)
         elif kind == "tick":
             _, seconds = step
             assert isinstance(seconds, float)

@@ -39,7 +39,7 @@ def make(
 ) -> tuple[Scheduler, Clock]:
     clock = clock or Clock()
     sched = Scheduler(
-        SchedulerSettings(**settings),  # type: ignore[arg-type]
+        SchedulerSettings.model_validate(settings),
         sla or SlaSettings(),
         slots,
         source_cap=cap,
@@ -123,6 +123,7 @@ def test_rate_limit_holds_jobs_until_a_token_refills() -> None:
         sched.submit(job(f"j{i}", L))
     assert len(drain(sched)) == 2
     wake = sched.next_wakeup()
+    assert wake is not None
     assert wake == pytest.approx(clock.now + 2.0)  # 1 token at 0.5/s
     clock.now = wake - 0.01
     assert sched.dispatch() is None
@@ -273,10 +274,8 @@ def test_a_hopeless_critical_job_goes_after_those_that_can_still_make_it() -> No
 FAR = SlaSettings(critical_s=30.0, high_s=1e6, medium_s=1e6)
 
 
-def fair_only(**kwargs: object) -> tuple[Scheduler, Clock]:
-    return make(
-        slots=1, cap=1000, medium_floor=0.0, low_floor=0.0, floor_window_s=1.0, sla=FAR, **kwargs
-    )
+def fair_only() -> tuple[Scheduler, Clock]:
+    return make(slots=1, cap=1000, medium_floor=0.0, low_floor=0.0, floor_window_s=1.0, sla=FAR)
 
 
 def _fair_counts(sched: Scheduler, clock: Clock, n: int) -> Counter[PriorityLevel]:
@@ -325,7 +324,7 @@ def test_a_source_that_was_idle_cannot_bank_credit_inside_its_level() -> None:
     _fair_counts(sched, clock, 200)
     for i in range(300):
         sched.submit(job(f"b{i}", L, "b", estimate=1.0, at=clock.now))
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for _ in range(40):
         d = sched.dispatch()
         assert d is not None
@@ -351,7 +350,7 @@ def test_low_is_first_in_first_out_and_deadline_levels_earliest_first() -> None:
 
 
 def test_every_dispatch_records_its_phase() -> None:
-    sched, clock = make(slots=2, cap=100)
+    sched, _ = make(slots=2, cap=100)
     sched.submit(job("c", C))
     sched.submit(job("m", M))
     seen = drain(sched)

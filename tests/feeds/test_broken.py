@@ -106,7 +106,9 @@ def stored(store: tuple[Store, Path]) -> int:
 
 mutation = st.one_of(
     st.tuples(st.just("truncate"), st.floats(0.0, 1.0)),
-    st.tuples(st.just("flip"), st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=40)),
+    st.tuples(
+        st.just("flip"), st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=40)
+    ),
     st.tuples(st.just("splice"), st.floats(0, 1), st.binary(min_size=1, max_size=64)),
 )
 
@@ -160,7 +162,9 @@ def test_huge_and_hostile_numbers_only_raise_chain_error(
     assert stored(store) == before + (1 if ok else 0)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(drop=st.sets(st.integers(0, 21), min_size=1, max_size=8))
 def test_dropped_quote_table_columns_only_raise_chain_error(
     drop: set[int], store: tuple[Store, Path]

@@ -28,7 +28,10 @@ ROW = (
         ('"Date: June 11, 2022, 8:47 PM EDT"', datetime(2022, 6, 12, 0, 47, tzinfo=UTC)),
         ('"Date: December 12, 2022 at 8:30 PM EST"', datetime(2022, 12, 13, 1, 30, tzinfo=UTC)),
         ("Date: 11 September 2024 at 12:37 GMT-4", datetime(2024, 9, 11, 16, 37, tzinfo=UTC)),
-        ("Date: 24 November 2026 at 15:45 GMT-5,Bid: 1", datetime(2026, 11, 24, 20, 45, tzinfo=UTC)),
+        (
+            "Date: 24 November 2026 at 15:45 GMT-5,Bid: 1",
+            datetime(2026, 11, 24, 20, 45, tzinfo=UTC),
+        ),
         ('"Date: Nov 24, 2026, 3:45 PM"', datetime(2026, 11, 24, 20, 45, tzinfo=UTC)),  # New York
         ("Date: July 1 2026 12:05 AM UTC", datetime(2026, 7, 1, 0, 5, tzinfo=UTC)),
     ],

@@ -18,18 +18,20 @@ def test_symbol_and_explicit_identity_files_agree() -> None:
     by_fields = ingest_sample("SPX_contracts.parquet").snapshot
     assert by_symbol.total_gex == pytest.approx(by_fields.total_gex, rel=1e-12)
     assert by_symbol.zero_gamma == pytest.approx(by_fields.zero_gamma, rel=1e-12)
-    assert [s.strike_price for s in by_symbol.strikes] == [s.strike_price for s in by_fields.strikes]
+    assert [s.strike_price for s in by_symbol.strikes] == [
+        s.strike_price for s in by_fields.strikes
+    ]
 
 
 def test_header_names_are_matched_loosely_and_metadata_lines_give_spot_and_time() -> None:
     csv = (
-        "# symbol: SPY\n"
-        "# spot: 684.57\n"
-        "# snapshot_at: 2026-11-24 15:45\n"  # naive: New York time
-        "Option Symbol,Bid,Ask,Open Interest,Implied Volatility,Volume\n"
-        "SPY261218C00690000,5.1,5.2,1200,0.14,30\n"
-        "SPY261218P00680000,4.9,5.0,2100,0.15,12\n"
-    ).encode()
+        b"# symbol: SPY\n"
+        b"# spot: 684.57\n"
+        b"# snapshot_at: 2026-11-24 15:45\n"  # naive: New York time
+        b"Option Symbol,Bid,Ask,Open Interest,Implied Volatility,Volume\n"
+        b"SPY261218C00690000,5.1,5.2,1200,0.14,30\n"
+        b"SPY261218P00680000,4.9,5.0,2100,0.15,12\n"
+    )
     result = ingest_bytes("contracts.csv", csv)
     snap = result.snapshot
     assert result.format_name == "long_csv"
@@ -85,17 +87,19 @@ def test_request_hints_fill_what_the_file_lacks_and_the_file_wins() -> None:
 
 def test_missing_timestamp_is_refused_with_what_to_add() -> None:
     with pytest.raises(ChainError, match="snapshot_at header/metadata field"):
-        ingest_bytes("c.csv", b"option,open_interest,iv\nSPY261218C00690000,100,0.14\n", spot_hint=684.0)
+        ingest_bytes(
+            "c.csv", b"option,open_interest,iv\nSPY261218C00690000,100,0.14\n", spot_hint=684.0
+        )
 
 
 def test_an_opra_scale_file_takes_the_requested_underlying() -> None:
     csv = (
-        "# spot: 684.57\n# snapshot_at: 2026-11-24T20:45:00Z\n"
-        "option,open_interest,iv\n"
-        "SPY261218C00690000,100,0.14\n"
-        "AAPL261218C00250000,400,0.3\n"
-        "QQQ261218C00600000,50,0.2\n"
-    ).encode()
+        b"# spot: 684.57\n# snapshot_at: 2026-11-24T20:45:00Z\n"
+        b"option,open_interest,iv\n"
+        b"SPY261218C00690000,100,0.14\n"
+        b"AAPL261218C00250000,400,0.3\n"
+        b"QQQ261218C00600000,50,0.2\n"
+    )
     with pytest.raises(ChainError, match="several underlyings"):
         ingest_bytes("opra.csv", csv)
     result = ingest_bytes("opra.csv", csv, symbol_hint="SPY")
@@ -106,13 +110,13 @@ def test_an_opra_scale_file_takes_the_requested_underlying() -> None:
 
 def test_malformed_csv_rows_are_counted_with_their_line() -> None:
     csv = (
-        "# spot: 684.57\n# snapshot_at: 2026-11-24T20:45:00Z\n"
-        "option,open_interest,iv\n"
-        "SPY261218C00690000,100,0.14\n"
-        "SPY261218C00700000,100\n"
-        "SPY261218P00680000,300,0.15,extra\n"
-        "SPY261218P00670000,300,0.16\n"
-    ).encode()
+        b"# spot: 684.57\n# snapshot_at: 2026-11-24T20:45:00Z\n"
+        b"option,open_interest,iv\n"
+        b"SPY261218C00690000,100,0.14\n"
+        b"SPY261218C00700000,100\n"
+        b"SPY261218P00680000,300,0.15,extra\n"
+        b"SPY261218P00670000,300,0.16\n"
+    )
     result = ingest_bytes("c.csv", csv)
     assert result.excluded == {"malformed_row": 2}
     assert sorted(p.path for p in result.examples) == ["c.csv: line 5", "c.csv: line 6"]

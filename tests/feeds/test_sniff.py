@@ -27,7 +27,9 @@ EXPECTED = {
 
 
 def test_every_committed_sample_is_listed_here() -> None:
-    committed = {p.name for p in SAMPLES.iterdir() if p.is_file() and p.suffix not in (".py", ".md")}
+    committed = {
+        p.name for p in SAMPLES.iterdir() if p.is_file() and p.suffix not in (".py", ".md")
+    }
     assert committed == set(EXPECTED)
 
 

@@ -39,9 +39,7 @@ def test_levels_match_the_chain_the_file_was_made_from() -> None:
 
 def test_units_and_signs_are_converted_to_the_settings() -> None:
     base = ingest_sample("SPX_strikes.json").snapshot
-    per_point = ingest_sample(
-        "SPX_strikes.json", GexSettings(unit=GexUnit.USD_PER_POINT)
-    ).snapshot
+    per_point = ingest_sample("SPX_strikes.json", GexSettings(unit=GexUnit.USD_PER_POINT)).snapshot
     assert per_point.total_gex == pytest.approx(base.total_gex / (base.spot_price * 0.01))
     flipped = ingest_sample(
         "SPX_strikes.json", GexSettings(sign_model=SignModel.DEALER_SHORT_CALLS_LONG_PUTS)
@@ -83,5 +81,5 @@ def test_a_bad_metadata_value_names_its_key() -> None:
     body = b'{"spot_price": 6850, "snapshot_at": "2026-11-24T20:45:00Z", "symbol": "SPX", '
     body += b'"gex_unit": "usd_per_moon", "strikes": [{"strike_price": 6800, "gamma": 1.0, '
     body += b'"call_open_interest": 1}]}'
-    with pytest.raises(ChainError, match="metadata.gex_unit"):
+    with pytest.raises(ChainError, match=r"metadata\.gex_unit"):
         ingest_bytes("s.json", body)

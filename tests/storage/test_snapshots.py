@@ -25,7 +25,9 @@ NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 def store(tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(
         StoreOptions(
-            path=tmp_path / "gex.duckdb", lake_dir=tmp_path / "gex", archive_dir=tmp_path / "archive"
+            path=tmp_path / "gex.duckdb",
+            lake_dir=tmp_path / "gex",
+            archive_dir=tmp_path / "archive",
         )
     )
     yield opened
@@ -95,7 +97,9 @@ async def test_async_persist_and_readers(store: Store, tmp_path: Path) -> None:
     assert latest_ex is not None and latest_ex["snapshot_id"] == str(b.snapshot_id)
     assert await store.read(lambda cur: snaps.latest_snapshot(cur, "SPX")) is None
 
-    listed = await store.read(lambda cur: snaps.list_snapshots(cur, symbol="ndx", date="2026-11-24"))
+    listed = await store.read(
+        lambda cur: snaps.list_snapshots(cur, symbol="ndx", date="2026-11-24")
+    )
     assert {s["snapshot_id"] for s in listed} == {str(a.snapshot_id), str(b.snapshot_id)}
     assert all("strikes" not in s for s in listed)
     assert await store.read(lambda cur: snaps.list_snapshots(cur, date="2026-11-23")) == []

@@ -1,0 +1,171 @@
+"""Data sources as the daemon tracks them: reliability, response time, circuit breaker.
+
+One `DataSource` per base URL (drop-folder and uploaded files share
+`file://localhost`). Every fetch updates its counts and its response-time EMA;
+faults that say the source is unwell feed its circuit breaker
+(`gexdaemon.core.breaker`), whose state the scheduler respects: an open source's
+jobs wait, a half-open one gets one probe. A trader can disable or enable a
+source by id, base URL or host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from gexdaemon.core import breaker
+from gexdaemon.core.breaker import BreakerChange, BreakerUpdate
+from gexdaemon.core.errors import NotFound
+from gexdaemon.core.models import DataSource
+from gexdaemon.storage import rows
+from gexdaemon.storage.store import PutSource
+
+if TYPE_CHECKING:
+    from gexdaemon.daemon.app import Daemon
+
+log = structlog.get_logger("gexdaemon.sources")
+
+
+def new_source(base_url: str, now: datetime) -> DataSource:
+    name = urlsplit(base_url).netloc or (
+        "local files" if base_url.startswith("file://") else base_url
+    )
+    return DataSource.parse(
+        {"base_url": base_url, "name": name, "created_at": now, "updated_at": now}
+    )
+
+
+class SourceBook:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self._by_url: dict[str, DataSource] = {}
+        self._probe_timers: dict[str, asyncio.TimerHandle] = {}
+
+    async def load(self) -> None:
+        found = await self.d.require_store().fetch(rows.SOURCES.select_sql())
+        for row in found:
+            source = rows.source_from_row(row)
+            self._by_url[source.base_url] = source
+            self._sync_scheduler(source)
+            self._arm_probe(source)
+
+    def all(self) -> list[DataSource]:
+        return sorted(self._by_url.values(), key=lambda s: s.base_url)
+
+    def get(self, base_url: str) -> DataSource | None:
+        return self._by_url.get(base_url)
+
+    def ensure(self, base_url: str, now: datetime) -> tuple[DataSource, bool]:
+        """The source of a base URL; a new one is created in memory (the caller persists it)."""
+        found = self._by_url.get(base_url)
+        if found is not None:
+            return found, False
+        source = new_source(base_url, now)
+        self._by_url[base_url] = source
+        self._sync_scheduler(source)
+        self.d.publish("source.created", self.describe(source))
+        return source, True
+
+    def find(self, ref: str) -> DataSource:
+        text = ref.strip().lower().rstrip("/")
+        for source in self._by_url.values():
+            if text in (
+                str(source.source_id),
+                source.base_url,
+                urlsplit(source.base_url).netloc,
+                urlsplit(source.base_url).hostname or "",
+            ):
+                return source
+        raise NotFound(f"no source {ref!r}; `gexdaemon sources` lists them (id, base URL or host)")
+
+    def record(
+        self, base_url: str, *, ok: bool, elapsed_s: float, breaker_fault: bool = False
+    ) -> None:
+        """Count one fetch: reliability and response time always, the breaker only for faults."""
+        source = self._by_url.get(base_url)
+        if source is None:
+            source, _ = self.ensure(base_url, self.d.now())
+        now = self.d.now()
+        counted = source.record_fetch(
+            success=ok,
+            response_time=timedelta(seconds=max(0.0, elapsed_s)),
+            at=now,
+            alpha=self.d.settings.sources.ema_alpha,
+        )
+        s = self.d.settings.sources
+        if ok:
+            update = breaker.record_success(counted, now)
+        elif breaker_fault:
+            update = breaker.record_failure(
+                counted, now, failures_to_open=s.breaker_failures, cooldown_s=s.breaker_cooldown_s
+            )
+        else:
+            update = BreakerUpdate(counted, BreakerChange.NONE)
+        self._apply(update, persist_now=False)
+
+    async def set_enabled(self, ref: str, enabled: bool) -> DataSource:
+        source = self.find(ref)
+        update = breaker.set_disabled(source, not enabled, self.d.now())
+        await self.d.require_store().commit([PutSource(update.source)])
+        self._apply(update, persist_now=True)
+        return update.source
+
+    def _apply(self, update: BreakerUpdate, *, persist_now: bool) -> None:
+        source = update.source
+        self._by_url[source.base_url] = source
+        if not persist_now:
+            self.d.runner.persist_soon(PutSource(source))
+        self._sync_scheduler(source)
+        self._arm_probe(source)
+        if update.changed:
+            log.warning(
+                "source circuit",
+                source=source.base_url,
+                change=update.change.value,
+                message=update.message,
+            )
+            self.d.publish(
+                f"source.{update.change.value}", self.describe(source) | {"message": update.message}
+            )
+            self.d.runner.kick()
+        self.d.publish("source.updated", self.describe(source))
+
+    def _sync_scheduler(self, source: DataSource) -> None:
+        self.d.scheduler.set_source_access(source.base_url, breaker.access(source))
+
+    def _arm_probe(self, source: DataSource) -> None:
+        """While a breaker is open, wake when its cool-down ends to let one probe through."""
+        timer = self._probe_timers.pop(source.base_url, None)
+        if timer is not None:
+            timer.cancel()
+        due = breaker.probe_due_at(source, self.d.settings.sources.breaker_cooldown_s)
+        if due is None:
+            return
+        delay = max(0.0, (due - self.d.now()).total_seconds())
+        loop = asyncio.get_running_loop()
+        self._probe_timers[source.base_url] = loop.call_later(delay, self._probe, source.base_url)
+
+    def _probe(self, base_url: str) -> None:
+        self._probe_timers.pop(base_url, None)
+        source = self._by_url.get(base_url)
+        if source is None:
+            return
+        update = breaker.poll(
+            source, self.d.now(), cooldown_s=self.d.settings.sources.breaker_cooldown_s
+        )
+        if update.changed:
+            self._apply(update, persist_now=False)
+
+    def describe(self, source: DataSource) -> dict[str, Any]:
+        out = source.model_dump(mode="json")
+        out["average_response_time_s"] = (
+            source.average_response_time.total_seconds()
+            if source.average_response_time is not None
+            else None
+        )
+        out["access"] = breaker.access(source).value
+        return out
