@@ -104,6 +104,8 @@ def levels_json(result: SnapshotResult) -> dict[str, Any]:
 
 def format_exposure(value: float, unit: GexUnit) -> str:
     """-$19.16bn, +$412.5mm, -1.23mm shares: the scale a trader expects for the unit."""
+    if value == 0:
+        return "0"
     sign = "-" if value < 0 else "+"
     size = abs(value)
     if unit is GexUnit.SHARES_PER_POINT:

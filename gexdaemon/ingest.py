@@ -383,27 +383,36 @@ def _from_strikes(
         return np.asarray(np.rint(col(name)), dtype=np.int64)
 
     has_split = "call_gex" in cols and "put_gex" in cols
-    if meta.sign_model is not settings.sign_model and not has_split:
+    file_call, file_put = position_signs(meta.sign_model)
+    want_call, want_put = position_signs(settings.sign_model)
+    call_ratio, put_ratio = file_call * want_call, file_put * want_put
+    # Net exposures (gamma, delta, theta, vega, net_gex) re-sign only when both sides flip
+    # together; otherwise they need the per-side split, and the greeks have none.
+    has_greeks = any(np.any(col(g) != 0) for g in ("delta", "theta", "vega"))
+    if call_ratio != put_ratio and (has_greeks or not has_split):
         raise ChainError.at(
             raw.source,
             "sign_model",
-            f"the file's exposures are signed as {meta.sign_model.value} and it has no "
-            f"call_gex/put_gex split to re-sign them; set [gex] sign_model = "
-            f'"{meta.sign_model.value}" to ingest it',
+            f"the file's exposures are signed as {meta.sign_model.value}, which cannot be "
+            f"converted to {settings.sign_model.value} without a call/put split of every "
+            f'exposure; set [gex] sign_model = "{meta.sign_model.value}" to ingest it',
         )
+    net_ratio = call_ratio  # equal to put_ratio whenever the net columns are used below
     to_unit = float(unit_factor(settings.unit, spot)) / float(unit_factor(meta.unit, spot))
     call_gex = put_gex = None
     if has_split:
-        file_call, file_put = position_signs(meta.sign_model)
-        want_call, want_put = position_signs(settings.sign_model)
-        call_gex = col("call_gex") * to_unit * file_call * want_call
-        put_gex = col("put_gex") * to_unit * file_put * want_put
+        call_gex = col("call_gex") * to_unit * call_ratio
+        put_gex = col("put_gex") * to_unit * put_ratio
         net = call_gex + put_gex
     elif "net_gex" in cols:
-        net = col("net_gex") * to_unit
+        net = col("net_gex") * to_unit * net_ratio
     else:
-        net = col("gamma") * float(unit_factor(settings.unit, spot))
-    greek_sign = 1.0
+        net = col("gamma") * float(unit_factor(settings.unit, spot)) * net_ratio
+    gamma_shares = (
+        net / float(unit_factor(settings.unit, spot))
+        if has_split and call_ratio != put_ratio
+        else col("gamma") * net_ratio
+    )
     strikes = StrikeExposure(
         strike=cols["strike_price"],
         call_open_interest=count("call_open_interest"),
@@ -414,10 +423,10 @@ def _from_strikes(
         call_ask=col("call_ask"),
         put_bid=col("put_bid"),
         put_ask=col("put_ask"),
-        gamma=col("gamma") * greek_sign,
-        delta=col("delta") * greek_sign,
-        theta=col("theta") * greek_sign,
-        vega=col("vega") * greek_sign,
+        gamma=gamma_shares,
+        delta=col("delta") * net_ratio,
+        theta=col("theta") * net_ratio,
+        vega=col("vega") * net_ratio,
         call_gex=call_gex,
         put_gex=put_gex,
         net_gex=net,

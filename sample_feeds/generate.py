@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 import math
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -587,12 +588,10 @@ def write_long_csv(table: pa.Table, path: Path, snapshot_at: datetime) -> None:
 
 def strike_level_rows(chain: Chain) -> list[dict[str, float | int]]:
     """The chain's own exposure per strike, computed by gexdaemon's engine."""
-    scratch = HERE / ".strike_source.json"
-    write_cboe_json(chain, scratch, np.random.default_rng(0))
-    try:
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp) / "_SOURCE.json"
+        write_cboe_json(chain, scratch, np.random.default_rng(0))
         _, raw = parse(FeedFile(scratch.name, scratch.read_bytes()))
-    finally:
-        scratch.unlink()
     checked = validate_contracts(
         raw, spot=chain.underlying.spot, snapshot_at=chain.snapshot_at, underlying=None
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gexdaemon.analyze import analyze_file, levels_json, render_levels
 from gexdaemon.core.chain import ChainError
 from gexdaemon.core.models import DomainContext, ExpiryFilter, GammaSource
 from gexdaemon.core.settings import GexSettings
@@ -121,3 +122,29 @@ def test_a_symbol_hint_that_the_file_does_not_hold_is_refused() -> None:
             now=NOW,
             context=DomainContext(now=NOW),
         )
+
+
+def test_analyze_prints_the_levels_a_trader_reads(tmp_path: Path) -> None:
+    chain = tmp_path / "multi.csv"
+    chain.write_text(
+        "# symbol: SPY\n# spot: 104\n# snapshot_at: 2026-11-24T15:45:00-05:00\n"
+        "option,open_interest,iv\n"
+        "SPY261224P00090000,1000,0.2\nSPY261224C00100000,1000,0.2\n"
+        "SPY261224P00110000,1000,0.2\nSPY261224C00120000,1000,0.2\n"
+    )
+    result = analyze_file(chain, symbol=None, settings=GexSettings(), now=NOW)
+    text = render_levels(result, top=2)
+    snap = result.snapshot
+    assert "SPY  GEX snapshot 2026-11-24 15:45 New York" in text
+    assert (
+        f"nearest of 3 crossings: {', '.join(f'{c:,.2f}' for c in snap.zero_gamma_crossings)}"
+        in text
+    )
+    assert "per 1% move" in text and "call wall     100    put wall 110" in text
+    assert "top 2 strikes by |net GEX|" in text
+    shape = levels_json(result)
+    assert shape["zero_gamma"] == snap.zero_gamma and len(shape["zero_gamma_crossings"]) == 3
+    assert shape["source_format"] == "long_csv" and shape["excluded_rows"] == {}
+    assert len(shape["strikes"]) == 4 and {"call_gex", "put_gex", "net_gex"} <= set(
+        shape["strikes"][0]
+    )

@@ -317,8 +317,12 @@ def validate_contracts(
     present = {name: ~np.isnan(values) for name, values in numbers.items()}
     non_finite = np.zeros(n, dtype=bool)
     for name in NUMBER_COLUMNS:
-        if name in table.column_names:
-            non_finite |= _has_nan_or_inf(table, name)
+        col = _column(table, name)
+        if col is not None:
+            bad = ~np.isfinite(numbers[name])
+            if col.null_count:
+                bad &= ~np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=bool)
+            non_finite |= bad
     non_finite |= ~np.isfinite(strike) & identity.valid
     flag("non_finite", non_finite)
 
@@ -369,11 +373,8 @@ def validate_contracts(
     alive = np.flatnonzero(reason == 0)
     if alive.size:
         keys = _contract_keys(identity, strike, alive)
-        _, first = np.unique(keys, return_index=True)
-        dup = np.ones(alive.size, dtype=bool)
-        dup[first] = False
         dup_mask = np.zeros(n, dtype=bool)
-        dup_mask[alive[dup]] = True
+        dup_mask[alive[repeated(keys)]] = True
         flag("duplicate_contract", dup_mask)
 
     counts = np.bincount(reason, minlength=len(codes) + 1)
@@ -655,6 +656,23 @@ def _as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     return values
+
+
+def repeated(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """True for every occurrence of a key after its first, by hashing (no sort).
+
+    Arrow numbers distinct keys in order of first appearance, so a row repeats an
+    earlier key exactly when its code is not larger than every code before it.
+    """
+    codes = np.asarray(
+        pc.dictionary_encode(pa.array(keys)).indices.to_numpy(zero_copy_only=False),
+        dtype=np.int64,
+    )
+    seen_max = np.maximum.accumulate(codes)
+    before = np.empty_like(seen_max)
+    before[0] = -1
+    before[1:] = seen_max[:-1]
+    return np.asarray(codes <= before, dtype=bool)
 
 
 def _contract_keys(

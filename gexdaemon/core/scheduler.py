@@ -40,7 +40,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 from heapq import heapify, heappop, heappush, heapreplace
-from typing import Any
+from typing import Any, NamedTuple
 
 from gexdaemon.core.models import PriorityLevel
 from gexdaemon.core.settings import SchedulerSettings, SlaSettings
@@ -55,6 +55,11 @@ _MIN_CHARGE_S = 1e-3
 
 # A heap is rebuilt without its dead entries when it grows past 2 x live + this.
 _COMPACT_SLACK = 256
+
+# Most jobs one dispatch call moves into the urgent phase, and most it sets aside
+# as hopeless: a sudden backlog is handled over several calls, none stalls.
+_ARM_PER_CALL = 512
+_HOPELESS_PER_CALL = 512
 
 # Job states.
 _DELAYED = 0  # queued, waiting for its not_before (a retry's backoff)
@@ -110,12 +115,13 @@ class SchedJob:
             raise ValueError("not_before must be finite")
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """What the scheduler expects for a job it just accepted.
 
     `at_risk` is set when the expected finish is past the deadline or the
     source cannot be used right now; `reason` says why, in a trader's words.
+    (A NamedTuple, like Dispatch: built on every call, and a frozen dataclass
+    costs several times more to build.)
     """
 
     at_risk: bool
@@ -125,8 +131,7 @@ class Admission:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Dispatch:
+class Dispatch(NamedTuple):
     """A job given a worker: run it, then call `Scheduler.finish(job_id, ran_s)`."""
 
     job_id: Hashable
@@ -314,14 +319,14 @@ class _Level:
         "at_risk",
         "busy_at",
         "busy_avg",
-        "by_deadline",
-        "by_enqueue",
         "delayed",
         "est_sum",
         "fair_src",
         "floor",
+        "floor_cap",
         "in_flight",
         "lane_vsys",
+        "lanes",
         "level",
         "queued",
         "rank",
@@ -341,11 +346,11 @@ class _Level:
         self.weight = weight
         self.sla = sla
         self.floor = floor
+        self.floor_cap = 0  # workers the floor may bring in at once; 0: no floor
         self.window_fraction = 0.0
         self.fair_src: list[tuple[float, int, _Lane]] = []
         self.urgent_src: list[tuple[float, int, _Lane]] = []
-        self.by_enqueue: list[tuple[float, int, _Entry]] = []
-        self.by_deadline: list[tuple[float, int, _Entry]] = []
+        self.lanes: list[_Lane] = []
         self.vtime = 0.0
         self.lane_vsys = 0.0
         self.queued = 0
@@ -425,6 +430,8 @@ class Scheduler:
         ]
         for lv in self._levels:
             lv.window_fraction = settings.urgent_sla_fraction * (lv.sla or 0.0)
+            if lv.floor:
+                lv.floor_cap = max(1, math.ceil(lv.floor * slots))
         self._sources: dict[str, _Source] = {}
         self._jobs: dict[Hashable, _Entry] = {}
         self._running: dict[Hashable, _Entry] = {}
@@ -439,6 +446,7 @@ class Scheduler:
         self._long_in_flight = 0
         self._vsys = 0.0
         self._newly_at_risk: list[Hashable] = []
+        self._hopeless_budget = _HOPELESS_PER_CALL
         self.phase_counts: dict[Phase, int] = dict.fromkeys(Phase, 0)
         """Dispatches per phase since start (for /metrics and the simulator)."""
 
@@ -478,6 +486,7 @@ class Scheduler:
         lane = src.lanes[rank]
         if lane is None:
             lane = src.lanes[rank] = _Lane(rank, src)
+            lv.lanes.append(lane)
         self._seq += 1
         long = rank != _CRITICAL and self._reserved and job.estimate_s > self._reserved_max
         window = max(self._urgent_factor * job.estimate_s, lv.window_fraction)
@@ -504,9 +513,6 @@ class Scheduler:
         src.queued += 1
         self._queued += 1
         self._jobs[job.job_id] = entry
-        heappush(lv.by_enqueue, (entry.enqueued_at, entry.seq, entry))
-        if deadline is not None:
-            heappush(lv.by_deadline, (deadline, entry.seq, entry))
         if job.not_before > now:
             self._delayed_count += 1
             lv.delayed += 1
@@ -553,7 +559,7 @@ class Scheduler:
         now = self._clock()
         if self._delayed and self._delayed[0][0] <= now:
             self._release_delayed(now)
-        self._arm(now)
+        self._hopeless_budget = _HOPELESS_PER_CALL
         levels = self._levels
         short_only = self._reserved and self._long_in_flight >= self._slots - 1
 
@@ -566,9 +572,15 @@ class Scheduler:
             if entry is not None:
                 return self._start(entry, Phase.CRITICAL_LATE, now)
 
-        entry = self._pick_floor(now, short_only)
-        if entry is not None:
-            return self._start(entry, Phase.FLOOR, now)
+        self._arm(now)  # after CRITICAL, which never waits for it
+
+        medium, low = levels[_MEDIUM], levels[_LOW]
+        if (medium.ready and medium.in_flight < medium.floor_cap) or (
+            low.ready and low.in_flight < low.floor_cap
+        ):
+            entry = self._pick_floor(now, short_only)
+            if entry is not None:
+                return self._start(entry, Phase.FLOOR, now)
 
         # HIGH before MEDIUM: under a MEDIUM overload the MEDIUM jobs near their
         # deadlines always have earlier deadlines than HIGH's; deadline order across
@@ -672,25 +684,43 @@ class Scheduler:
             src.tokens = min(src.tokens, float(burst))
 
     def stats(self, now: float | None = None) -> dict[PriorityLevel, LevelStats]:
-        """Per level: depth, in flight, oldest wait and next deadline."""
+        """Per level: depth, in flight, oldest wait and next deadline.
+
+        The oldest wait and the next deadline are read off each source's next job
+        and the retries in backoff: exact for LOW (first in, first out) and for
+        deadlines from the SLA; O(sources), not O(jobs).
+        """
         at = self._clock() if now is None else now
+        oldest: list[float] = [_INF] * 4
+        soonest: list[float] = [_INF] * 4
+        if self._delayed_count:
+            for _, _, entry in self._delayed:
+                if entry.state == _DELAYED:
+                    self._note_head(entry, oldest, soonest)
         out: dict[PriorityLevel, LevelStats] = {}
         for lv in self._levels:
-            by_enqueue, by_deadline = lv.by_enqueue, lv.by_deadline
-            while by_enqueue and by_enqueue[0][2].state > _READY:
-                heappop(by_enqueue)
-            while by_deadline and by_deadline[0][2].state > _READY:
-                heappop(by_deadline)
+            for lane in lv.lanes:
+                head = lane.fair_head()
+                if head is not None:
+                    self._note_head(head, oldest, soonest)
+            r = lv.rank
             out[lv.level] = LevelStats(
                 level=lv.level,
                 depth=lv.queued,
                 delayed=lv.delayed,
                 in_flight=lv.in_flight,
                 at_risk=lv.at_risk,
-                oldest_wait_s=max(0.0, at - by_enqueue[0][0]) if by_enqueue else None,
-                next_deadline=by_deadline[0][0] if by_deadline else None,
+                oldest_wait_s=max(0.0, at - oldest[r]) if oldest[r] != _INF else None,
+                next_deadline=soonest[r] if soonest[r] != _INF else None,
             )
         return out
+
+    @staticmethod
+    def _note_head(entry: _Entry, oldest: list[float], soonest: list[float]) -> None:
+        r = entry.rank
+        oldest[r] = min(oldest[r], entry.enqueued_at)
+        if entry.deadline is not None:
+            soonest[r] = min(soonest[r], entry.deadline)
 
     def source_stats(self) -> list[SourceStats]:
         now = self._clock()
@@ -767,10 +797,14 @@ class Scheduler:
             if not arming:
                 continue
             horizon = now + self._drain_s(lv)
-            while arming and arming[0][0] <= horizon:
+            # Bounded per call: a sudden backlog (a batch of thousands) arms over
+            # several decisions, most pressing first, instead of stalling one.
+            budget = _ARM_PER_CALL
+            while arming and arming[0][0] <= horizon and budget:
                 entry = heappop(arming)[2]
                 if entry.state == _READY and not entry.in_urgent:
                     self._make_urgent(entry, lv)
+                    budget -= 1
 
     def _congested(self, now: float) -> bool:
         """Deadline work arrives faster than the workers left after the floors can
@@ -826,8 +860,6 @@ class Scheduler:
         lane.est_sum = lane.est_sum - entry.estimate if lane.count else 0.0
         if entry.at_risk:
             lv.at_risk -= 1
-        _compact(lv.by_enqueue, lv.queued, _queued)
-        _compact(lv.by_deadline, lv.queued, _queued)
 
     # -- eligibility -------------------------------------------------------------------
 
@@ -871,6 +903,8 @@ class Scheduler:
                 continue
             head = self._urgent_head(lane, lv, now)
             if head is None:
+                if lane.urgent_live:
+                    break  # out of budget for this call; the lane keeps its place
                 heappop(heap)
                 lane.urgent_tok = 0
                 continue
@@ -900,6 +934,9 @@ class Scheduler:
             if entry.latest_start < now:
                 # Hopeless: it cannot make its deadline any more. Flag it and leave
                 # it to the fair phase rather than let it push others past theirs.
+                if self._hopeless_budget <= 0:
+                    return None
+                self._hopeless_budget -= 1
                 heappop(urgent)
                 entry.in_urgent = False
                 lane.urgent_live -= 1
@@ -949,16 +986,13 @@ class Scheduler:
 
     def _pick_floor(self, now: float, short_only: bool) -> _Entry | None:
         owed: list[tuple[float, _Level]] = []
-        floor_slots = self._slots
         for lv in (self._levels[_MEDIUM], self._levels[_LOW]):
-            if not lv.floor or not lv.ready:
+            # At most floor_cap = ceil(guarantee) workers come through the floor at
+            # once, so a level that was idle does not grab every free worker while
+            # its average catches up.
+            if not lv.ready or lv.in_flight >= lv.floor_cap:
                 continue
-            guaranteed = lv.floor * floor_slots
-            # At most ceil(guarantee) workers come through the floor at once, so a
-            # level that was idle does not grab every free worker while its
-            # average catches up.
-            if lv.in_flight >= max(1, math.ceil(guaranteed)):
-                continue
+            guaranteed = lv.floor * self._slots
             busy = self._busy(lv, now)
             if busy < guaranteed:
                 owed.append((busy / guaranteed, lv))
@@ -992,16 +1026,27 @@ class Scheduler:
         return None
 
     def _start(self, entry: _Entry, phase: Phase, now: float) -> Dispatch:
+        # The hot path of every decision: bookkeeping inlined on purpose.
         lane = entry.lane
         src = lane.source
         lv = self._levels[entry.rank]
+        entry.state = _RUNNING
+        # The entry is the head its pick just returned. Its entry in the lane's
+        # other heap is now dead; both heaps run in deadline order, so dead entries
+        # sit near the top: clear them now rather than let them pile up.
         if phase is Phase.CRITICAL or phase is Phase.URGENT:
-            heappop(lane.urgent)  # the entry is the head its pick just returned
+            heappop(lane.urgent)
+            jobs = lane.jobs
+            while jobs and jobs[0][2].state != _READY:
+                heappop(jobs)
         else:
             heappop(lane.jobs)
+            urgent = lane.urgent
+            while urgent and (urgent[0][2].state != _READY or not urgent[0][2].in_urgent):
+                heappop(urgent)
             # The level's current virtual time for sources (re)joining it.
-            lv.lane_vsys = max(lv.lane_vsys, lane.vtime)
-        entry.state = _RUNNING
+            if lane.vtime > lv.lane_vsys:
+                lv.lane_vsys = lane.vtime
         entry.started_at = now
         self._running[entry.job_id] = entry
         lane.live -= 1
@@ -1011,16 +1056,21 @@ class Scheduler:
             entry.in_urgent = False
             lane.urgent_live -= 1
         self._unqueue(entry, lv, lane)
-        _compact(lane.jobs, lane.live, _ready)
-        _compact(lane.urgent, lane.urgent_live, _ready_urgent)
+        if len(lane.jobs) > 2 * lane.live + _COMPACT_SLACK:
+            _compact(lane.jobs, lane.live, _ready)
+        if len(lane.urgent) > 2 * lane.urgent_live + _COMPACT_SLACK:
+            _compact(lane.urgent, lane.urgent_live, _ready_urgent)
 
-        self._note_busy(lv, now)
+        if lv.floor:
+            lv.busy_avg = self._busy(lv, now)
+            lv.busy_at = now
         lv.in_flight += 1
         self._in_flight += 1
         src.in_flight += 1
         if entry.long:
             self._long_in_flight += 1
-        src.refill(now)
+        if now > src.refilled_at:
+            src.refill(now)
         src.tokens -= 1.0
         if src.access is SourceAccess.PROBE:
             src.access = SourceAccess.BLOCKED
@@ -1033,15 +1083,16 @@ class Scheduler:
         deadline = entry.deadline
         at_risk = entry.at_risk or (deadline is not None and now + entry.estimate > deadline)
         self.phase_counts[phase] += 1
+        waited = now - entry.enqueued_at
         return Dispatch(
-            job_id=entry.job_id,
-            level=lv.level,
-            source=src.name,
-            phase=phase,
-            at_risk=at_risk,
-            deadline=deadline,
-            estimate_s=entry.estimate,
-            waited_s=max(0.0, now - entry.enqueued_at),
+            entry.job_id,
+            lv.level,
+            src.name,
+            phase,
+            at_risk,
+            deadline,
+            entry.estimate,
+            waited if waited > 0.0 else 0.0,
         )
 
     # -- admission ---------------------------------------------------------------------
@@ -1147,20 +1198,20 @@ class Scheduler:
         """Share of the level's queue ordered before `entry` (1.0: all of it).
 
         A new job's deadline is the latest, so everything is ahead; a retry keeps
-        its early deadline (LOW: its first arrival) and goes near the front.
+        its early deadline (LOW: its first arrival) and goes near the front. The
+        queue's first key is the smallest of its sources' next jobs.
         """
         if not lv.queued:
             return 0.0
-        if entry.rank == _LOW or entry.deadline is None:
-            heap, key, newest = lv.by_enqueue, entry.enqueued_at, now
-        else:
-            heap, key = lv.by_deadline, entry.deadline
-            newest = now + (lv.sla or 0.0)
-        while heap and heap[0][2].state > _READY:
-            heappop(heap)
-        if not heap:
+        key = entry.fair_key
+        newest = now if entry.rank == _LOW or entry.deadline is None else now + (lv.sla or 0.0)
+        if key >= newest:
             return 1.0
-        first = heap[0][0]
-        if key >= newest or newest <= first:
+        first = _INF
+        for lane in lv.lanes:
+            head = lane.fair_head()
+            if head is not None and head.fair_key < first:
+                first = head.fair_key
+        if first == _INF or newest <= first:
             return 1.0
         return max(0.0, (key - first) / (newest - first))

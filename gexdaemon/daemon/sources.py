@@ -31,8 +31,8 @@ log = structlog.get_logger("gexdaemon.sources")
 
 
 def new_source(base_url: str, now: datetime) -> DataSource:
-    name = urlsplit(base_url).netloc or (
-        "local files" if base_url.startswith("file://") else base_url
+    name = (
+        "local files" if base_url.startswith("file://") else (urlsplit(base_url).netloc or base_url)
     )
     return DataSource.parse(
         {"base_url": base_url, "name": name, "created_at": now, "updated_at": now}

@@ -8,11 +8,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gexdaemon.core.chain import (
     CONTRACT_SCHEMA,
     ChainError,
     RawChain,
+    repeated,
     settlement_instants,
     validate_contracts,
     validate_strikes,
@@ -245,3 +248,15 @@ def test_strike_rows_need_an_exposure_column() -> None:
     table = pa.table({"strike_price": [1.0], "call_open_interest": [1.0], "source_row": [1]})
     with pytest.raises(ChainError, match="gamma"):
         validate_strikes(table, source="s.csv", locate=str, rows_read=1, excluded={}, examples=[])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-5, 40), min_size=1, max_size=300))
+def test_repeated_marks_every_occurrence_after_the_first(values: list[int]) -> None:
+    keys = np.array(values, dtype=np.int64)
+    seen: set[int] = set()
+    expected = []
+    for v in values:
+        expected.append(v in seen)
+        seen.add(v)
+    assert repeated(keys).tolist() == expected

@@ -45,6 +45,10 @@ def test_units_and_signs_are_converted_to_the_settings() -> None:
         "SPX_strikes.json", GexSettings(sign_model=SignModel.DEALER_SHORT_CALLS_LONG_PUTS)
     ).snapshot
     assert flipped.total_gex == pytest.approx(-base.total_gex)
+    assert flipped.strikes[0].delta == pytest.approx(-base.strikes[0].delta)
+    # Short both: calls flip, puts do not; the file's net delta/theta/vega cannot follow.
+    with pytest.raises(ChainError, match="cannot be converted"):
+        ingest_sample("SPX_strikes.json", GexSettings(sign_model=SignModel.DEALER_SHORT_BOTH))
 
 
 def test_gamma_only_rows_need_the_file_sign_model() -> None:

@@ -1,0 +1,23 @@
+"""Fixtures: a feed server on 127.0.0.1 for the session, daemons started per module or per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.daemon.harness import FeedServer, RunningDaemon, running_daemon, start_feed_server
+
+
+@pytest.fixture(scope="session")
+def feeds() -> Iterator[FeedServer]:
+    server = start_feed_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[RunningDaemon]:
+    """One daemon shared by a module's tests (each test uses its own requests)."""
+    with running_daemon() as d:
+        yield d
