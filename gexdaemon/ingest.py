@@ -543,6 +543,9 @@ def _assemble(
         "put_wall": snapshot.put_wall,
         "abs_gamma_strike": snapshot.abs_gamma_strike,
         "lake_path": None,
+        "source_format": format_name,
+        "rows_read": rows_read,
+        "excluded_rows": msgspec.json.encode(dict(sorted(excluded.items()))).decode(),
     }
     n = len(strikes)
     strike_table = pa.table(

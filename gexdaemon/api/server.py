@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import struct
 import time
@@ -45,6 +46,7 @@ ALLOWED_UIDS: web.AppKey[frozenset[int]] = web.AppKey("allowed_uids")
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
 
 log = structlog.get_logger("gexdaemon.api")
+_REQUEST_IDS = random.Random()  # noqa: S311 - request ids correlate logs; they are not secrets
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATUS_BY_TYPE: tuple[tuple[type[GexError], int], ...] = (
@@ -105,7 +107,9 @@ def peer_uid(request: web.Request) -> int | None:
 
 @web.middleware
 async def context_and_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    request_id = (
+        request.headers.get("X-Request-Id", "")[:64] or f"{_REQUEST_IDS.getrandbits(64):016x}"
+    )
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     status = 500

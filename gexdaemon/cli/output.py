@@ -12,9 +12,8 @@ from typing import Any, TextIO
 
 import msgspec
 
-from gexdaemon.core.timeutil import NEW_YORK
-
 from gexdaemon.core.errors import GexError
+from gexdaemon.core.timeutil import NEW_YORK
 
 ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 EXIT_OK = 0

@@ -69,6 +69,16 @@ def render_snapshot(snap: dict[str, Any], *, top: int = 10) -> str:
         f"quality      {float(snap.get('data_quality_score') or 0.0):.3f}    open interest {snap.get('total_open_interest', 0):,}"
         f"    volume {snap.get('total_volume', 0):,}",
     ]
+    excluded = snap.get("excluded_rows") or {}
+    if snap.get("rows_read") is not None:
+        dropped = sum(excluded.values())
+        why = ", ".join(
+            f"{reason} {n:,}" for reason, n in sorted(excluded.items(), key=lambda kv: -kv[1])[:6]
+        )
+        lines.append(
+            f"rows         {snap['rows_read']:,} read from {snap.get('source_format') or 'the file'}"
+            + (f"; {dropped:,} excluded ({why})" if dropped else "; none excluded")
+        )
     strikes = snap.get("strikes") or []
     if strikes and top > 0:
         ranked = sorted(strikes, key=lambda s: abs(s.get("net_gex") or 0.0), reverse=True)[:top]

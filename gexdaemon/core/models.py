@@ -15,7 +15,10 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
+import random
+import re
 import secrets
 import time as time_module
 import uuid
@@ -150,6 +153,11 @@ TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
 }
 
 
+# Seeded once from the OS; ids need uniqueness, not secrecy. (Calling os.urandom per id made
+# every id a GIL hand-off under load: each one waited behind the store's writer thread.)
+_ID_RANDOM = random.Random(secrets.randbits(128))
+
+
 def time_ordered_id() -> uuid.UUID:
     """A UUID version 7: 48 bits of Unix milliseconds, then randomness (RFC 9562).
 
@@ -158,13 +166,20 @@ def time_ordered_id() -> uuid.UUID:
     every job ever made.
     """
     millis = time_module.time_ns() // 1_000_000
-    rand = secrets.randbits(74)
+    rand = _ID_RANDOM.getrandbits(74)
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version
     value |= (rand >> 62) << 64  # 12 bits rand_a
     value |= 0b10 << 62  # variant
     value |= rand & ((1 << 62) - 1)  # 62 bits rand_b
     return uuid.UUID(int=value)
+
+
+def id_instant(value: uuid.UUID) -> datetime | None:
+    """When a time-ordered (version 7) id was made; None for other ids."""
+    if value.version != 7:
+        return None
+    return datetime.fromtimestamp((value.int >> 80) / 1000.0, tz=UTC)
 
 
 def check_transition(current: JobStatus, target: JobStatus) -> None:
@@ -282,16 +297,24 @@ def _check_source_url(value: str, info: ValidationInfo) -> str:
         raise ValueError("must name a host (for example https://cdn.cboe.com/...)")
     if port == 0:
         raise ValueError("port 0 is not a valid port")
-    if any(ch.isspace() for ch in text):
+    if _WHITESPACE.search(text):
         raise ValueError("must not contain whitespace")
     return text
 
 
+_WHITESPACE = re.compile(r"\s")
 SourceUrl = Annotated[str, AfterValidator(_check_source_url)]
 
 
 def base_url_of(url: str) -> str:
     """The data source a URL belongs to: scheme://host[:port], lower-cased, default port dropped."""
+    # Every URL of one source shares the text before its path: cache on that prefix.
+    head = url.split("/", 3)
+    return _base_url("/".join(head[:3]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _base_url(url: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "file":
@@ -420,7 +443,8 @@ class PriorityRequest(DomainModel):
     source_id: uuid.UUID | None = None
     deadline: UtcDatetime | None = None
     origin: Literal["api", "drop", "cli", "tui", "ingest", "demo"] = "api"
-    explanation: dict[str, JsonValue] = Field(default_factory=dict)
+    # Built by the scorer (gexdaemon.core.scoring), not by users: JSON by construction.
+    explanation: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("estimated_processing_time")
     @classmethod

@@ -536,7 +536,8 @@ def simulate(
                     rng=_Draw(attempt.jitter),
                 )
                 if decision.retry:
-                    policy.submit(sched_job(i, now + decision.delay_s))
+                    if policy.submit(sched_job(i, now + decision.delay_s)):
+                        out.flagged = True
                     if job.rank == 3:
                         low_queued += 1
                 else:

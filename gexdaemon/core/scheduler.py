@@ -9,28 +9,42 @@ The policy (`shared/reference/scheduler.md`), in the order `dispatch()` applies 
    CRITICAL jobs that still can (phase `critical_late`), so one hopeless job
    does not drag the others past their deadlines (the domino effect).
 2. Floors: MEDIUM and LOW each get a guaranteed share of worker time when they
-   have work, measured on real busy time over `floor_window_s`.
+   have work (a reservation, mClock-like), measured on real busy time over
+   `floor_window_s`.
 3. Urgent: a HIGH or MEDIUM job whose laxity (deadline - now - estimate) is
    inside its window, max(urgent_estimate_factor * estimate,
    urgent_sla_fraction * SLA), is served earliest deadline first, HIGH before
-   MEDIUM. A job with negative laxity is hopeless: it is flagged at risk and
-   left to the fair phase.
-4. Fair: the level with the smallest virtual time (weights in
-   worker-seconds), inside it the source with the smallest virtual time,
-   inside the source the earliest deadline (LOW: first in, first out). A level
-   or source that had nothing runnable re-joins at the current virtual time:
-   idle or blocked time banks no credit.
+   MEDIUM. The window grows by the level's drain time (the queued work of the
+   level and the more urgent ones over the workers left after the floors), so a
+   backlog turns urgent in time to be served. A job with negative laxity is
+   hopeless: flagged at risk (`take_at_risk`) and left to the fair phase.
+4. Fair: the level with the smallest virtual time (weights in worker-seconds),
+   inside it the source with the smallest virtual time, inside the source the
+   earliest deadline (LOW: first in, first out). A level or source that had
+   nothing runnable re-joins at the current virtual time: idle or blocked time
+   banks no credit. While deadline work arrives faster than the workers can do
+   it, or a deadline level holds more work than its window can drain, LOW goes
+   after HIGH and MEDIUM here (it keeps its floor and any worker they cannot
+   use): a fair share beyond the floor would come out of their deadlines.
 
 Constraints every phase respects: a source's concurrency cap and token-bucket
 rate limit, its availability (circuit breaker, a trader's switch), a retry's
-`not_before`, and the optional reserved CRITICAL worker, lent only to jobs
-estimated at `reserved_slot_max_estimate_s` or less.
+`not_before`, and the optional reserved CRITICAL worker, lent only to a job
+estimated at `reserved_slot_max_estimate_s` or less that is first in its
+source's queue.
+
+Admission forecasts start and finish from the work ahead and flags a job that
+would miss its deadline because of more urgent work, its source's limits or
+its backoff; congestion inside its own level is flagged when a job turns
+hopeless, which is precise where a forecast at submission would be a guess.
 
 Pure: the clock is injected (float seconds), nothing here performs I/O, and the
 same object runs inside the daemon and inside `gexdaemon.core.sched_sim`.
-Every operation is O(log n) in queued jobs: per (level, source) heaps with lazy
-deletion, plus per-level heaps over sources (their number, not the jobs',
-bounds the skips past blocked sources).
+Cost: per (level, source) heaps with lazy deletion and per-level heaps over
+sources, so an operation is O(log n) in queued jobs plus the sources it skips;
+a source at its cap is parked until one of its jobs ends instead of being
+skipped at every decision. Work triggered by a sudden backlog (arming urgent
+jobs, setting hopeless ones aside) is bounded per call.
 """
 
 from __future__ import annotations
@@ -60,6 +74,10 @@ _COMPACT_SLACK = 256
 # as hopeless: a sudden backlog is handled over several calls, none stalls.
 _ARM_PER_CALL = 512
 _HOPELESS_PER_CALL = 512
+
+# Why a source cannot run a job now (Scheduler._blocked).
+_CAPPED = 1
+_PAUSED = 2
 
 # Job states.
 _DELAYED = 0  # queued, waiting for its not_before (a retry's backoff)
@@ -236,6 +254,8 @@ class _Source:
         "in_flight",
         "lanes",
         "name",
+        "parked",
+        "probe_spent",
         "queued",
         "rate",
         "ready",
@@ -254,7 +274,11 @@ class _Source:
         self.queued = 0
         self.ready = 0
         self.access = SourceAccess.ALLOWED
+        self.probe_spent = False  # the half-open probe went; PROBE again is a repeat
         self.lanes: list[_Lane | None] = [None, None, None, None]
+        # Lanes taken out of their level's heaps while the source is at its cap
+        # (True: the urgent heap, False: the fair one); back when a job ends.
+        self.parked: list[tuple[_Level, _Lane, bool]] = []
 
     def refill(self, now: float) -> None:
         if now > self.refilled_at:
@@ -336,6 +360,7 @@ class _Level:
         "vtime",
         "weight",
         "window_fraction",
+        "workers",
     )
 
     def __init__(
@@ -347,6 +372,7 @@ class _Level:
         self.sla = sla
         self.floor = floor
         self.floor_cap = 0  # workers the floor may bring in at once; 0: no floor
+        self.workers = 1.0  # workers left to this level and above after lower levels' floors
         self.window_fraction = 0.0
         self.fair_src: list[tuple[float, int, _Lane]] = []
         self.urgent_src: list[tuple[float, int, _Lane]] = []
@@ -407,7 +433,6 @@ class Scheduler:
             raise ValueError(f"source_cap must be at least 1 (got {source_cap})")
         if not rate_per_s > 0 or burst < 1:
             raise ValueError("rate_per_s must be > 0 and burst >= 1")
-        self._settings = settings
         self._slots = slots
         self._cap = source_cap
         self._rate = rate_per_s
@@ -432,6 +457,8 @@ class Scheduler:
             lv.window_fraction = settings.urgent_sla_fraction * (lv.sla or 0.0)
             if lv.floor:
                 lv.floor_cap = max(1, math.ceil(lv.floor * slots))
+            below = sum(lower.floor for lower in self._levels[lv.rank + 1 :])
+            lv.workers = slots * max(0.05, 1.0 - below)
         self._sources: dict[str, _Source] = {}
         self._jobs: dict[Hashable, _Entry] = {}
         self._running: dict[Hashable, _Entry] = {}
@@ -612,6 +639,8 @@ class Scheduler:
         lv.in_flight -= 1
         self._in_flight -= 1
         src.in_flight -= 1
+        if src.parked:
+            self._unpark(src)
         if entry.long:
             self._long_in_flight -= 1
         # Dispatch charged the estimate; settle the difference with what really ran.
@@ -656,7 +685,17 @@ class Scheduler:
         self.set_source_access(source, SourceAccess.PROBE)
 
     def set_source_access(self, source: str, access: SourceAccess) -> None:
-        self._source(source, self._clock()).access = access
+        """ALLOWED, BLOCKED, or PROBE (one job, then blocked). Setting PROBE again
+        after the probe went changes nothing, so the breaker's state can be synced
+        after every fetch without letting a second probe through; a new probe needs
+        the source blocked (or allowed) in between."""
+        src = self._source(source, self._clock())
+        if access is SourceAccess.PROBE:
+            if src.probe_spent:
+                return
+        else:
+            src.probe_spent = False
+        src.access = access
 
     def set_source_limits(
         self,
@@ -672,6 +711,7 @@ class Scheduler:
             if cap < 1:
                 raise ValueError(f"cap must be at least 1 (got {cap})")
             src.cap = cap
+            self._unpark(src)
         if rate_per_s is not None:
             if not rate_per_s > 0:
                 raise ValueError(f"rate_per_s must be > 0 (got {rate_per_s})")
@@ -782,6 +822,21 @@ class Scheduler:
         lane.fair_key = lane.vtime
         heappush(lv.fair_src, (lane.vtime, lane.fair_tok, lane))
 
+    def _unpark(self, src: _Source) -> None:
+        """Put a source's parked lanes back in their heaps (those still at the cap
+        are parked again at the next pick). Like any lane re-joining, a fair lane
+        comes back at the level's current virtual time: no credit for the wait."""
+        parked, src.parked = src.parked, []
+        for lv, lane, urgent in parked:
+            if urgent:
+                if lane.urgent_live and not lane.urgent_tok:
+                    # urgent_key is at most the lane's first deadline: a valid lower bound.
+                    lane.urgent_tok = self._next_seq()
+                    heappush(lv.urgent_src, (lane.urgent_key, lane.urgent_tok, lane))
+            elif lane.live and not lane.fair_tok:
+                lane.vtime = max(lane.vtime, lv.lane_vsys)
+                self._push_fair(lv, lane)
+
     def _release_delayed(self, now: float) -> None:
         delayed = self._delayed
         while delayed and delayed[0][0] <= now:
@@ -821,11 +876,11 @@ class Scheduler:
         arriving = 0.0
         for r in (_CRITICAL, _HIGH, _MEDIUM):
             lv = levels[r]
-            arriving += lv.arrived_rate * math.exp(-max(0.0, now - lv.arrived_at) / tau)
+            if lv.arrived_rate:
+                arriving += lv.arrived_rate * math.exp(-max(0.0, now - lv.arrived_at) / tau)
             if r == _CRITICAL or not lv.queued:
                 continue
-            workers = self._slots * max(0.05, 1.0 - sum(low.floor for low in levels[r + 1 :]))
-            if arriving > workers or self._drain_s(lv) > lv.window_fraction:
+            if arriving > lv.workers or self._drain_s(lv) > lv.window_fraction:
                 return True
         return False
 
@@ -842,10 +897,7 @@ class Scheduler:
         work = 0.0
         for r in range(lv.rank + 1):
             work += levels[r].est_sum
-        share = 1.0
-        for lower in levels[lv.rank + 1 :]:
-            share -= lower.floor
-        return work / (self._slots * max(share, 0.05))
+        return work / lv.workers
 
     def _unqueue(self, entry: _Entry, lv: _Level, lane: _Lane) -> None:
         """Counters of a job leaving the queue (dispatched or cancelled)."""
@@ -863,17 +915,19 @@ class Scheduler:
 
     # -- eligibility -------------------------------------------------------------------
 
-    def _blocked(self, src: _Source, critical: bool, now: float) -> bool:
-        if src.access is SourceAccess.BLOCKED:
-            return True
+    def _blocked(self, src: _Source, critical: bool, now: float) -> int:
+        """0 when the source may run a job now, _CAPPED at its concurrency cap (only a
+        job ending frees it), _PAUSED when unavailable or out of rate-limit tokens."""
         if src.in_flight >= (src.cap + self._overshoot if critical else src.cap):
-            return True
+            return _CAPPED
+        if src.access is SourceAccess.BLOCKED:
+            return _PAUSED
         if src.tokens < 1.0:
             src.refill(now)
             if src.tokens < 1.0:
                 self._token_waits.add(src)
-                return True
-        return False
+                return _PAUSED
+        return 0
 
     def _note_busy(self, lv: _Level, now: float) -> None:
         """Bring the level's moving average of busy workers up to `now`."""
@@ -901,7 +955,16 @@ class Scheduler:
             if tok != lane.urgent_tok:
                 heappop(heap)
                 continue
-            head = self._urgent_head(lane, lv, now)
+            # Fast path: a live, still feasible head (the common case).
+            urgent = lane.urgent
+            head = urgent[0][2] if urgent else None
+            if (
+                head is None
+                or head.state != _READY
+                or not head.in_urgent
+                or head.latest_start < now
+            ):
+                head = self._urgent_head(lane, lv, now)
             if head is None:
                 if lane.urgent_live:
                     break  # out of budget for this call; the lane keeps its place
@@ -915,7 +978,13 @@ class Scheduler:
                 lane.urgent_key = deadline
                 heapreplace(heap, (deadline, lane.urgent_tok, lane))
                 continue
-            if self._blocked(lane.source, critical, now) or (short_only and head.long):
+            why = self._blocked(lane.source, critical, now)
+            if why == _CAPPED:
+                heappop(heap)
+                lane.urgent_tok = 0
+                lane.source.parked.append((lv, lane, True))
+                continue
+            if why or (short_only and head.long):
                 skipped.append(heappop(heap))
                 continue
             found = head
@@ -969,9 +1038,16 @@ class Scheduler:
                 lane.fair_key = lane.vtime
                 heapreplace(heap, (lane.vtime, lane.fair_tok, lane))
                 continue
-            head = lane.fair_head()
+            first = lane.jobs[0][2]
+            head = first if first.state == _READY else lane.fair_head()
             assert head is not None
-            if self._blocked(lane.source, critical, now) or (short_only and head.long):
+            why = self._blocked(lane.source, critical, now)
+            if why == _CAPPED:
+                heappop(heap)
+                lane.fair_tok = 0
+                lane.source.parked.append((lv, lane, False))
+                continue
+            if why or (short_only and head.long):
                 heappop(heap)
                 skipped.append(lane)
                 continue
@@ -1009,11 +1085,15 @@ class Scheduler:
         levels = self._levels
         candidates = [lv for lv in (levels[_HIGH], levels[_MEDIUM]) if lv.ready]
         low = levels[_LOW]
-        if low.ready and not (candidates and self._congested(now)):
+        # Congested: LOW goes after the deadline levels instead of sharing by
+        # weight; it still gets any worker they cannot use (work conserving).
+        low_last = bool(low.ready and candidates and self._congested(now))
+        if low.ready and not low_last:
             candidates.append(low)
-        if not candidates:
-            return None
-        candidates.sort(key=lambda lv: lv.vtime)
+        if candidates:
+            candidates.sort(key=lambda lv: lv.vtime)
+        if low_last:
+            candidates.append(low)
         for i, lv in enumerate(candidates):
             entry = self._pick_fair(lv, now, False, short_only)
             if entry is None:
@@ -1045,8 +1125,7 @@ class Scheduler:
             while urgent and (urgent[0][2].state != _READY or not urgent[0][2].in_urgent):
                 heappop(urgent)
             # The level's current virtual time for sources (re)joining it.
-            if lane.vtime > lv.lane_vsys:
-                lv.lane_vsys = lane.vtime
+            lv.lane_vsys = max(lv.lane_vsys, lane.vtime)
         entry.started_at = now
         self._running[entry.job_id] = entry
         lane.live -= 1
@@ -1074,6 +1153,7 @@ class Scheduler:
         src.tokens -= 1.0
         if src.access is SourceAccess.PROBE:
             src.access = SourceAccess.BLOCKED
+            src.probe_spent = True
 
         # Charge the estimate now (corrected in finish) so back-to-back dispatches
         # see each other.

@@ -11,6 +11,7 @@ and a refused batch can be fixed and sent again without creating duplicates.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,14 +30,17 @@ from gexdaemon.core.errors import (
     ShuttingDown,
 )
 from gexdaemon.core.models import (
+    JobEvent,
     PriorityLevel,
     PriorityRequest,
     ProcessingJob,
     RequestSubmission,
+    SlaStatus,
     base_url_of,
     problems_of,
+    time_ordered_id,
 )
-from gexdaemon.core.scheduler import SchedJob
+from gexdaemon.core.scheduler import Admission, SchedJob
 from gexdaemon.core.scoring import score_request
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.storage.store import Change, PutJob, PutRequest, PutSource
@@ -52,9 +56,10 @@ class Accepted:
     live: LiveJob
     at_risk_reason: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, explain: bool = True) -> dict[str, Any]:
+        """The wire answer; batches leave the explanation out (GET /v1/requests/{id} has it)."""
         j, r = self.live.job, self.live.request
-        return {
+        out = {
             "request_id": str(r.request_id),
             "job_id": str(j.job_id),
             "market_symbol": r.market_symbol,
@@ -64,15 +69,22 @@ class Accepted:
             "estimated_processing_time_s": self.live.estimate_s,
             "at_risk": j.at_risk,
             "at_risk_reason": self.at_risk_reason or None,
-            "explanation": r.explanation,
         }
+        if explain:
+            out["explanation"] = r.explanation
+        return out
 
 
 def host_allowed(url: str, allowed: Sequence[str]) -> bool:
     """Is the URL's host on the allowlist? Entries may be hostnames, globs, IPs or CIDRs."""
     if url.startswith("file://"):
         return True
-    host = (urlsplit(url).hostname or "").lower()
+    return _base_allowed(base_url_of(url), tuple(allowed))
+
+
+@functools.lru_cache(maxsize=1024)
+def _base_allowed(base_url: str, allowed: tuple[str, ...]) -> bool:
+    host = (urlsplit(base_url).hostname or "").lower()
     for raw in allowed:
         entry = raw.strip().lower()
         if entry in ("*", host) or fnmatch.fnmatch(host, entry):
@@ -175,7 +187,7 @@ class Intake:
         d = self.d
         now = d.now()
         changes: list[Change] = []
-        staged: list[LiveJob] = []
+        staged: list[tuple[LiveJob, JobEvent]] = []
         rule_set = d.rules.current
         for sub in subs:
             base = base_url_of(sub.source_url)
@@ -202,25 +214,26 @@ class Intake:
             sla_s = d.settings.sla.seconds_for(level)
             deadline = requested_at + timedelta(seconds=sla_s) if sla_s is not None else None
             estimate_s = d.estimates.estimate(base, sub.data_type)
-            request = PriorityRequest.parse(
-                {
-                    "source_url": sub.source_url,
-                    "data_type": sub.data_type,
-                    "market_symbol": sub.market_symbol,
-                    "requested_at": requested_at,
-                    "priority_score": scored.score,
-                    "priority_level": level,
-                    "estimated_processing_time": timedelta(seconds=estimate_s),
-                    "metadata": sub.metadata,
-                    "source_id": source.source_id,
-                    "deadline": deadline,
-                    "origin": origin,
-                    "explanation": explanation,
-                },
-                context=d.config.domain_context(allow_file_urls=True, now=max(now, requested_at)),
+            # Every field was validated by RequestSubmission (the same annotated types) or
+            # made by the scorer and the SLA table; validating them again would double
+            # the cost of intake. The cross-field rule (deadline >= requested_at) holds by
+            # construction, and the database's CHECK constraints back all of it up.
+            request = PriorityRequest.model_construct(
+                request_id=time_ordered_id(),
+                source_url=sub.source_url,
+                data_type=sub.data_type,
+                market_symbol=sub.market_symbol,
+                requested_at=requested_at,
+                priority_score=scored.score,
+                priority_level=level,
+                estimated_processing_time=timedelta(seconds=estimate_s),
+                metadata=sub.metadata,
+                source_id=source.source_id,
+                deadline=deadline,
+                origin=origin,
+                explanation=explanation,
             )
             job, created_event = ProcessingJob.for_request(request, now)
-            changes += [PutRequest(request), PutJob(job, created_event)]
             live = LiveJob(
                 request=request,
                 job=job,
@@ -229,13 +242,29 @@ class Intake:
                 enqueued_mono=d.mono(),
                 deadline_mono=d.to_mono(deadline),
             )
-            staged.append(live)
-        await d.require_store().commit(changes)  # durable before anyone hears of it
-        accepted = [self._enqueue(live) for live in staged]
+            staged.append((live, created_event))
+        # The scheduler's forecast comes before the commit, so an at-risk flag is written
+        # with the job rather than in a second transaction. A job it dispatches while the
+        # commit is in flight is safe: its first update queues behind the insert.
+        admissions = [self._admit(live) for live, _ in staged]
+        changes += [
+            c for live, event in staged for c in (PutRequest(live.request), PutJob(live.job, event))
+        ]
+        try:
+            await d.require_store().commit(changes)  # durable before anyone hears of it
+        except BaseException:
+            for live, _ in staged:
+                d.scheduler.cancel(live.job_id)
+                d.book.discard(live.job_id)
+            raise
+        accepted = []
+        for (live, _), admission in zip(staged, admissions, strict=True):
+            self._announce(live, admission)
+            accepted.append(Accepted(live, admission.reason))
         d.runner.kick()
         return accepted
 
-    def _enqueue(self, live: LiveJob, *, not_before: float = 0.0) -> Accepted:
+    def _admit(self, live: LiveJob, *, not_before: float = 0.0) -> Admission:
         d = self.d
         d.book.add(live)
         admission = d.scheduler.submit(
@@ -250,18 +279,23 @@ class Intake:
             )
         )
         if admission.at_risk and not live.job.at_risk:
-            flagged = live.job.evolve(at_risk=True)
-            d.runner.persist_soon(PutJob(flagged, previous=live.job))
-            live.job = flagged
+            live.job = live.job.model_copy(update={"at_risk": True})  # a bool on a valid job
+        return admission
+
+    def _announce(self, live: LiveJob, admission: Admission) -> None:
+        d = self.d
         if (
             live.deadline_mono is not None
             and d.sla is not None
-            and live.job.sla_status.value == "pending"
+            and live.job.sla_status is SlaStatus.PENDING
         ):
             d.sla.watch(live.job_id, live.deadline_mono)
         d.publish("job.queued", live.summary() | {"at_risk_reason": admission.reason or None})
-        return Accepted(live, admission.reason)
 
     def requeue_loaded(self, live: LiveJob, *, not_before: float = 0.0) -> None:
         """Put a job loaded at start-up (or retried) back into the scheduler."""
-        self._enqueue(live, not_before=not_before)
+        before = live.job
+        admission = self._admit(live, not_before=not_before)
+        if live.job.at_risk and not before.at_risk:
+            self.d.runner.persist_soon(PutJob(live.job, previous=before))
+        self._announce(live, admission)

@@ -76,6 +76,10 @@ class JobBook:
     def get(self, job_id: uuid.UUID) -> LiveJob | None:
         return self._live.get(job_id) or self._recent.get(job_id)
 
+    def discard(self, job_id: uuid.UUID) -> None:
+        self._live.pop(job_id, None)
+        self._recent.pop(job_id, None)
+
     def live(self, job_id: uuid.UUID) -> LiveJob | None:
         return self._live.get(job_id)
 

@@ -157,8 +157,8 @@ class Operations:
             origin = "api"
         subs = self.d.intake.parse(payload)
         accepted = await self.d.intake.submit(subs, origin=origin)
-        items = [a.as_dict() for a in accepted]
         single = isinstance(payload, Mapping) and "requests" not in payload
+        items = [a.as_dict(explain=single) for a in accepted]
         return items[0] if single else {"requests": items, "accepted": len(items)}
 
     async def get_request(self, request_id: uuid.UUID) -> dict[str, Any]:

@@ -333,6 +333,13 @@ async def fetch_to_file(
                 "or raise [sources] max_redirects",
                 url=url,
             )
+    except aiohttp.ConnectionTimeoutError:
+        raise FetchError(
+            FailureCode.TIMEOUT,
+            f"could not connect to {urlsplit(current).hostname} within "
+            f"{connect_timeout_s:g} s; will retry",
+            url=url,
+        ) from None
     except TimeoutError:
         raise FetchError(
             FailureCode.TIMEOUT,
@@ -344,6 +351,13 @@ async def fetch_to_file(
         raise FetchError(
             FailureCode.TRUNCATED,
             f"the connection closed before the whole body arrived ({_short(exc)}); will retry",
+            url=url,
+        ) from None
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise FetchError(
+            FailureCode.CLIENT_ERROR,
+            f"the TLS certificate of {exc.host} is not trusted ({_short(exc.certificate_error)}); "
+            "not retried: check the URL or the machine's CA certificates",
             url=url,
         ) from None
     except aiohttp.ClientConnectorError as exc:

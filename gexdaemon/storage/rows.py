@@ -116,17 +116,18 @@ class TableSpec:
     def update_sql(self, relation: str, columns: Sequence[str] | None = None) -> str:
         """UPDATE existing rows from `relation` (half the cost of an upsert in DuckDB 2.0).
 
-        `columns` limits the SET list to what changed: less to convert, scan and log.
+        `relation` is aliased `_v` (an Arrow table or a VALUES list); `columns`
+        limits the SET list to what changed: less to convert, scan and log.
         """
         keep = set(self.key) | set(self.immutable)
         names = self.column_names if columns is None else list(columns)
         by_name = self._by_name
-        sets = ", ".join(f"{c} = u.{c}" for c in names if c not in keep)
+        sets = ", ".join(f"{c} = _v.{c}" for c in names if c not in keep)
         match = " AND ".join(
-            f"{self.name}.{k} = {by_name[k].select_expr().replace(k, 'u.' + k, 1)}"
+            f"{self.name}.{k} = {by_name[k].select_expr().replace(k, '_v.' + k, 1)}"
             for k in self.key
         )
-        return f"UPDATE {self.name} SET {sets} FROM {relation} u WHERE {match}"
+        return f"UPDATE {self.name} SET {sets} FROM {relation} WHERE {match}"
 
     def select_sql(self) -> str:
         return f"SELECT {', '.join(self.column_names)} FROM {self.name}"
@@ -160,7 +161,7 @@ REQUESTS = TableSpec(
         Column("origin", pa.string()),
         Column("explanation", pa.string(), "JSON"),
     ),
-    on_conflict="nothing",  # requests are write-once (see schema.py)
+    on_conflict="none",  # requests are written once (see schema.py); a repeated id is an error
 )
 
 
@@ -408,6 +409,9 @@ SNAPSHOTS = TableSpec(
         Column("put_wall", pa.float64()),
         Column("abs_gamma_strike", pa.float64()),
         Column("lake_path", pa.string()),
+        Column("source_format", pa.string()),
+        Column("rows_read", pa.int64()),
+        Column("excluded_rows", pa.string(), "JSON"),
     ),
     on_conflict="nothing",  # processing a job twice never creates a second snapshot
 )

@@ -245,7 +245,17 @@ V2_OPERATIONS = Migration(
     ],
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1_SEED, V2_OPERATIONS)
+V3_SNAPSHOT_PROVENANCE = Migration(
+    3,
+    "snapshot provenance: source format, rows read, rows excluded by reason",
+    [
+        "ALTER TABLE gex_snapshots ADD COLUMN source_format VARCHAR",
+        "ALTER TABLE gex_snapshots ADD COLUMN rows_read BIGINT",
+        "ALTER TABLE gex_snapshots ADD COLUMN excluded_rows JSON",
+    ],
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1_SEED, V2_OPERATIONS, V3_SNAPSHOT_PROVENANCE)
 LATEST = MIGRATIONS[-1].version
 
 # The connection type is duckdb's; kept as Any so this module stays importable for docs.

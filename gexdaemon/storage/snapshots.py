@@ -26,6 +26,8 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from gexdaemon.core.errors import InvalidInput, Problem
 from gexdaemon.core.models import ExpiryFilter
 from gexdaemon.ingest import STRIKE_COLUMNS, SnapshotResult
@@ -55,6 +57,9 @@ SNAPSHOT_FIELDS = (
     "data_quality_score",
     "processed_at",
     "lake_path",
+    "source_format",
+    "rows_read",
+    "excluded_rows",
 )
 
 
@@ -138,10 +143,15 @@ def _json_value(value: Any) -> Any:
 def _fetch(cur: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     result = cur.execute(sql, list(params))
     names = [d[0] for d in result.description or ()]
-    return [
+    out = [
         {name: _json_value(v) for name, v in zip(names, row, strict=True)}
         for row in result.fetchall()
     ]
+    for item in out:
+        raw = item.get("excluded_rows")
+        if isinstance(raw, str):  # a JSON column comes back as text
+            item["excluded_rows"] = msgspec.json.decode(raw)
+    return out
 
 
 _SELECT = f"SELECT {', '.join(SNAPSHOT_FIELDS)} FROM gex_snapshots"

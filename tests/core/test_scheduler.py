@@ -168,6 +168,11 @@ def test_a_probe_lets_exactly_one_job_through() -> None:
     assert len(drain(sched)) == 1
     stats = {s.source: s for s in sched.source_stats()}
     assert stats["flaky"].access is SourceAccess.BLOCKED  # waits for the probe's verdict
+    sched.allow_probe("flaky")  # the breaker's state synced again: still one probe
+    assert drain(sched) == []
+    sched.set_source_available("flaky", False)  # the probe failed: open again ...
+    sched.allow_probe("flaky")  # ... and after the next cool-down, a new probe
+    assert len(drain(sched)) == 1
 
 
 def test_unavailable_source_makes_deadline_jobs_at_risk_on_admission() -> None:
@@ -331,6 +336,17 @@ def test_a_source_that_was_idle_cannot_bank_credit_inside_its_level() -> None:
         seen[d.source] += 1
         sched.finish(d.job_id, 1.0)
     assert seen["b"] == pytest.approx(20, abs=1)
+
+
+def test_low_takes_a_worker_the_congested_deadline_levels_cannot_use() -> None:
+    # A MEDIUM backlog far longer than its urgent window, all from one source capped
+    # at one job: LOW goes after MEDIUM, but never leaves a worker idle.
+    sched, _ = make(slots=4, cap=1, low_floor=0.0, medium_floor=0.0)
+    for i in range(400):
+        sched.submit(job(f"m{i}", M, "hot", estimate=10.0))
+    sched.submit(job("low", L, "other"))
+    started = {d.job_id for d in drain(sched)}
+    assert started == {"m0", "low"}
 
 
 def test_low_is_first_in_first_out_and_deadline_levels_earliest_first() -> None:

@@ -80,7 +80,7 @@ class FeedServer:
     def stats(self) -> dict[str, int]:
         import urllib.request
 
-        with urllib.request.urlopen(self.url + "_stats", timeout=5) as response:  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(self.url + "_stats", timeout=5) as response:
             return json.loads(response.read())
 
 

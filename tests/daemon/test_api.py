@@ -357,10 +357,8 @@ def test_ingest_uploads_a_file_without_naming_a_path(daemon: RunningDaemon) -> N
     with pytest.raises(ApiError) as exc:
         c.ingest_bytes(b"\x00\x01 not a chain", filename="junk.csv")
     assert (
-        exc.value.status == 422
-        and "not a supported" in exc.value.message
-        or "binary" in exc.value.message
-    )
+        exc.value.status == 422 and "not a supported" in exc.value.message
+    ) or "binary" in exc.value.message
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

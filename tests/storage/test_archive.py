@@ -65,13 +65,13 @@ def test_old_finished_jobs_move_to_parquet_and_stay_queryable(tmp_path: Path) ->
         seed(store, 5, JobStatus.COMPLETED, 2)  # recent
         report = store.archive(now=NOW).result()
         assert (report.jobs, report.requests) == (6, 6)
-        assert report.events == 3 * 3 + 2 * 3 + 1 * 3  # queued, processing, final
+        assert report.events == 3 * 2 + 2 * 2 + 1 * 2  # processing and final (creation is derived)
         assert all(Path(f).exists() and Path(f).name.startswith("batch_") for f in report.files)
         assert count(store, "processing_jobs") == 4
         assert count(store, "processing_jobs_archive") == 6
         assert count(store, "processing_jobs_all") == 10
         assert count(store, "priority_requests_all") == 10
-        assert count(store, "job_events") == 2 + 1 + 2 * 3
+        assert count(store, "job_events") == 1 + 0 + 2 * 2
         row = store.fetch_sync(
             "SELECT status, processing_duration FROM processing_jobs_all WHERE job_id = ?",
             [str(old_done[0].job_id)],

@@ -1,0 +1,226 @@
+"""API benchmark: durable submits over the Unix socket, batches, drop-file to QUEUED latency,
+and an in-process SQLite task queue (huey's SqliteHuey enqueue) as the comparison line.
+
+Run: python bench/api_bench.py [--single 6000] [--concurrency 16] [--batches 40] [--batch-size 1000]
+Targets (issue #6): >= 3,000 single durable submits/s with p99 <= 25 ms; >= 50,000 requests/s
+in batches; drop to QUEUED p50 <= 100 ms.
+
+The daemon runs as its own process (as in production); its one source is disabled before
+the measurement, so the jobs queue up and the figures are intake alone, not intake competing
+with ingest work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
+
+from gexdaemon.client import AsyncClient, Client, DaemonUnreachable  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE = "http://127.0.0.1:9/bench/_SPX.json"  # never fetched: the source is disabled
+
+CONFIG = """
+[daemon]
+workers = 4
+[api]
+max_batch = 10000
+max_body_bytes = 67108864
+[drop]
+settle_ms = 100
+[logging]
+level = "warning"
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    cfg = root / "bench.toml"
+    cfg.write_text(CONFIG)
+    sock = root / "gexd.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEXD")}
+    env.update(GEXD_CONFIG=str(cfg), GEXD_DATA_DIR=str(root / "var"), GEXD_SOCKET=str(sock))
+    log = (root / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gexdaemon", "run"], cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    client = Client(sock, timeout=5)
+    for _ in range(600):
+        try:
+            if client.health()["status"] == "ok":
+                break
+        except DaemonUnreachable:
+            time.sleep(0.1)
+    else:
+        raise SystemExit("the daemon did not start; see " + str(root / "daemon.log"))
+    client.submit({"source_url": SOURCE, "data_type": "historical", "market_symbol": "SPX"})
+    client.set_source_active("127.0.0.1:9", False)
+    client.close()
+    return proc, sock, root / "var" / "drop"
+
+
+def body(i: int) -> dict[str, object]:
+    return {
+        "source_url": f"{SOURCE}?i={i}",
+        "data_type": "snapshot",
+        "market_symbol": "SPX",
+        "metadata": {"open_interest": 1000 + i, "volume": i % 7000},
+    }
+
+
+async def single_submits(sock: Path, total: int, concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker(client: AsyncClient) -> None:
+        for i in counter:
+            started = time.perf_counter()
+            await client.submit(body(i))
+            latencies.append(time.perf_counter() - started)
+
+    clients = [AsyncClient(sock) for _ in range(concurrency)]
+    for c in clients:  # open connections before the clock starts
+        await c.health()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in clients))
+    elapsed = time.perf_counter() - started
+    for c in clients:
+        await c.close()
+    return total / elapsed, latencies
+
+
+async def batch_submits(
+    sock: Path, batches: int, size: int, concurrency: int
+) -> tuple[float, list[float]]:
+    payloads = [[body(b * size + i) for i in range(size)] for b in range(batches)]
+    latencies: list[float] = []
+    queue = iter(payloads)
+
+    async def worker(client: AsyncClient) -> None:
+        for batch in queue:
+            started = time.perf_counter()
+            result = await client.submit(batch)
+            assert result["accepted"] == len(batch)
+            latencies.append(time.perf_counter() - started)
+
+    clients = [AsyncClient(sock, timeout=300) for _ in range(concurrency)]
+    for c in clients:
+        await c.health()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in clients))
+    elapsed = time.perf_counter() - started
+    for c in clients:
+        await c.close()
+    return batches * size / elapsed, latencies
+
+
+async def drop_latency(sock: Path, drop: Path, files: int) -> list[float]:
+    """Seconds from a request file's rename into the drop folder to its job.queued event."""
+    latencies: list[float] = []
+    async with AsyncClient(sock) as client:
+        stream = client.events()
+        await anext(stream)  # the state snapshot
+        for i in range(files):
+            url = f"{SOURCE}?drop={i}"
+            tmp = drop / f".req{i}.json.part"
+            tmp.write_text(
+                json.dumps({"source_url": url, "data_type": "snapshot", "market_symbol": "SPX"})
+            )
+            started = time.perf_counter()
+            tmp.rename(drop / f"req{i}.json")
+            async with asyncio.timeout(30):
+                async for event in stream:
+                    if event.get("type") == "job.queued" and event["data"].get("source_url") == url:
+                        latencies.append(time.perf_counter() - started)
+                        break
+            await asyncio.sleep(0.02)
+        await stream.aclose()
+    return latencies
+
+
+def huey_baseline(root: Path, total: int) -> float:
+    from huey import SqliteHuey
+
+    huey = SqliteHuey(filename=str(root / "huey.db"))
+
+    @huey.task()
+    def ingest(url: str) -> str:
+        return url
+
+    started = time.perf_counter()
+    for i in range(total):
+        ingest(f"{SOURCE}?i={i}")
+    return total / (time.perf_counter() - started)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--single", type=int, default=6000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--drops", type=int, default=100)
+    args = ap.parse_args()
+    print(describe())
+    root = Path(tempfile.mkdtemp(prefix="gxb-"))
+    proc, sock, drop = start_daemon(root)
+    try:
+        print(f"\napi_bench: daemon pid {proc.pid}, socket {sock}")
+        single_rate, single_lat = asyncio.run(single_submits(sock, args.single, args.concurrency))
+        print(
+            f"single submits, concurrency {args.concurrency}: {args.single} in "
+            f"{args.single / single_rate:.2f} s = {single_rate:,.0f}/s; latency p50 "
+            f"{pct(single_lat, 0.5) * 1000:.1f} ms, p99 {pct(single_lat, 0.99) * 1000:.1f} ms"
+        )
+        batch_rate, batch_lat = asyncio.run(batch_submits(sock, args.batches, args.batch_size, 4))
+        print(
+            f"batch submits ({args.batches} x {args.batch_size}, 4 clients): {batch_rate:,.0f} requests/s; "
+            f"batch latency p50 {pct(batch_lat, 0.5) * 1000:.0f} ms"
+        )
+        drop_lat = asyncio.run(drop_latency(sock, drop, args.drops))
+        print(
+            f"drop file -> QUEUED over {len(drop_lat)} files: p50 {pct(drop_lat, 0.5) * 1000:.1f} ms, "
+            f"p99 {pct(drop_lat, 0.99) * 1000:.1f} ms"
+        )
+        huey_rate = huey_baseline(root, 5000)
+        print(f"huey SqliteHuey enqueue (in-process, no HTTP): {huey_rate:,.0f}/s")
+        print("\nsummary")
+        print(
+            f"  single durable submits  {single_rate:>10,.0f}/s  p99 {pct(single_lat, 0.99) * 1000:.1f} ms"
+            f"   (targets >= 3,000/s, p99 <= 25 ms)"
+        )
+        print(f"  batch submits           {batch_rate:>10,.0f}/s   (target >= 50,000/s)")
+        print(
+            f"  drop -> QUEUED          p50 {pct(drop_lat, 0.5) * 1000:.1f} ms  p99 "
+            f"{pct(drop_lat, 0.99) * 1000:.1f} ms   (target p50 <= 100 ms)"
+        )
+        print(
+            f"  huey SqliteHuey         {huey_rate:>10,.0f}/s   single submits / huey = "
+            f"{single_rate / huey_rate:.2f}x, batches / huey = {batch_rate / huey_rate:.1f}x"
+        )
+        print(f"  (median single latency {statistics.median(single_lat) * 1000:.2f} ms)")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""A recorded daemon: plays a state snapshot and events through the same link as a live one.
+
+For snapshot tests and the benchmark, where the screen must not depend on a
+running daemon or the clock. A recording is a JSON object:
+
+    {"messages": [{"type": "snapshot", ...}, {"seq": 1, "type": "job.queued", ...}, ...],
+     "responses": {"queues": {...}, "job:<id>": {...}, "latest_snapshot:SPX:": {...}, ...}}
+
+`messages` are what `GET /v1/events` sent, in order; `responses` answer the read
+calls, keyed by `response_key(call, *arguments)`. A read with no recorded answer
+fails the way the daemon does for an unknown id (404). Calls that would change
+something are refused: a recording cannot be edited from the dashboard. More
+messages can be pushed while the app runs (`push`), as if the daemon sent them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gexdaemon.client import ApiError
+
+
+def response_key(call: str, *arguments: object) -> str:
+    return ":".join([call, *("" if a is None else str(a) for a in arguments)])
+
+
+class ReplayDaemon:
+    """Implements `gextui.link.DaemonCalls` from recorded messages and answers."""
+
+    def __init__(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        responses: Mapping[str, Any] | None = None,
+        *,
+        label: str = "recording",
+    ) -> None:
+        self.socket_path = label
+        self._messages = [dict(m) for m in messages]
+        self._responses = dict(responses or {})
+        self._pushed: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.calls: list[str] = []
+        self.delivered = 0
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReplayDaemon:
+        recording = json.loads(Path(path).read_text())
+        return cls(recording["messages"], recording.get("responses"), label=str(path))
+
+    def push(self, message: Mapping[str, Any]) -> None:
+        """Deliver one more message to the attached dashboard."""
+        self._pushed.put_nowait(dict(message))
+
+    def end_stream(self) -> None:
+        """Close the event stream, as a daemon that stops does."""
+        self._pushed.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        for message in self._messages:
+            self.delivered += 1
+            yield message
+        while True:
+            message = await self._pushed.get()
+            if message is None:
+                return
+            self.delivered += 1
+            yield message
+
+    async def close(self) -> None:
+        self.end_stream()
+
+    def _answer(self, key: str) -> Any:
+        self.calls.append(key)
+        if key not in self._responses:
+            raise ApiError(404, "not_found", f"the recording has no answer for {key}")
+        return self._responses[key]
+
+    def _refuse(self, what: str) -> Any:
+        self.calls.append(what)
+        raise ApiError(
+            403, "read_only_recording", f"{what}: a recording cannot be changed from the dashboard"
+        )
+
+    async def queues(self) -> Any:
+        return self._answer("queues")
+
+    async def sla(self) -> Any:
+        return self._answer("sla")
+
+    async def job(self, job_id: str) -> Any:
+        return self._answer(response_key("job", job_id))
+
+    async def jobs(
+        self,
+        *,
+        status: str | None = None,
+        level: str | None = None,
+        symbol: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Any:
+        return self._answer(response_key("jobs", status, level, symbol, cursor))
+
+    async def latest_snapshot(self, symbol: str, *, expiry_filter: str | None = None) -> Any:
+        return self._answer(response_key("latest_snapshot", symbol, expiry_filter))
+
+    async def snapshot(self, snapshot_id: str) -> Any:
+        return self._answer(response_key("snapshot", snapshot_id))
+
+    async def gex_history(self, symbol: str, *, limit: int = 200) -> Any:
+        return self._answer(response_key("gex_history", symbol))
+
+    async def submit(
+        self, requests: Mapping[str, Any] | Sequence[Mapping[str, Any]], *, origin: str = "api"
+    ) -> Any:
+        return self._refuse("submit")
+
+    async def cancel(self, job_id: str) -> Any:
+        return self._refuse("cancel")
+
+    async def retry(self, job_id: str) -> Any:
+        return self._refuse("retry")
+
+    async def set_level(self, job_id: str, level: str) -> Any:
+        return self._refuse("set_level")
+
+    async def create_rule(self, rule: Mapping[str, Any]) -> Any:
+        return self._refuse("create_rule")
+
+    async def update_rule(self, ref: str, changes: Mapping[str, Any]) -> Any:
+        return self._refuse("update_rule")
+
+    async def delete_rule(self, ref: str) -> Any:
+        return self._refuse("delete_rule")
+
+    async def test_rules(
+        self, rules: Sequence[Mapping[str, Any]], *, mode: str = "merge", limit: int = 500
+    ) -> Any:
+        return self._answer("test_rules")
+
+    async def set_source_active(self, ref: str, active: bool) -> Any:
+        return self._refuse("set_source_active")
