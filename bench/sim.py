@@ -89,10 +89,12 @@ def scenarios(quick: bool) -> list[Point]:
     return points
 
 
-def _task(args: tuple[int, Point, str, tuple[int, ...]]) -> tuple[int, str, RunFigures, float]:
-    index, point, policy, seeds = args
+def _task(
+    args: tuple[int, Point, str, tuple[int, ...], SchedulerSettings],
+) -> tuple[int, str, RunFigures, float]:
+    index, point, policy, seeds, settings = args
     started = time.perf_counter()
-    figures = run_policy(point.workload, policy, seeds)
+    figures = run_policy(point.workload, policy, seeds, settings=settings)
     return index, policy, figures, time.perf_counter() - started
 
 
@@ -181,15 +183,16 @@ def print_table(points: list[Point], results: dict[tuple[int, str], RunFigures])
         print(
             f"{'policy':7} {'CRIT met%':>9} {'HIGH met%':>9} {'MED met%':>9} "
             f"{'C p99 s':>8} {'H p99 s':>8} {'M p99 s':>8} {'L p50 s':>8} {'L worst s':>9} "
-            f"{'LOW share':>9} {'LOW bklg':>8} {'Jain':>5} {'risk prec/rec':>13}"
+            f"{'LOW share':>9} {'LOW bklg':>8} {'Jain':>5} {'risk prec/rec (n)':>20}"
         )
         for policy in POLICIES:
             f = results[(i, policy)]
             c, h, m, low = f.levels
+            recall = f.at_risk_recall if f.at_risk_recall is not None else 0.0
             risk = (
                 "-"
                 if f.at_risk_precision is None
-                else f"{f.at_risk_precision:.2f}/{f.at_risk_recall if f.at_risk_recall is not None else 0:.2f}"
+                else f"{f.at_risk_precision:.2f}/{recall:.2f} ({f.at_risk_flagged})"
             )
             worst = _secs(low.worst_wait_s) + ("+" if low.unstarted else " ")
             print(
@@ -197,7 +200,7 @@ def print_table(points: list[Point], results: dict[tuple[int, str], RunFigures])
                 f"{_secs(c.p99_wait_s):>8} {_secs(h.p99_wait_s):>8} {_secs(m.p99_wait_s):>8} "
                 f"{_secs(low.p50_wait_s):>8} {worst:>9} {_pct(low.share):>9} "
                 f"{_pct(f.low_backlog_share):>8} "
-                f"{f.jain_sources if f.jain_sources is not None else 0:5.3f} {risk:>13}"
+                f"{f.jain_sources if f.jain_sources is not None else 0:5.3f} {risk:>20}"
             )
         gexd = results[(i, "gexd")]
         total = sum(gexd.phases.values()) or 1
@@ -217,11 +220,31 @@ def main() -> int:
         "--seeds", type=int, default=None, help="seeds per point (default 5; quick 1)"
     )
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes")
+    parser.add_argument("--only", default="", help="run only scenarios whose name starts with this")
+    parser.add_argument("--loads", default="", help="run only these loads, comma separated")
+    parser.add_argument(
+        "--low-floor",
+        type=float,
+        default=None,
+        help="run gexd with this [scheduler] low_floor (an experiment; default: the config's)",
+    )
     args = parser.parse_args()
 
     seeds = tuple(range(1, 1 + (args.seeds or (1 if args.quick else 5))))
-    points = scenarios(args.quick)
-    tasks = [(i, p, policy, seeds) for i, p in enumerate(points) for policy in POLICIES]
+    loads = {float(x) for x in args.loads.split(",") if x.strip()}
+    points = [
+        p
+        for p in scenarios(args.quick)
+        if p.scenario.startswith(args.only) and (not loads or p.workload.load in loads)
+    ]
+    if not points:
+        parser.error("no scenario matches --only/--loads")
+    settings = SchedulerSettings()
+    if args.low_floor is not None:
+        settings = SchedulerSettings.model_validate(
+            {**settings.model_dump(), "low_floor": args.low_floor}
+        )
+    tasks = [(i, p, policy, seeds, settings) for i, p in enumerate(points) for policy in POLICIES]
     # Longest first so the pool finishes together.
     tasks.sort(key=lambda t: (t[2] != "gexd", -t[1].workload.load))
     started = time.perf_counter()
@@ -239,7 +262,7 @@ def main() -> int:
         for policy in POLICIES
         for row in rows_of(p, results[(i, policy)])
     ]
-    floor = SchedulerSettings().low_floor
+    floor = settings.low_floor
     failures = check_targets(rows, floor)
     info = machine()
     if args.json:

@@ -86,6 +86,11 @@ _INT_STRIKE_COLUMNS = frozenset(
 )
 
 
+def warm_up() -> bool:
+    """Run in a fresh compute process so the first real job does not pay the imports."""
+    return True
+
+
 def snapshot_id_for(job_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(SNAPSHOT_NAMESPACE, str(job_id))
 

@@ -63,55 +63,128 @@ ACTIONS: tuple[DeskAction, ...] = (
         for view, title, keys in VIEWS
     ),
     DeskAction("submit", "n", "New request", "Submit a new ingest request", "app", writes=True),
-    DeskAction(
-        "freeze", "f", "Freeze", "Freeze or resume redraws (data keeps flowing)", "app"
-    ),
+    DeskAction("freeze", "f", "Freeze", "Freeze or resume redraws (data keeps flowing)", "app"),
     DeskAction("help", "question_mark", "Help", "Show the keys", "app", key_display="?"),
-    DeskAction(
-        "dismiss_banner", "escape", "Dismiss", "Dismiss the banner", "app", footer=False
-    ),
+    DeskAction("dismiss_banner", "escape", "Dismiss", "Dismiss the banner", "app", footer=False),
     DeskAction("quit", "q", "Quit", "Quit gextui", "app"),
     # Jobs
-    DeskAction("filter", "slash", "Filter", "Filter jobs (text, level:, status:, sym:)", "jobs", key_display="/"),
-    DeskAction("toggle_detail", "d", "Detail", "Show or hide the job detail pane", "jobs", key_display="enter/d"),
+    DeskAction(
+        "filter",
+        "slash",
+        "Filter",
+        "Filter jobs (text, level:, status:, sym:)",
+        "jobs",
+        key_display="/",
+    ),
+    DeskAction(
+        "toggle_detail",
+        "d",
+        "Detail",
+        "Show or hide the job detail pane",
+        "jobs",
+        key_display="enter/d",
+    ),
     DeskAction("cancel_job", "c", "Cancel", "Cancel the selected job", "jobs", writes=True),
     DeskAction("retry_job", "t", "Retry", "Retry the selected failed job", "jobs", writes=True),
     DeskAction(
-        "bump_job(-1)", "plus", "Bump", "Raise the selected queued job one level", "jobs",
-        writes=True, key_display="+",
+        "bump_job(-1)",
+        "plus",
+        "Bump",
+        "Raise the selected queued job one level",
+        "jobs",
+        writes=True,
+        key_display="+",
     ),
     DeskAction(
-        "bump_job(1)", "minus", "Lower", "Lower the selected queued job one level", "jobs",
-        writes=True, key_display="-",
+        "bump_job(1)",
+        "minus",
+        "Lower",
+        "Lower the selected queued job one level",
+        "jobs",
+        writes=True,
+        key_display="-",
     ),
     DeskAction("sort_next", "S", "Sort", "Sort the jobs by the next column", "jobs"),
     DeskAction("sort_reverse", "I", "Invert", "Invert the sort order", "jobs"),
     DeskAction(
-        "next_scope", "h", "Live/Recent/History", "Switch between live, recent and paged history",
+        "next_scope",
+        "h",
+        "Live/Recent/History",
+        "Switch between live, recent and paged history",
         "jobs",
     ),
-    DeskAction("next_page", "right_square_bracket", "Next page", "History: the next page", "jobs", key_display="]"),
-    DeskAction("first_page", "left_square_bracket", "First page", "History: back to the newest page", "jobs", key_display="["),
+    DeskAction(
+        "next_page",
+        "right_square_bracket",
+        "Next page",
+        "History: the next page",
+        "jobs",
+        key_display="]",
+    ),
+    DeskAction(
+        "first_page",
+        "left_square_bracket",
+        "First page",
+        "History: back to the newest page",
+        "jobs",
+        key_display="[",
+    ),
     # SLA
     DeskAction("open_job", "enter", "Open job", "Open the selected job in the Jobs view", "sla"),
     # GEX
     DeskAction(
-        "next_symbol", "right,right_square_bracket", "Next symbol", "Show the next symbol", "gex",
+        "next_symbol",
+        "right,right_square_bracket",
+        "Next symbol",
+        "Show the next symbol",
+        "gex",
         key_display="→",
     ),
     DeskAction(
-        "previous_symbol", "left,left_square_bracket", "Prev symbol", "Show the previous symbol",
-        "gex", key_display="←",
+        "previous_symbol",
+        "left,left_square_bracket",
+        "Prev symbol",
+        "Show the previous symbol",
+        "gex",
+        key_display="←",
     ),
     DeskAction("next_expiry", "e", "Expiries", "Switch the expiry filter", "gex"),
     # Sources
-    DeskAction("toggle_source", "d", "Enable/disable", "Enable or disable the selected source", "sources", writes=True),
+    DeskAction(
+        "toggle_source",
+        "d",
+        "Enable/disable",
+        "Enable or disable the selected source",
+        "sources",
+        writes=True,
+    ),
     # Rules
     DeskAction("add_rule", "a", "Add", "Add a priority rule", "rules", writes=True),
     DeskAction("edit_rule", "e", "Edit", "Edit the selected rule", "rules", writes=True),
-    DeskAction("toggle_rule", "d", "Enable/disable", "Enable or disable the selected rule", "rules", writes=True),
-    DeskAction("delete_rule", "delete", "Delete", "Delete the selected rule", "rules", writes=True, key_display="del"),
-    DeskAction("shadow_test", "T", "Shadow test", "Shadow-test the selected rule (nothing is saved)", "rules"),
+    DeskAction(
+        "toggle_rule",
+        "d",
+        "Enable/disable",
+        "Enable or disable the selected rule",
+        "rules",
+        writes=True,
+    ),
+    DeskAction(
+        "delete_rule",
+        "delete",
+        "Delete",
+        "Delete the selected rule",
+        "rules",
+        writes=True,
+        key_display="del",
+    ),
+    DeskAction(
+        "shadow_test",
+        "T",
+        "Shadow test",
+        "Shadow-test the selected rule (nothing is saved)",
+        "rules",
+    ),
 )
 
 
@@ -119,7 +192,11 @@ def actions_for(scope: str) -> tuple[DeskAction, ...]:
     return tuple(a for a in ACTIONS if a.scope == scope)
 
 
-def bindings_for(scope: str) -> list[Binding]:
+BindingList = list[Binding | tuple[str, str] | tuple[str, str, str]]
+
+
+def bindings_for(scope: str) -> BindingList:
+    """The key bindings of a scope ("app" or a view id)."""
     return [a.binding() for a in actions_for(scope)]
 
 

@@ -136,6 +136,7 @@ class DeskState:
         self.last_seq: int | None = None
         self.last_update_at: datetime | None = None
         self.events_seen = 0
+        self.polls = 0
         self.series: dict[str, LevelSeries] = {level: LevelSeries() for level in LEVELS}
         self.events_per_s: deque[float] = deque(maxlen=SERIES_POINTS)
         self.busy_workers: deque[float] = deque(maxlen=SERIES_POINTS)
@@ -205,6 +206,8 @@ class DeskState:
         for job in self.jobs.values():
             if job.get("sla_status") == "breached":
                 self._remember_breach(job, None)
+        if not self.activity:
+            self._seed_activity()
         self.last_seq = int(message.get("seq") or 0)
         self.last_update_at = now
         self.link.phase = LinkPhase.CONNECTED
@@ -342,6 +345,7 @@ class DeskState:
         self.rev.queues += 1
         if not sample:
             return
+        self.polls += 1
         for row in queues.get("levels") or ():
             series = self.series.get(str(row.get("level")))
             if series is None:
@@ -386,11 +390,16 @@ class DeskState:
 
     def daemon_live_total(self) -> int:
         """Live jobs the daemon holds (queued + in flight), from the polled queue figures."""
-        return sum(int(r.get("depth") or 0) + int(r.get("in_flight") or 0) for r in self.level_rows())
+        return sum(
+            int(r.get("depth") or 0) + int(r.get("in_flight") or 0) for r in self.level_rows()
+        )
 
     def at_risk_jobs(self) -> list[dict[str, Any]]:
         risky = [j for j in self.jobs.values() if j.get("at_risk")]
-        return sorted(risky, key=lambda j: (_level_rank(str(j.get("priority_level"))), j.get("deadline") or "~"))
+        return sorted(
+            risky,
+            key=lambda j: (_level_rank(str(j.get("priority_level"))), j.get("deadline") or "~"),
+        )
 
     def breach_rows(self) -> list[dict[str, Any]]:
         return sorted(
@@ -425,6 +434,15 @@ class DeskState:
             self.breaches.popitem(last=True)
         self.rev.sla += 1
 
+    def _seed_activity(self) -> None:
+        """On first attach, the failures among the recently finished jobs, newest first."""
+        failed = [j for j in self.recent.values() if j.get("status") == "failed"][:20]
+        for job in reversed(failed):
+            at = _instant(job.get("completed_at")) or self.clock()
+            reason = job.get("error_message") or "no reason recorded"
+            self.activity.appendleft(Activity(at, "error", f"failed: {_job_words(job)}: {reason}"))
+        self.rev.activity += 1
+
     def _trim_recent(self) -> None:
         while len(self.recent) > self.recent_limit:
             self.recent.popitem(last=True)
@@ -440,3 +458,11 @@ def _job_words(job: Mapping[str, Any]) -> str:
         f"{job.get('data_type', '')} job {str(job.get('job_id', ''))[-8:]}"
     )
 
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

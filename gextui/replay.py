@@ -63,11 +63,11 @@ class ReplayDaemon:
             self.delivered += 1
             yield message
         while True:
-            message = await self._pushed.get()
-            if message is None:
+            pushed = await self._pushed.get()
+            if pushed is None:
                 return
             self.delivered += 1
-            yield message
+            yield pushed
 
     async def close(self) -> None:
         self.end_stream()

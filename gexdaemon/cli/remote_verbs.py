@@ -447,7 +447,10 @@ def rules_verb(inv: Invocation) -> int:
                 }
             )
             inv.output.result(
-                result, lambda r: f"created rule {r['name']!r} (v{r['version']}, {r['rule_id']})"
+                result,
+                lambda r: (
+                    f"created rule {r['name']!r} (v{r['version']}, {r['rule_id']})" + _notes(r)
+                ),
             )
         elif action == "update":
             changes = {
@@ -465,7 +468,9 @@ def rules_verb(inv: Invocation) -> int:
                     "say what to change: --name, --condition, --score or --description"
                 )
             result = gexd.update_rule(a.ref, changes)
-            inv.output.result(result, lambda r: f"rule {r['name']!r} is now v{r['version']}")
+            inv.output.result(
+                result, lambda r: f"rule {r['name']!r} is now v{r['version']}" + _notes(r)
+            )
         elif action in ("enable", "disable"):
             result = gexd.update_rule(a.ref, {"is_active": action == "enable"})
             inv.output.result(
@@ -499,6 +504,14 @@ def rules_verb(inv: Invocation) -> int:
             )
             inv.output.result(result, _shadow_text)
     return EXIT_OK
+
+
+def _notes(r: dict[str, Any]) -> str:
+    lines = []
+    if r.get("metadata_names"):
+        lines.append("reads metadata: " + ", ".join(r["metadata_names"]))
+    lines += [f"note: {n}" for n in r.get("notes", [])]
+    return "".join(f"\n  {line}" for line in lines)
 
 
 def _candidates(a: argparse.Namespace) -> list[dict[str, Any]]:

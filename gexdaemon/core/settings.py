@@ -36,6 +36,11 @@ class DaemonSettings(Section):
     lease_s: float = Field(default=30.0, gt=0, le=3600)
     heartbeat_s: float = Field(default=5.0, gt=0, le=600)
     shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
+    compute_slots: int = Field(default=0, ge=0, le=256)
+
+    def shared_compute_slots(self, cpus: int) -> int:
+        """Chains parsed and computed at once for HIGH, MEDIUM and LOW; CRITICAL never waits."""
+        return self.compute_slots or max(1, cpus - 1)
 
     @model_validator(mode="after")
     def _heartbeat_inside_lease(self) -> Self:

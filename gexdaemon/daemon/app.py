@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import signal
 import socket as socket_module
@@ -20,7 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from gexdaemon.daemon.runner import Runner
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.drop.watcher import DropFolder
+from gexdaemon.ingest import warm_up
 from gexdaemon.storage.errors import DataDirLocked
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.rules_repo import load_estimates, save_estimates
@@ -96,7 +98,8 @@ class Daemon:
         self.store: Store | None = None
         self.lock: DataDirLock | None = None
         self.http: aiohttp.ClientSession | None = None
-        self.compute_pool: ThreadPoolExecutor | None = None
+        self.compute_pool: ThreadPoolExecutor | None = None  # CRITICAL chains, in this process
+        self.compute_procs: ProcessPoolExecutor | None = None  # every other chain
         self.sla: SlaWatch | None = None
         self._web_runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -156,6 +159,7 @@ class Daemon:
             self.compute_pool = ThreadPoolExecutor(
                 max_workers=self.settings.daemon.workers, thread_name_prefix="gexd-compute"
             )
+            self.compute_procs = await asyncio.to_thread(self._start_compute_processes)
             self.http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=self.settings.sources.connect_timeout_s
@@ -227,6 +231,9 @@ class Daemon:
         if self.compute_pool is not None:
             self.compute_pool.shutdown(wait=False, cancel_futures=True)
             self.compute_pool = None
+        if self.compute_procs is not None:
+            procs, self.compute_procs = self.compute_procs, None
+            await asyncio.to_thread(procs.shutdown, wait=True, cancel_futures=True)
         if self.store is not None:
             await self._save_estimates()
             store, self.store = self.store, None
@@ -258,6 +265,27 @@ class Daemon:
             await self.stop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+
+    def _start_compute_processes(self) -> ProcessPoolExecutor:
+        """Processes for non-CRITICAL chains: their CPU work cannot take the GIL from CRITICAL.
+
+        forkserver, not fork: this process already runs threads (the store's writer).
+        The pool is warmed up here so the first job does not pay the imports.
+        """
+        slots = self.settings.daemon.shared_compute_slots(os.cpu_count() or 1)
+        pool = ProcessPoolExecutor(
+            max_workers=slots, mp_context=multiprocessing.get_context("forkserver")
+        )
+        for warm in [pool.submit(warm_up) for _ in range(slots)]:
+            warm.result()
+        return pool
+
+    def restart_compute_processes(self) -> None:
+        """After a compute process died (killed, out of memory): a fresh pool for what follows."""
+        old = self.compute_procs
+        self.compute_procs = self._start_compute_processes()
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
 
     # -- the socket -------------------------------------------------------------
 

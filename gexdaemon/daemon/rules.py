@@ -29,6 +29,15 @@ def rule_dict(rule: PriorityRule) -> dict[str, Any]:
     return rule.model_dump(mode="json")
 
 
+def saved_rule(rule: PriorityRule) -> dict[str, Any]:
+    """A saved rule plus what the compiler noticed (names read from metadata, likely typos)."""
+    compiled = compile_condition(rule.condition)
+    return rule_dict(rule) | {
+        "metadata_names": sorted(compiled.metadata_names),
+        "notes": list(compiled.notes),
+    }
+
+
 def _fields(payload: Any, *, required: set[str], what: str) -> dict[str, Any]:
     if not isinstance(payload, Mapping):
         raise InvalidInput.from_problems(what, [Problem("(root)", "must be a JSON object")])
@@ -68,7 +77,7 @@ class RuleService:
         )
         await self._reload()
         self.d.publish("rule.created", rule_dict(rule))
-        return rule_dict(rule)
+        return saved_rule(rule)
 
     async def update(self, ref: str, payload: Any) -> dict[str, Any]:
         data = _fields(payload, required=set(), what="the rule change")
@@ -77,7 +86,7 @@ class RuleService:
         )
         await self._reload()
         self.d.publish("rule.updated", rule_dict(rule))
-        return rule_dict(rule)
+        return saved_rule(rule)
 
     async def delete(self, ref: str) -> dict[str, Any]:
         rule = await rules_repo.delete_rule(self.d.require_store(), ref, now=self.d.now())

@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import random
 import time
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -80,6 +82,13 @@ class Runner:
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._stopping = False
         self._pending_writes: set[asyncio.Future[None]] = set()
+        # Python shares one core between threads (the GIL): left alone, three LOW chains
+        # computing in threads beside a CRITICAL one gave it a quarter of the CPU. So
+        # non-CRITICAL chains compute in separate processes, at most `compute_slots` at
+        # once (a slot here), and CRITICAL ones in this process's threads, at once.
+        self.compute_gate = asyncio.Semaphore(
+            daemon.settings.daemon.shared_compute_slots(os.cpu_count() or 1)
+        )
 
     # -- scheduling loop ----------------------------------------------------------
 
@@ -279,7 +288,20 @@ class Runner:
                 now=d.now(),
                 context=d.config.domain_context(allow_any_symbol=True),
             )
-            snapshot = await loop.run_in_executor(d.compute_pool, compute)
+            if live.job.priority_level is PriorityLevel.CRITICAL or d.compute_procs is None:
+                snapshot = await loop.run_in_executor(d.compute_pool, compute)
+            else:
+                async with self.compute_gate:  # CPU stays free for CRITICAL work
+                    try:
+                        snapshot = await loop.run_in_executor(d.compute_procs, compute)
+                    except BrokenProcessPool:
+                        d.restart_compute_processes()
+                        return Outcome(
+                            ok=False,
+                            code=FailureCode.WORKER_LOST,
+                            size_bytes=size,
+                            message="the compute process died (killed or out of memory)",
+                        )
             await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot)
         except InvalidInput as exc:  # ChainError and friends: the file itself is wrong
             return Outcome(

@@ -32,6 +32,4 @@ class DeskView(Vertical):
         self.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.host.read_only and (self.VIEW_ID, action) in WRITING_ACTIONS:
-            return False
-        return True
+        return not (self.host.read_only and (self.VIEW_ID, action) in WRITING_ACTIONS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -129,7 +129,14 @@ class JobFilter:
         if self.words:
             haystack = " ".join(
                 str(job.get(k) or "")
-                for k in ("market_symbol", "data_type", "source_url", "origin", "dispatch_phase", "job_id")
+                for k in (
+                    "market_symbol",
+                    "data_type",
+                    "source_url",
+                    "origin",
+                    "dispatch_phase",
+                    "job_id",
+                )
             ).lower()
             return all(word in haystack for word in self.words)
         return True
@@ -170,21 +177,46 @@ def _urgency(job: Mapping[str, Any]) -> tuple[Any, ...]:
 SORTS: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]] = {
     # name: (what ascending means, key)
     "urgency": ("running first, then level, then deadline", _urgency),
-    "level": ("most urgent level first", lambda j: (_rank(j.get("priority_level"), LEVELS), j.get("queued_at") or FAR)),
-    "deadline": ("nearest deadline first", lambda j: (j.get("deadline") or FAR, _rank(j.get("priority_level"), LEVELS))),
+    "level": (
+        "most urgent level first",
+        lambda j: (_rank(j.get("priority_level"), LEVELS), j.get("queued_at") or FAR),
+    ),
+    "deadline": (
+        "nearest deadline first",
+        lambda j: (j.get("deadline") or FAR, _rank(j.get("priority_level"), LEVELS)),
+    ),
     "age": ("oldest first", lambda j: j.get("queued_at") or FAR),
     "symbol": ("A to Z", lambda j: (str(j.get("market_symbol") or ""), _urgency(j))),
-    "status": ("running, queued, failed, done", lambda j: (_rank(j.get("status"), STATUS_URGENCY), _urgency(j))),
+    "status": (
+        "running, queued, failed, done",
+        lambda j: (_rank(j.get("status"), STATUS_URGENCY), _urgency(j)),
+    ),
     "retries": ("fewest retries first", lambda j: (int(j.get("retry_count") or 0), _urgency(j))),
     "score": ("lowest score first", lambda j: float(j.get("priority_score") or 0.0)),
-    "type": ("real-time, snapshot, historical", lambda j: (_rank(j.get("data_type"), DATA_TYPES), _urgency(j))),
+    "type": (
+        "real-time, snapshot, historical",
+        lambda j: (_rank(j.get("data_type"), DATA_TYPES), _urgency(j)),
+    ),
     "phase": ("A to Z", lambda j: (str(j.get("dispatch_phase") or "~"), _urgency(j))),
-    "source": ("A to Z", lambda j: (str(j.get("source") or j.get("source_url") or ""), _urgency(j))),
+    "source": (
+        "A to Z",
+        lambda j: (str(j.get("source") or j.get("source_url") or ""), _urgency(j)),
+    ),
 }
 SORT_NAMES = tuple(SORTS)
-COLUMN_SORT = {"job": "age", "level": "level", "symbol": "symbol", "type": "type", "status": "status",
-               "age": "age", "deadline": "deadline", "retries": "retries", "score": "score",
-               "phase": "phase", "source": "source"}
+COLUMN_SORT = {
+    "job": "age",
+    "level": "level",
+    "symbol": "symbol",
+    "type": "type",
+    "status": "status",
+    "age": "age",
+    "deadline": "deadline",
+    "retries": "retries",
+    "score": "score",
+    "phase": "phase",
+    "source": "source",
+}
 
 
 def top_jobs(
@@ -220,9 +252,14 @@ def static_cells(job: Mapping[str, Any]) -> dict[str, Text]:
 def time_cells(job: Mapping[str, Any], now: datetime) -> dict[str, Text]:
     finished = job.get("completed_at")
     if finished:
-        took = readout.seconds_between(readout.parse_instant(finished) or now, job.get("started_at"))
+        took = readout.seconds_between(
+            readout.parse_instant(finished) or now, job.get("started_at")
+        )
         age = Text(readout.span(took) if took is not None else "-", style="dim")
-        deadline: Text = Text("met" if job.get("sla_status") == "met" else str(job.get("sla_status") or "-"), style="dim")
+        deadline: Text = Text(
+            "met" if job.get("sla_status") == "met" else str(job.get("sla_status") or "-"),
+            style="dim",
+        )
         if job.get("sla_status") == "breached":
             deadline = Text("BREACHED", style="bold #ff5f5f")
         return {"age": age, "deadline": deadline}
@@ -386,13 +423,28 @@ def request_panel(job: Mapping[str, Any], detail: Mapping[str, Any] | None, now:
     )
     table.add_row("source", Text(str(job.get("source_url") or request.get("source_url") or "-")))
     asked = job.get("requested_at") or request.get("requested_at")
-    table.add_row("asked", Text(f"{readout.clock_time(asked)} ET ({readout.ago(now, asked)}), origin {job.get('origin') or request.get('origin') or '-'}"))
+    table.add_row(
+        "asked",
+        Text(
+            f"{readout.clock_time(asked)} ET ({readout.ago(now, asked)}), origin {job.get('origin') or request.get('origin') or '-'}"
+        ),
+    )
     deadline = job.get("deadline")
     if deadline:
-        table.add_row("deadline", Text.assemble(f"{readout.clock_time(deadline)} ET  ", readout.countdown(now, deadline) if not job.get("completed_at") else Text(str(job.get("sla_status")))))
+        table.add_row(
+            "deadline",
+            Text.assemble(
+                f"{readout.clock_time(deadline)} ET  ",
+                readout.countdown(now, deadline)
+                if not job.get("completed_at")
+                else Text(str(job.get("sla_status"))),
+            ),
+        )
     else:
         table.add_row("deadline", Text("none (LOW is best effort)", style="dim"))
-    table.add_row("retries", Text(f"{job.get('retry_count', 0)}  phase {job.get('dispatch_phase') or '-'}"))
+    table.add_row(
+        "retries", Text(f"{job.get('retry_count', 0)}  phase {job.get('dispatch_phase') or '-'}")
+    )
     metadata = request.get("metadata") or {}
     if metadata:
         table.add_row("metadata", Text(", ".join(f"{k}={v}" for k, v in metadata.items())))
@@ -407,24 +459,49 @@ def score_panel(job: Mapping[str, Any], detail: Mapping[str, Any] | None) -> Gro
     if not explanation:
         score = job.get("priority_score")
         words = f"{float(score):.3f}" if isinstance(score, int | float) else "-"
-        return Group(title, Text(f"{str(job.get('priority_level', '?')).upper()} {words}"), Text("loading the explanation…" if detail is None else "no explanation recorded", style="dim"))
+        return Group(
+            title,
+            Text(f"{str(job.get('priority_level', '?')).upper()} {words}"),
+            Text(
+                "loading the explanation…" if detail is None else "no explanation recorded",
+                style="dim",
+            ),
+        )
     lines: list[Any] = [title, Text(describe(explanation), style="bold")]
     table = Table.grid(padding=(0, 1))
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")
     for rule in explanation.get("matched") or ():
-        table.add_row("matched", Text(f"{rule.get('name')!r} v{rule.get('version')} → {float(rule.get('score') or 0):.2f}"))
+        table.add_row(
+            "matched",
+            Text(
+                f"{rule.get('name')!r} v{rule.get('version')} → {float(rule.get('score') or 0):.2f}"
+            ),
+        )
     base = explanation.get("base") or {}
     table.add_row("base", Text(f"{float(base.get('score') or 0):.2f} from {base.get('from', '-')}"))
     reliability = explanation.get("reliability") or {}
     if reliability:
-        table.add_row("reliability", Text(f"{float(reliability.get('score') or 0):.2f} × weight {float(reliability.get('weight') or 0):.2f} → {float(reliability.get('adjustment') or 0):+.3f}"))
+        table.add_row(
+            "reliability",
+            Text(
+                f"{float(reliability.get('score') or 0):.2f} × weight {float(reliability.get('weight') or 0):.2f} → {float(reliability.get('adjustment') or 0):+.3f}"
+            ),
+        )
     thresholds = explanation.get("thresholds") or {}
     if thresholds:
-        table.add_row("thresholds", Text("  ".join(f"{k.upper()} ≥{float(v):.2f}" for k, v in thresholds.items())))
+        table.add_row(
+            "thresholds",
+            Text("  ".join(f"{k.upper()} ≥{float(v):.2f}" for k, v in thresholds.items())),
+        )
     rules = explanation.get("rules") or {}
     if rules:
-        table.add_row("rules", Text(f"{rules.get('active', '?')} active (fingerprint {str(rules.get('fingerprint', ''))[:8]})"))
+        table.add_row(
+            "rules",
+            Text(
+                f"{rules.get('active', '?')} active (fingerprint {str(rules.get('fingerprint', ''))[:8]})"
+            ),
+        )
     lines.append(table)
     return Group(*lines)
 
@@ -442,7 +519,9 @@ def history_panel(detail: Mapping[str, Any] | None, error: str | None) -> Group:
         before = change.get("from_status")
         after = str(change.get("to_status") or "?")
         arrow = Text.assemble(
-            Text(str(before).upper(), style=readout.STATUS_STYLE.get(str(before), "")) if before else Text(""),
+            Text(str(before).upper(), style=readout.STATUS_STYLE.get(str(before), ""))
+            if before
+            else Text(""),
             " → " if before else "→ ",
             Text(after.upper(), style=readout.STATUS_STYLE.get(after, "")),
         )
@@ -463,7 +542,11 @@ class JobDetail(Horizontal):
         yield Static(id="job-history", classes="detail-part")
 
     def show_job(
-        self, job: Mapping[str, Any] | None, detail: Mapping[str, Any] | None, error: str | None, now: datetime
+        self,
+        job: Mapping[str, Any] | None,
+        detail: Mapping[str, Any] | None,
+        error: str | None,
+        now: datetime,
     ) -> None:
         if job is None:
             self.query_one("#job-request", Static).update(Text("No job selected.", style="dim"))
@@ -490,7 +573,7 @@ class FilterInput(Input):
 
 class JobsView(DeskView):
     VIEW_ID = "jobs"
-    BINDINGS: ClassVar = bindings_for("jobs")
+    BINDINGS = bindings_for("jobs")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -570,13 +653,19 @@ class JobsView(DeskView):
             held = desk.daemon_live_total()
             text.append(f"  {readout.count(len(desk.jobs))} live jobs here")
             if held > len(desk.jobs):
-                text.append(f" of {readout.count(held)} the daemon holds (it sends the most urgent 2,000 on attach)", style="#ffaf00")
+                text.append(
+                    f" of {readout.count(held)} the daemon holds (it sends the most urgent 2,000 on attach)",
+                    style="#ffaf00",
+                )
         elif self.scope == "recent":
             text.append(f"  {readout.count(len(desk.recent))} finished since attach")
         else:
             page = len(self._history_cursors)
             text.append(f"  page {page} of the daemon's record, {len(self._history)} jobs")
-            text.append("  ] next  [ newest" if self._history_next else "  (last page)  [ newest", style="dim")
+            text.append(
+                "  ] next  [ newest" if self._history_next else "  (last page)  [ newest",
+                style="dim",
+            )
             if self._history_error:
                 text.append(f"  {self._history_error}", style="#ff5f5f")
         if self._passed > self._shown:
@@ -585,7 +674,10 @@ class JobsView(DeskView):
             text.append(f"  · {self._passed:,} match", style="dim")
         words, _ = SORTS[self.sort]
         arrow = "▼" if self.reverse else "▲"
-        text.append(f"  · sort {self.sort} {arrow} ({'reversed: ' if self.reverse else ''}{words})", style="dim")
+        text.append(
+            f"  · sort {self.sort} {arrow} ({'reversed: ' if self.reverse else ''}{words})",
+            style="dim",
+        )
         if not self.job_filter.is_empty:
             text.append(f"  · filter: {self.job_filter.text}", style="bold #5fd7ff")
         self.query_one("#jobs-summary", Static).update(text)
@@ -628,7 +720,9 @@ class JobsView(DeskView):
             self._detail_timer = self.set_timer(0.15, lambda: self._start_detail_load(job_id))
 
     def _start_detail_load(self, job_id: str) -> None:
-        self.run_worker(self._load_detail(job_id), exclusive=True, group="job-detail", exit_on_error=False)
+        self.run_worker(
+            self._load_detail(job_id), exclusive=True, group="job-detail", exit_on_error=False
+        )
 
     async def _load_detail(self, job_id: str) -> None:
         answer = await self.host.ask_daemon("job detail", self.host.calls.job(job_id), quiet=True)
@@ -639,15 +733,23 @@ class JobsView(DeskView):
             self._detail = detail
             self._detail_error = None
             job = detail.get("job") or {}
-            self._detail_status = (job.get("status"), job.get("retry_count"), job.get("priority_level"))
+            self._detail_status = (
+                job.get("status"),
+                job.get("retry_count"),
+                job.get("priority_level"),
+            )
         else:
             self._detail_error = answer.error or "the daemon sent no detail"
         selected = self._selected()
         if selected is None and self._detail is not None:
             self._pinned_job = (self._detail.get("live") or self._detail.get("job") or {}) | {
-                k: v for k, v in (self._detail.get("request") or {}).items() if k in ("market_symbol", "data_type", "source_url", "origin", "priority_score")
+                k: v
+                for k, v in (self._detail.get("request") or {}).items()
+                if k in ("market_symbol", "data_type", "source_url", "origin", "priority_score")
             }
-        self.query_one(JobDetail).show_job(self._selected(), self._detail, self._detail_error, self.host.now())
+        self.query_one(JobDetail).show_job(
+            self._selected(), self._detail, self._detail_error, self.host.now()
+        )
 
     @on(DataTable.RowHighlighted, "#job-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -671,9 +773,13 @@ class JobsView(DeskView):
 
     def open_job(self, job_id: str, desk: DeskState) -> None:
         """Show one job (from the SLA view): its scope, filtered to its id, detail open."""
-        self.scope = "live" if job_id in desk.jobs else "recent" if job_id in desk.recent else "live"
+        self.scope = (
+            "live" if job_id in desk.jobs else "recent" if job_id in desk.recent else "live"
+        )
         self._set_filter(short_id(job_id))
-        self._pinned_job = desk.jobs.get(job_id) or desk.recent.get(job_id) or desk.breaches.get(job_id)
+        self._pinned_job = (
+            desk.jobs.get(job_id) or desk.recent.get(job_id) or desk.breaches.get(job_id)
+        )
         self.query_one(JobDetail).display = True
         self._schedule_detail(job_id)
 
@@ -746,7 +852,12 @@ class JobsView(DeskView):
     def _load_history(self, *, reset: bool) -> None:
         if reset:
             self._history_cursors = [None]
-        self.run_worker(self._fetch_history(self._history_cursors[-1]), exclusive=True, group="job-history", exit_on_error=False)
+        self.run_worker(
+            self._fetch_history(self._history_cursors[-1]),
+            exclusive=True,
+            group="job-history",
+            exit_on_error=False,
+        )
 
     async def _fetch_history(self, cursor: str | None) -> None:
         flt = self.job_filter
@@ -774,7 +885,9 @@ class JobsView(DeskView):
     def _job_or_say(self) -> Mapping[str, Any] | None:
         job = self._selected()
         if job is None:
-            self.host.notify("Select a job first (arrow keys), or filter with /.", severity="warning")
+            self.host.notify(
+                "Select a job first (arrow keys), or filter with /.", severity="warning"
+            )
         return job
 
     def action_cancel_job(self) -> None:
@@ -799,10 +912,14 @@ class JobsView(DeskView):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.host.perform(
-                    "cancel", self.host.calls.cancel(job_id), done=f"Cancelled job {short_id(job_id)}."
+                    "cancel",
+                    self.host.calls.cancel(job_id),
+                    done=f"Cancelled job {short_id(job_id)}.",
                 )
 
-        self.host.push_screen(ConfirmScreen("Cancel this job?", body, confirm="Cancel job"), answered)
+        self.host.push_screen(
+            ConfirmScreen("Cancel this job?", body, confirm="Cancel job"), answered
+        )
 
     def action_retry_job(self) -> None:
         job = self._job_or_say()
@@ -815,7 +932,9 @@ class JobsView(DeskView):
             )
             return
         job_id = str(job["job_id"])
-        self.host.perform("retry", self.host.calls.retry(job_id), done=f"Job {short_id(job_id)} is queued again.")
+        self.host.perform(
+            "retry", self.host.calls.retry(job_id), done=f"Job {short_id(job_id)} is queued again."
+        )
 
     def action_bump_job(self, steps: int) -> None:
         job = self._job_or_say()
@@ -831,7 +950,9 @@ class JobsView(DeskView):
         target = current + steps
         if not 0 <= target < len(LEVELS):
             edge = "the most urgent" if steps < 0 else "the least urgent"
-            self.host.notify(f"{LEVELS[current].upper()} is already {edge} level.", severity="warning")
+            self.host.notify(
+                f"{LEVELS[current].upper()} is already {edge} level.", severity="warning"
+            )
             return
         job_id = str(job["job_id"])
         level = LEVELS[target]

@@ -51,26 +51,39 @@ def queue_table(desk: DeskState, now: datetime) -> Table:
             Text("-", style="dim")
             if next_deadline is None
             else Text(
-                f"LATE {readout.span(-next_deadline)}" if next_deadline < 0 else f"in {readout.span(next_deadline)}",
-                style="bold #ff5f5f" if next_deadline < 0 else ("bold #ffaf00" if next_deadline < 30 else ""),
+                f"LATE {readout.span(-next_deadline)}"
+                if next_deadline < 0
+                else f"in {readout.span(next_deadline)}",
+                style="bold #ff5f5f"
+                if next_deadline < 0
+                else ("bold #ffaf00" if next_deadline < 30 else ""),
             )
         )
         met = row.get("sla_met_ratio")
-        met_style = "" if met is None else ("#5fff87" if met >= 0.99 else "#ffaf00" if met >= 0.9 else "bold #ff5f5f")
+        met_style = (
+            ""
+            if met is None
+            else ("#5fff87" if met >= 0.99 else "#ffaf00" if met >= 0.9 else "bold #ff5f5f")
+        )
         breaches = int(row.get("breaches_last_hour") or 0)
         table.add_row(
             readout.level_text(level),
             readout.count(row.get("depth")),
             readout.count(row.get("delayed")),
             readout.count(row.get("in_flight")),
-            Text(readout.count(row.get("at_risk")), style="bold #ffaf00" if row.get("at_risk") else ""),
+            Text(
+                readout.count(row.get("at_risk")),
+                style="bold #ffaf00" if row.get("at_risk") else "",
+            ),
             readout.span(row.get("oldest_wait_s")),
             deadline_text,
             "best effort" if row.get("sla_s") is None else f"< {readout.span(float(row['sla_s']))}",
             Text(readout.percent(met), style=met_style),
             f"{float(row.get('throughput_per_min') or 0.0):.1f}",
             Text(str(breaches), style="bold #ff5f5f" if breaches else "dim"),
-            Text(readout.spark(series.depth, SPARK_WIDTH), style=readout.LEVEL_STYLE.get(level, "")),
+            Text(
+                readout.spark(series.depth, SPARK_WIDTH), style=readout.LEVEL_STYLE.get(level, "")
+            ),
         )
     table.add_row(
         Text("ALL", style="bold"),
@@ -107,7 +120,10 @@ def desk_line(desk: DeskState) -> Text:
     text.append("   sources ", style="dim")
     text.append(f"{len(sources)}")
     if open_circuits:
-        text.append(f"  {len(open_circuits)} circuit{'s' if len(open_circuits) > 1 else ''} not closed", style="bold #ff5f5f")
+        text.append(
+            f"  {len(open_circuits)} circuit{'s' if len(open_circuits) > 1 else ''} not closed",
+            style="bold #ff5f5f",
+        )
     if disabled:
         text.append(f"  {len(disabled)} disabled", style="bold #ffaf00")
     return text
@@ -173,7 +189,9 @@ class LabelledSpark(Vertical):
         yield Sparkline([], classes="spark")
 
     def show(self, values: list[float], latest: str) -> None:
-        self.query_one(".spark-title", Static).update(Text.assemble((self._title, "dim"), "  ", (latest, "bold")))
+        self.query_one(".spark-title", Static).update(
+            Text.assemble((self._title, "dim"), "  ", (latest, "bold"))
+        )
         self.query_one(Sparkline).data = values
 
 
@@ -211,13 +229,21 @@ class OverviewView(DeskView):
 
     def _show_sparks(self, desk: DeskState) -> None:
         queued = _sum_series([desk.series[lv].depth for lv in LEVELS])
-        self.query_one("#spark-queued", LabelledSpark).show(queued, readout.count(queued[-1]) if queued else "-")
+        self.query_one("#spark-queued", LabelledSpark).show(
+            queued, readout.count(queued[-1]) if queued else "-"
+        )
         done = _sum_series([desk.series[lv].throughput for lv in LEVELS])
-        self.query_one("#spark-throughput", LabelledSpark).show(done, f"{done[-1]:.1f}/min" if done else "-")
+        self.query_one("#spark-throughput", LabelledSpark).show(
+            done, f"{done[-1]:.1f}/min" if done else "-"
+        )
         met = _mean_series([desk.series[lv].met_ratio for lv in LEVELS[:-1]])
-        self.query_one("#spark-met", LabelledSpark).show(met, readout.percent(met[-1]) if met else "-")
+        self.query_one("#spark-met", LabelledSpark).show(
+            met, readout.percent(met[-1]) if met else "-"
+        )
         events = list(desk.events_per_s)
-        self.query_one("#spark-events", LabelledSpark).show(events, f"{events[-1]:.1f}/s" if events else "-")
+        self.query_one("#spark-events", LabelledSpark).show(
+            events, f"{events[-1]:.1f}/s" if events else "-"
+        )
 
 
 def _sum_series(series: list[Any]) -> list[float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -30,7 +30,7 @@ BREACH_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("symbol", "SYM", 5),
     ("type", "TYPE", 10),
     ("status", "STATUS", 12),
-    ("late", "LATE BY", 14),
+    ("late", "LATE BY", 20),
     ("deadline", "DEADLINE ET", 11),
     ("phase", "PHASE", 13),
     ("retries", "RTY", 3),
@@ -70,7 +70,11 @@ def why(job: Mapping[str, Any]) -> Text:
         return Text(str(job["error_message"]), style="#ff5f5f")
     status = str(job.get("status"))
     if status == "queued":
-        return Text(f"still queued after {job.get('retry_count', 0)} retries" if job.get("retry_count") else "still queued: not dispatched in time")
+        return Text(
+            f"still queued after {job.get('retry_count', 0)} retries"
+            if job.get("retry_count")
+            else "still queued: not dispatched in time"
+        )
     if status == "processing":
         return Text("still running past the deadline (slow source or a big chain)")
     if status == "completed":
@@ -121,7 +125,10 @@ def level_line(desk: DeskState) -> Text:
         text.append(f"met {readout.percent(row.get('sla_met_ratio'))} ")
         breaches = int(row.get("breaches_last_hour") or 0)
         text.append(f"{breaches} breached in 1h", style="bold #ff5f5f" if breaches else "dim")
-        text.append(f" ({row.get('met_total', 0)} met / {row.get('breached_total', 0)} breached since start)", style="dim")
+        text.append(
+            f" ({row.get('met_total', 0)} met / {row.get('breached_total', 0)} breached since start)",
+            style="dim",
+        )
         precision = row.get("at_risk_precision")
         if precision is not None:
             text.append(f" at-risk flags right {readout.percent(precision)}", style="dim")
@@ -131,7 +138,7 @@ def level_line(desk: DeskState) -> Text:
 
 class SlaView(DeskView):
     VIEW_ID = "sla"
-    BINDINGS: ClassVar = bindings_for("sla")
+    BINDINGS = bindings_for("sla")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -162,12 +169,23 @@ class SlaView(DeskView):
         breaches = desk.breach_rows()
         risky = desk.at_risk_jobs()
         self.query_one("#sla-breached-title", Static).update(
-            Text.assemble(("BREACHED ", "bold #ff5f5f"), (f"{len(breaches)} jobs missed their deadline (newest record first within each level)", "dim"))
+            Text.assemble(
+                ("BREACHED ", "bold #ff5f5f"),
+                (
+                    f"{len(breaches)} jobs missed their deadline (newest record first within each level)",
+                    "dim",
+                ),
+            )
         )
         self.query_one("#sla-risk-title", Static).update(
-            Text.assemble(("AT RISK ", "bold #ffaf00"), (f"{len(risky)} live jobs flagged as likely to miss their deadline", "dim"))
+            Text.assemble(
+                ("AT RISK ", "bold #ffaf00"),
+                (f"{len(risky)} live jobs flagged as likely to miss their deadline", "dim"),
+            )
         )
-        self.query_one("#sla-breached", LiveTable).sync([breach_row(j, now) for j in breaches[:300]])
+        self.query_one("#sla-breached", LiveTable).sync(
+            [breach_row(j, now) for j in breaches[:300]]
+        )
         self.query_one("#sla-risk", LiveTable).sync([risk_row(j, now) for j in risky[:300]])
 
     async def _poll(self) -> None:
@@ -177,7 +195,11 @@ class SlaView(DeskView):
 
     def action_open_job(self) -> None:
         focused = self.screen.focused
-        table = focused if isinstance(focused, LiveTable) else self.query_one("#sla-breached", LiveTable)
+        table = (
+            focused
+            if isinstance(focused, LiveTable)
+            else self.query_one("#sla-breached", LiveTable)
+        )
         key = table.key_at_cursor()
         if key is None:
             self.host.notify("No job selected.", severity="warning")

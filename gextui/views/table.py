@@ -77,7 +77,8 @@ class LiveTable(DataTable[Any]):
                 for index, (old, new) in enumerate(zip(known, signature, strict=True)):
                     if old != new:
                         value: Any = KeyedCell(key, cells[0]) if index == 0 else cells[index]
-                        self.update_cell(key, column_keys[index], value)
+                        auto_width = self._columns[index][2] is None
+                        self.update_cell(key, column_keys[index], value, update_width=auto_width)
             self._cells[key] = signature
         if kept + added != wanted:
             rank = {key: i for i, key in enumerate(wanted)}
