@@ -39,8 +39,22 @@ level = "warning"
 
 
 def start(root: Path) -> tuple[subprocess.Popen[bytes], subprocess.Popen[str], Path, str]:
-    feed = subprocess.Popen([sys.executable, "-m", "gexdaemon", "--json", "feed-server", "--dir",
-                             str(REPO / "sample_feeds"), "--port", "0"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    feed = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gexdaemon",
+            "--json",
+            "feed-server",
+            "--dir",
+            str(REPO / "sample_feeds"),
+            "--port",
+            "0",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert feed.stdout is not None
     import json
 
@@ -48,9 +62,16 @@ def start(root: Path) -> tuple[subprocess.Popen[bytes], subprocess.Popen[str], P
     (root / "bench.toml").write_text(CONFIG)
     sock = root / "gexd.sock"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEXD")}
-    env.update(GEXD_CONFIG=str(root / "bench.toml"), GEXD_DATA_DIR=str(root / "var"), GEXD_SOCKET=str(sock))
-    daemon = subprocess.Popen([sys.executable, "-m", "gexdaemon", "run"], cwd=REPO, env=env,
-                              stdout=(root / "log").open("wb"), stderr=subprocess.STDOUT)
+    env.update(
+        GEXD_CONFIG=str(root / "bench.toml"), GEXD_DATA_DIR=str(root / "var"), GEXD_SOCKET=str(sock)
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "gexdaemon", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=(root / "log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     c = Client(sock, timeout=5)
     for _ in range(600):
         try:
@@ -66,7 +87,9 @@ def critical_latency(c: Client, url: str, n: int) -> list[float]:
     out = []
     for _ in range(n):
         started = time.perf_counter()
-        accepted = c.submit({"source_url": f"{url}_SPX.json", "data_type": "real_time", "market_symbol": "SPX"})
+        accepted = c.submit(
+            {"source_url": f"{url}_SPX.json", "data_type": "real_time", "market_symbol": "SPX"}
+        )
         assert accepted["priority_level"] == "critical"
         done = c.wait(accepted["job_id"], poll_s=0.01)
         assert done["job"]["status"] == "completed", done["job"]
@@ -79,7 +102,9 @@ def keep_low_busy(sock: Path, url: str, in_flight: int, stop: threading.Event) -
     while not stop.is_set():
         queued = c.queues()["levels"][3]
         if queued["depth"] + queued["in_flight"] < in_flight:
-            c.submit({"source_url": f"{url}_SPX.json", "data_type": "historical", "market_symbol": "SPX"})
+            c.submit(
+                {"source_url": f"{url}_SPX.json", "data_type": "historical", "market_symbol": "SPX"}
+            )
         else:
             time.sleep(0.02)
     c.close()
@@ -104,15 +129,25 @@ def main() -> int:
         busy = critical_latency(c, url, args.critical)
         stop.set()
         loader.join()
-        low_done = c.query("SELECT count(*) FROM processing_jobs WHERE priority_level = 'low' "
-                           "AND status = 'completed'")["rows"][0][0]
-        print(f"\nCRITICAL end to end (submit -> COMPLETED, full SPX JSON), {args.critical} jobs each:")
-        print(f"  idle daemon:         median {statistics.median(idle) * 1000:.0f} ms, "
-              f"max {max(idle) * 1000:.0f} ms")
-        print(f"  beside LOW CPU work: median {statistics.median(busy) * 1000:.0f} ms, "
-              f"max {max(busy) * 1000:.0f} ms ({low_done} LOW chains computed meanwhile)")
-        print(f"  ratio (median busy / idle): {statistics.median(busy) / statistics.median(idle):.2f}x; "
-              f"the CRITICAL SLA is 30,000 ms")
+        low_done = c.query(
+            "SELECT count(*) FROM processing_jobs WHERE priority_level = 'low' "
+            "AND status = 'completed'"
+        )["rows"][0][0]
+        print(
+            f"\nCRITICAL end to end (submit -> COMPLETED, full SPX JSON), {args.critical} jobs each:"
+        )
+        print(
+            f"  idle daemon:         median {statistics.median(idle) * 1000:.0f} ms, "
+            f"max {max(idle) * 1000:.0f} ms"
+        )
+        print(
+            f"  beside LOW CPU work: median {statistics.median(busy) * 1000:.0f} ms, "
+            f"max {max(busy) * 1000:.0f} ms ({low_done} LOW chains computed meanwhile)"
+        )
+        print(
+            f"  ratio (median busy / idle): {statistics.median(busy) / statistics.median(idle):.2f}x; "
+            f"the CRITICAL SLA is 30,000 ms"
+        )
         c.close()
     finally:
         daemon.terminate()

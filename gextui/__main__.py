@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from gexdaemon import __version__
 from gexdaemon.client import AsyncClient
 from gexdaemon.config import ConfigError, load_config
+from gextui.actions import VIEWS
 from gextui.app import GexTui
 
 # Actions wait at most this long for the daemon; the event stream has its own heartbeat.
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         "level changes, source and rule edits)",
     )
     parser.add_argument(
+        "--view",
+        choices=[view for view, _, _ in VIEWS],
+        default="overview",
+        help="the view to open on (default overview)",
+    )
+    parser.add_argument(
         "--refresh-hz",
         type=float,
         default=4.0,
@@ -64,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gextui: {exc.message}", file=sys.stderr)
         return 2
     client = AsyncClient(config.socket_path, timeout=CALL_TIMEOUT_S)
-    GexTui(client, read_only=args.read_only, flush_hz=args.refresh_hz).run()
+    GexTui(client, read_only=args.read_only, flush_hz=args.refresh_hz, initial_view=args.view).run()
     return 0
 
 

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
@@ -66,7 +67,7 @@ class Answer:
 
 
 class GexTui(App[None]):
-    CSS_PATH = "gextui.tcss"
+    CSS_PATH = Path(__file__).with_name("gextui.tcss")  # absolute: subclasses live elsewhere
     TITLE = "gextui"
     COMMANDS: ClassVar = App.COMMANDS | {DeskCommands}
     BINDINGS = bindings_for("app")
@@ -80,16 +81,27 @@ class GexTui(App[None]):
         flush_hz: float = 4.0,
         poll_s: float = 1.0,
         backoff: Backoff | None = None,
+        initial_view: str = "overview",
     ) -> None:
         super().__init__()
         if not 2.0 <= flush_hz <= 4.0:
             raise ValueError(f"flush_hz must be between 2 and 4 (got {flush_hz})")
+        if initial_view not in VIEW_CLASSES:
+            raise ValueError(f"initial_view must be one of {', '.join(VIEW_CLASSES)}")
+        self.initial_view = initial_view
         self.calls = calls
         self.read_only = read_only
         self.clock = clock
         self.flush_hz = flush_hz
         self.desk = DeskState(clock)
-        self.link = DaemonLink(calls, self.desk, backoff=backoff, poll_s=poll_s)
+        # A fresh snapshot is drawn at once, not at the next tick: attaching should feel instant.
+        self.link = DaemonLink(
+            calls,
+            self.desk,
+            backoff=backoff,
+            poll_s=poll_s,
+            on_attach=lambda: self.call_next(self.flush),
+        )
         self.frozen_at: int | None = None
         self.flush_seconds: deque[float] = deque(maxlen=10_000)
         self.flushes = 0
@@ -103,7 +115,7 @@ class GexTui(App[None]):
     def compose(self) -> ComposeResult:
         yield LinkBar(id="link-bar")
         yield Banner(id="banner")
-        with TabbedContent(initial="overview", id="views"):
+        with TabbedContent(initial=self.initial_view, id="views"):
             for view_id, title, keys in VIEWS:
                 with TabPane(f"{keys.split(',')[0]} {title}", id=view_id):
                     yield VIEW_CLASSES[view_id](id=f"view-{view_id}")
@@ -147,6 +159,8 @@ class GexTui(App[None]):
         """Copy the desk to the screen: the top bar always, the visible view unless frozen."""
         if self._link_bar is None or self._banner is None or self._tabs is None:
             return
+        if not self.is_running:
+            return  # shutting down: the widgets are being taken down
         started = time.perf_counter()
         now = self.clock()
         with self.batch_update():

@@ -108,9 +108,11 @@ class DaemonLink:
         backoff: Backoff | None = None,
         poll_s: float = 1.0,
         sleep: Sleep = asyncio.sleep,
+        on_attach: Callable[[], None] | None = None,
     ) -> None:
         self.calls = calls
         self.desk = desk
+        self.on_attach = on_attach
         self.backoff = backoff or Backoff()
         self.poll_s = poll_s
         self._sleep = sleep
@@ -145,6 +147,8 @@ class DaemonLink:
                 if kind == "snapshot":
                     self.desk.apply_snapshot(message)
                     self.backoff.reset()
+                    if self.on_attach is not None:
+                        self.on_attach()
                     if poller is None:
                         poller = asyncio.create_task(self._poll_queues(), name="gextui-queues")
                 elif kind == "resync":

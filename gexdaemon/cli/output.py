@@ -138,7 +138,7 @@ def _cell(value: Any) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):

@@ -155,7 +155,7 @@ TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
 
 # Seeded once from the OS; ids need uniqueness, not secrecy. (Calling os.urandom per id made
 # every id a GIL hand-off under load: each one waited behind the store's writer thread.)
-_ID_RANDOM = random.Random(secrets.randbits(128))
+_ID_RANDOM = random.Random(secrets.randbits(128))  # noqa: S311 - uniqueness, not secrecy
 
 
 def time_ordered_id() -> uuid.UUID:
@@ -416,6 +416,10 @@ def problems_of(exc: ValidationError, prefix: str = "") -> list[Problem]:
 # ---------------------------------------------------------------------------
 
 
+Origin = Literal["api", "drop", "cli", "tui", "ingest", "demo"]
+"""Where a request came from (the socket API, the drop folder, the CLI, the dashboard, ...)."""
+
+
 class RequestSubmission(DomainModel):
     """What a client sends to ask for an ingest (the server assigns id, score and level)."""
 
@@ -442,7 +446,7 @@ class PriorityRequest(DomainModel):
     # came from and why it got its score.
     source_id: uuid.UUID | None = None
     deadline: UtcDatetime | None = None
-    origin: Literal["api", "drop", "cli", "tui", "ingest", "demo"] = "api"
+    origin: Origin = "api"
     # Built by the scorer (gexdaemon.core.scoring), not by users: JSON by construction.
     explanation: dict[str, Any] = Field(default_factory=dict)
 

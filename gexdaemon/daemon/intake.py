@@ -31,6 +31,7 @@ from gexdaemon.core.errors import (
 )
 from gexdaemon.core.models import (
     JobEvent,
+    Origin,
     PriorityLevel,
     PriorityRequest,
     ProcessingJob,
@@ -177,7 +178,7 @@ class Intake:
         self,
         subs: Sequence[RequestSubmission],
         *,
-        origin: str,
+        origin: Origin,
         level_override: PriorityLevel | None = None,
     ) -> list[Accepted]:
         if not self.d.accepting:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from gexdaemon.core.errors import Conflict, InvalidInput, MalformedInput, NotFound, Problem
-from gexdaemon.core.models import GEXDataType, JobStatus, PriorityLevel, RequestSubmission
+from gexdaemon.core.models import GEXDataType, JobStatus, Origin, PriorityLevel, RequestSubmission
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.daemon.events import EventBus
 from gexdaemon.daemon.metrics import render_metrics
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 QUERY_TIMEOUT_S = 30.0
+CLIENT_ORIGINS: dict[str, Origin] = {"cli": "cli", "tui": "tui", "demo": "demo"}
 
 JOB_LIST_COLUMNS = (
     "j.job_id, j.request_id, j.status, j.priority_level, j.queued_at, j.started_at, j.completed_at, "
@@ -153,10 +154,10 @@ class Operations:
     # -- requests and jobs -----------------------------------------------------------
 
     async def submit_payload(self, payload: Any, *, origin: str = "api") -> dict[str, Any]:
-        if origin not in ("api", "cli", "tui", "demo"):
-            origin = "api"
+        # A client may say it is the CLI or the dashboard; anything else counts as the API.
+        said = CLIENT_ORIGINS.get(origin, "api")
         subs = self.d.intake.parse(payload)
-        accepted = await self.d.intake.submit(subs, origin=origin)
+        accepted = await self.d.intake.submit(subs, origin=said)
         single = isinstance(payload, Mapping) and "requests" not in payload
         items = [a.as_dict(explain=single) for a in accepted]
         return items[0] if single else {"requests": items, "accepted": len(items)}

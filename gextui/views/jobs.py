@@ -24,7 +24,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.timer import Timer
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from gexdaemon.core.scoring import describe
 from gextui import readout
@@ -32,7 +32,7 @@ from gextui.actions import bindings_for
 from gextui.desk import LEVELS, DeskState
 from gextui.screens.confirm import ConfirmScreen
 from gextui.views.base import DeskView
-from gextui.views.table import KeyedCell
+from gextui.views.jobgrid import GridColumn, RowGrid
 
 ROW_CAP = 300
 STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
@@ -55,7 +55,6 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 TIME_COLUMNS = ("age", "deadline")
-STATIC_COLUMNS = tuple(k for k in COLUMN_KEYS if k not in TIME_COLUMNS and k != "job")
 
 
 def short_id(job_id: Any) -> str:
@@ -285,117 +284,66 @@ class SyncReport:
     added: int = 0
     removed: int = 0
     updated_cells: int = 0
-    rebuilt: bool = False
     reordered: bool = False
 
 
-class JobTable(DataTable[Any]):
-    """Keyed rows, one per job; only changed cells are written."""
+class JobTable(RowGrid):
+    """One row per job, keyed by job id; a flush rewrites only the cells that changed."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._order: list[str] = []
-        self._static: dict[str, dict[str, tuple[str, str]]] = {}
-        self._times: dict[str, tuple[str, ...]] = {}
+        super().__init__([GridColumn(k, label, width) for k, label, width in COLUMNS], **kwargs)
         self._jobs: dict[str, Mapping[str, Any]] = {}
-
-    def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
-
-    @property
-    def order(self) -> list[str]:
-        return self._order
+        self._times: dict[str, tuple[str, ...]] = {}
 
     def job_at_cursor(self) -> Mapping[str, Any] | None:
-        if not self._order or not 0 <= self.cursor_row < len(self._order):
-            return None
-        return self._jobs.get(self._order[self.cursor_row])
+        key = self.key_at_cursor()
+        return None if key is None else self._jobs.get(key)
 
     def sync(self, jobs: list[Mapping[str, Any]], now: datetime) -> SyncReport:
         """Make the rows show `jobs`, in that order, writing only what changed."""
         report = SyncReport()
+        previous = self.order
         wanted = [str(j["job_id"]) for j in jobs]
         wanted_set = set(wanted)
-        selected = self._order[self.cursor_row] if 0 <= self.cursor_row < len(self._order) else None
-        stale = [k for k in self._order if k not in wanted_set]
-        if self._order and len(stale) > max(20, len(self._order) // 2):
-            self._clear_rows()
-            report.rebuilt = True
-            kept: list[str] = []
-        else:
-            for key in stale:
-                self.remove_row(key)
-                self._forget(key)
-            report.removed = len(stale)
-            kept = [k for k in self._order if k in wanted_set]
-        added: list[str] = []
+        report.removed = sum(1 for k in previous if k not in wanted_set)
         for job in jobs:
             key = str(job["job_id"])
-            cells = static_cells(job)
-            signature = _signature(cells)
             self._jobs[key] = job
-            known = self._static.get(key)
-            if known is None:
+            cells = static_cells(job)
+            new = key not in self._times
+            if new:
                 times = time_cells(job, now)
-                self.add_row(
-                    KeyedCell(key, Text(short_id(key), style="dim")),
-                    *(cells.get(c) or times[c] for c in COLUMN_KEYS[1:]),
-                    key=key,
-                )
-                self._static[key] = signature
+                cells |= times | {"job": Text(short_id(key), style="dim")}
                 self._times[key] = tuple(times[c].plain for c in TIME_COLUMNS)
-                added.append(key)
-            elif known != signature:
-                for column in STATIC_COLUMNS:
-                    if known.get(column) != signature[column]:
-                        self.update_cell(key, column, cells[column])
-                        report.updated_cells += 1
-                self._static[key] = signature
-        report.added = len(added)
-        if kept + added != wanted:
-            rank = {key: i for i, key in enumerate(wanted)}
-            self.sort("job", key=lambda cell: rank[cell.key])
-            report.reordered = True
-        self._order = wanted
-        if selected is not None and selected in wanted_set:
-            index = wanted.index(selected)
-            if index != self.cursor_row:
-                self.move_cursor(row=index, animate=False, scroll=False)
+                report.added += 1
+            changed = self.set_cells(key, cells)
+            if not new and changed:
+                report.updated_cells += changed
+                self.refresh_row(key)
+        report.reordered = [k for k in previous if k in wanted_set] != [
+            k for k in wanted if k in previous
+        ]
+        for key in [k for k in self._jobs if k not in wanted_set]:
+            del self._jobs[key]
+            self._times.pop(key, None)
+        self.show(wanted)
         report.updated_cells += self.refresh_clock(now)
         return report
 
     def refresh_clock(self, now: datetime) -> int:
         """Rewrite the age and countdown cells of the rows on screen; returns cells written."""
-        if not self._order:
-            return 0
-        first = max(0, int(self.scroll_y) - 2)
-        last = min(len(self._order), first + self.size.height + 4)
         written = 0
-        for key in self._order[first:last]:
+        for key in self.visible_keys():
             job = self._jobs.get(key)
             if job is None:
                 continue
             cells = time_cells(job, now)
             plain = tuple(cells[c].plain for c in TIME_COLUMNS)
             if plain != self._times.get(key):
-                for column in TIME_COLUMNS:
-                    self.update_cell(key, column, cells[column])
-                    written += 1
+                written += self.set_cells(key, cells)
                 self._times[key] = plain
+                self.refresh_row(key)
         return written
-
-    def _forget(self, key: str) -> None:
-        self._static.pop(key, None)
-        self._times.pop(key, None)
-        self._jobs.pop(key, None)
-
-    def _clear_rows(self) -> None:
-        self.clear()
-        self._static.clear()
-        self._times.clear()
-        self._jobs.clear()
-        self._order = []
 
 
 # ---------------------------------------------------------------------------
@@ -634,6 +582,8 @@ class JobsView(DeskView):
                 self._jobs_in_scope(desk), self.job_filter, self.sort, self.reverse, self.row_cap
             )
             self._shown = len(ordered)
+            column = self.sort if self.sort in COLUMN_KEYS else None
+            self.table.header_marks = {column: " ▼" if self.reverse else " ▲"} if column else {}
             self.last_sync = self.table.sync(ordered, now)
             self._drawn_rev = revision
             self._dirty = False
@@ -751,20 +701,19 @@ class JobsView(DeskView):
             self._selected(), self._detail, self._detail_error, self.host.now()
         )
 
-    @on(DataTable.RowHighlighted, "#job-table")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value if event.row_key is not None else None
-        if key is not None:
+    @on(RowGrid.Highlighted, "#job-table")
+    def _highlighted(self, event: RowGrid.Highlighted) -> None:
+        if event.key is not None:
             self._pinned_job = None
-        self._schedule_detail(str(key) if key is not None else None)
+        self._schedule_detail(event.key)
 
-    @on(DataTable.RowSelected, "#job-table")
-    def _selected_row(self, event: DataTable.RowSelected) -> None:
+    @on(RowGrid.Selected, "#job-table")
+    def _selected_row(self) -> None:
         self.action_toggle_detail()
 
-    @on(DataTable.HeaderSelected, "#job-table")
-    def _header(self, event: DataTable.HeaderSelected) -> None:
-        sort = COLUMN_SORT.get(str(event.column_key.value), "urgency")
+    @on(RowGrid.HeaderClicked, "#job-table")
+    def _header(self, event: RowGrid.HeaderClicked) -> None:
+        sort = COLUMN_SORT.get(event.column, "urgency")
         if sort == self.sort:
             self.reverse = not self.reverse
         else:

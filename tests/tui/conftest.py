@@ -45,16 +45,20 @@ def stop_blinking(app: GexTui) -> None:
 
 
 async def until(
-    pilot: Pilot[Any], condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition"
+    pilot: Pilot[Any],
+    condition: Callable[[], Any],
+    *,
+    within_s: float = 20.0,
+    what: str = "condition",
 ) -> Any:
     """Let the app run until `condition()` is truthy; fail naming `what` after `timeout`."""
-    give_up = time.monotonic() + timeout
+    give_up = time.monotonic() + within_s
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > give_up:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {within_s:.0f} s waiting for {what}")
         await pilot.pause(0.05)
 
 
@@ -67,7 +71,9 @@ async def settled(pilot: Pilot[Any]) -> None:
     """Attached, flushed and idle: the state a screenshot should show."""
     app = pilot.app
     assert isinstance(app, GexTui)
-    await until(pilot, lambda: app.desk.link.connects and app.desk.events_seen >= 4, what="the replay")
+    await until(
+        pilot, lambda: app.desk.link.connects and app.desk.events_seen >= 4, what="the replay"
+    )
     await until(pilot, lambda: app.desk.polls >= 1, what="the queue poll")
     await pilot.pause()
     app.flush()

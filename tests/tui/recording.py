@@ -53,7 +53,9 @@ def job_summary(
     requested = DESK_NOW - timedelta(seconds=age_s)
     started = requested + timedelta(seconds=min(age_s, 2.0)) if status != "queued" else None
     completed = (
-        started + timedelta(seconds=ran_s or 0.4) if status in ("completed", "failed", "cancelled") and started else None
+        started + timedelta(seconds=ran_s or 0.4)
+        if status in ("completed", "failed", "cancelled") and started
+        else None
     )
     default_score = {"critical": 0.9, "high": 0.7, "medium": 0.45, "low": 0.19}[level]
     return {
@@ -86,10 +88,48 @@ def job_summary(
 def live_jobs() -> list[dict[str, Any]]:
     jobs = [
         job_summary(1, level="critical", status="processing", data_type="real_time", age_s=4.0),
-        job_summary(2, level="critical", status="queued", symbol="NDX", data_type="real_time", age_s=21.5, at_risk=True, path="/api/global/delayed_quotes/options/_NDX.json"),
-        job_summary(3, level="high", status="processing", symbol="SPY", age_s=12.0, path="/api/global/delayed_quotes/options/SPY.json"),
-        job_summary(4, level="high", status="queued", symbol="SPY", age_s=290.0, at_risk=True, retries=1, source=SLOW_FEED, path="/chains/SPY.csv", phase="urgent"),
-        job_summary(5, level="high", status="queued", symbol="SPX", age_s=340.0, sla_status="breached", retries=2, source=SLOW_FEED, path="/chains/SPX.csv", phase="fair"),
+        job_summary(
+            2,
+            level="critical",
+            status="queued",
+            symbol="NDX",
+            data_type="real_time",
+            age_s=21.5,
+            at_risk=True,
+            path="/api/global/delayed_quotes/options/_NDX.json",
+        ),
+        job_summary(
+            3,
+            level="high",
+            status="processing",
+            symbol="SPY",
+            age_s=12.0,
+            path="/api/global/delayed_quotes/options/SPY.json",
+        ),
+        job_summary(
+            4,
+            level="high",
+            status="queued",
+            symbol="SPY",
+            age_s=290.0,
+            at_risk=True,
+            retries=1,
+            source=SLOW_FEED,
+            path="/chains/SPY.csv",
+            phase="urgent",
+        ),
+        job_summary(
+            5,
+            level="high",
+            status="queued",
+            symbol="SPX",
+            age_s=340.0,
+            sla_status="breached",
+            retries=2,
+            source=SLOW_FEED,
+            path="/chains/SPX.csv",
+            phase="fair",
+        ),
     ]
     for i in range(6, 18):
         jobs.append(
@@ -119,16 +159,57 @@ def live_jobs() -> list[dict[str, Any]]:
 
 def recent_jobs() -> list[dict[str, Any]]:
     return [
-        job_summary(40, level="critical", status="completed", data_type="real_time", age_s=8.0, sla_status="met"),
-        job_summary(41, level="medium", status="failed", age_s=95.0, sla_status="breached", source=SLOW_FEED, path="/chains/missing.json", error="not_found: the source answered 404 Not Found for http://feeds.example-broker.test:8080/chains/missing.json; not retried: check the URL"),
-        job_summary(42, level="high", status="completed", symbol="SPY", age_s=120.0, sla_status="met"),
-        job_summary(43, level="low", status="cancelled", symbol="NDX", data_type="historical", age_s=200.0),
-        job_summary(44, level="medium", status="failed", symbol="NDX", age_s=400.0, retries=3, sla_status="breached", source=SLOW_FEED, path="/chains/NDX.csv", error="server_error: the source answered 503 Service Unavailable; gave up after 3 retries (the limit is 3)"),
+        job_summary(
+            40,
+            level="critical",
+            status="completed",
+            data_type="real_time",
+            age_s=8.0,
+            sla_status="met",
+        ),
+        job_summary(
+            41,
+            level="medium",
+            status="failed",
+            age_s=95.0,
+            sla_status="breached",
+            source=SLOW_FEED,
+            path="/chains/missing.json",
+            error="not_found: the source answered 404 Not Found for http://feeds.example-broker.test:8080/chains/missing.json; not retried: check the URL",
+        ),
+        job_summary(
+            42, level="high", status="completed", symbol="SPY", age_s=120.0, sla_status="met"
+        ),
+        job_summary(
+            43, level="low", status="cancelled", symbol="NDX", data_type="historical", age_s=200.0
+        ),
+        job_summary(
+            44,
+            level="medium",
+            status="failed",
+            symbol="NDX",
+            age_s=400.0,
+            retries=3,
+            sla_status="breached",
+            source=SLOW_FEED,
+            path="/chains/NDX.csv",
+            error="server_error: the source answered 503 Service Unavailable; gave up after 3 retries (the limit is 3)",
+        ),
     ]
 
 
 def level_rows() -> list[dict[str, Any]]:
-    def row(level: str, depth: int, in_flight: int, at_risk: int, oldest: float | None, next_deadline: float | None, met: float | None, done: float, breaches: int) -> dict[str, Any]:
+    def row(
+        level: str,
+        depth: int,
+        in_flight: int,
+        at_risk: int,
+        oldest: float | None,
+        next_deadline: float | None,
+        met: float | None,
+        done: float,
+        breaches: int,
+    ) -> dict[str, Any]:
         return {
             "level": level,
             "depth": depth,
@@ -161,13 +242,39 @@ def queues() -> dict[str, Any]:
         "workers": {"total": 4, "busy": 2},
         "phases": {"critical": 118, "critical_late": 0, "floor": 420, "urgent": 12, "fair": 305},
         "sources": [
-            {"source": FEED, "queued": 24, "in_flight": 2, "cap": 2, "tokens": 38.5, "access": "allowed"},
-            {"source": SLOW_FEED, "queued": 3, "in_flight": 0, "cap": 2, "tokens": 40.0, "access": "blocked"},
+            {
+                "source": FEED,
+                "queued": 24,
+                "in_flight": 2,
+                "cap": 2,
+                "tokens": 38.5,
+                "access": "allowed",
+            },
+            {
+                "source": SLOW_FEED,
+                "queued": 3,
+                "in_flight": 0,
+                "cap": 2,
+                "tokens": 40.0,
+                "access": "blocked",
+            },
         ],
     }
 
 
-def source(n: int, base_url: str, name: str, *, total: int, ok: int, ema: float | None, state: str = "closed", failures: int = 0, disabled: bool = False, last_ok_s: float | None = 2.0) -> dict[str, Any]:
+def source(
+    n: int,
+    base_url: str,
+    name: str,
+    *,
+    total: int,
+    ok: int,
+    ema: float | None,
+    state: str = "closed",
+    failures: int = 0,
+    disabled: bool = False,
+    last_ok_s: float | None = 2.0,
+) -> dict[str, Any]:
     opened = at(25.0) if state != "closed" else None
     return {
         "source_id": ident("source", n),
@@ -193,14 +300,42 @@ def source(n: int, base_url: str, name: str, *, total: int, ok: int, ema: float 
 def sources() -> list[dict[str, Any]]:
     return [
         source(1, FEED, "cdn.cboe.com", total=1204, ok=1199, ema=0.184),
-        source(2, SLOW_FEED, "feeds.example-broker.test:8080", total=88, ok=61, ema=2.75, state="open", failures=5, last_ok_s=410.0),
+        source(
+            2,
+            SLOW_FEED,
+            "feeds.example-broker.test:8080",
+            total=88,
+            ok=61,
+            ema=2.75,
+            state="open",
+            failures=5,
+            last_ok_s=410.0,
+        ),
         source(3, "file://localhost", "local files", total=14, ok=14, ema=0.0004, last_ok_s=95.0),
-        source(4, "https://backup-quotes.example.test", "backup-quotes.example.test", total=3, ok=3, ema=0.61, disabled=True, last_ok_s=3000.0),
+        source(
+            4,
+            "https://backup-quotes.example.test",
+            "backup-quotes.example.test",
+            total=3,
+            ok=3,
+            ema=0.61,
+            disabled=True,
+            last_ok_s=3000.0,
+        ),
     ]
 
 
 def rules() -> list[dict[str, Any]]:
-    def rule(n: int, name: str, condition: str, score: float, description: str, *, active: bool = True, version: int = 1) -> dict[str, Any]:
+    def rule(
+        n: int,
+        name: str,
+        condition: str,
+        score: float,
+        description: str,
+        *,
+        active: bool = True,
+        version: int = 1,
+    ) -> dict[str, Any]:
         return {
             "rule_id": ident("rule", n),
             "name": name,
@@ -214,10 +349,36 @@ def rules() -> list[dict[str, Any]]:
         }
 
     return [
-        rule(1, "current-day index data", "data_type == 'real_time' and market_symbol in ['NDX', 'SPX']", 0.9, "High priority for current day data on the big index complexes"),
-        rule(2, "high volume strikes", "open_interest > 10000 and volume > 5000", 0.7, "Medium priority for high volume strikes"),
-        rule(3, "opening half hour", "ny_hour >= 9.5 and ny_hour < 10", 0.8, "The open moves fast", version=3),
-        rule(4, "backup feed", "source_host == 'backup-quotes.example.test'", 0.3, "Demote the backup", active=False),
+        rule(
+            1,
+            "current-day index data",
+            "data_type == 'real_time' and market_symbol in ['NDX', 'SPX']",
+            0.9,
+            "High priority for current day data on the big index complexes",
+        ),
+        rule(
+            2,
+            "high volume strikes",
+            "open_interest > 10000 and volume > 5000",
+            0.7,
+            "Medium priority for high volume strikes",
+        ),
+        rule(
+            3,
+            "opening half hour",
+            "ny_hour >= 9.5 and ny_hour < 10",
+            0.8,
+            "The open moves fast",
+            version=3,
+        ),
+        rule(
+            4,
+            "backup feed",
+            "source_host == 'backup-quotes.example.test'",
+            0.3,
+            "Demote the backup",
+            active=False,
+        ),
     ]
 
 
@@ -257,7 +418,17 @@ def strikes() -> list[dict[str, Any]]:
     return out
 
 
-def snapshot_summary(symbol: str, n: int, *, spot: float, total: float, zero: float | None, call_wall: float, put_wall: float, age_s: float = 3.0) -> dict[str, Any]:
+def snapshot_summary(
+    symbol: str,
+    n: int,
+    *,
+    spot: float,
+    total: float,
+    zero: float | None,
+    call_wall: float,
+    put_wall: float,
+    age_s: float = 3.0,
+) -> dict[str, Any]:
     return {
         "snapshot_id": ident(f"snapshot-{symbol}", n),
         "job_id": ident("job", 40),
@@ -290,9 +461,35 @@ def snapshots() -> list[dict[str, Any]]:
     walls = sorted(profile, key=lambda s: s["call_gex"])
     put_wall = min(profile, key=lambda s: s["put_gex"])["strike_price"]
     return [
-        snapshot_summary("SPX", 7, spot=SPOT, total=total, zero=6866.4, call_wall=walls[-1]["strike_price"], put_wall=put_wall),
-        snapshot_summary("NDX", 3, spot=24150.75, total=-2.39e9, zero=25284.52, call_wall=25000.0, put_wall=24000.0, age_s=9.0),
-        snapshot_summary("SPY", 5, spot=684.57, total=1.86e9, zero=679.4, call_wall=690.0, put_wall=680.0, age_s=6.0),
+        snapshot_summary(
+            "SPX",
+            7,
+            spot=SPOT,
+            total=total,
+            zero=6866.4,
+            call_wall=walls[-1]["strike_price"],
+            put_wall=put_wall,
+        ),
+        snapshot_summary(
+            "NDX",
+            3,
+            spot=24150.75,
+            total=-2.39e9,
+            zero=25284.52,
+            call_wall=25000.0,
+            put_wall=24000.0,
+            age_s=9.0,
+        ),
+        snapshot_summary(
+            "SPY",
+            5,
+            spot=684.57,
+            total=1.86e9,
+            zero=679.4,
+            call_wall=690.0,
+            put_wall=680.0,
+            age_s=6.0,
+        ),
     ]
 
 
@@ -333,14 +530,38 @@ def state_snapshot(*, seq: int = 1000, jobs: list[dict[str, Any]] | None = None)
 
 def events_after(seq: int = 1000) -> list[dict[str, Any]]:
     """A few seconds of desk life after the snapshot."""
-    breached = job_summary(4, level="high", status="queued", symbol="SPY", age_s=301.0, at_risk=True, retries=1, source=SLOW_FEED, path="/chains/SPY.csv", phase="urgent", sla_status="breached")
-    started = job_summary(2, level="critical", status="processing", symbol="NDX", data_type="real_time", age_s=22.0, at_risk=True, path="/api/global/delayed_quotes/options/_NDX.json")
+    breached = job_summary(
+        4,
+        level="high",
+        status="queued",
+        symbol="SPY",
+        age_s=301.0,
+        at_risk=True,
+        retries=1,
+        source=SLOW_FEED,
+        path="/chains/SPY.csv",
+        phase="urgent",
+        sla_status="breached",
+    )
+    started = job_summary(
+        2,
+        level="critical",
+        status="processing",
+        symbol="NDX",
+        data_type="real_time",
+        age_s=22.0,
+        at_risk=True,
+        path="/api/global/delayed_quotes/options/_NDX.json",
+    )
     flaky = sources()[1] | {"message": "5 failures in a row: the circuit is open for 30 s"}
     out = [
         ("sla.breached", breached | {"late_by_s": 1.0}),
         ("job.started", started | {"waited_s": 21.9}),
         ("source.opened", flaky),
-        ("drop.rejected", {"file": "spx_weird.txt", "error": "no chain format matches spx_weird.txt"}),
+        (
+            "drop.rejected",
+            {"file": "spx_weird.txt", "error": "no chain format matches spx_weird.txt"},
+        ),
     ]
     return [
         {"seq": seq + i + 1, "type": kind, "at": DESK_NOW.isoformat(), "data": data}
@@ -350,13 +571,45 @@ def events_after(seq: int = 1000) -> list[dict[str, Any]]:
 
 def job_detail(job: dict[str, Any]) -> dict[str, Any]:
     requested = job["requested_at"]
-    history = [{"job_id": job["job_id"], "seq": 1, "occurred_at": requested, "from_status": None, "to_status": "queued", "reason": "submitted"}]
+    history = [
+        {
+            "job_id": job["job_id"],
+            "seq": 1,
+            "occurred_at": requested,
+            "from_status": None,
+            "to_status": "queued",
+            "reason": "submitted",
+        }
+    ]
     if job.get("started_at"):
-        history.append({"job_id": job["job_id"], "seq": 2, "occurred_at": job["started_at"], "from_status": "queued", "to_status": "processing", "reason": ""})
+        history.append(
+            {
+                "job_id": job["job_id"],
+                "seq": 2,
+                "occurred_at": job["started_at"],
+                "from_status": "queued",
+                "to_status": "processing",
+                "reason": "",
+            }
+        )
     explanation = {
         "scored_at": requested,
-        "matched": [{"rule_id": ident("rule", 1), "name": "current-day index data", "version": 1, "score": 0.9}] if job["priority_level"] == "critical" else [],
-        "base": {"score": 0.9 if job["priority_level"] == "critical" else 0.45, "from": "rules" if job["priority_level"] == "critical" else "default_score", "data_type": job["data_type"], "combine": "max"},
+        "matched": [
+            {
+                "rule_id": ident("rule", 1),
+                "name": "current-day index data",
+                "version": 1,
+                "score": 0.9,
+            }
+        ]
+        if job["priority_level"] == "critical"
+        else [],
+        "base": {
+            "score": 0.9 if job["priority_level"] == "critical" else 0.45,
+            "from": "rules" if job["priority_level"] == "critical" else "default_score",
+            "data_type": job["data_type"],
+            "combine": "max",
+        },
         "reliability": {"score": 0.996, "weight": 0.1, "adjustment": -0.0004},
         "clamped": False,
         "score": job["priority_score"],
@@ -365,7 +618,25 @@ def job_detail(job: dict[str, Any]) -> dict[str, Any]:
         "rules": {"active": 3, "fingerprint": "79251ac1dc5977f0"},
     }
     return {
-        "job": {k: job[k] for k in ("job_id", "request_id", "status", "priority_level", "requested_at", "queued_at", "started_at", "completed_at", "error_message", "retry_count", "deadline", "sla_status", "at_risk", "dispatch_phase")},
+        "job": {
+            k: job[k]
+            for k in (
+                "job_id",
+                "request_id",
+                "status",
+                "priority_level",
+                "requested_at",
+                "queued_at",
+                "started_at",
+                "completed_at",
+                "error_message",
+                "retry_count",
+                "deadline",
+                "sla_status",
+                "at_risk",
+                "dispatch_phase",
+            )
+        },
         "request": {
             "request_id": job["request_id"],
             "source_url": job["source_url"],
@@ -388,13 +659,23 @@ def responses() -> dict[str, Any]:
     spx = snapshots()[0] | {"strikes": strikes()}
     out: dict[str, Any] = {
         "queues": queues(),
-        "sla": {"breaches": [recent_jobs()[1] | {"late_by_s": -1705.0}, recent_jobs()[4] | {"late_by_s": -1400.0}], "at_risk": [], "levels": []},
+        "sla": {
+            "breaches": [
+                recent_jobs()[1] | {"late_by_s": -1705.0},
+                recent_jobs()[4] | {"late_by_s": -1400.0},
+            ],
+            "at_risk": [],
+            "levels": [],
+        },
         response_key("snapshot", spx["snapshot_id"]): spx,
         response_key("latest_snapshot", "SPX", None): spx,
         response_key("gex_history", "SPX"): {
             "symbol": "SPX",
             "points": [
-                {"snapshot_at": at(15.0 * (40 - i)), "total_gex": -6.0e9 + 4.5e8 * i + 1.5e9 * math.sin(i / 3.0)}
+                {
+                    "snapshot_at": at(15.0 * (40 - i)),
+                    "total_gex": -6.0e9 + 4.5e8 * i + 1.5e9 * math.sin(i / 3.0),
+                }
                 for i in range(40)
             ],
         },
@@ -405,4 +686,8 @@ def responses() -> dict[str, Any]:
 
 
 def replay_daemon(**snapshot_options: Any) -> ReplayDaemon:
-    return ReplayDaemon([state_snapshot(**snapshot_options), *events_after()], responses(), label="/run/gexd/gexd.sock")
+    return ReplayDaemon(
+        [state_snapshot(**snapshot_options), *events_after()],
+        responses(),
+        label="/run/gexd/gexd.sock",
+    )

@@ -52,7 +52,13 @@ def test_events_move_jobs_between_live_and_recent() -> None:
     assert job["job_id"] not in desk.jobs
     assert next(iter(desk.recent)) == job["job_id"]
     assert desk.rev.jobs == rev + 1
-    desk.apply_event({"seq": 1002, "type": "job.retrying", "data": job | {"status": "queued", "reason": "retried by a trader"}})
+    desk.apply_event(
+        {
+            "seq": 1002,
+            "type": "job.retrying",
+            "data": job | {"status": "queued", "reason": "retried by a trader"},
+        }
+    )
     assert desk.jobs[job["job_id"]]["status"] == "queued"
     assert job["job_id"] not in desk.recent
     # Events the snapshot already holds are ignored.
@@ -82,7 +88,11 @@ def test_a_new_instance_is_a_restart_banner() -> None:
 
 def test_snapshot_created_updates_levels_and_history() -> None:
     desk = fresh_desk()
-    summary = recording.snapshots()[0] | {"snapshot_id": "new", "total_gex": 1.5e9, "zero_gamma": 6800.0}
+    summary = recording.snapshots()[0] | {
+        "snapshot_id": "new",
+        "total_gex": 1.5e9,
+        "zero_gamma": 6800.0,
+    }
     desk.apply_event({"seq": 1001, "type": "snapshot.created", "data": summary})
     assert desk.snapshots["SPX"]["snapshot_id"] == "new"
     assert desk.snapshots["SPX"]["zero_gamma"] == 6800.0
@@ -168,8 +178,12 @@ def test_ladder_marks_spot_zero_gamma_and_walls() -> None:
     zero_line = next(i for i, line in enumerate(lines) if "zero γ 6,866.4" in line)
     # Highest strike on top: zero gamma (6866.4) is drawn above spot (6850.25), each between its strikes.
     assert zero_line < spot_line
-    assert lines[spot_line - 1].lstrip().startswith("6,860") and lines[spot_line + 1].lstrip().startswith("6,850")
-    assert lines[zero_line - 1].lstrip().startswith("6,870") and lines[zero_line + 1].lstrip().startswith("6,860")
+    assert lines[spot_line - 1].lstrip().startswith("6,860") and lines[
+        spot_line + 1
+    ].lstrip().startswith("6,850")
+    assert lines[zero_line - 1].lstrip().startswith("6,870") and lines[
+        zero_line + 1
+    ].lstrip().startswith("6,860")
     assert "CALL WALL" in next(line for line in lines if line.lstrip().startswith("6,880"))
     assert "PUT WALL" in next(line for line in lines if line.lstrip().startswith("6,820"))
     # Negative net GEX draws left of the axis, positive right of it.

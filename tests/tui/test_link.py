@@ -55,7 +55,9 @@ def run_link(daemon: ScriptedDaemon, *, sleeps_allowed: int) -> tuple[DeskState,
             raise Stop
         await asyncio.sleep(0)
 
-    link = DaemonLink(daemon, desk, backoff=Backoff(0.25, 5.0, random.Random(7)), poll_s=3600.0, sleep=sleep)  # type: ignore[arg-type]
+    link = DaemonLink(
+        daemon, desk, backoff=Backoff(0.25, 5.0, random.Random(7)), poll_s=3600.0, sleep=sleep
+    )  # type: ignore[arg-type]
 
     async def main() -> None:
         with pytest.raises(Stop):

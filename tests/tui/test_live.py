@@ -56,13 +56,19 @@ def live_app(daemon: RunningDaemon, *, read_only: bool = False) -> GexTui:
 
 
 def request(feeds: FeedServer, path: str, **fields: Any) -> dict[str, Any]:
-    return {"source_url": f"{feeds.url}{path}", "data_type": "snapshot", "market_symbol": "SPX"} | fields
+    return {
+        "source_url": f"{feeds.url}{path}",
+        "data_type": "snapshot",
+        "market_symbol": "SPX",
+    } | fields
 
 
 async def attached(pilot: Any) -> GexTui:
     app = pilot.app
     assert isinstance(app, GexTui)
-    await until(pilot, lambda: app.desk.link.connects >= 1 and app.desk.polls >= 1, what="attaching")
+    await until(
+        pilot, lambda: app.desk.link.connects >= 1 and app.desk.polls >= 1, what="attaching"
+    )
     return app
 
 
@@ -70,7 +76,9 @@ def select_row(table: Any, key: str) -> None:
     table.move_cursor(row=table.order.index(key), animate=False)
 
 
-async def test_attach_and_follow_a_job_to_its_gex_chart(daemon: RunningDaemon, feeds: FeedServer) -> None:
+async def test_attach_and_follow_a_job_to_its_gex_chart(
+    daemon: RunningDaemon, feeds: FeedServer
+) -> None:
     async with live_app(daemon).run_test(size=SIZE) as pilot, AsyncClient(daemon.socket) as gexd:
         app = await attached(pilot)
         # The wire shapes the recorded desk (snapshot tests) is built from are the real ones.
@@ -82,14 +90,22 @@ async def test_attach_and_follow_a_job_to_its_gex_chart(daemon: RunningDaemon, f
         job_id = accepted["job_id"]
         await pilot.press("2")
         jobs = app.query_one(JobsView)
-        await until(pilot, lambda: job_id in jobs.table.order, what="the submitted job in the table")
+        await until(
+            pilot, lambda: job_id in jobs.table.order, what="the submitted job in the table"
+        )
         assert short_id(job_id) in screen_text(app)
-        await until(pilot, lambda: app.desk.recent.get(job_id, {}).get("status") == "completed", what="the job to complete")
+        await until(
+            pilot,
+            lambda: app.desk.recent.get(job_id, {}).get("status") == "completed",
+            what="the job to complete",
+        )
         assert "SPX" in app.desk.snapshots and app.desk.snapshots["SPX"]["job_id"] == job_id
 
         await pilot.press("4")
         gex = app.query_one(GexView)
-        await until(pilot, lambda: gex.shown is not None and gex.shown.get("strikes"), what="the GEX chart")
+        await until(
+            pilot, lambda: gex.shown is not None and gex.shown.get("strikes"), what="the GEX chart"
+        )
         app.flush()
         await pilot.pause()
         text = screen_text(app)
@@ -97,7 +113,9 @@ async def test_attach_and_follow_a_job_to_its_gex_chart(daemon: RunningDaemon, f
         assert "CALL WALL" in text or "PUT WALL" in text
 
 
-async def test_disable_a_source_then_bump_and_cancel_a_queued_job(daemon: RunningDaemon, feeds: FeedServer) -> None:
+async def test_disable_a_source_then_bump_and_cancel_a_queued_job(
+    daemon: RunningDaemon, feeds: FeedServer
+) -> None:
     async with live_app(daemon).run_test(size=SIZE) as pilot, AsyncClient(daemon.socket) as gexd:
         app = await attached(pilot)
         first = await gexd.submit(request(feeds, "SPY_quotedata.csv", market_symbol="SPY"))
@@ -112,13 +130,19 @@ async def test_disable_a_source_then_bump_and_cancel_a_queued_job(daemon: Runnin
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
         await pilot.press("y")
-        await until(pilot, lambda: app.desk.sources[base_url].get("manually_disabled"), what="the source disabled")
+        await until(
+            pilot,
+            lambda: app.desk.sources[base_url].get("manually_disabled"),
+            what="the source disabled",
+        )
         app.flush()
         await pilot.pause()
         assert "DISABLED" in screen_text(app)
 
         try:
-            held = await gexd.submit(request(feeds, "SPX_contracts.parquet", data_type="historical"))
+            held = await gexd.submit(
+                request(feeds, "SPX_contracts.parquet", data_type="historical")
+            )
             job_id = held["job_id"]
             assert held["priority_level"] == "low"
             await pilot.press("2")
@@ -126,12 +150,20 @@ async def test_disable_a_source_then_bump_and_cancel_a_queued_job(daemon: Runnin
             await until(pilot, lambda: job_id in jobs.table.order, what="the held job")
             select_row(jobs.table, job_id)
             await pilot.press("plus")
-            await until(pilot, lambda: app.desk.jobs[job_id]["priority_level"] == "medium", what="the bump")
+            await until(
+                pilot, lambda: app.desk.jobs[job_id]["priority_level"] == "medium", what="the bump"
+            )
 
             await pilot.press("c")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+            await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation"
+            )
             await pilot.press("y")
-            await until(pilot, lambda: app.desk.recent.get(job_id, {}).get("status") == "cancelled", what="the cancel")
+            await until(
+                pilot,
+                lambda: app.desk.recent.get(job_id, {}).get("status") == "cancelled",
+                what="the cancel",
+            )
             assert job_id not in app.desk.jobs
         finally:
             await gexd.set_source_active(base_url, True)
@@ -142,15 +174,21 @@ async def test_retry_a_failed_job_from_recent(daemon: RunningDaemon, feeds: Feed
         app = await attached(pilot)
         accepted = await gexd.submit(request(feeds, "missing.json"))
         job_id = accepted["job_id"]
-        await until(pilot, lambda: app.desk.recent.get(job_id, {}).get("status") == "failed", what="the 404 to fail")
+        await until(
+            pilot,
+            lambda: app.desk.recent.get(job_id, {}).get("status") == "failed",
+            what="the 404 to fail",
+        )
         await pilot.press("2", "h")  # the recent scope: finished jobs
         jobs = app.query_one(JobsView)
         await until(pilot, lambda: job_id in jobs.table.order, what="the failed job in recent")
         select_row(jobs.table, job_id)
         await pilot.press("t")
-        detail = await until_async(pilot, lambda: gexd.job(job_id), lambda d: any(
-            "retried by a trader" in (h.get("reason") or "") for h in d["history"]
-        ))
+        detail = await until_async(
+            pilot,
+            lambda: gexd.job(job_id),
+            lambda d: any("retried by a trader" in (h.get("reason") or "") for h in d["history"]),
+        )
         assert detail["job"]["retry_count"] >= 1
 
 
@@ -171,10 +209,16 @@ async def test_rule_add_shows_the_error_then_saves_and_shadow_tests(daemon: Runn
         assert editor.query_one("#rule-condition", Input).cursor_position == 14
         assert not any(r["name"] == "spx at the close" for r in app.desk.rules.values())
 
-        editor.query_one("#rule-condition", Input).value = "market_symbol == 'SPX' and ny_hour >= 15.5"
+        editor.query_one(
+            "#rule-condition", Input
+        ).value = "market_symbol == 'SPX' and ny_hour >= 15.5"
         await pilot.press("ctrl+s")  # the daemon refuses the name
         name_error = editor.query_one("#rule-name-error", Static)
-        await until(pilot, lambda: "already has this name" in str(name_error.content), what="the daemon's name error")
+        await until(
+            pilot,
+            lambda: "already has this name" in str(name_error.content),
+            what="the daemon's name error",
+        )
         assert app.screen is editor
 
         editor.query_one("#rule-name", Input).value = "spx at the close"
@@ -183,7 +227,11 @@ async def test_rule_add_shows_the_error_then_saves_and_shadow_tests(daemon: Runn
         await pilot.pause()
         assert "SHADOW TEST" in screen_text(app) and "recent requests re-scored" in screen_text(app)
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: any(r["name"] == "spx at the close" for r in app.desk.rules.values()), what="the saved rule")
+        await until(
+            pilot,
+            lambda: any(r["name"] == "spx at the close" for r in app.desk.rules.values()),
+            what="the saved rule",
+        )
         assert not isinstance(app.screen, RuleEditor)
         app.flush()
         await pilot.pause()
@@ -196,7 +244,11 @@ async def test_read_only_hides_every_action_that_writes(daemon: RunningDaemon) -
         assert "READ-ONLY" in screen_text(app)
         await pilot.press("n")
         assert app.screen is app.screen_stack[0]  # no request form
-        for view, hidden in (("2", {"c", "t", "plus", "minus"}), ("5", {"d"}), ("6", {"a", "e", "d", "delete"})):
+        for view, hidden in (
+            ("2", {"c", "t", "plus", "minus"}),
+            ("5", {"d"}),
+            ("6", {"a", "e", "d", "delete"}),
+        ):
             await pilot.press(view)
             await pilot.pause()
             shown = {key for key, active in app.screen.active_bindings.items() if active.enabled}
@@ -205,8 +257,12 @@ async def test_read_only_hides_every_action_that_writes(daemon: RunningDaemon) -
         assert not isinstance(app.screen, ConfirmScreen)
         provider = DeskCommands(app.screen)
         titles = [hit.text async for hit in provider.discover()]
-        assert "Cancel the selected job" not in titles and "Submit a new ingest request" not in titles
-        assert "Show the GEX view" in titles and "Filter jobs (text, level:, status:, sym:)" in titles
+        assert (
+            "Cancel the selected job" not in titles and "Submit a new ingest request" not in titles
+        )
+        assert (
+            "Show the GEX view" in titles and "Filter jobs (text, level:, status:, sym:)" in titles
+        )
 
 
 async def test_daemon_restart_is_a_banner_not_a_crash(feeds: FeedServer) -> None:
@@ -216,13 +272,19 @@ async def test_daemon_restart_is_a_banner_not_a_crash(feeds: FeedServer) -> None
             app = await attached(pilot)
             first_instance = app.desk.instance
             await asyncio.to_thread(own.stop)
-            await until(pilot, lambda: app.desk.link.phase.value == "reconnecting", what="the lost link")
+            await until(
+                pilot, lambda: app.desk.link.phase.value == "reconnecting", what="the lost link"
+            )
             app.flush()
             await pilot.pause()
             text = screen_text(app)
             assert "RECONNECTING" in text and "Lost the daemon" in text
             await asyncio.to_thread(own.start)
-            await until(pilot, lambda: app.desk.link.connects >= 2 and app.desk.link.phase.value == "connected", what="the reconnect")
+            await until(
+                pilot,
+                lambda: app.desk.link.connects >= 2 and app.desk.link.phase.value == "connected",
+                what="the reconnect",
+            )
             assert app.desk.instance != first_instance
             app.flush()
             await pilot.pause()
@@ -237,7 +299,7 @@ async def daemon_wait(gexd: AsyncClient, job_id: str) -> dict[str, Any]:
     return await gexd.wait(job_id, timeout_s=60)
 
 
-async def until_async(pilot: Any, call: Any, check: Any, timeout: float = 30.0) -> Any:
+async def until_async(pilot: Any, call: Any, check: Any, within_s: float = 30.0) -> Any:
     """Ask the daemon until its answer passes `check`, letting the app run in between."""
     found: dict[str, Any] = {}
 
@@ -245,7 +307,7 @@ async def until_async(pilot: Any, call: Any, check: Any, timeout: float = 30.0) 
         found["value"] = await call()
         return bool(check(found["value"]))
 
-    loop_until = asyncio.get_running_loop().time() + timeout
+    loop_until = asyncio.get_running_loop().time() + within_s
     while not await probe():
         if asyncio.get_running_loop().time() > loop_until:
             raise AssertionError(f"timed out: last answer {found.get('value')!r}")

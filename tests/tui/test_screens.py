@@ -47,7 +47,9 @@ def jobs_detail_loaded(app: GexTui) -> bool:
 
 
 def gex_loaded(app: GexTui) -> bool:
-    return app.query_one(GexView).shown is not None and len(app.desk.gex_points.get("SPX", ())) == 40
+    return (
+        app.query_one(GexView).shown is not None and len(app.desk.gex_points.get("SPX", ())) == 40
+    )
 
 
 def test_overview(snap_compare: Any) -> None:
@@ -55,12 +57,16 @@ def test_overview(snap_compare: Any) -> None:
 
 
 def test_jobs_with_detail(snap_compare: Any) -> None:
-    assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=on_view("2", jobs_detail_loaded))
+    assert snap_compare(
+        recorded_app(), terminal_size=SIZE, run_before=on_view("2", jobs_detail_loaded)
+    )
 
 
 def test_sla(snap_compare: Any) -> None:
     assert snap_compare(
-        recorded_app(), terminal_size=SIZE, run_before=on_view("3", lambda app: len(app.desk.breaches) >= 4)
+        recorded_app(),
+        terminal_size=SIZE,
+        run_before=on_view("3", lambda app: len(app.desk.breaches) >= 4),
     )
 
 
@@ -73,7 +79,9 @@ def test_gex_expiry_filter_without_a_snapshot(snap_compare: Any) -> None:
         await on_view("4", gex_loaded)(pilot)
         await pilot.press("e", "e")  # all -> 0dte: the recording has no 0DTE snapshot
         view = app_of(pilot).query_one(GexView)
-        await until(pilot, lambda: view.expiry == "0dte" and view.fetch_error, what="the 0DTE answer")
+        await until(
+            pilot, lambda: view.expiry == "0dte" and view.fetch_error, what="the 0DTE answer"
+        )
         await settled(pilot)
 
     assert snap_compare(recorded_app(), terminal_size=SIZE, run_before=run_before)
@@ -107,7 +115,9 @@ def test_cancel_asks_first(snap_compare: Any) -> None:
 
 def test_read_only_hides_actions(snap_compare: Any) -> None:
     assert snap_compare(
-        recorded_app(read_only=True), terminal_size=SIZE, run_before=on_view("2", jobs_detail_loaded)
+        recorded_app(read_only=True),
+        terminal_size=SIZE,
+        run_before=on_view("2", jobs_detail_loaded),
     )
 
 
@@ -134,8 +144,16 @@ def test_rule_editor_points_at_the_error(snap_compare: Any) -> None:
         await until(pilot, lambda: isinstance(app.screen, RuleEditor), what="the editor")
         app.screen.query_one("#rule-name", Input).value = "expiry-day SPX"
         app.screen.query_one("#rule-score", Input).value = "0.95"
-        app.screen.query_one("#rule-condition", Input).value = "market_symbol = 'SPX' and ny_hour > 15"
-        await until(pilot, lambda: "column 15" in str(app.screen.query_one("#rule-condition-error", Static).content), what="the caret")
+        app.screen.query_one(
+            "#rule-condition", Input
+        ).value = "market_symbol = 'SPX' and ny_hour > 15"
+        await until(
+            pilot,
+            lambda: (
+                "column 15" in str(app.screen.query_one("#rule-condition-error", Static).content)
+            ),
+            what="the caret",
+        )
         stop_blinking(app)
         await pilot.pause()
 
@@ -156,7 +174,9 @@ def test_lost_daemon_banner(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await settled(pilot)
         daemon.end_stream()
-        await until(pilot, lambda: app.desk.link.phase.value == "reconnecting", what="the lost link")
+        await until(
+            pilot, lambda: app.desk.link.phase.value == "reconnecting", what="the lost link"
+        )
         await settled(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -15,9 +15,18 @@ from collections.abc import Iterator
 import pytest
 
 from gexdaemon.client import Client
-from tests.daemon.harness import REPO, FeedServer, RunningDaemon, make_daemon, start_feed_server, wait_until
+from tests.daemon.harness import (
+    REPO,
+    FeedServer,
+    RunningDaemon,
+    make_daemon,
+    start_feed_server,
+    wait_until,
+)
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
+)
 
 WIDTH, HEIGHT = 160, 50
 
@@ -38,7 +47,9 @@ class Tmux:
         self.name = name
 
     def run(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.name, *args], capture_output=True, text=True, timeout=20)
+        done = subprocess.run(
+            ["tmux", "-L", self.name, *args], capture_output=True, text=True, timeout=20
+        )
         if done.returncode != 0:
             raise AssertionError(f"tmux {' '.join(args)} failed: {done.stderr}")
         return done.stdout
@@ -54,7 +65,9 @@ class Tmux:
         try:
             return wait_until(showing, timeout=timeout, every=0.2, what=f"{needles} on screen")
         except AssertionError:
-            size = self.run("display", "-p", "-t", "gextui", "#{window_width}x#{window_height}").strip()
+            size = self.run(
+                "display", "-p", "-t", "gextui", "#{window_width}x#{window_height}"
+            ).strip()
             raise AssertionError(
                 f"{needles} never appeared; the {size} screen was:\n{self.screen()}"
             ) from None
@@ -63,15 +76,46 @@ class Tmux:
 def test_gextui_in_a_real_terminal(desk: tuple[RunningDaemon, FeedServer]) -> None:
     daemon, feeds = desk
     with Client(daemon.socket) as gexd:
-        for symbol, path, data_type in (("SPX", "_SPX.json", "real_time"), ("SPY", "SPY_quotedata.csv", "snapshot")):
-            accepted = gexd.submit({"source_url": f"{feeds.url}{path}", "market_symbol": symbol, "data_type": data_type})
+        for symbol, path, data_type in (
+            ("SPX", "_SPX.json", "real_time"),
+            ("SPY", "SPY_quotedata.csv", "snapshot"),
+        ):
+            accepted = gexd.submit(
+                {
+                    "source_url": f"{feeds.url}{path}",
+                    "market_symbol": symbol,
+                    "data_type": data_type,
+                }
+            )
             daemon.wait_job(accepted["job_id"])
         # Something waiting in the queue while we look: a slow fetch holds a worker.
-        gexd.submit({"source_url": f"{feeds.url}SPX_quotedata.csv?delay=20", "market_symbol": "SPX", "data_type": "snapshot"})
+        gexd.submit(
+            {
+                "source_url": f"{feeds.url}SPX_quotedata.csv?delay=20",
+                "market_symbol": "SPX",
+                "data_type": "snapshot",
+            }
+        )
 
     tmux = Tmux(f"gextui-test-{os.getpid()}")
-    command = f"env TEXTUAL_ANIMATIONS=none {sys.executable} -m gextui --socket {daemon.socket}"
-    tmux.run("new-session", "-d", "-s", "gextui", "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(REPO), command)
+    # pytest exports COLUMNS=80 and LINES=24, which would beat the pane's real size.
+    command = (
+        f"env -u COLUMNS -u LINES TEXTUAL_ANIMATIONS=none {sys.executable} -m gextui "
+        f"--socket {daemon.socket}"
+    )
+    tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "gextui",
+        "-x",
+        str(WIDTH),
+        "-y",
+        str(HEIGHT),
+        "-c",
+        str(REPO),
+        command,
+    )
     try:
         overview = tmux.wait_for("CONNECTED", "CRITICAL", "QUEUED", "SPX")
         assert "last update" in overview and "per 1% move" in overview
@@ -89,4 +133,9 @@ def test_gextui_in_a_real_terminal(desk: tuple[RunningDaemon, FeedServer]) -> No
 
 
 def _server_up(tmux: Tmux) -> bool:
-    return subprocess.run(["tmux", "-L", tmux.name, "has-session"], capture_output=True, timeout=10).returncode == 0
+    return (
+        subprocess.run(
+            ["tmux", "-L", tmux.name, "has-session"], capture_output=True, timeout=10
+        ).returncode
+        == 0
+    )
