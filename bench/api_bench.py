@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe
 
-from gexdaemon.client import AsyncClient, Client, DaemonUnreachable  # noqa: E402
+from gexdaemon.client import AsyncClient, Client, DaemonUnreachable
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = "http://127.0.0.1:9/bench/_SPX.json"  # never fetched: the source is disabled

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe
 
-from gexdaemon.client import Client, DaemonUnreachable  # noqa: E402
+from gexdaemon.client import Client, DaemonUnreachable
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = """
