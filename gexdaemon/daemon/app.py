@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ class Daemon:
             raise GexError("the store is not open")
         return self.store
 
-    def publish(self, type_: str, data: dict[str, Any]) -> None:
+    def publish(self, type_: str, data: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
         self.bus.publish(type_, data)
 
     def to_mono(self, instant: datetime | None) -> float | None:
@@ -159,7 +160,12 @@ class Daemon:
             self.compute_pool = ThreadPoolExecutor(
                 max_workers=self.settings.daemon.workers, thread_name_prefix="gexd-compute"
             )
-            self.compute_procs = await asyncio.to_thread(self._start_compute_processes)
+            try:
+                self.compute_procs = await asyncio.to_thread(self._start_compute_processes)
+            except (OSError, BrokenProcessPool) as exc:
+                # An embedding program without a `__main__` guard breaks the forkserver:
+                # keep running, computing every chain in threads.
+                log.warning("compute processes unavailable; computing in threads", error=str(exc))
             self.http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=self.settings.sources.connect_timeout_s

@@ -95,8 +95,14 @@ class EventBus:
         self._subscribers: set[Subscription] = set()
         self.published = 0
 
-    def publish(self, type_: str, data: dict[str, Any]) -> Event:
-        event = Event(next(self._seq), type_, self._clock(), data)
+    def publish(
+        self, type_: str, data: dict[str, Any] | Callable[[], dict[str, Any]]
+    ) -> Event | None:
+        """Number and fan out an event. `data` may be a function: it is only called when
+        someone listens, so a busy daemon with no dashboard attached pays nothing."""
+        if not self._subscribers:
+            return None
+        event = Event(next(self._seq), type_, self._clock(), data() if callable(data) else data)
         self.last_seq = event.seq
         self.published += 1
         for sub in tuple(self._subscribers):

@@ -291,7 +291,9 @@ class Intake:
             and live.job.sla_status is SlaStatus.PENDING
         ):
             d.sla.watch(live.job_id, live.deadline_mono)
-        d.publish("job.queued", live.summary() | {"at_risk_reason": admission.reason or None})
+        d.publish(
+            "job.queued", lambda: live.summary() | {"at_risk_reason": admission.reason or None}
+        )
 
     def requeue_loaded(self, live: LiveJob, *, not_before: float = 0.0) -> None:
         """Put a job loaded at start-up (or retried) back into the scheduler."""

@@ -179,7 +179,9 @@ class Runner:
             await d.require_store().commit([PutJob(running, event, previous=before)])
             live.job = running
             live.dispatch_phase = dispatch.phase.value
-            d.publish("job.started", live.summary() | {"waited_s": round(dispatch.waited_s, 3)})
+            d.publish(
+                "job.started", lambda: live.summary() | {"waited_s": round(dispatch.waited_s, 3)}
+            )
             heartbeat = asyncio.create_task(self._heartbeat(live))
             try:
                 outcome = await self._guarded_execute(live)
@@ -363,7 +365,7 @@ class Runner:
             await d.require_store().commit([PutJob(done, event, previous=before)])
             self._settle(live, done, ran_s)
             d.estimates.observe(live.source_key, live.request.data_type, ran_s)
-            d.publish("job.completed", live.summary() | {"ran_s": round(ran_s, 3)})
+            d.publish("job.completed", lambda: live.summary() | {"ran_s": round(ran_s, 3)})
             return
         code = outcome.code or FailureCode.WORKER_LOST
         message = f"{code.value}: {outcome.message}"

@@ -218,12 +218,47 @@ COLUMN_SORT = {
 }
 
 
+class SortKeys:
+    """Sort keys per job, computed again only for jobs that changed.
+
+    The desk replaces a job's dict whenever the job changes, so a key cached with
+    the dict it came from stays right for as long as that very dict is current.
+    """
+
+    def __init__(self) -> None:
+        self.sort = ""
+        self._keys: dict[str, tuple[Mapping[str, Any], Any]] = {}
+
+    def for_sort(self, sort: str, live: int) -> Callable[[Mapping[str, Any]], Any]:
+        if sort != self.sort or len(self._keys) > 2 * live + 1000:
+            self._keys.clear()
+            self.sort = sort
+        compute = SORTS[sort][1]
+        keys = self._keys
+
+        def key(job: Mapping[str, Any]) -> Any:
+            job_id = job["job_id"]
+            hit = keys.get(job_id)
+            if hit is not None and hit[0] is job:
+                return hit[1]
+            value = compute(job)
+            keys[job_id] = (job, value)
+            return value
+
+        return key
+
+
 def top_jobs(
-    jobs: Iterable[Mapping[str, Any]], flt: JobFilter, sort: str, reverse: bool, cap: int
+    jobs: Iterable[Mapping[str, Any]],
+    flt: JobFilter,
+    sort: str,
+    reverse: bool,
+    cap: int,
+    keys: SortKeys | None = None,
 ) -> tuple[list[Mapping[str, Any]], int]:
     """The first `cap` jobs passing `flt` in the chosen order, and how many passed."""
-    key = SORTS[sort][1]
     passed = [j for j in jobs if flt.matches(j)] if not flt.is_empty else list(jobs)
+    key = keys.for_sort(sort, len(passed)) if keys is not None else SORTS[sort][1]
     pick = heapq.nlargest if reverse else heapq.nsmallest
     return pick(cap, passed, key=key), len(passed)
 
@@ -308,6 +343,8 @@ class JobTable(RowGrid):
         report.removed = sum(1 for k in previous if k not in wanted_set)
         for job in jobs:
             key = str(job["job_id"])
+            if self._jobs.get(key) is job:
+                continue  # the same summary as last flush: nothing in its row changed
             self._jobs[key] = job
             cells = static_cells(job)
             new = key not in self._times
@@ -530,6 +567,7 @@ class JobsView(DeskView):
         self.sort = "urgency"
         self.reverse = False
         self.row_cap = ROW_CAP
+        self._sort_keys = SortKeys()
         self.last_sync: SyncReport | None = None
         self._drawn_rev: tuple[int, str] | None = None
         self._dirty = True
@@ -579,7 +617,12 @@ class JobsView(DeskView):
         revision = (desk.rev.jobs, self.scope)
         if self._dirty or revision != self._drawn_rev:
             ordered, self._passed = top_jobs(
-                self._jobs_in_scope(desk), self.job_filter, self.sort, self.reverse, self.row_cap
+                self._jobs_in_scope(desk),
+                self.job_filter,
+                self.sort,
+                self.reverse,
+                self.row_cap,
+                self._sort_keys,
             )
             self._shown = len(ordered)
             column = self.sort if self.sort in COLUMN_KEYS else None
