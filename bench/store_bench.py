@@ -25,7 +25,14 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
 
-from gexdaemon.core.models import DomainContext, JobStatus, PriorityRequest, ProcessingJob
+from gexdaemon.core.models import (
+    GEX_STRIKE_COUNTS,
+    GEX_STRIKE_FIELDS,
+    DomainContext,
+    JobStatus,
+    PriorityRequest,
+    ProcessingJob,
+)
 from gexdaemon.storage import rows
 from gexdaemon.storage.store import PutJob, PutRequest, PutSnapshot, Store, StoreOptions
 
@@ -112,28 +119,19 @@ def bench_transitions(
 
 
 def strike_table(snapshot_id: str, n: int, day: date) -> pa.Table:
+    """Random strike rows in the gex_strikes shape (counts as integers, the rest as floats)."""
     rng = np.random.default_rng(1)
     cols: dict[str, object] = {
         "snapshot_id": pa.array([snapshot_id] * n, pa.string()),
         "snapshot_date": pa.array([day] * n, pa.date32()),
-        "strike_price": pa.array(np.arange(n, dtype=np.float64) * 5 + 1000),
     }
-    for name in ("call_open_interest", "put_open_interest", "call_volume", "put_volume"):
-        cols[name] = pa.array(rng.integers(0, 50_000, n))
-    for name in (
-        "call_bid",
-        "call_ask",
-        "put_bid",
-        "put_ask",
-        "gamma",
-        "delta",
-        "theta",
-        "vega",
-        "call_gex",
-        "put_gex",
-    ):
-        cols[name] = pa.array(rng.random(n))
-    cols["net_gex"] = pa.array(rng.standard_normal(n))
+    for name in GEX_STRIKE_FIELDS:
+        if name == "strike_price":
+            cols[name] = pa.array(np.arange(n, dtype=np.float64) * 5 + 1000)
+        elif name in GEX_STRIKE_COUNTS:
+            cols[name] = pa.array(rng.integers(0, 50_000, n))
+        else:
+            cols[name] = pa.array(rng.standard_normal(n))
     return pa.table(cols)
 
 

@@ -405,6 +405,8 @@ async def daemon_run(n_jobs: int, rate: float, seconds: float) -> dict[str, Any]
                     )
                     out["sent"] = sent
                     out["live_jobs_seen"] = len(app.desk.jobs)
+                    link = app.desk.link
+                    out["link"] = (link.connects, link.resyncs, link.gaps)
                     out["events"] = app.desk.events_seen
     finally:
         proc.terminate()
@@ -481,6 +483,8 @@ def main() -> int:
         print(
             f"  live jobs on the desk {live['live_jobs_seen']:,} (2,000 from the snapshot + new), events {live['events']:,}"
         )
+        connects, resyncs, gaps = live["link"]
+        print(f"  link: {connects} attach(es), {resyncs} resync(s), {gaps} gap(s)")
 
     print("\nsummary")
     flushes = recorded["2"][0]

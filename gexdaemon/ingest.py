@@ -54,7 +54,7 @@ from gexdaemon.core.gex import (
     position_signs,
     unit_factor,
 )
-from gexdaemon.core.models import DomainContext, GEXSnapshot
+from gexdaemon.core.models import GEX_STRIKE_COUNTS, GEX_STRIKE_FIELDS, DomainContext, GEXSnapshot
 from gexdaemon.core.settings import GexSettings
 from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.core.timeutil import as_utc
@@ -63,27 +63,8 @@ from gexdaemon.feeds.base import FeedFile, RawStrikes
 
 SNAPSHOT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://gexdaemon.local/snapshot")
 
-STRIKE_COLUMNS = (
-    "strike_price",
-    "call_open_interest",
-    "put_open_interest",
-    "call_volume",
-    "put_volume",
-    "call_bid",
-    "call_ask",
-    "put_bid",
-    "put_ask",
-    "gamma",
-    "delta",
-    "theta",
-    "vega",
-    "call_gex",
-    "put_gex",
-    "net_gex",
-)
-_INT_STRIKE_COLUMNS = frozenset(
-    {"call_open_interest", "put_open_interest", "call_volume", "put_volume"}
-)
+STRIKE_COLUMNS = GEX_STRIKE_FIELDS
+_INT_STRIKE_COLUMNS = GEX_STRIKE_COUNTS
 
 
 def warm_up() -> bool:

@@ -71,6 +71,9 @@ class GexTui(App[None]):
     TITLE = "gextui"
     COMMANDS: ClassVar = App.COMMANDS | {DeskCommands}
     BINDINGS = bindings_for("app")
+    # Focus is placed by hand: the first focusable widget may sit in a hidden pane, and
+    # TabbedContent switches to the pane of whatever takes focus.
+    AUTO_FOCUS = None
 
     def __init__(
         self,

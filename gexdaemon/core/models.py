@@ -776,6 +776,13 @@ class GEXStrike(DomainModel):
         return self
 
 
+GEX_STRIKE_FIELDS: tuple[str, ...] = tuple(GEXStrike.model_fields)
+"""The strike row's fields in order: strike-level files, gex_strikes and the wire all use it."""
+GEX_STRIKE_COUNTS = frozenset(
+    {"call_open_interest", "put_open_interest", "call_volume", "put_volume"}
+)
+
+
 class GEXSnapshot(DomainModel):
     """A processed GEX snapshot: levels, totals and per-strike exposure, with units."""
 

@@ -22,27 +22,11 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
+from gexdaemon.core.models import GEX_STRIKE_FIELDS
 from gexdaemon.feeds.base import FeedFile, FeedFormat, RawStrikes, Sniffed, parse_numbers, read_meta
 from gexdaemon.feeds.tabular import Sheet, read_csv, read_json_records, read_ndjson, read_parquet
 
-FIELDS = (
-    "strike_price",
-    "call_open_interest",
-    "put_open_interest",
-    "call_volume",
-    "put_volume",
-    "call_bid",
-    "call_ask",
-    "put_bid",
-    "put_ask",
-    "gamma",
-    "delta",
-    "theta",
-    "vega",
-    "call_gex",
-    "put_gex",
-    "net_gex",
-)
+FIELDS = GEX_STRIKE_FIELDS
 _MARKERS = ("call_open_interest", "put_open_interest", "call_gex", "put_gex", "net_gex")
 
 

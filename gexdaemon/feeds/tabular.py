@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from gexdaemon.core.chain import ChainError
 from gexdaemon.core.errors import Problem
+from gexdaemon.core.models import GEX_STRIKE_FIELDS
 from gexdaemon.feeds.base import decode_text, parse_numbers
 
 
@@ -248,33 +249,16 @@ def records_to_table(
     return table, excluded, examples
 
 
-_NUMERIC_KEYS = frozenset(
-    {
-        "strike_price",
-        "strike",
-        "call_open_interest",
-        "put_open_interest",
-        "call_volume",
-        "put_volume",
-        "call_bid",
-        "call_ask",
-        "put_bid",
-        "put_ask",
-        "gamma",
-        "delta",
-        "theta",
-        "vega",
-        "call_gex",
-        "put_gex",
-        "net_gex",
-        "bid",
-        "ask",
-        "last",
-        "volume",
-        "open_interest",
-        "iv",
-    }
-)
+# Columns read as numbers: the strike row's fields plus the long contract file's.
+_NUMERIC_KEYS = frozenset(GEX_STRIKE_FIELDS) | {
+    "strike",
+    "bid",
+    "ask",
+    "last",
+    "volume",
+    "open_interest",
+    "iv",
+}
 
 
 def read_json_records(source: str, data: bytes, list_keys: Sequence[str]) -> Sheet:

@@ -233,10 +233,9 @@ def levels_text(snap: Mapping[str, Any], now: datetime) -> Text:
     return text
 
 
-class GexView(DeskView):
+class GexView(DeskView, can_focus=True):
     VIEW_ID = "gex"
     BINDINGS = bindings_for("gex")
-    can_focus = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

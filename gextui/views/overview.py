@@ -195,7 +195,7 @@ class LabelledSpark(Vertical):
         self.query_one(Sparkline).data = values
 
 
-class OverviewView(DeskView):
+class OverviewView(DeskView, can_focus=True):
     VIEW_ID = "overview"
 
     def __init__(self, **kwargs: Any) -> None:
