@@ -20,7 +20,7 @@ import http.client
 import socket
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -396,34 +396,13 @@ class AsyncClient(_Calls):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    def events(self) -> EventStream:
         """The event stream: first {"type": "snapshot", "state": ...}, then numbered events.
 
         A {"type": "resync"} message means events were dropped; a fresh snapshot follows.
+        Iterate it with `async for`; `await stream.resync()` asks for a fresh snapshot.
         """
-        try:
-            ws = await self._http().ws_connect("http://localhost/v1/events", heartbeat=20.0)
-        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise DaemonUnreachable(f"no daemon answers on {self.socket_path} ({exc})") from None
-        except aiohttp.WSServerHandshakeError as exc:
-            raise ApiError(
-                exc.status,
-                "handshake_failed",
-                f"the event stream refused the connection: {exc.message}",
-            ) from None
-        try:
-            async for msg in ws:
-                if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    raw = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
-                    yield _decoder.decode(raw)
-                elif msg.type in (
-                    aiohttp.WSMsgType.CLOSED,
-                    aiohttp.WSMsgType.ERROR,
-                    aiohttp.WSMsgType.CLOSING,
-                ):
-                    break
-        finally:
-            await ws.close()
+        return EventStream(self)
 
     async def wait(
         self, job_id: str, *, timeout_s: float = 600.0, poll_s: float = 0.2
@@ -438,3 +417,58 @@ class AsyncClient(_Calls):
                     f"job {job_id} is still {found['job']['status'].upper()} after {timeout_s:.0f} s"
                 )
             await asyncio.sleep(poll_s)
+
+
+class EventStream:
+    """One connection to GET /v1/events: an async iterator of decoded messages."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._done = False
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._done:
+            raise StopAsyncIteration
+        ws = self._ws or await self._connect()
+        while True:
+            msg = await ws.receive()
+            if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                raw = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+                decoded: dict[str, Any] = _decoder.decode(raw)
+                return decoded
+            if msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                await self.aclose()
+                raise StopAsyncIteration
+
+    async def resync(self) -> None:
+        """Ask the daemon for a fresh state snapshot (after a gap in sequence numbers)."""
+        ws = self._ws or await self._connect()
+        await ws.send_str('{"type": "resync"}')
+
+    async def aclose(self) -> None:
+        self._done = True
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+        client = self._client
+        try:
+            self._ws = await client._http().ws_connect("http://localhost/v1/events", heartbeat=20.0)
+        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonUnreachable(f"no daemon answers on {client.socket_path} ({exc})") from None
+        except aiohttp.WSServerHandshakeError as exc:
+            raise ApiError(
+                exc.status,
+                "handshake_failed",
+                f"the event stream refused the connection: {exc.message}",
+            ) from None
+        return self._ws

@@ -200,13 +200,6 @@ def bindings_for(scope: str) -> BindingList:
     return [a.binding() for a in actions_for(scope)]
 
 
-def find_action(scope: str, name: str) -> DeskAction | None:
-    for a in ACTIONS:
-        if a.scope == scope and a.name == name:
-            return a
-    return None
-
-
 WRITING_ACTIONS: frozenset[tuple[str, str]] = frozenset(
     (a.scope, a.name) for a in ACTIONS if a.writes
 )

@@ -402,10 +402,11 @@ class DeskState:
         )
 
     def breach_rows(self) -> list[dict[str, Any]]:
-        return sorted(
-            self.breaches.values(),
-            key=lambda b: (_level_rank(str(b.get("priority_level"))), -(b.get("late_by_s") or 0.0)),
+        """Breaches by level, the most recent deadline first within a level."""
+        newest_first = sorted(
+            self.breaches.values(), key=lambda b: str(b.get("deadline") or ""), reverse=True
         )
+        return sorted(newest_first, key=lambda b: _level_rank(str(b.get("priority_level"))))
 
     def seconds_since_update(self) -> float | None:
         if self.last_update_at is None:

@@ -14,10 +14,12 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import select
 import signal
 import socket as socket_module
 import stat
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -61,6 +63,50 @@ SWITCH_INTERVAL_S = 0.0005
 
 class DaemonAlreadyRunning(DataDirLocked):
     code = "daemon_running"
+
+
+def clear_spool(folder: Path) -> int:
+    """Remove every file in the fetch spool; returns how many there were."""
+    removed = 0
+    for path in folder.iterdir():
+        if path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def exit_with_daemon(daemon_pid: int) -> None:
+    """Compute-process initializer: end this process when the daemon ends, even by SIGKILL.
+
+    The pool's processes are children of the forkserver, not of the daemon, and wait on
+    their call queue for ever: without this, every crash left them running (and the
+    forkserver and resource tracker they keep alive), three processes per crash.
+    """
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(daemon_pid)
+        except OSError:  # the daemon is already gone, or no pidfd on this kernel
+            handle = None
+        if handle is not None:
+            select.select([handle], [], [])  # a pidfd turns readable when its process exits
+        else:
+            while _alive(daemon_pid):
+                time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="gexd-daemon-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Daemon:
@@ -155,6 +201,11 @@ class Daemon:
             cfg.data_dir, purpose=f"gexdaemon run (socket {cfg.socket_path})"
         ).acquire()
         try:
+            # Downloads a killed instance left half-written (or fetched and never used);
+            # the lock makes this process the spool's only user, so all of it is stale.
+            cleared = clear_spool(self.tmp_dir)
+            if cleared:
+                log.info("cleared the fetch spool", files=cleared, folder=str(self.tmp_dir))
             await self._claim_socket_path()
             self.store = await asyncio.to_thread(Store.open, StoreOptions.from_config(cfg))
             self.compute_pool = ThreadPoolExecutor(
@@ -280,7 +331,10 @@ class Daemon:
         """
         slots = self.settings.daemon.shared_compute_slots(os.cpu_count() or 1)
         pool = ProcessPoolExecutor(
-            max_workers=slots, mp_context=multiprocessing.get_context("forkserver")
+            max_workers=slots,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=exit_with_daemon,
+            initargs=(os.getpid(),),
         )
         for warm in [pool.submit(warm_up) for _ in range(slots)]:
             warm.result()

@@ -42,7 +42,7 @@ from gexdaemon.core.models import (
     base_url_of,
     check_transition,
 )
-from gexdaemon.core.retry import SOURCE_FAULTS, FailureCode, decide_retry
+from gexdaemon.core.retry import SOURCE_FAULTS, FailureCode, decide_retry, is_retryable
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.fetch.http import FetchError, fetch_to_file
 from gexdaemon.ingest import compute_snapshot
@@ -209,6 +209,7 @@ class Runner:
         finally:
             release_slot()
             self._tasks.pop(live.job_id, None)
+            d.sources.job_ended(live.source_key)
             structlog.contextvars.unbind_contextvars("job_id")
             self.kick()
 
@@ -306,8 +307,11 @@ class Runner:
                         )
             await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot)
         except InvalidInput as exc:  # ChainError and friends: the file itself is wrong
+            message = exc.message
+            if fetched is not None:  # the parser names the spool file; the trader knows the URL
+                message = message.replace(fetched.name, url)
             return Outcome(
-                ok=False, code=FailureCode.INVALID_FILE, message=exc.message, size_bytes=size
+                ok=False, code=FailureCode.INVALID_FILE, message=message, size_bytes=size
             )
         finally:
             if fetched is not None:
@@ -384,6 +388,11 @@ class Runner:
             rng=self._rng,
             retry_after_s=outcome.retry_after_s,
         )
+        if not decision.retry and is_retryable(code):
+            # The fetcher said "will retry"; the job's last word must say it gave up, and why.
+            message = (
+                f"{code.value}: {outcome.message.removesuffix('; will retry')}; {decision.reason}"
+            )
         failed, fail_event = before.transition(
             JobStatus.FAILED,
             now,

@@ -21,6 +21,7 @@ from gexdaemon.core import breaker
 from gexdaemon.core.breaker import BreakerChange, BreakerUpdate
 from gexdaemon.core.errors import NotFound
 from gexdaemon.core.models import DataSource
+from gexdaemon.core.scheduler import SourceAccess
 from gexdaemon.storage import rows
 from gexdaemon.storage.store import PutSource
 
@@ -106,6 +107,17 @@ class SourceBook:
         else:
             update = BreakerUpdate(counted, BreakerChange.NONE)
         self._apply(update, persist_now=False)
+
+    def job_ended(self, base_url: str) -> None:
+        """A job of the source ended. If its breaker is still half-open, that job was the
+        probe and gave no verdict (a 404, a web page, a cancel, a worker lost): let another
+        probe go, or the source's jobs would wait for ever."""
+        source = self._by_url.get(base_url)
+        if source is None or breaker.access(source) is not SourceAccess.PROBE:
+            return
+        # The scheduler lets a new probe through only after the source was blocked in between.
+        self.d.scheduler.set_source_access(base_url, SourceAccess.BLOCKED)
+        self._sync_scheduler(source)
 
     async def set_enabled(self, ref: str, enabled: bool) -> DataSource:
         source = self.find(ref)

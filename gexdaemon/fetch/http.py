@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import fnmatch
+import ipaddress
 import os
+import re
 import time
 import uuid
 import zlib
@@ -46,6 +49,7 @@ CHUNK_BYTES = 64 * 1024
 # Most bytes one decompression step may produce: memory stays bounded whatever the ratio.
 INFLATE_STEP_BYTES = 256 * 1024
 SNIFF_BYTES = 4096
+_RECEIVED_OF = re.compile(r"received (\d+) of (\d+) bytes")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = f"gexdaemon/{__version__}"
 _SUFFIX: dict[str, str] = {
@@ -118,9 +122,23 @@ def _then(code: FailureCode) -> str:
 
 
 def host_allowed(host: str, allowed_hosts: Sequence[str]) -> bool:
-    """`host` is on the allowlist ("*" allows any), compared without case."""
+    """`host` is on the allowlist, compared without case.
+
+    An entry is a host name, a glob (`*.cboe.com`), an IP address or a network
+    (`127.0.0.0/8`); "*" allows any host. Intake (`gexdaemon.daemon.intake`) reads the
+    list the same way: a request accepted at the door must not be refused at fetch time.
+    """
     host = host.lower().strip("[]")
-    return any(a == "*" or a.lower().strip("[]") == host for a in allowed_hosts)
+    for raw in allowed_hosts:
+        entry = raw.strip().lower().strip("[]")
+        if entry in ("*", host) or fnmatch.fnmatchcase(host, entry):
+            return True
+        try:
+            if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def _check_url(url: str, allowed_hosts: Sequence[str]) -> str:
@@ -348,11 +366,7 @@ async def fetch_to_file(
             url=url,
         ) from None
     except aiohttp.ClientPayloadError as exc:
-        raise FetchError(
-            FailureCode.TRUNCATED,
-            f"the connection closed before the whole body arrived ({_short(exc)}); will retry",
-            url=url,
-        ) from None
+        raise FetchError(FailureCode.TRUNCATED, _cut_short(exc), url=url) from None
     except aiohttp.ClientConnectorCertificateError as exc:
         raise FetchError(
             FailureCode.CLIENT_ERROR,
@@ -376,6 +390,19 @@ async def fetch_to_file(
             f"the connection to {urlsplit(current).hostname} failed ({_short(exc)}); will retry",
             url=url,
         ) from None
+
+
+def _cut_short(exc: aiohttp.ClientPayloadError) -> str:
+    # aiohttp's own text reads "<ContentLengthError: 400, ...>": the 400 is not an HTTP
+    # status, and a trader should not have to decode it.
+    counts = _RECEIVED_OF.search(str(exc))
+    if counts:
+        got, promised = (int(n) for n in counts.groups())
+        return (
+            f"the connection closed after {_size(got)} of the {_size(promised)} the source "
+            "announced (the body was cut short); will retry"
+        )
+    return f"the connection closed before the whole body arrived ({_short(exc)}); will retry"
 
 
 def _short(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -244,7 +245,7 @@ class GexView(DeskView, can_focus=True):
         self.shown: dict[str, Any] | None = None
         self.fetch_error: str | None = None
         self._fetching = False
-        self._fetched_at: datetime | None = None
+        self._fetched_at: float | None = None  # monotonic: throttling is not market time
         self._wanted_key: tuple[Any, ...] | None = None
         self._history_symbol: str | None = None
         self._drawn: tuple[Any, ...] | None = None
@@ -342,14 +343,14 @@ class GexView(DeskView, can_focus=True):
             return
         if (
             self._fetched_at is not None
-            and (now - self._fetched_at).total_seconds() < FETCH_EVERY_S
+            and time.monotonic() - self._fetched_at < FETCH_EVERY_S
             and self.shown is not None
             and self.shown.get("market_symbol") == self.symbol
         ):
             return
         self._wanted_key = target
         self._fetching = True
-        self._fetched_at = now
+        self._fetched_at = time.monotonic()
         self.run_worker(self._fetch(target), group="gex-fetch", exclusive=True, exit_on_error=False)
 
     async def _fetch(self, target: tuple[Any, ...]) -> None:

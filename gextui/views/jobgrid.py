@@ -139,9 +139,6 @@ class RowGrid(ScrollView, can_focus=True):
             return self._order[self.cursor_row]
         return None
 
-    def cells_of(self, key: str) -> Mapping[str, Text]:
-        return self._cells[key]
-
     def set_cells(self, key: str, cells: Mapping[str, Text]) -> int:
         """Merge `cells` into row `key` (created if new); returns how many cells changed."""
         known = self._cells.get(key)

@@ -1,10 +1,10 @@
 """The Jobs view: a capped, keyed live table of jobs with sorting, filtering and a detail pane.
 
 The desk may hold 10,000 live jobs; the table shows the `ROW_CAP` first ones
-in the chosen order, and a flush touches only the cells that changed (rows are
-keyed by job id; a table with most rows stale is cleared and rebuilt instead,
-because removing many rows one by one is slow). The clock-driven cells (age,
-deadline countdown) are refreshed only for the rows on screen. Finished jobs are
+in the chosen order. Rows are keyed by job id and a flush writes only the cells
+that changed (a job whose summary is the same object as last time is skipped
+outright; sort keys are cached the same way). The clock-driven cells (age,
+deadline countdown) are rewritten only for the rows on screen. Finished jobs are
 in the "recent" scope (this session's) and the "history" scope (paged from the
 daemon's record), never in the live table.
 """
@@ -46,7 +46,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("symbol", "SYM", 5),
     ("type", "TYPE", 10),
     ("status", "STATUS", 12),
-    ("age", "AGE", 7),
+    ("age", "AGE/RAN", 7),  # queued jobs: since queued; finished ones: how long they ran
     ("deadline", "DEADLINE", 11),
     ("retries", "RTY", 3),
     ("score", "SCORE", 5),
@@ -146,10 +146,15 @@ class JobFilter:
 
 
 def _expand(value: str, names: Iterable[str]) -> set[str]:
-    """`c`, `crit` or `critical,high`: prefixes of the allowed names."""
+    """`c`, `crit` or `critical,high`: prefixes of the allowed names.
+
+    A part naming nothing is kept as typed, so `level:urgent` matches no job
+    (rather than silently matching every job).
+    """
     out: set[str] = set()
     for part in value.split(","):
-        out.update(n for n in names if part and n.startswith(part))
+        found = {n for n in names if part and n.startswith(part)}
+        out |= found or {part}
     return out
 
 
@@ -252,8 +257,9 @@ def top_jobs(
     jobs: Iterable[Mapping[str, Any]],
     flt: JobFilter,
     sort: str,
-    reverse: bool,
-    cap: int,
+    *,
+    reverse: bool = False,
+    cap: int = ROW_CAP,
     keys: SortKeys | None = None,
 ) -> tuple[list[Mapping[str, Any]], int]:
     """The first `cap` jobs passing `flt` in the chosen order, and how many passed."""
@@ -301,10 +307,6 @@ def time_cells(job: Mapping[str, Any], now: datetime) -> dict[str, Text]:
         "age": Text(readout.age(now, job.get("queued_at") or job.get("requested_at"))),
         "deadline": readout.countdown(now, job.get("deadline")),
     }
-
-
-def _signature(cells: Mapping[str, Text]) -> dict[str, tuple[str, str]]:
-    return {column: (text.plain, str(text.style)) for column, text in cells.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -357,8 +359,9 @@ class JobTable(RowGrid):
             if not new and changed:
                 report.updated_cells += changed
                 self.refresh_row(key)
+        before = set(previous)
         report.reordered = [k for k in previous if k in wanted_set] != [
-            k for k in wanted if k in previous
+            k for k in wanted if k in before
         ]
         for key in [k for k in self._jobs if k not in wanted_set]:
             del self._jobs[key]
@@ -526,6 +529,8 @@ class JobDetail(Horizontal):
         yield Static(id="job-score", classes="detail-part")
         yield Static(id="job-history", classes="detail-part")
 
+    _shown: tuple[Any, ...] | None = None
+
     def show_job(
         self,
         job: Mapping[str, Any] | None,
@@ -533,6 +538,11 @@ class JobDetail(Horizontal):
         error: str | None,
         now: datetime,
     ) -> None:
+        # Redraw only when something shown changed (a Static update costs a layout pass).
+        shown = (job, detail, error, int(now.timestamp()))
+        if shown == self._shown:
+            return
+        self._shown = shown
         if job is None:
             self.query_one("#job-request", Static).update(Text("No job selected.", style="dim"))
             self.query_one("#job-score", Static).update("")
@@ -584,6 +594,7 @@ class JobsView(DeskView):
         self._detail_status: tuple[Any, ...] | None = None
         self._detail_timer: Timer | None = None
         self._pinned_job: dict[str, Any] | None = None
+        self._summary = Text()
 
     def compose(self) -> ComposeResult:
         yield FilterInput(
@@ -620,9 +631,9 @@ class JobsView(DeskView):
                 self._jobs_in_scope(desk),
                 self.job_filter,
                 self.sort,
-                self.reverse,
-                self.row_cap,
-                self._sort_keys,
+                reverse=self.reverse,
+                cap=self.row_cap,
+                keys=self._sort_keys,
             )
             self._shown = len(ordered)
             column = self.sort if self.sort in COLUMN_KEYS else None
@@ -673,7 +684,9 @@ class JobsView(DeskView):
         )
         if not self.job_filter.is_empty:
             text.append(f"  · filter: {self.job_filter.text}", style="bold #5fd7ff")
-        self.query_one("#jobs-summary", Static).update(text)
+        if text != self._summary:
+            self._summary = text
+            self.query_one("#jobs-summary", Static).update(text)
 
     # -- the detail pane --------------------------------------------------------------
 

@@ -110,10 +110,6 @@ def desk_line(desk: DeskState) -> Text:
     text.append("workers ", style="dim")
     text.append(f"{busy}/{total} busy ", style="bold")
     text.append("▮" * busy + "▯" * max(0, total - busy), style="#5fff87")
-    phases = desk.queues.get("phases") or {}
-    if phases:
-        text.append("   dispatched by phase ", style="dim")
-        text.append("  ".join(f"{name} {count}" for name, count in phases.items()))
     sources = list(desk.sources.values())
     open_circuits = [s for s in sources if s.get("circuit_state") != "closed"]
     disabled = [s for s in sources if s.get("manually_disabled")]
@@ -126,6 +122,10 @@ def desk_line(desk: DeskState) -> Text:
         )
     if disabled:
         text.append(f"  {len(disabled)} disabled", style="bold #ffaf00")
+    phases = desk.queues.get("phases") or {}
+    if phases:
+        text.append("   dispatched by phase ", style="dim")
+        text.append("  ".join(f"{name} {count}" for name, count in phases.items()), style="dim")
     return text
 
 

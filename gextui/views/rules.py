@@ -102,8 +102,8 @@ class RulesView(DeskView):
         active = sum(1 for r in rules if r.get("is_active"))
         summary = Text(f"{len(rules)} rules, {active} active", style="bold")
         summary.append(
-            "   a request scores the best matching active rule (else its data type's default), "
-            "less a reliability adjustment; the score sets its level",
+            "   a request is scored by the active rules it matches (else its data type's "
+            "default), less a reliability adjustment; the score sets its level",
             style="dim",
         )
         self.query_one("#rules-summary", Static).update(summary)

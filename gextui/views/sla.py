@@ -7,6 +7,7 @@ shown, so breaches from before the dashboard attached are listed too).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -131,7 +132,10 @@ def level_line(desk: DeskState) -> Text:
         )
         precision = row.get("at_risk_precision")
         if precision is not None:
-            text.append(f" at-risk flags right {readout.percent(precision)}", style="dim")
+            text.append(
+                f"; of the jobs flagged at risk, {readout.percent(precision)} then missed",
+                style="dim",
+            )
         text.append("\n")
     return text
 
@@ -142,7 +146,7 @@ class SlaView(DeskView):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._polled_at: datetime | None = None
+        self._polled_at: float | None = None  # monotonic
         self._drawn: tuple[int, int, int] | None = None
         self._drawn_second: int | None = None
 
@@ -157,8 +161,8 @@ class SlaView(DeskView):
         self.query_one("#sla-breached", LiveTable).focus()
 
     def show_desk(self, desk: DeskState, now: datetime) -> None:
-        if self._polled_at is None or (now - self._polled_at).total_seconds() >= POLL_S:
-            self._polled_at = now
+        if self._polled_at is None or time.monotonic() - self._polled_at >= POLL_S:
+            self._polled_at = time.monotonic()
             self.run_worker(self._poll(), exclusive=True, group="sla-poll", exit_on_error=False)
         revision = (desk.rev.sla, desk.rev.jobs, desk.rev.queues)
         second = int(now.timestamp())
@@ -172,7 +176,7 @@ class SlaView(DeskView):
             Text.assemble(
                 ("BREACHED ", "bold #ff5f5f"),
                 (
-                    f"{len(breaches)} jobs missed their deadline (newest record first within each level)",
+                    f"{len(breaches)} jobs missed their deadline (latest deadline first within each level)",
                     "dim",
                 ),
             )

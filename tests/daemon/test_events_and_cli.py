@@ -49,20 +49,18 @@ def test_event_stream_starts_with_a_snapshot_then_numbered_events(
 
 
 def test_a_client_can_ask_for_a_resync(daemon: RunningDaemon) -> None:
-    import aiohttp
-
     async def run() -> list[str]:
-        connector = aiohttp.UnixConnector(path=str(daemon.socket))
-        async with aiohttp.ClientSession(connector=connector) as session:
-            ws = await session.ws_connect("http://localhost/v1/events")
-            kinds = [json.loads((await ws.receive()).data)["type"]]
-            await ws.send_str(json.dumps({"type": "resync"}))
+        async with AsyncClient(daemon.socket) as c:
+            stream = c.events()
+            kinds = [(await anext(stream))["type"]]
+            await stream.resync()
             async with asyncio.timeout(10):
-                while len(kinds) < 3:
-                    msg = json.loads((await ws.receive()).data)
+                async for msg in stream:
                     if msg["type"] in ("resync", "snapshot"):
                         kinds.append(msg["type"])
-            await ws.close()
+                    if len(kinds) == 3:
+                        break
+            await stream.aclose()
             return kinds
 
     assert asyncio.run(run()) == ["snapshot", "resync", "snapshot"]

@@ -158,6 +158,8 @@ class CrashReport:
     snapshots: int = 0
     findings: list[Finding] = field(default_factory=list)
     restart_s: list[float] = field(default_factory=list)
+    drain_s: list[float] = field(default_factory=list)
+    inspect_s: list[float] = field(default_factory=list)
 
     @property
     def lost(self) -> int:
@@ -193,8 +195,8 @@ class MixedLoad:
         self.bad_base = feeds.url.replace("127.0.0.1", "localhost")
         self.ledger = ledger
         self.cycle = cycle
-        self.api_rng = random.Random(rng.random())  # noqa: S311 - load shape, not security
-        self.drop_rng = random.Random(rng.random())  # noqa: S311
+        self.api_rng = random.Random(rng.random())
+        self.drop_rng = random.Random(rng.random())
         self.api_pause_s = api_pause_s
         self.drop_pause_s = drop_pause_s
         self._stop = threading.Event()
@@ -244,6 +246,16 @@ class MixedLoad:
         c = Client(self.d.socket, timeout=20)
         n = 0
         try:
+            # A slow CRITICAL fetch first: some job holds a lease at every kill.
+            with contextlib.suppress(DaemonUnreachable, ApiError):
+                anchor = self.request(f"c{self.cycle}-anchor", rng)
+                path = GOOD_FEEDS[0][0]
+                anchor |= {
+                    "source_url": f"{self.ok_base}{path}?delay=6",
+                    "data_type": "real_time",
+                    "market_symbol": "SPX",
+                }
+                self.ledger.ack(c.submit(anchor))
             while not self._stop.is_set():
                 n += 1
                 tag = f"c{self.cycle}-a{n}"
@@ -352,11 +364,10 @@ def _rows(con: Any, sql: str, params: list[Any] | None = None) -> list[tuple[Any
 
 def inspect_down(d: RunningDaemon, ledger: Ledger, cycle: int, findings: list[Finding]) -> None:
     """Everything that must hold on disk while no daemon runs."""
-    now = datetime.now(UTC)
     with database_copy(d.data_dir) as con:
         _check_acknowledged(con, ledger, cycle, findings)
         _check_snapshots(con, cycle, findings)
-        _check_leases(con, ledger, cycle, now, findings)
+        _check_leases(con, ledger, cycle, findings)
         lake_paths = {Path(p) for (p,) in _rows(con, "SELECT lake_path FROM gex_snapshots")}
         _check_receipts(con, d, ledger, cycle, findings)
     _check_lake(d.data_dir / "gex", lake_paths, ledger, cycle, findings)
@@ -414,9 +425,7 @@ def _check_snapshots(con: Any, cycle: int, findings: list[Finding]) -> None:
         findings.append(Finding(cycle, "lost", f"job {job_id} is COMPLETED without its snapshot"))
 
 
-def _check_leases(
-    con: Any, ledger: Ledger, cycle: int, now: datetime, findings: list[Finding]
-) -> None:
+def _check_leases(con: Any, ledger: Ledger, cycle: int, findings: list[Finding]) -> None:
     """Leases held at earlier kills must be reaped by a daemon that outlived their expiry."""
     killed = ledger.lives[-1] if ledger.lives else None
     for job_id, held in list(ledger.leases.items()):
@@ -494,10 +503,14 @@ def _check_receipts(
                 if item["job_id"] not in ledger.acked:
                     ledger.acked[item["job_id"]] = item["request_id"]
                     ledger.acked_by_receipt += 1
-            found = _rows(con, "SELECT count(*) FROM processing_jobs WHERE job_id = ?", [item["job_id"]])
+            found = _rows(
+                con, "SELECT count(*) FROM processing_jobs WHERE job_id = ?", [item["job_id"]]
+            )
             if not found[0][0]:
                 findings.append(
-                    Finding(cycle, "lost", f"job {item['job_id']} of receipt {receipt.name} is gone")
+                    Finding(
+                        cycle, "lost", f"job {item['job_id']} of receipt {receipt.name} is gone"
+                    )
                 )
 
 
@@ -527,8 +540,10 @@ def _check_lake(
 
 def _drop_places(d: RunningDaemon, name: str) -> list[Path]:
     places = [d.drop / name, d.drop / "rejected" / name]
-    places += list((d.drop / "processed").glob(f"*/{name}")) if (d.drop / "processed").exists() else []
-    stem, dot, suffix = name.rpartition(".")
+    places += (
+        list((d.drop / "processed").glob(f"*/{name}")) if (d.drop / "processed").exists() else []
+    )
+    stem, _dot, suffix = name.rpartition(".")
     # A second copy gets a -N name (`_free_name`): that would be the file handled twice.
     for folder in [d.drop / "rejected", *(d.drop / "processed").glob("*")]:
         if folder.is_dir():
@@ -536,7 +551,9 @@ def _drop_places(d: RunningDaemon, name: str) -> list[Path]:
     return [p for p in places if p.exists()]
 
 
-def _check_drop_folder(d: RunningDaemon, ledger: Ledger, cycle: int, findings: list[Finding]) -> None:
+def _check_drop_folder(
+    d: RunningDaemon, ledger: Ledger, cycle: int, findings: list[Finding]
+) -> None:
     with ledger.lock:
         files = dict(ledger.drop_files)
     for name in files:
@@ -578,23 +595,64 @@ def _check_drop_folder(d: RunningDaemon, ledger: Ledger, cycle: int, findings: l
 # ---------------------------------------------------------------------------
 
 
-def check_after_restart(d: RunningDaemon, life: Life, cycle: int, findings: list[Finding]) -> None:
+def check_after_restart(
+    d: RunningDaemon, killed_at: datetime, cycle: int, findings: list[Finding]
+) -> None:
     """Leftovers of the dead instance that start-up must have cleared."""
-    started = life.started.timestamp()
+    before = killed_at.timestamp()
     spool = d.data_dir / "tmp"
     for path in spool.iterdir() if spool.exists() else []:
         with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime < started - 5.0:
+            if path.stat().st_mtime <= before:
                 findings.append(
                     Finding(cycle, "leftover", f"fetch spool file {path.name} of a dead instance")
                 )
     lake = d.data_dir / "gex"
     for path in lake.rglob(".*.tmp") if lake.exists() else []:
         with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime < started - 5.0:
+            if path.stat().st_mtime <= before:
                 findings.append(
                     Finding(cycle, "leftover", f"lake temporary {path.name} of a dead instance")
                 )
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def check_orphans(pids: set[int], cycle: int, findings: list[Finding]) -> None:
+    """Processes the killed daemon started must not outlive it (compute pool, forkserver)."""
+
+    def alive() -> set[int]:
+        return {p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)}
+
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: not alive(), timeout=10, what="the killed daemon's processes to end")
+    for pid in sorted(alive()):
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:80]
+        findings.append(
+            Finding(cycle, "leftover", f"process {pid} outlived the killed daemon: {cmd!r}")
+        )
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def drain(
@@ -607,13 +665,11 @@ def drain(
         open_jobs = c.query(
             "SELECT count(*) FROM processing_jobs WHERE status IN ('queued', 'processing')"
         )["rows"][0][0]
-        waiting = [
-            p for p in d.drop.iterdir() if p.is_file() and not p.name.startswith(".")
-        ]
+        waiting = [p for p in d.drop.iterdir() if p.is_file() and not p.name.startswith(".")]
         return open_jobs == 0 and not waiting
 
     try:
-        wait_until(settled, timeout=timeout, every=0.5, what="every job to finish")
+        wait_until(settled, timeout=timeout, every=0.25, what="every job to finish")
     except AssertionError:
         stuck = c.query(
             "SELECT CAST(j.job_id AS VARCHAR), j.status, j.retry_count, j.lease_owner, "
@@ -636,7 +692,7 @@ def drain(
             if p.is_file() and not p.name.startswith("."):
                 findings.append(Finding(cycle, "stuck", f"drop file {p.name} was never taken"))
     rows = c.query("SELECT status, count(*) FROM processing_jobs GROUP BY status")["rows"]
-    return {status: n for status, n in rows}
+    return dict(rows)
 
 
 # ---------------------------------------------------------------------------
@@ -667,7 +723,7 @@ def run_crash_cycles(
 ) -> tuple[CrashReport, RunningDaemon]:
     """Run `cycles` kill/restart cycles on one data directory; drain every `drain_every`
     cycles (0: only at the end) and once more at the end, then stop gracefully."""
-    rng = random.Random(seed)  # noqa: S311 - reproducible kill moments
+    rng = random.Random(seed)
     d = make_daemon(CRASH_CONFIG, root=root)
     ledger = Ledger()
     report = CrashReport()
@@ -677,29 +733,39 @@ def run_crash_cycles(
         for cycle in range(1, cycles + 1):
             load = MixedLoad(d, feeds, ledger, cycle, rng).start()
             time.sleep(rng.uniform(*load_s))  # the load runs; the kill lands at a random moment
+            assert d.proc is not None
+            family = descendants(d.proc.pid)
             d.kill()
             life.ended = datetime.now(UTC)
             load.stop()
             for refusal in load.refusals:
                 findings.append(Finding(cycle, "refused", refusal))
             report.kills += 1
+            began = time.monotonic()
             try:
                 inspect_down(d, ledger, cycle, findings)
             except Exception as exc:  # the database or lake would not even open
                 findings.append(Finding(cycle, "crash", f"inspection failed: {exc!r}"))
+            report.inspect_s.append(time.monotonic() - began)
+            killed_at = life.ended
             try:
                 life = _start(d, ledger, report)
             except AssertionError as exc:
                 findings.append(Finding(cycle, "crash", f"the daemon did not restart: {exc}"))
                 break
-            check_after_restart(d, life, cycle, findings)
+            check_after_restart(d, killed_at, cycle, findings)
+            check_orphans(family, cycle, findings)
             report.cycles = cycle
             if drain_every and cycle % drain_every == 0 and cycle < cycles:
+                began = time.monotonic()
                 report.jobs_by_status = drain(d, ledger, cycle, findings, drain_timeout_s)
+                report.drain_s.append(time.monotonic() - began)
                 report.drains += 1
             if progress is not None:
                 progress(cycle, report)
+        began = time.monotonic()
         report.jobs_by_status = drain(d, ledger, report.cycles, findings, drain_timeout_s)
+        report.drain_s.append(time.monotonic() - began)
         report.drains += 1
         report.snapshots = d.client().query("SELECT count(*) FROM gex_snapshots")["rows"][0][0]
     finally:
@@ -729,6 +795,11 @@ def summarize(report: CrashReport) -> str:
         f"expired leases verified requeued {report.leases_verified}",
         f"lost {report.lost}; findings by kind: {dict(kinds) or 'none'}",
     ]
+    if report.drain_s:
+        lines.append(
+            f"drains took {', '.join(f'{s:.1f}' for s in report.drain_s[-5:])} s (last 5); "
+            f"inspections with the daemon down: max {max(report.inspect_s, default=0):.2f} s"
+        )
     if report.restart_s:
         ordered = sorted(report.restart_s)
         lines.append(

@@ -17,7 +17,9 @@ from tests.tui.recording import DESK_NOW
 
 
 def pushed_job(n: int, seq: int) -> dict[str, Any]:
-    job = recording.job_summary(n, level="critical", status="queued", symbol="SPY", data_type="real_time", age_s=1.0)
+    job = recording.job_summary(
+        n, level="critical", status="queued", symbol="SPY", data_type="real_time", age_s=1.0
+    )
     return {"seq": seq, "type": "job.queued", "at": DESK_NOW.isoformat(), "data": job}
 
 
@@ -64,15 +66,27 @@ async def test_hidden_views_are_not_redrawn() -> None:
 
 async def test_gex_follows_a_new_snapshot() -> None:
     daemon = recording.replay_daemon()
-    newer = recording.snapshots()[0] | {"snapshot_id": "spx-newer", "spot_price": 6871.5, "zero_gamma": 6902.0}
-    daemon._responses[response_key("snapshot", "spx-newer")] = newer | {"strikes": recording.strikes()}
+    newer = recording.snapshots()[0] | {
+        "snapshot_id": "spx-newer",
+        "spot_price": 6871.5,
+        "zero_gamma": 6902.0,
+    }
+    daemon._responses[response_key("snapshot", "spx-newer")] = newer | {
+        "strikes": recording.strikes()
+    }
     app = app_on(daemon, initial_view="gex")
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot)
         gex = app.query_one(GexView)
         await until(pilot, lambda: gex.shown is not None, what="the first chart")
-        daemon.push({"seq": 1005, "type": "snapshot.created", "at": DESK_NOW.isoformat(), "data": newer})
-        await until(pilot, lambda: gex.shown is not None and gex.shown["snapshot_id"] == "spx-newer", what="the new chart")
+        daemon.push(
+            {"seq": 1005, "type": "snapshot.created", "at": DESK_NOW.isoformat(), "data": newer}
+        )
+        await until(
+            pilot,
+            lambda: gex.shown is not None and gex.shown["snapshot_id"] == "spx-newer",
+            what="the new chart",
+        )
         app.flush()
         await pilot.pause()
         text = screen_text(app)

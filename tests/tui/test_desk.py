@@ -147,15 +147,15 @@ def test_filter_tokens_and_words() -> None:
 
 def test_top_jobs_orders_and_caps() -> None:
     jobs = recording.live_jobs()
-    ordered, passed = top_jobs(jobs, JobFilter(), "urgency", False, 5)
+    ordered, passed = top_jobs(jobs, JobFilter(), "urgency", reverse=False, cap=5)
     assert passed == len(jobs)
     # Running first, then by level, then nearest deadline.
     assert [j["job_id"] for j in ordered] == [recording.ident("job", n) for n in (1, 3, 2, 5, 4)]
-    oldest, _ = top_jobs(jobs, JobFilter(), "age", False, 1)
+    oldest, _ = top_jobs(jobs, JobFilter(), "age", reverse=False, cap=1)
     assert oldest[0]["job_id"] == recording.ident("job", 29)
-    newest, _ = top_jobs(jobs, JobFilter(), "age", True, 1)
+    newest, _ = top_jobs(jobs, JobFilter(), "age", reverse=True, cap=1)
     assert newest[0]["job_id"] == recording.ident("job", 1)
-    spy, passed = top_jobs(jobs, JobFilter.parse("sym:SPY"), "urgency", False, 300)
+    spy, passed = top_jobs(jobs, JobFilter.parse("sym:SPY"), "urgency", reverse=False, cap=300)
     assert passed == len(spy) == sum(1 for j in jobs if j["market_symbol"] == "SPY")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static
 
 from gexdaemon.client import AsyncClient
 from gextui.app import GexTui
@@ -20,6 +20,7 @@ from gextui.commands import DeskCommands
 from gextui.link import Backoff
 from gextui.screens.confirm import ConfirmScreen
 from gextui.screens.rule_editor import RuleEditor
+from gextui.screens.submit import SubmitScreen
 from gextui.views.gex import GexView
 from gextui.views.jobs import JobsView, short_id
 from gextui.views.sources import SourcesView
@@ -79,15 +80,39 @@ def select_row(table: Any, key: str) -> None:
 async def test_attach_and_follow_a_job_to_its_gex_chart(
     daemon: RunningDaemon, feeds: FeedServer
 ) -> None:
-    async with live_app(daemon).run_test(size=SIZE) as pilot, AsyncClient(daemon.socket) as gexd:
+    async with live_app(daemon).run_test(size=SIZE) as pilot:
         app = await attached(pilot)
         # The wire shapes the recorded desk (snapshot tests) is built from are the real ones.
         assert set(recording.health()) <= set(app.desk.health)
         assert set(recording.queues()) <= set(app.desk.queues)
         assert set(recording.level_rows()[0]) <= set(app.desk.level_rows()[0])
 
-        accepted = await gexd.submit(request(feeds, "_SPX.json?delay=1.5", data_type="real_time"))
-        job_id = accepted["job_id"]
+        # Submitted through the form, as a trader would.
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, SubmitScreen), what="the request form")
+        form = app.screen
+        form.query_one("#source_url", Input).value = f"{feeds.url}_SPX.json?delay=3"
+        form.query_one("#market_symbol", Input).value = "spx"
+        form.query_one("#data_type", Select).value = "real_time"
+        form.query_one("#metadata", Input).value = "desk=index vol"
+        await pilot.press("ctrl+s")
+        await until(
+            pilot, lambda: not isinstance(app.screen, SubmitScreen), what="the form to close"
+        )
+        job_id = await until(
+            pilot,
+            lambda: next(
+                (
+                    k
+                    for k, j in (app.desk.recent | app.desk.jobs).items()
+                    if j.get("origin") == "tui"
+                ),
+                None,
+            ),
+            what="the submitted job on the desk",
+        )
+        submitted = (app.desk.recent | app.desk.jobs)[job_id]
+        assert submitted["priority_level"] == "critical"  # the seed rule: real-time SPX
         await pilot.press("2")
         jobs = app.query_one(JobsView)
         await until(
