@@ -59,9 +59,11 @@ DESK_MIX = (
     Mix(3.0, "SPX_quotedata.csv", "SPX", "snapshot"),
     Mix(3.5, "NDX_quotedata.csv", "NDX", "snapshot"),
     Mix(5.0, "SPY_quotedata.csv", "SPY", "snapshot"),
-    Mix(2.5, "SPX_contracts.parquet", "SPX", "historical"),  # LOW
-    Mix(4.0, "SPY_contracts.csv", "SPY", "historical"),
-    Mix(7.0, "SPX_strikes.parquet", "SPX", "historical"),
+    # LOW. (The SPX_contracts and SPY_contracts samples are partial chains: left out, so a
+    # symbol's total GEX does not jump between files of different scope.)
+    Mix(2.5, "SPX_strikes.parquet", "SPX", "historical"),
+    Mix(4.0, "NDX_contracts.parquet", "NDX", "historical"),
+    Mix(7.0, "SPX_strikes.csv", "SPX", "historical"),
     Mix(15.0, "SPY.json", "SPY", "snapshot", query="delay=1.5"),  # a slow source
     Mix(20.0, "NDX_contracts.parquet", "NDX", "historical", query="status=503"),  # flaky: retried
     Mix(45.0, "missing.json", "SPX", "snapshot"),  # 404: fails clearly, not retried

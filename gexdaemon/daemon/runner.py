@@ -499,10 +499,16 @@ class Runner:
         if status is JobStatus.PROCESSING:
             live.cancel_requested = True
             task = self._tasks.get(job_id)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(task)
+            if task is None:
+                # Running under the lease of an instance that died: nothing here runs it,
+                # so cancelling the task would cancel nothing. Write the cancel now; the
+                # lease reaper then finds the job final and leaves it.
+                self._foreign_leases.pop(job_id, None)
+                await self._write_cancel(live, "cancelled by a trader while its worker was gone")
+                return live
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
             return live
         raise IllegalTransition(
             status.value,

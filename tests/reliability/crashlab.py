@@ -64,7 +64,7 @@ heartbeat_s = 0.5
 
 [sources]
 breaker_failures = 4
-breaker_cooldown_s = 1.0
+breaker_cooldown_s = 0.25
 """
 
 # (path on the feed server, symbol, whether it is big enough to keep a worker busy)
@@ -251,7 +251,7 @@ class MixedLoad:
                 anchor = self.request(f"c{self.cycle}-anchor", rng)
                 path = GOOD_FEEDS[0][0]
                 anchor |= {
-                    "source_url": f"{self.ok_base}{path}?delay=6",
+                    "source_url": f"{self.ok_base}{path}?delay=4",
                     "data_type": "real_time",
                     "market_symbol": "SPX",
                 }
