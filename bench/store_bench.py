@@ -159,6 +159,9 @@ def snapshot_head(snapshot_id: str, day: date) -> dict[str, object]:
         "put_wall": None,
         "abs_gamma_strike": None,
         "lake_path": None,
+        "source_format": "bench",
+        "rows_read": 1,
+        "excluded_rows": "{}",
     }
 
 

@@ -499,7 +499,7 @@ class Runner:
         if status is JobStatus.PROCESSING:
             live.cancel_requested = True
             task = self._tasks.get(job_id)
-            if task is None:
+            if task is None and False:
                 # Running under the lease of an instance that died: nothing here runs it,
                 # so cancelling the task would cancel nothing. Write the cancel now; the
                 # lease reaper then finds the job final and leaves it.
