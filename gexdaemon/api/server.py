@@ -35,8 +35,10 @@ from gexdaemon.core.errors import (
     MalformedInput,
     NotFound,
     PayloadTooLarge,
+    Problem,
     ShuttingDown,
 )
+from gexdaemon.core.models import ExpiryFilter
 from gexdaemon.daemon.events import RESYNC
 from gexdaemon.daemon.operations import Operations
 
@@ -48,6 +50,29 @@ MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
 log = structlog.get_logger("gexdaemon.api")
 _REQUEST_IDS = random.Random()  # noqa: S311 - request ids correlate logs; they are not secrets
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Slow clients. Headers must arrive, and an idle kept-alive connection is closed, within
+# IDLE_TIMEOUT_S (aiohttp's keep-alive timer, armed when a connection opens and after
+# each answer); a body gets BODY_GRACE_S plus its size at BODY_MIN_RATE bytes/s. A local
+# client sends a whole request in microseconds; these only ever cut off the stuck or
+# the hostile, whose connections would otherwise pile up until the daemon runs out of
+# file descriptors.
+IDLE_TIMEOUT_S = 10.0
+BODY_GRACE_S = 5.0
+BODY_MIN_RATE = 64 * 1024
+# After an answer that left part of a body unread (a 413, a 408), the rest is read and
+# dropped for at most this long so the client sees the answer, then the connection closes.
+LINGER_S = 2.0
+
+
+class RequestTimedOut(GexError):
+    """A request that did not arrive in time (408)."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
+EXPIRY_FILTERS = tuple(f.value for f in ExpiryFilter)
 
 STATUS_BY_TYPE: tuple[tuple[type[GexError], int], ...] = (
     (MalformedInput, 400),
@@ -131,9 +156,13 @@ async def context_and_errors(request: web.Request, handler: Handler) -> web.Stre
             status = status_for(exc)
             if status >= 500:
                 log.error("request failed", path=request.path, error=str(exc), code=exc.code)
-            return error_response(
+            answer = error_response(
                 exc.code, exc.message, status, request_id, [d.as_dict() for d in exc.details]
             )
+            if isinstance(exc, RequestTimedOut | PayloadTooLarge):
+                # The rest of the body is still on its way: hang up rather than read it.
+                answer.force_close()
+            return answer
         except web.HTTPRequestEntityTooLarge:
             status = 413
             return error_response(
@@ -184,7 +213,47 @@ def ops(request: web.Request) -> Operations:
 
 
 async def body_json(request: web.Request) -> Any:
-    return wire.decode_body(await request.read())
+    limit = request.app[MAX_BODY]
+    body = await read_body(
+        request,
+        limit,
+        f"the request body is larger than the {limit} bytes allowed ([api] max_body_bytes)",
+    )
+    return wire.decode_body(body)
+
+
+async def read_body(request: web.Request, limit: int, too_large: str) -> bytes:
+    """The whole body, at most `limit` bytes, arriving at a sane pace.
+
+    A client that trickles its body (a byte now and then) would hold a connection and
+    a handler for as long as it likes; the body must arrive within BODY_GRACE_S plus
+    the time it takes at BODY_MIN_RATE, or the request is cut off with a 408.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(too_large)  # refused before a byte of it is read
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        budget = started + BODY_GRACE_S + size / BODY_MIN_RATE - loop.time()
+        try:
+            if budget <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(budget):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise RequestTimedOut(
+                f"the request body arrived too slowly ({size} bytes in "
+                f"{loop.time() - started:.1f} s); send it at once"
+            ) from None
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(too_large)
+        chunks.append(chunk)
 
 
 def query_int(
@@ -318,9 +387,17 @@ async def latest_snapshot(request: web.Request) -> web.Response:
     symbol = request.query.get("symbol")
     if not symbol:
         raise InvalidInput("query parameter symbol is required: /v1/snapshots/latest?symbol=SPX")
-    return json_response(
-        await ops(request).latest_snapshot(symbol, request.query.get("expiry_filter"))
-    )
+    expiry = request.query.get("expiry_filter")
+    if expiry is not None and expiry not in EXPIRY_FILTERS:
+        raise InvalidInput.from_problems(
+            "the filter",
+            [
+                Problem(
+                    "expiry_filter", f"must be one of {', '.join(EXPIRY_FILTERS)} (got {expiry!r})"
+                )
+            ],
+        )
+    return json_response(await ops(request).latest_snapshot(symbol, expiry))
 
 
 async def get_snapshot(request: web.Request) -> web.Response:
@@ -354,17 +431,11 @@ async def ingest(request: web.Request) -> web.Response:
     o = ops(request)
     limit = o.max_ingest_bytes
     name = request.query.get("filename", "upload")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(1 << 20):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(
-                f"the file is larger than the {limit} bytes allowed ([drop] max_file_bytes)"
-            )
-        chunks.append(chunk)
+    data = await read_body(
+        request, limit, f"the file is larger than the {limit} bytes allowed ([drop] max_file_bytes)"
+    )
     result = await o.ingest_upload(
-        b"".join(chunks),
+        data,
         filename=name,
         symbol=request.query.get("symbol"),
         level=request.query.get("level"),

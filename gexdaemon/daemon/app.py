@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import resource
 import select
 import signal
 import socket as socket_module
@@ -34,7 +35,7 @@ import structlog
 from aiohttp import web
 
 from gexdaemon import __version__
-from gexdaemon.api.server import build_app
+from gexdaemon.api.server import IDLE_TIMEOUT_S, LINGER_S, build_app
 from gexdaemon.config import Config
 from gexdaemon.core.errors import GexError
 from gexdaemon.core.estimates import ProcessingEstimates
@@ -63,6 +64,21 @@ SWITCH_INTERVAL_S = 0.0005
 
 class DaemonAlreadyRunning(DataDirLocked):
     code = "daemon_running"
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Lift the soft limit on open files to the hard one; returns (before, after).
+
+    Every socket client, WebSocket, spool file and DuckDB file is a descriptor; with a
+    soft limit of 1024 (a common default), a thousand idle clients made accept() fail
+    and no one else could connect.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def clear_spool(folder: Path) -> int:
@@ -192,6 +208,7 @@ class Daemon:
         # a short switch interval keeps the loop's syscalls (socket sends, the clock)
         # from queueing 5 ms behind them each time.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        raise_open_file_limit()
         cfg = self.config
         loop = asyncio.get_running_loop()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -382,7 +399,12 @@ class Daemon:
             allowed_uids=frozenset(self.settings.api.allowed_uids),
         )
         self._web_runner = web.AppRunner(
-            app, handle_signals=False, shutdown_timeout=2.0, access_log=None
+            app,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            access_log=None,
+            keepalive_timeout=IDLE_TIMEOUT_S,  # also cuts off headers sent a byte at a time
+            lingering_time=LINGER_S,
         )
         await self._web_runner.setup()
         old = os.umask(0o177)  # the socket is created 0600

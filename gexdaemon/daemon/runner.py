@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from gexdaemon.core.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from gexdaemon.core.errors import Conflict, GexError, IllegalTransition, InvalidInput, NotFound
 from gexdaemon.core.models import (
     JobStatus,
     PriorityLevel,
@@ -291,20 +291,36 @@ class Runner:
                 now=d.now(),
                 context=d.config.domain_context(allow_any_symbol=True),
             )
-            if live.job.priority_level is PriorityLevel.CRITICAL or d.compute_procs is None:
-                snapshot = await loop.run_in_executor(d.compute_pool, compute)
-            else:
-                async with self.compute_gate:  # CPU stays free for CRITICAL work
-                    try:
-                        snapshot = await loop.run_in_executor(d.compute_procs, compute)
-                    except BrokenProcessPool:
-                        d.restart_compute_processes()
-                        return Outcome(
-                            ok=False,
-                            code=FailureCode.WORKER_LOST,
-                            size_bytes=size,
-                            message="the compute process died (killed or out of memory)",
-                        )
+            try:
+                if live.job.priority_level is PriorityLevel.CRITICAL or d.compute_procs is None:
+                    snapshot = await loop.run_in_executor(d.compute_pool, compute)
+                else:
+                    async with self.compute_gate:  # CPU stays free for CRITICAL work
+                        try:
+                            snapshot = await loop.run_in_executor(d.compute_procs, compute)
+                        except BrokenProcessPool:
+                            d.restart_compute_processes()
+                            return Outcome(
+                                ok=False,
+                                code=FailureCode.WORKER_LOST,
+                                size_bytes=size,
+                                message="the compute process died (killed or out of memory)",
+                            )
+            except GexError:
+                raise
+            except Exception as exc:
+                # A parser failing other than with a ChainError (a file odd enough to find a
+                # bug): the same file fails the same way again, so no retry. The trader gets
+                # the file and the error; the log keeps the traceback.
+                log.exception("chain parser failed", error=str(exc))
+                where = url if fetched is not None else path.name
+                return Outcome(
+                    ok=False,
+                    code=FailureCode.UNPARSEABLE,
+                    size_bytes=size,
+                    message=f"{where}: could not be parsed ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); not retried: check that the file is complete and unedited",
+                )
             await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot)
         except InvalidInput as exc:  # ChainError and friends: the file itself is wrong
             message = exc.message
@@ -499,7 +515,7 @@ class Runner:
         if status is JobStatus.PROCESSING:
             live.cancel_requested = True
             task = self._tasks.get(job_id)
-            if task is None and False:
+            if task is None:
                 # Running under the lease of an instance that died: nothing here runs it,
                 # so cancelling the task would cancel nothing. Write the cancel now; the
                 # lease reaper then finds the job final and leaves it.

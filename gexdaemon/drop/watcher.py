@@ -23,9 +23,10 @@ import functools
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import structlog
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from gexdaemon.daemon.app import Daemon
 
 log = structlog.get_logger("gexdaemon.drop")
+T = TypeVar("T")
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".error.json", ".receipt.json")
 REQUEST_SUFFIXES = (".json", ".toml")
@@ -235,11 +237,11 @@ class DropFolder:
                 raise MalformedInput(f"is not valid JSON: {exc}") from None
             if _looks_like_requests(payload):
                 return Verdict("requests", payload)
-        fmt, _seen = registry.detect(FeedFile(name=path.name, data=data))
+        fmt, _seen = _guarded(registry.detect, FeedFile(name=path.name, data=data))
         optionable = self.d.config.domain_context().optionable
         symbol = symbol_from_name(path.name, optionable)
         if symbol is None:
-            _, parsed = registry.parse(FeedFile(name=path.name, data=data))
+            _, parsed = _guarded(registry.parse, FeedFile(name=path.name, data=data))
             found = parsed.underlying
             symbol = underlying_of_root(normalize_symbol(found)) if found else None
         if symbol is None:
@@ -330,6 +332,21 @@ class DropFolder:
         _write_json(target.with_name(target.name + ".error.json"), report)
         self.d.publish("drop.rejected", {"file": original.name, "error": report["error"]})
         log.warning("drop file rejected", file=original.name, error=exc.message)
+
+
+def _guarded(read: Callable[[FeedFile], T], feed: FeedFile) -> T:
+    """A parser call whose unexpected failure (a file odd enough to find a bug) is a
+    refusal that says so, not an "internal error"."""
+    try:
+        return read(feed)
+    except GexError:
+        raise
+    except Exception as exc:
+        log.exception("chain parser failed", file=feed.name)
+        raise MalformedInput(
+            f"could not be parsed ({type(exc).__name__}: {str(exc)[:200]}); check that it is "
+            "a complete, unedited chain file"
+        ) from None
 
 
 def _looks_like_requests(payload: Any) -> bool:

@@ -247,9 +247,21 @@ def job_row(j: ProcessingJob) -> dict[str, Any]:
 
 
 def job_delta(previous: ProcessingJob, job: ProcessingJob) -> dict[str, Any]:
-    """The key and the columns that differ between two states of one job."""
-    before, after = job_row(previous), job_row(job)
-    return {k: v for k, v in after.items() if k == "job_id" or before[k] != v}
+    """The key and the columns that differ between two states of one job.
+
+    Every column but the two ids holds the model's value as it is, so the delta
+    compares the models' fields directly (a transition is on the hot path).
+    """
+    before, after = previous.__dict__, job.__dict__
+    delta: dict[str, Any] = {"job_id": str(job.job_id)}
+    for name in _JOB_VALUE_COLUMNS:
+        value = after[name]
+        if value != before[name]:
+            delta[name] = value
+    return delta
+
+
+_JOB_VALUE_COLUMNS = tuple(c for c in JOBS.column_names if c not in ("job_id", "request_id"))
 
 
 def job_from_row(row: Mapping[str, Any]) -> ProcessingJob:

@@ -34,7 +34,7 @@ def test_a_cancel_takes_effect_while_a_dead_instance_holds_the_lease(
     c = d.client()
     job_id = c.submit(
         {
-            "source_url": f"{feeds.url}SPY.json?delay=20",
+            "source_url": f"{feeds.url}SPY.json?delay=5",
             "data_type": "historical",
             "market_symbol": "SPY",
         }
