@@ -22,7 +22,7 @@ import re
 import secrets
 import time as time_module
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -420,6 +420,55 @@ Origin = Literal["api", "drop", "cli", "tui", "ingest", "demo"]
 """Where a request came from (the socket API, the drop folder, the CLI, the dashboard, ...)."""
 
 
+def job_order_problem(job: ProcessingJob) -> str | None:
+    """The first rule tying a job's times and status together that `job` breaks, or None."""
+    if job.queued_at < job.requested_at:
+        return "queued_at cannot be before the request's requested_at"
+    if job.started_at is not None and job.started_at < job.requested_at:
+        return "started_at must be at or after the request's requested_at"
+    if job.completed_at is not None:
+        if job.started_at is not None and job.completed_at < job.started_at:
+            return "completed_at must be at or after started_at"
+        if job.completed_at < job.requested_at:
+            return "completed_at must be at or after the request's requested_at"
+    if job.status is JobStatus.PROCESSING and job.started_at is None:
+        return "a PROCESSING job must have started_at"
+    if job.status is JobStatus.COMPLETED and (job.started_at is None or job.completed_at is None):
+        return "a COMPLETED job must have started_at and completed_at"
+    if job.status is JobStatus.QUEUED and job.completed_at is not None:
+        return "a QUEUED job cannot have completed_at"
+    if job.status is JobStatus.FAILED and not job.error_message:
+        return "a FAILED job must say why (error_message)"
+    if job.deadline is not None and job.deadline < job.requested_at:
+        return "deadline cannot be before requested_at"
+    return None
+
+
+def _aware_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, datetime) and value.utcoffset() is not None)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_FAST_CHANGES: dict[str, Callable[[object], bool]] = {
+    "lease_owner": lambda v: v is None or isinstance(v, str),
+    "lease_expires_at": _aware_or_none,
+    "next_attempt_at": _aware_or_none,
+    "dispatch_phase": lambda v: v is None or (isinstance(v, str) and len(v) <= 40),
+    "at_risk": lambda v: isinstance(v, bool),
+    "records_processed": _count,
+    "data_size_bytes": _count,
+    "sla_status": lambda v: isinstance(v, SlaStatus),
+}
+
+
+def _fast_change_ok(name: str, value: object) -> bool:
+    check = _FAST_CHANGES.get(name)
+    return check is not None and bool(check(value))
+
+
 class RequestSubmission(DomainModel):
     """What a client sends to ask for an ingest (the server assigns id, score and level)."""
 
@@ -519,27 +568,9 @@ class ProcessingJob(DomainModel):
 
     @model_validator(mode="after")
     def _times_in_order(self) -> Self:
-        if self.queued_at < self.requested_at:
-            raise ValueError("queued_at cannot be before the request's requested_at")
-        if self.started_at is not None and self.started_at < self.requested_at:
-            raise ValueError("started_at must be at or after the request's requested_at")
-        if self.completed_at is not None:
-            if self.started_at is not None and self.completed_at < self.started_at:
-                raise ValueError("completed_at must be at or after started_at")
-            if self.completed_at < self.requested_at:
-                raise ValueError("completed_at must be at or after the request's requested_at")
-        if self.status is JobStatus.PROCESSING and self.started_at is None:
-            raise ValueError("a PROCESSING job must have started_at")
-        if self.status is JobStatus.COMPLETED and (
-            self.started_at is None or self.completed_at is None
-        ):
-            raise ValueError("a COMPLETED job must have started_at and completed_at")
-        if self.status is JobStatus.QUEUED and self.completed_at is not None:
-            raise ValueError("a QUEUED job cannot have completed_at")
-        if self.status is JobStatus.FAILED and not self.error_message:
-            raise ValueError("a FAILED job must say why (error_message)")
-        if self.deadline is not None and self.deadline < self.requested_at:
-            raise ValueError("deadline cannot be before requested_at")
+        problem = job_order_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     # -- transitions ------------------------------------------------------------------
@@ -618,8 +649,23 @@ class ProcessingJob(DomainModel):
                 completed_at=None,
                 at_risk=False,
             )
-        update.update(changes)
-        job = self.evolve(context=context, **update)
+        if all(_fast_change_ok(name, value) for name, value in changes.items()):
+            # The values above are correct by construction and the changes are simple typed
+            # facts, so only the rules that tie fields together are checked again: a full
+            # re-validation of the model cost more than the rest of a transition.
+            for name in ("lease_expires_at", "next_attempt_at"):
+                if changes.get(name) is not None:
+                    changes[name] = as_utc(changes[name])
+            if update.get("error_message"):
+                update["error_message"] = update["error_message"][:MAX_ERROR_MESSAGE]
+            update.update(changes)
+            job = self.model_copy(update=update)
+            problem = job_order_problem(job)
+            if problem is not None:
+                raise InvalidInput.from_problems("the job", [Problem("(job)", problem)])
+        else:
+            update.update(changes)
+            job = self.evolve(context=context, **update)
         # Every value below was just validated as part of `job`: construct without re-checking.
         event = JobEvent.model_construct(
             job_id=self.job_id,
