@@ -144,10 +144,6 @@ def default_socket_path(data_dir: Path, env: Mapping[str, str] | None = None) ->
     return base / f"{digest}.sock"
 
 
-def settings_to_toml_dict(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
-
-
 # ---------------------------------------------------------------------------
 
 

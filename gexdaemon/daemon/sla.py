@@ -71,10 +71,6 @@ class SlaWatch:
         self._timers.pop(job_id, None)
         self._on_deadline(job_id)
 
-    @property
-    def watched(self) -> int:
-        return len(self._timers)
-
     def record_breach(self, level: PriorityLevel) -> None:
         ledger = self.ledgers[level]
         ledger.breaches.append(self._mono())
