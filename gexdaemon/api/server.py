@@ -120,14 +120,27 @@ def error_response(
 # ---------------------------------------------------------------------------
 
 
+# A connection's peer cannot change, so its uid is read once per connection (kept with
+# the transport, forgotten with it), not on every request of a kept-alive connection.
+_PEER_UIDS: weakref.WeakKeyDictionary[object, int | None] = weakref.WeakKeyDictionary()
+
+
 def peer_uid(request: web.Request) -> int | None:
     transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None or sock.family != socket.AF_UNIX:
+    if transport is None:
         return None
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", raw)
-    return int(uid)
+    try:
+        return _PEER_UIDS[transport]
+    except KeyError:
+        pass
+    sock = transport.get_extra_info("socket")
+    uid: int | None = None
+    if sock is not None and sock.family == socket.AF_UNIX:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, peer, _gid = struct.unpack("3i", raw)
+        uid = int(peer)
+    _PEER_UIDS[transport] = uid
+    return uid
 
 
 @web.middleware
@@ -193,7 +206,8 @@ async def context_and_errors(request: web.Request, handler: Handler) -> web.Stre
             response.headers["X-Request-Id"] = request_id
         return response
     finally:
-        (log.debug if request.method == "GET" else log.info)(
+        # Successful calls are routine (debug); refusals and failures are worth a line.
+        (log.info if status >= 400 else log.debug)(
             "api",
             method=request.method,
             path=request.path,
