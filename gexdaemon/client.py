@@ -30,6 +30,9 @@ import msgspec
 from gexdaemon.core.errors import GexError, Problem
 
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# The daemon closes a connection idle for 10 s; the client lets go of its own first, so it
+# never sends a request down a connection the daemon is closing at that very moment.
+IDLE_CONNECTION_S = 5.0
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
@@ -64,7 +67,7 @@ class ApiError(GexError):
 def _raise_for(status: int, body: bytes) -> None:
     try:
         payload = _decoder.decode(body) if body else {}
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         payload = {}
     err = payload.get("error", {}) if isinstance(payload, dict) else {}
     raise ApiError(
@@ -354,7 +357,10 @@ class AsyncClient(_Calls):
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=self.socket_path), timeout=self._timeout
+                connector=aiohttp.UnixConnector(
+                    path=self.socket_path, keepalive_timeout=IDLE_CONNECTION_S
+                ),
+                timeout=self._timeout,
             )
         return self._session
 

@@ -123,17 +123,20 @@ async def serve(request: web.Request) -> web.StreamResponse:
     limit = int(truncate) if truncate is not None else len(body)
     step = max(1, int(drip / 10)) if drip else 1 << 16
     sent = 0
-    while sent < limit:
-        piece = body[sent : min(limit, sent + step)]
-        await response.write(piece)
-        sent += len(piece)
-        if drip:
-            await asyncio.sleep(0.1)
-    if truncate is not None:
-        assert request.transport is not None
-        request.transport.close()  # hang up with the body short of Content-Length
-        return response
-    await response.write_eof()
+    try:
+        while sent < limit:
+            piece = body[sent : min(limit, sent + step)]
+            await response.write(piece)
+            sent += len(piece)
+            if drip:
+                await asyncio.sleep(0.1)
+        if truncate is not None:
+            if request.transport is not None:
+                request.transport.close()  # hang up with the body short of Content-Length
+            return response
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client gave up on a slow or cut body: the fault did its job, quietly
     return response
 
 

@@ -24,6 +24,7 @@ field path; nothing else escapes for bad input.
 
 from __future__ import annotations
 
+import csv
 import time
 import uuid
 from collections.abc import Mapping
@@ -101,6 +102,7 @@ class SnapshotResult:
 
 # Exceptions a decoder can raise on hostile bytes; each becomes a ChainError naming the file.
 _DECODE_ERRORS = (
+    csv.Error,
     ValueError,
     TypeError,
     ArithmeticError,

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from gexdaemon.core.errors import MalformedInput
+from gexdaemon.core.errors import MalformedInput, utf8_problem
 
 
 def _enc_hook(value: Any) -> Any:
@@ -42,3 +42,5 @@ def decode_body(body: bytes, *, what: str = "request body") -> Any:
         return _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise MalformedInput(f"the {what} is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise MalformedInput(f"the {what} {utf8_problem(body)}") from None

@@ -120,3 +120,19 @@ class ShuttingDown(GexError):
 
 class Forbidden(GexError):
     code = "forbidden"
+
+
+def utf8_problem(data: bytes) -> str | None:
+    """Where bytes stop being UTF-8, said for a person: None when they are UTF-8.
+
+    JSON decoders report the position inside the bad fragment ("position 0"), which points
+    nowhere useful; this names the byte, its line and its offset in the whole input."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return (
+            f"is not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} "
+            f"(offset {exc.start}); save it as UTF-8"
+        )
+    return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import os
 import re
 import tomllib
@@ -32,7 +33,14 @@ import msgspec
 import structlog
 from watchfiles import Change, awatch
 
-from gexdaemon.core.errors import GexError, InvalidInput, MalformedInput, Problem, ShuttingDown
+from gexdaemon.core.errors import (
+    GexError,
+    InvalidInput,
+    MalformedInput,
+    Problem,
+    ShuttingDown,
+    utf8_problem,
+)
 from gexdaemon.core.models import GEXDataType, RequestSubmission
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.core.timeutil import NEW_YORK
@@ -88,6 +96,7 @@ class DropFolder:
     async def start(self) -> None:
         for folder in (self.root, self.processed, self.rejected):
             folder.mkdir(parents=True, exist_ok=True)
+        await self._recover()
         self._stop.clear()
         self._watch_task = asyncio.create_task(self._watch(), name="gexd-drop-watch")
         await asyncio.sleep(0)  # let the watcher start before the scan, so nothing slips between
@@ -235,6 +244,8 @@ class DropFolder:
                 payload = msgspec.json.decode(data)
             except msgspec.DecodeError as exc:
                 raise MalformedInput(f"is not valid JSON: {exc}") from None
+            except UnicodeDecodeError:
+                raise MalformedInput(str(utf8_problem(data))) from None
             if _looks_like_requests(payload):
                 return Verdict("requests", payload)
         fmt, _seen = _guarded(registry.detect, FeedFile(name=path.name, data=data))
@@ -259,28 +270,40 @@ class DropFolder:
 
     async def _submit_requests(self, path: Path, payload: Any) -> None:
         subs = self.d.intake.parse(payload)
+        digest = await asyncio.to_thread(_sha256, path)
         accepted = await self.d.intake.submit(subs, origin="drop")
-        target = self._move(path, self._processed_dir())
+        target = _free_name(self._processed_dir() / path.name)
+        # The receipt before the move: after a crash between the two, the next start finds
+        # a receipt whose file is still in the drop folder and finishes the move, rather
+        # than submitting the file a second time.
         _write_json(
-            target.with_name(target.name + ".receipt.json"),
+            _receipt_of(target),
             {
                 "file": path.name,
+                "sha256": digest,
                 "accepted_at": self.d.now().isoformat(),
                 "requests": [a.as_dict() for a in accepted],
             },
         )
+        os.replace(path, target)
 
     async def _submit_chain(self, path: Path, verdict: Verdict) -> None:
+        # Moved first: the job's source_url names the file where it will stay. After a
+        # crash, the next start finds it in processed/ without a receipt and asks the
+        # database whether its job exists (`_recover`).
         target = self._move(path, self._processed_dir())
+        await self._queue_chain(target, path.name, verdict)
+
+    async def _queue_chain(self, target: Path, original: str, verdict: Verdict) -> None:
         sub = RequestSubmission.parse(
             {
-                "source_url": target.resolve().as_uri(),
+                "source_url": await asyncio.to_thread(_uri_of, target),
                 "data_type": GEXDataType.SNAPSHOT,
                 "market_symbol": verdict.symbol,
-                "metadata": {"file": path.name, "format": verdict.format_name},
+                "metadata": {"file": original, "format": verdict.format_name},
             },
             context=self.d.config.domain_context(allow_file_urls=True, allow_any_symbol=True),
-            what=path.name,
+            what=original,
         )
         try:
             accepted = await self.d.intake.submit([sub], origin="drop")
@@ -288,17 +311,102 @@ class DropFolder:
             if isinstance(exc, ShuttingDown):
                 self._move(target, self.root)  # back where it was, for the next start
                 raise
-            self._reject(target, exc, original=path)
+            self._reject(target, exc, original=self.root / original)
             return
         _write_json(
-            target.with_name(target.name + ".receipt.json"),
+            _receipt_of(target),
             {
-                "file": path.name,
+                "file": original,
                 "accepted_at": self.d.now().isoformat(),
                 "format": verdict.format_name,
                 "requests": [a.as_dict() for a in accepted],
             },
         )
+
+    # -- after a crash ------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Finish what a killed daemon left half done, before any new file is taken.
+
+        - our own temporaries (a receipt or report being written) are removed;
+        - a file in rejected/ without its report goes back to the drop folder to be
+          looked at again (a rejection commits nothing, so that is safe);
+        - a receipt whose file is still in the drop folder (same name and SHA-256): the
+          requests were accepted, so the file is moved, not submitted again;
+        - a chain file in processed/ without a receipt: its job is looked up by its
+          source_url; found, the receipt is written; not found, the file is queued now.
+        Only the two newest day folders of processed/ are looked at: a crash interrupts
+        the files of the moment, not last month's.
+        """
+        days = sorted(p for p in self.processed.iterdir() if p.is_dir())[-2:]
+        for folder in [*days, self.rejected]:
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+        for path in sorted(self.rejected.iterdir()):
+            if path.is_file() and not ignored(path) and not _report_of(path).exists():
+                log.warning("drop file rejected without a report: looking again", file=path.name)
+                self._move(path, self.root)
+        for day in days:
+            for receipt in sorted(day.glob("*.receipt.json")):
+                await self._finish_move(receipt)
+            for path in sorted(day.iterdir()):
+                if path.is_file() and not ignored(path) and not _receipt_of(path).exists():
+                    await self._finish_chain(path)
+
+    async def _finish_move(self, receipt: Path) -> None:
+        target = receipt.with_name(receipt.name.removesuffix(".receipt.json"))
+        if target.exists():
+            return
+        try:
+            body = msgspec.json.decode(await asyncio.to_thread(receipt.read_bytes))
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return
+        left = self.root / str(body.get("file", ""))
+        if body.get("sha256") and left.is_file() and _sha256(left) == body["sha256"]:
+            log.warning("drop file accepted before a crash: finishing its move", file=left.name)
+            os.replace(left, target)
+
+    async def _finish_chain(self, path: Path) -> None:
+        found = await self.d.require_store().fetch(
+            "SELECT CAST(r.request_id AS VARCHAR) AS request_id, "
+            "CAST(j.job_id AS VARCHAR) AS job_id, r.market_symbol, r.priority_level "
+            "FROM priority_requests r JOIN processing_jobs j USING (request_id) "
+            "WHERE r.source_url = ? ORDER BY j.job_id",
+            [await asyncio.to_thread(_uri_of, path)],
+        )
+        if found:
+            log.warning("drop file queued before a crash: writing its receipt", file=path.name)
+            _write_json(
+                _receipt_of(path),
+                {
+                    "file": path.name,
+                    "accepted_at": None,
+                    "recovered": "the daemon stopped before writing this receipt",
+                    "requests": [dict(row) for row in found],
+                },
+            )
+            return
+        log.warning("drop file moved but never queued before a crash: queueing it", file=path.name)
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+            verdict = self._classify(path, data)
+        except GexError as exc:
+            self._reject(path, exc)
+            return
+        if verdict.kind != "chain":
+            # A request file from before receipts were written first: accepted, ids unknown.
+            _write_json(
+                _receipt_of(path),
+                {
+                    "file": path.name,
+                    "accepted_at": None,
+                    "recovered": "accepted before the daemon stopped; the request ids were "
+                    "not recorded (see `gexdaemon jobs`)",
+                    "requests": [],
+                },
+            )
+            return
+        await self._queue_chain(path, path.name, verdict)
 
     def _processed_dir(self) -> Path:
         day = self.d.now().astimezone(NEW_YORK).date().isoformat()
@@ -329,7 +437,7 @@ class DropFolder:
                 "details": [d.as_dict() for d in exc.details],
             },
         }
-        _write_json(target.with_name(target.name + ".error.json"), report)
+        _write_json(_report_of(target), report)
         self.d.publish("drop.rejected", {"file": original.name, "error": report["error"]})
         log.warning("drop file rejected", file=original.name, error=exc.message)
 
@@ -347,6 +455,23 @@ def _guarded(read: Callable[[FeedFile], T], feed: FeedFile) -> T:
             f"could not be parsed ({type(exc).__name__}: {str(exc)[:200]}); check that it is "
             "a complete, unedited chain file"
         ) from None
+
+
+def _receipt_of(path: Path) -> Path:
+    return path.with_name(path.name + ".receipt.json")
+
+
+def _report_of(path: Path) -> Path:
+    return path.with_name(path.name + ".error.json")
+
+
+def _uri_of(path: Path) -> str:
+    """A chain file's source_url: the same string at submit and at recovery."""
+    return path.resolve().as_uri()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _looks_like_requests(payload: Any) -> bool:

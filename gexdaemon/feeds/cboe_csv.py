@@ -153,7 +153,12 @@ def parse(feed: FeedFile, seen: Sniffed) -> RawChain:
             f"line {lines.index(date_line) + 1}",
             f"cannot read the date in {date_line.strip()[:80]!r}",
         )
-    header = [h.strip().lower() for h in next(csv.reader([lines[header_at]]))]
+    try:
+        header = [h.strip().lower() for h in next(csv.reader([lines[header_at]]))]
+    except csv.Error as exc:
+        raise ChainError.at(
+            feed.name, f"line {header_at + 1}", f"the header row cannot be read ({exc})"
+        ) from None
     while header and not header[-1]:
         header.pop()
     width = len(header)
@@ -286,8 +291,15 @@ def _columns_slow(
     rows: list[list[str]] = []
     row_lines: list[int] = []
     malformed: list[int] = []
-    for offset, row in enumerate(csv.reader(lines[first_data:])):
+    for offset, line in enumerate(lines[first_data:]):
         line_no = first_data + offset + 1
+        # One line at a time: a quote table has no multi-line cells, so a stray double
+        # quote spoils its own row (malformed) instead of swallowing the rest of the file.
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error:
+            malformed.append(line_no)
+            continue
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != width and (len(row) < width or any(cell.strip() for cell in row[width:])):

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from gexdaemon.core.chain import ChainError, RawChain
+from gexdaemon.core.errors import utf8_problem
 from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.feeds.base import FeedFile, FeedFormat, Sniffed, parse_instant
 
@@ -106,6 +107,10 @@ def parse(feed: FeedFile, seen: Sniffed) -> RawChain:
             where,
             f"is not valid JSON ({exc}); the file may be truncated: download it again",
             rule="syntax",
+        ) from None
+    except UnicodeDecodeError:
+        raise ChainError.at(
+            feed.name, "(file)", str(utf8_problem(feed.data)), rule="encoding"
         ) from None
     options = doc.data.options
     n = len(options)

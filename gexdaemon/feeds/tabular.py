@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from gexdaemon.core.chain import ChainError
-from gexdaemon.core.errors import Problem
+from gexdaemon.core.errors import Problem, utf8_problem
 from gexdaemon.core.models import GEX_STRIKE_FIELDS
 from gexdaemon.feeds.base import decode_text, parse_numbers
 
@@ -269,6 +269,8 @@ def read_json_records(source: str, data: bytes, list_keys: Sequence[str]) -> She
         raise ChainError.at(
             source, _byte_position(data, str(exc)), f"is not valid JSON ({exc})"
         ) from None
+    except UnicodeDecodeError:
+        raise ChainError.at(source, "(file)", str(utf8_problem(data)), rule="encoding") from None
     meta: dict[str, Any] = {}
     prefix = ""
     if isinstance(doc, dict):

@@ -56,8 +56,9 @@ from gexdaemon.client import ApiError, Client, DaemonUnreachable
 from gexdaemon.storage.store import StoreOptions, connect
 from tests.daemon.harness import SAMPLE_FEEDS, FeedServer, RunningDaemon, make_daemon, wait_until
 
-# Short leases so expiries happen within a cycle or two; the rest is the test harness's
-# base configuration (2 workers, 50-200 ms retry backoff, breaker after 3 faults for 1 s).
+# Short leases, so expiries happen within a cycle or two, and a short breaker cool-down,
+# so the failing source does not hold the drains up; the rest is the test harness's base
+# configuration (2 workers, 50-200 ms retry backoff).
 CRASH_CONFIG = """
 [daemon]
 lease_s = 3.0
@@ -68,7 +69,7 @@ breaker_failures = 4
 breaker_cooldown_s = 0.25
 """
 
-# (path on the feed server, symbol, whether it is big enough to keep a worker busy)
+# (path on the feed server, symbol): every format, small and large
 GOOD_FEEDS = (
     ("SPX_strikes.csv", "SPX"),
     ("SPX_strikes.json", "SPX"),
@@ -85,7 +86,6 @@ DROP_CHAINS = (
     ("NDX_quotedata.csv", "NDX", ".csv"),
     ("SPY_contracts.csv", "SPY", ".csv"),
 )
-FINAL = ("completed", "failed", "cancelled")
 LEASE_SLACK_S = 1.5  # reaper wake-up + commit, on a busy 2-core machine
 
 

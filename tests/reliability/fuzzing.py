@@ -20,6 +20,7 @@ import re
 import socket
 import string
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -562,3 +563,166 @@ def lost_requests(d: RunningDaemon, accepted: Accepted) -> list[str]:
         present = {row[0] for row in found["rows"]}
         missing += [i for i in chunk if i not in present]
     return missing
+
+
+# ---------------------------------------------------------------------------
+# One fuzz case of each kind against a running daemon: each returns what went wrong
+# ---------------------------------------------------------------------------
+
+ENDPOINTS = (
+    ("POST", "/v1/requests"),
+    ("POST", "/v1/requests"),
+    ("POST", "/v1/requests"),
+    ("POST", "/v1/rules"),
+    ("POST", "/v1/rules/test"),
+    ("POST", "/v1/query"),
+    ("PATCH", "/v1/jobs/{job}"),
+    ("PATCH", "/v1/rules/{rule}"),
+    ("PATCH", "/v1/sources/{source}"),
+    ("POST", "/v1/ingest?filename=fuzz.csv"),
+    ("POST", "/v1/admin/archive"),
+)
+CONTENT_TYPES = ("application/json", "text/plain", "application/x-www-form-urlencoded", "")
+GARBAGE_HEADS = (
+    b"POST /v1/requests HTTP/1.1\r\n",
+    b"GET /v1/health HTTP/1.1\r\n",
+    b"GET / HTTP/9.9\r\n",
+    b"POST /v1/requests HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n",
+    b"POST /v1/requests HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /v1/health HTTP/1.1\r\nHost: " + b"a" * 20000 + b"\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello
+    b"",
+)
+QUERY_PATHS = (
+    "/v1/jobs?status={v}&level={v}&limit={v}",
+    "/v1/jobs?cursor={v}&symbol={v}",
+    "/v1/snapshots?date={v}&symbol={v}&limit={v}",
+    "/v1/snapshots/latest?symbol={v}&expiry_filter={v}",
+    "/v1/gex/{v}/history?limit={v}",
+    "/v1/jobs/{v}",
+    "/v1/requests/{v}",
+    "/v1/rules/{v}/history",
+    "/v1/snapshots/{v}",
+)
+query_values = st.text(max_size=40) | st.sampled_from(
+    ["-1", "0", "10001", "1e3", "QUEUED", "..", "%00"]
+)
+DROP_PREFIXES = ("SPX_", "spy-", "", "_NDX", "ZZZZ_")
+
+
+def drop_contents(feed_url: str, samples: list[tuple[str, bytes]]) -> st.SearchStrategy[bytes]:
+    return st.one_of(
+        encoded(request_bodies(feed_url)),
+        toml_text(json_values).map(str.encode),
+        mutated_chains(samples).map(lambda chain: chain.data),
+        st.binary(max_size=400),
+    )
+
+
+@dataclass
+class FuzzTarget:
+    """A running daemon being fuzzed, the ids its handlers look up, and what it accepted."""
+
+    d: RunningDaemon
+    feed_url: str
+    ids: dict[str, str]
+    accepted: Accepted = field(default_factory=Accepted)
+    _names: Any = field(default_factory=lambda: iter(range(1 << 62)))
+
+    @classmethod
+    def prepare(cls, d: RunningDaemon, feed_url: str) -> FuzzTarget:
+        c = d.client()
+        job = c.submit(
+            {"source_url": f"{feed_url}SPY.json", "data_type": "historical", "market_symbol": "SPY"}
+        )
+        rule = c.rules()["rules"][0]
+        ids = {"job": job["job_id"], "rule": rule["rule_id"], "source": feed_url.rstrip("/")}
+        return cls(d, feed_url, ids)
+
+    def api_case(self, body: bytes, endpoint: tuple[str, str], ctype: str) -> list[str]:
+        method, template = endpoint
+        path = template.format(**{k: urllib.parse.quote(v, safe="") for k, v in self.ids.items()})
+        answer = send(self.d, method, path, body, {"Content-Type": ctype} if ctype else {})
+        self.accepted.cases += 1
+        self.accepted.note(answer, path)
+        # Keep one case from switching the daemon's behaviour off for the cases after it.
+        if answer.status == 200 and path.startswith("/v1/sources/"):
+            send(
+                self.d, "PATCH", path, b'{"is_active": true}', {"Content-Type": "application/json"}
+            )
+        if answer.status == 201 and path == "/v1/rules":
+            send(self.d, "DELETE", f"/v1/rules/{answer.json()['rule_id']}")
+        return answer_problems(answer) + daemon_problems(self.d)
+
+    def garbage_case(self, head: bytes, tail: bytes) -> list[str]:
+        send_raw(self.d, head + tail, timeout=2.0)
+        return daemon_problems(self.d)
+
+    def query_case(self, template: str, value: str) -> list[str]:
+        answer = send(self.d, "GET", template.format(v=urllib.parse.quote(value, safe="")))
+        return answer_problems(answer) + daemon_problems(self.d)
+
+    def rule_case(self, rule: Any, metadata: dict[str, Any]) -> list[str]:
+        tried = send(self.d, "POST", "/v1/rules/test", json.dumps({"rules": [rule]}).encode())
+        created = send(
+            self.d,
+            "POST",
+            "/v1/rules",
+            json.dumps(rule).encode(),
+            {"Content-Type": "application/json"},
+        )
+        problems = answer_problems(tried) + answer_problems(created)
+        if created.status == 201:
+            try:
+                # Scoring runs every active rule on every request: a saved rule must never
+                # make intake fail, whatever the request's metadata holds.
+                submitted = send(
+                    self.d,
+                    "POST",
+                    "/v1/requests",
+                    json.dumps(
+                        {
+                            "source_url": f"{self.feed_url}SPX_strikes.csv",
+                            "data_type": "snapshot",
+                            "market_symbol": "SPX",
+                            "metadata": metadata,
+                        }
+                    ).encode(),
+                )
+                self.accepted.note(submitted, "/v1/requests")
+                if submitted.status not in (201, 422):
+                    problems.append(f"with rule {rule!r}: submit answered {submitted.status}")
+                problems += answer_problems(submitted)
+            finally:
+                send(self.d, "DELETE", f"/v1/rules/{created.json()['rule_id']}")
+        return problems + daemon_problems(self.d)
+
+    def drop_case(self, files: list[tuple[str, str, bytes]]) -> list[str]:
+        names = []
+        for prefix, name, data in files:
+            unique = f"{prefix}fz{next(self._names)}_{name}"
+            part = self.d.drop / f".{unique}.part"
+            part.write_bytes(data)
+            part.rename(self.d.drop / unique)
+            names.append(unique)
+        problems = []
+        for unique in names:
+            problems += drop_problems(unique, drop_outcome(self.d, unique))
+        return problems + daemon_problems(self.d)
+
+    def ingest_case(self, chain: Mutation) -> list[str]:
+        answer = send(
+            self.d, "POST", f"/v1/ingest?filename={urllib.parse.quote(chain.name)}", chain.data
+        )
+        problems = answer_problems(answer)
+        self.accepted.note(answer, "/v1/ingest")
+        if answer.status == 201:
+            found = self.d.wait_job(answer.json()["job_id"])
+            job = found["job"]
+            if job["status"] not in ("completed", "failed"):
+                problems.append(f"{chain!r} ended {job['status']}")
+            elif job["status"] == "failed":
+                message = job["error_message"] or ""
+                if not message.startswith(("invalid_file:", "unparseable_file:")):
+                    problems.append(f"{chain!r} failed without naming the file's fault: {message}")
+        return problems + daemon_problems(self.d)
