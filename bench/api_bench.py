@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -26,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
+from machine import start_daemon as start_bench_daemon
 
-from gexdaemon.client import AsyncClient, Client, DaemonUnreachable
+from gexdaemon.client import AsyncClient, Client
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = "http://127.0.0.1:9/bench/_SPX.json"  # never fetched: the source is disabled
@@ -51,24 +51,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    cfg = root / "bench.toml"
-    cfg.write_text(CONFIG)
-    sock = root / "gexd.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEXD")}
-    env.update(GEXD_CONFIG=str(cfg), GEXD_DATA_DIR=str(root / "var"), GEXD_SOCKET=str(sock))
-    log = (root / "daemon.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gexdaemon", "run"], cwd=REPO, env=env, stdout=log, stderr=log
-    )
+    proc, sock = start_bench_daemon(root, CONFIG, timeout=5)
     client = Client(sock, timeout=5)
-    for _ in range(600):
-        try:
-            if client.health()["status"] == "ok":
-                break
-        except DaemonUnreachable:
-            time.sleep(0.1)
-    else:
-        raise SystemExit("the daemon did not start; see " + str(root / "daemon.log"))
     client.submit({"source_url": SOURCE, "data_type": "historical", "market_symbol": "SPX"})
     client.set_source_active("127.0.0.1:9", False)
     client.close()

@@ -10,7 +10,6 @@ every other worker computing. The daemon runs as its own process with the feed s
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -22,8 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
+from machine import start_daemon as start_bench_daemon
 
-from gexdaemon.client import Client, DaemonUnreachable
+from gexdaemon.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = """
@@ -59,27 +59,7 @@ def start(root: Path) -> tuple[subprocess.Popen[bytes], subprocess.Popen[str], P
     import json
 
     url = json.loads(feed.stdout.readline())["url"]
-    (root / "bench.toml").write_text(CONFIG)
-    sock = root / "gexd.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEXD")}
-    env.update(
-        GEXD_CONFIG=str(root / "bench.toml"), GEXD_DATA_DIR=str(root / "var"), GEXD_SOCKET=str(sock)
-    )
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "gexdaemon", "run"],
-        cwd=REPO,
-        env=env,
-        stdout=(root / "log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    c = Client(sock, timeout=5)
-    for _ in range(600):
-        try:
-            if c.health()["status"] == "ok":
-                break
-        except DaemonUnreachable:
-            time.sleep(0.1)
-    c.close()
+    daemon, sock = start_bench_daemon(root, CONFIG, timeout=5)
     return daemon, feed, sock, url
 
 

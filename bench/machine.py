@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
+import time
 from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def describe(
@@ -38,3 +43,33 @@ def describe(
         f"python: {sys.version.split()[0]} ({platform.python_implementation()}); "
         + ", ".join(versions)
     )
+
+
+def start_daemon(
+    root: Path, config: str, *, timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`gexdaemon run` on `root` with `config`, our own environment's GEXD_* removed;
+    returns once it answers its health check (the log is `root/daemon.log`)."""
+    from gexdaemon.client import Client, DaemonUnreachable
+
+    cfg = root / "bench.toml"
+    cfg.write_text(config)
+    sock = root / "gexd.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEXD")}
+    env.update(GEXD_CONFIG=str(cfg), GEXD_DATA_DIR=str(root / "var"), GEXD_SOCKET=str(sock))
+    log = (root / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gexdaemon", "run"], cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    client = Client(sock, timeout=timeout)
+    try:
+        for _ in range(600):
+            try:
+                if client.health()["status"] == "ok":
+                    return proc, sock
+            except DaemonUnreachable:
+                time.sleep(0.1)
+    finally:
+        client.close()
+    proc.kill()
+    raise SystemExit(f"the daemon did not start; see {root / 'daemon.log'}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import shutil
 import statistics
@@ -39,11 +38,12 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 from machine import describe  # noqa: E402
+from machine import start_daemon as start_bench_daemon  # noqa: E402
 from rich.text import Text  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
-from gexdaemon.client import AsyncClient, Client, DaemonUnreachable  # noqa: E402
+from gexdaemon.client import AsyncClient  # noqa: E402
 from gextui.app import GexTui  # noqa: E402
 from gextui.replay import ReplayDaemon  # noqa: E402
 from gextui.views.jobs import (  # noqa: E402
@@ -333,26 +333,7 @@ async def naive_baseline(n_jobs: int, shown: int) -> tuple[list[float], list[flo
 
 
 def start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    cfg = root / "bench.toml"
-    cfg.write_text(DAEMON_CONFIG)
-    sock = root / "gexd.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEXD")}
-    env.update(GEXD_CONFIG=str(cfg), GEXD_DATA_DIR=str(root / "var"), GEXD_SOCKET=str(sock))
-    log = (root / "daemon.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gexdaemon", "run"], cwd=REPO, env=env, stdout=log, stderr=log
-    )
-    client = Client(sock, timeout=30)
-    for _ in range(600):
-        try:
-            if client.health()["status"] == "ok":
-                break
-        except DaemonUnreachable:
-            time.sleep(0.1)
-    else:
-        raise SystemExit(f"the daemon did not start; see {root / 'daemon.log'}")
-    client.close()
-    return proc, sock
+    return start_bench_daemon(root, DAEMON_CONFIG)
 
 
 def request(i: int) -> dict[str, Any]:

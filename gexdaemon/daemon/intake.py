@@ -10,9 +10,7 @@ and a refused batch can be fixed and sent again without creating duplicates.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,6 +42,7 @@ from gexdaemon.core.models import (
 from gexdaemon.core.scheduler import Admission, SchedJob
 from gexdaemon.core.scoring import score_request
 from gexdaemon.daemon.jobbook import LiveJob
+from gexdaemon.fetch.http import host_allowed as fetch_host_allowed
 from gexdaemon.storage.store import Change, PutJob, PutRequest, PutSource
 
 if TYPE_CHECKING:
@@ -85,17 +84,8 @@ def host_allowed(url: str, allowed: Sequence[str]) -> bool:
 
 @functools.lru_cache(maxsize=1024)
 def _base_allowed(base_url: str, allowed: tuple[str, ...]) -> bool:
-    host = (urlsplit(base_url).hostname or "").lower()
-    for raw in allowed:
-        entry = raw.strip().lower()
-        if entry in ("*", host) or fnmatch.fnmatch(host, entry):
-            return True
-        try:
-            if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+    # The fetcher's own check: a request accepted at the door is not refused at fetch time.
+    return fetch_host_allowed(urlsplit(base_url).hostname or "", allowed)
 
 
 def entries_of(payload: Any) -> tuple[list[Any], str]:

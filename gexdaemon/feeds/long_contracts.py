@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gexdaemon.core.chain import ChainError, RawChain, add_exclusions
+from gexdaemon.core.chain import NUMBER_COLUMNS, ChainError, RawChain, add_exclusions
 from gexdaemon.core.errors import Problem
 from gexdaemon.feeds.base import (
     FeedFile,
@@ -81,19 +81,7 @@ SPOT_COLUMNS = (
     "active_underlying_price",
 )
 TIME_COLUMNS = ("snapshot_at", "quote_time", "quote_datetime", "timestamp", "as_of")
-NUMERIC = (
-    "strike",
-    "bid",
-    "ask",
-    "last",
-    "volume",
-    "open_interest",
-    "iv",
-    "delta",
-    "gamma",
-    "theta",
-    "vega",
-)
+NUMERIC = ("strike", *NUMBER_COLUMNS)
 
 
 def has_contract_columns(columns: Sequence[str]) -> bool:

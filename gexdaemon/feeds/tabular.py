@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from gexdaemon.core.chain import ChainError
+from gexdaemon.core.chain import NUMBER_COLUMNS, ChainError
 from gexdaemon.core.errors import Problem, utf8_problem
 from gexdaemon.core.models import GEX_STRIKE_FIELDS
 from gexdaemon.feeds.base import decode_text, parse_numbers
@@ -250,15 +250,7 @@ def records_to_table(
 
 
 # Columns read as numbers: the strike row's fields plus the long contract file's.
-_NUMERIC_KEYS = frozenset(GEX_STRIKE_FIELDS) | {
-    "strike",
-    "bid",
-    "ask",
-    "last",
-    "volume",
-    "open_interest",
-    "iv",
-}
+_NUMERIC_KEYS = frozenset(GEX_STRIKE_FIELDS) | {"strike", *NUMBER_COLUMNS}
 
 
 def read_json_records(source: str, data: bytes, list_keys: Sequence[str]) -> Sheet:
