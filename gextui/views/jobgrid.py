@@ -39,6 +39,18 @@ class GridColumn:
     width: int
 
 
+class _GridMessage(Message):
+    """A message about one grid; `control` lets a handler pick the grid with a selector."""
+
+    def __init__(self, grid: RowGrid) -> None:
+        super().__init__()
+        self.grid = grid
+
+    @property
+    def control(self) -> RowGrid:
+        return self.grid
+
+
 class RowGrid(ScrollView, can_focus=True):
     """Rows keyed by id, each a dict of column -> Text; `show(rows)` sets rows and order."""
 
@@ -81,35 +93,20 @@ class RowGrid(ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0)
 
-    class Highlighted(Message):
+    class Highlighted(_GridMessage):
         def __init__(self, grid: RowGrid, key: str | None) -> None:
-            super().__init__()
-            self.grid = grid
+            super().__init__(grid)
             self.key = key
 
-        @property
-        def control(self) -> RowGrid:
-            return self.grid
-
-    class Selected(Message):
+    class Selected(_GridMessage):
         def __init__(self, grid: RowGrid, key: str) -> None:
-            super().__init__()
-            self.grid = grid
+            super().__init__(grid)
             self.key = key
 
-        @property
-        def control(self) -> RowGrid:
-            return self.grid
-
-    class HeaderClicked(Message):
+    class HeaderClicked(_GridMessage):
         def __init__(self, grid: RowGrid, column: str) -> None:
-            super().__init__()
-            self.grid = grid
+            super().__init__(grid)
             self.column = column
-
-        @property
-        def control(self) -> RowGrid:
-            return self.grid
 
     def __init__(self, columns: Sequence[GridColumn], **kwargs: Any) -> None:
         super().__init__(**kwargs)
