@@ -147,7 +147,8 @@ class Ledger:
 @dataclass
 class CrashReport:
     cycles: int = 0
-    kills: int = 0
+    kills: int = 0  # stops by `stop_signal`: SIGKILLs, or SIGTERMs for the baseline
+    stop_signal: str = "SIGKILL"
     drains: int = 0
     acked_requests: int = 0
     acked_by_receipt: int = 0
@@ -737,7 +738,7 @@ def run_crash_cycles(
     rng = random.Random(seed)
     d = make_daemon(CRASH_CONFIG, root=root)
     ledger = Ledger()
-    report = CrashReport()
+    report = CrashReport(stop_signal=signal.Signals(stop_signal).name)
     findings = report.findings
     life = _start(d, ledger, report)
     try:
@@ -814,7 +815,7 @@ def orphan_lake_files(data_dir: Path) -> list[Path]:
 def summarize(report: CrashReport) -> str:
     kinds = Counter(f.kind for f in report.findings)
     lines = [
-        f"cycles {report.cycles}, SIGKILLs {report.kills}, drains {report.drains}",
+        f"cycles {report.cycles}, {report.stop_signal}s {report.kills}, drains {report.drains}",
         f"acknowledged: {report.acked_requests} requests ({report.acked_by_receipt} by drop "
         f"receipt), {report.acked_cancels} cancels; {report.drop_files} files dropped",
         f"jobs at the end: {json.dumps(report.jobs_by_status, sort_keys=True)}; "
