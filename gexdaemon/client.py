@@ -299,6 +299,15 @@ class Client(_Calls):
                 raise DaemonUnreachable(
                     f"the daemon on {self.socket_path} did not answer within {self.timeout:.0f} s"
                 ) from None
+            except http.client.HTTPException as exc:
+                self.close()
+                raise DaemonUnreachable(
+                    f"what answers on {self.socket_path} does not speak HTTP as the daemon "
+                    f"does ({type(exc).__name__}); is it a gexdaemon socket?"
+                ) from None
+            except BaseException:
+                self.close()  # never reuse a connection left mid-request (Ctrl-C, odd errors)
+                raise
         if response.status >= 400:
             _raise_for(response.status, data)
         if text:
