@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from machine import describe
 
+from gexdaemon.client import Client
 from tests.daemon.harness import make_daemon, start_feed_server
 from tests.reliability.crashlab import (
     Finding,
@@ -68,6 +69,12 @@ class Sample:
     children_rss_kib: int
     queued: int
     in_flight: int
+    duckdb_kib: int = 0  # DuckDB's own buffers (duckdb_memory()), part of the RSS
+
+
+def duckdb_kib(c: Client) -> int:
+    rows = c.query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")["rows"]
+    return int(rows[0][0] or 0) // 1024
 
 
 def rss_kib(pid: int) -> int:
@@ -133,12 +140,14 @@ def main() -> int:
                 children_rss_kib(pid),
                 health["queued"],
                 health["in_flight"],
+                duckdb_kib(c),
             )
             samples.append(s)
             if s.at_s >= next_minute:
                 print(
                     f"  minute {minute:3d}: rss {s.rss_kib / 1024:6.1f} MiB, fds {s.fds:4d}, "
-                    f"compute rss {s.children_rss_kib / 1024:6.1f} MiB, queued {s.queued:4d}, "
+                    f"duckdb {s.duckdb_kib / 1024:6.1f} MiB, compute rss {s.children_rss_kib / 1024:6.1f} MiB, "
+                    f"queued {s.queued:4d}, "
                     f"in flight {s.in_flight}",
                     flush=True,
                 )
@@ -160,7 +169,13 @@ def main() -> int:
     end_sample = samples[-1]
     jobs = drain(d, ledger, 0, findings, timeout=300)
     after_drain = Sample(
-        time.monotonic() - started, rss_kib(pid), open_fds(pid), children_rss_kib(pid), 0, 0
+        time.monotonic() - started,
+        rss_kib(pid),
+        open_fds(pid),
+        children_rss_kib(pid),
+        0,
+        0,
+        duckdb_kib(c),
     )
     code = d.stop()
     if code != 0:
@@ -190,6 +205,13 @@ def main() -> int:
         f"\nRSS: at start {samples[0].rss_kib / 1024:.1f} MiB, minute 1 {rss_first / 1024:.1f} MiB, "
         f"last minute {rss_last / 1024:.1f} MiB (ratio {rss_last / rss_first:.2f}), "
         f"after the drain {after_drain.rss_kib / 1024:.1f} MiB"
+    )
+    db_first, db_last = mean([s.duckdb_kib for s in first]), mean([s.duckdb_kib for s in last])
+    print(
+        f"  of which DuckDB's buffers: minute 1 {db_first / 1024:.1f} MiB, last minute "
+        f"{db_last / 1024:.1f} MiB; the rest: minute 1 {(rss_first - db_first) / 1024:.1f} MiB, "
+        f"last minute {(rss_last - db_last) / 1024:.1f} MiB "
+        f"(ratio {(rss_last - db_last) / max(1.0, rss_first - db_first):.2f})"
     )
     print(
         f"open files: at start {samples[0].fds}, minute 1 {fds_first:.0f}, last minute "
