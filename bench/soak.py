@@ -105,11 +105,22 @@ def main() -> int:
     parser.add_argument("--files-per-s", type=float, default=1.0, help="drop files per second")
     parser.add_argument("--sample-s", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument(
+        "--recent-jobs",
+        type=int,
+        default=None,
+        help="[daemon] recent_jobs (finished jobs kept in memory; default: the daemon's 2000, "
+        "which fill in about 8 minutes of this load, so a smaller value shows the RSS after "
+        "that warm-up)",
+    )
     args = parser.parse_args()
     print(describe())
     print(f"soak: {args.minutes:g} min, {args.rate:g} submits/s, {args.files_per_s:g} drop files/s")
     feeds = start_feed_server()
-    d = make_daemon(SOAK_CONFIG).start()
+    config = SOAK_CONFIG
+    if args.recent_jobs is not None:
+        config = config.replace("[daemon]\n", f"[daemon]\nrecent_jobs = {args.recent_jobs}\n", 1)
+    d = make_daemon(config).start()
     assert d.proc is not None
     pid = d.proc.pid
     c = d.client(timeout=30)

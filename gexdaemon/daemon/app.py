@@ -144,7 +144,7 @@ class Daemon:
         self.state = "created"
         self.started_mono = mono()
         self.bus = EventBus(self.settings.api.event_buffer, clock=now)
-        self.book = JobBook()
+        self.book = JobBook(self.settings.daemon.recent_jobs)
         src = self.settings.sources
         self.scheduler = Scheduler(
             self.settings.scheduler,
