@@ -24,7 +24,6 @@ field path; nothing else escapes for bad input.
 
 from __future__ import annotations
 
-import csv
 import time
 import uuid
 from collections.abc import Mapping
@@ -100,9 +99,8 @@ class SnapshotResult:
         return self.snapshot.snapshot_id
 
 
-# Exceptions a decoder can raise on hostile bytes; each becomes a ChainError naming the file.
+# Exceptions computing a parsed chain can raise on hostile values; each becomes a ChainError.
 _DECODE_ERRORS = (
-    csv.Error,
     ValueError,
     TypeError,
     ArithmeticError,
@@ -169,17 +167,7 @@ def compute_snapshot_from_bytes(
     """`compute_snapshot` for bytes already in memory (a fetched body)."""
     timings = timings if timings is not None else {}
     t = time.perf_counter()
-    try:
-        _, parsed = registry.parse(feed)
-    except ChainError:
-        raise
-    except _DECODE_ERRORS as exc:
-        raise ChainError.at(
-            feed.name,
-            "(file)",
-            f"could not be decoded ({type(exc).__name__}: {str(exc)[:200]}); check that it is "
-            "a complete, unedited chain file",
-        ) from None
+    _, parsed = registry.parse(feed)  # bad bytes of any kind: ChainError
     timings["parse_ms"] = _ms(t)
     try:
         if isinstance(parsed, RawChain):

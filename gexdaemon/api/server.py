@@ -35,10 +35,8 @@ from gexdaemon.core.errors import (
     MalformedInput,
     NotFound,
     PayloadTooLarge,
-    Problem,
     ShuttingDown,
 )
-from gexdaemon.core.models import ExpiryFilter
 from gexdaemon.daemon.events import RESYNC
 from gexdaemon.daemon.operations import Operations
 
@@ -71,8 +69,6 @@ class RequestTimedOut(GexError):
     code = "request_timeout"
     http_status = 408
 
-
-EXPIRY_FILTERS = tuple(f.value for f in ExpiryFilter)
 
 STATUS_BY_TYPE: tuple[tuple[type[GexError], int], ...] = (
     (MalformedInput, 400),
@@ -129,10 +125,8 @@ def peer_uid(request: web.Request) -> int | None:
     transport = request.transport
     if transport is None:
         return None
-    try:
+    if transport in _PEER_UIDS:
         return _PEER_UIDS[transport]
-    except KeyError:
-        pass
     sock = transport.get_extra_info("socket")
     uid: int | None = None
     if sock is not None and sock.family == socket.AF_UNIX:
@@ -401,17 +395,9 @@ async def latest_snapshot(request: web.Request) -> web.Response:
     symbol = request.query.get("symbol")
     if not symbol:
         raise InvalidInput("query parameter symbol is required: /v1/snapshots/latest?symbol=SPX")
-    expiry = request.query.get("expiry_filter")
-    if expiry is not None and expiry not in EXPIRY_FILTERS:
-        raise InvalidInput.from_problems(
-            "the filter",
-            [
-                Problem(
-                    "expiry_filter", f"must be one of {', '.join(EXPIRY_FILTERS)} (got {expiry!r})"
-                )
-            ],
-        )
-    return json_response(await ops(request).latest_snapshot(symbol, expiry))
+    return json_response(
+        await ops(request).latest_snapshot(symbol, request.query.get("expiry_filter"))
+    )
 
 
 async def get_snapshot(request: web.Request) -> web.Response:

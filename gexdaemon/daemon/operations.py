@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from gexdaemon.core.errors import Conflict, InvalidInput, MalformedInput, NotFound, Problem
-from gexdaemon.core.models import GEXDataType, JobStatus, Origin, PriorityLevel, RequestSubmission
+from gexdaemon.core.models import (
+    ExpiryFilter,
+    GEXDataType,
+    JobStatus,
+    Origin,
+    PriorityLevel,
+    RequestSubmission,
+)
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.daemon.events import EventBus
 from gexdaemon.daemon.metrics import render_metrics
@@ -345,8 +352,9 @@ class Operations:
 
     async def latest_snapshot(self, symbol: str, expiry_filter: str | None) -> dict[str, Any]:
         sym = normalize_symbol(symbol)
+        expiry = _enum(expiry_filter, ExpiryFilter, "expiry_filter")
         found = await self.d.require_store().read(
-            lambda cur: snapshots.latest_snapshot(cur, sym, expiry_filter)
+            lambda cur: snapshots.latest_snapshot(cur, sym, expiry)
         )
         if found is None:
             raise NotFound(f"no snapshot of {sym} yet")

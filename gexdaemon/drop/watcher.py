@@ -24,10 +24,9 @@ import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -51,7 +50,6 @@ if TYPE_CHECKING:
     from gexdaemon.daemon.app import Daemon
 
 log = structlog.get_logger("gexdaemon.drop")
-T = TypeVar("T")
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".error.json", ".receipt.json")
 REQUEST_SUFFIXES = (".json", ".toml")
@@ -248,11 +246,11 @@ class DropFolder:
                 raise MalformedInput(str(utf8_problem(data))) from None
             if _looks_like_requests(payload):
                 return Verdict("requests", payload)
-        fmt, _seen = _guarded(registry.detect, FeedFile(name=path.name, data=data))
+        fmt, _seen = registry.detect(FeedFile(name=path.name, data=data))
         optionable = self.d.config.domain_context().optionable
         symbol = symbol_from_name(path.name, optionable)
         if symbol is None:
-            _, parsed = _guarded(registry.parse, FeedFile(name=path.name, data=data))
+            _, parsed = registry.parse(FeedFile(name=path.name, data=data))
             found = parsed.underlying
             symbol = underlying_of_root(normalize_symbol(found)) if found else None
         if symbol is None:
@@ -440,21 +438,6 @@ class DropFolder:
         _write_json(_report_of(target), report)
         self.d.publish("drop.rejected", {"file": original.name, "error": report["error"]})
         log.warning("drop file rejected", file=original.name, error=exc.message)
-
-
-def _guarded(read: Callable[[FeedFile], T], feed: FeedFile) -> T:
-    """A parser call whose unexpected failure (a file odd enough to find a bug) is a
-    refusal that says so, not an "internal error"."""
-    try:
-        return read(feed)
-    except GexError:
-        raise
-    except Exception as exc:
-        log.exception("chain parser failed", file=feed.name)
-        raise MalformedInput(
-            f"could not be parsed ({type(exc).__name__}: {str(exc)[:200]}); check that it is "
-            "a complete, unedited chain file"
-        ) from None
 
 
 def _receipt_of(path: Path) -> Path:

@@ -7,14 +7,21 @@ the more specific test comes first (CBOE's quote table before a generic CSV).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+import structlog
 
 from gexdaemon.core.chain import ChainError
 from gexdaemon.feeds import cboe_csv, cboe_json, long_contracts, strike_level
 from gexdaemon.feeds.base import HEAD_BYTES, FeedFile, FeedFormat, ParsedFeed, Sniffed
 from gexdaemon.feeds.tabular import column_key, csv_header_columns
+
+log = structlog.get_logger("gexdaemon.feeds")
+T = TypeVar("T")
 
 FORMATS: tuple[FeedFormat, ...] = (
     cboe_json.FORMAT,
@@ -67,6 +74,34 @@ def _is_json_object(line: str) -> bool:
 
 def detect(feed: FeedFile) -> tuple[FeedFormat, Sniffed]:
     """The format that claims the file's content; ChainError naming what was seen otherwise."""
+    return _guarded(_detect, feed)
+
+
+def parse(feed: FeedFile) -> tuple[FeedFormat, ParsedFeed]:
+    """Detect and parse; whatever is wrong with the bytes comes out as a ChainError."""
+    fmt, seen = detect(feed)
+    return fmt, _guarded(lambda f: fmt.parse(f, seen), feed)
+
+
+def _guarded(read: Callable[[FeedFile], T], feed: FeedFile) -> T:
+    """Every caller (the drop folder, jobs, uploads) gets a ChainError for bad bytes, even
+    when a parser fails in a way it did not foresee (a file odd enough to find a bug):
+    the file is refused with what went wrong, and the log keeps the traceback."""
+    try:
+        return read(feed)
+    except ChainError:
+        raise
+    except Exception as exc:
+        log.exception("chain parser failed", file=feed.name)
+        raise ChainError.at(
+            feed.name,
+            "(file)",
+            f"could not be decoded ({type(exc).__name__}: {str(exc)[:200]}); check that it is "
+            "a complete, unedited chain file",
+        ) from None
+
+
+def _detect(feed: FeedFile) -> tuple[FeedFormat, Sniffed]:
     seen = sniff(feed.name, feed.data)
     if seen.kind == "empty":
         raise ChainError.at(feed.name, "(file)", "is empty; nothing to ingest", rule="empty")
@@ -95,8 +130,3 @@ def detect(feed: FeedFile) -> tuple[FeedFormat, Sniffed]:
         + "; ".join(f.description for f in FORMATS),
         rule="format",
     )
-
-
-def parse(feed: FeedFile) -> tuple[FeedFormat, ParsedFeed]:
-    fmt, seen = detect(feed)
-    return fmt, fmt.parse(feed, seen)

@@ -19,7 +19,6 @@ import json
 import re
 import socket
 import string
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from gexdaemon.core.settings import GexSettings
 from gexdaemon.feeds.base import FeedFile
 from gexdaemon.ingest import compute_snapshot_from_bytes
 from tests.conftest import SHARED_SPX_CSV
-from tests.daemon.harness import SAMPLE_FEEDS, RunningDaemon
+from tests.daemon.harness import SAMPLE_FEEDS, RunningDaemon, wait_until
 
 # ---------------------------------------------------------------------------
 # Talking to the daemon without the client library (to send what a buggy script would)
@@ -74,15 +73,19 @@ def send(
         conn.close()
 
 
-def send_raw(d: RunningDaemon, data: bytes, *, timeout: float = 3.0) -> bytes:
-    """Bytes straight onto the socket (not even HTTP, perhaps); whatever comes back."""
+def send_raw(
+    d: RunningDaemon, data: bytes, *, timeout: float = 3.0, half_close: bool = True
+) -> bytes:
+    """Bytes straight onto the socket (not even HTTP, perhaps); whatever comes back until
+    the daemon hangs up or `timeout`. `half_close` says "that is all" after the bytes."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     sock.connect(str(d.socket))
     got = b""
     try:
         sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         while chunk := sock.recv(65536):
             got += chunk
     except (TimeoutError, ConnectionResetError, BrokenPipeError):
@@ -502,21 +505,26 @@ class Accepted:
 
 def drop_outcome(d: RunningDaemon, name: str, *, timeout: float = 30.0) -> tuple[str, Any]:
     """Wait until a dropped file is handled: ("processed", receipt) or ("rejected", report)."""
-    give_up = time.monotonic() + timeout
-    rejected = d.drop / "rejected" / name
-    while time.monotonic() < give_up:
-        report = rejected.with_name(name + ".error.json")
+    report = d.drop / "rejected" / (name + ".error.json")
+
+    def handled() -> tuple[str, Any] | None:
         if report.exists():
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError):  # being written: look again
                 return "rejected", json.loads(report.read_bytes())
         for moved in (d.drop / "processed").glob(f"*/{glob_escape(name)}"):
             receipt = moved.with_name(moved.name + ".receipt.json")
             if receipt.exists():
                 with contextlib.suppress(ValueError):
                     return "processed", json.loads(receipt.read_bytes())
-        time.sleep(0.02)
-    where = "still in the drop folder" if (d.drop / name).exists() else "gone from the drop folder"
-    return "lost", where
+        return None
+
+    try:
+        return wait_until(handled, timeout=timeout, every=0.02, what=f"{name} to be handled")  # type: ignore[no-any-return]
+    except AssertionError:
+        where = (
+            "still in the drop folder" if (d.drop / name).exists() else "gone from the drop folder"
+        )
+        return "lost", where
 
 
 def glob_escape(name: str) -> str:

@@ -35,7 +35,7 @@ from tests.daemon.harness import (
     running_daemon,
     wait_until,
 )
-from tests.reliability.fuzzing import send
+from tests.reliability.fuzzing import send, send_raw
 
 NOBODY = 65534
 MAX_FILE_BYTES = 65536
@@ -144,20 +144,8 @@ def test_a_loose_socket_folder_is_tightened_at_start(tmp_path: Path) -> None:
 
 
 def raw_exchange(d: RunningDaemon, data: bytes, timeout: float = 10.0) -> bytes:
-    """Send bytes, then read until the daemon answers and hangs up (or `timeout`)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    sock.connect(str(d.socket))
-    got = b""
-    try:
-        sock.sendall(data)
-        while chunk := sock.recv(65536):
-            got += chunk
-    except TimeoutError:
-        pass
-    finally:
-        sock.close()
-    return got
+    """Send bytes (the sender stays open), then read until the daemon answers and hangs up."""
+    return send_raw(d, data, timeout=timeout, half_close=False)
 
 
 def status_and_error(raw: bytes) -> tuple[int, dict[str, str]]:
