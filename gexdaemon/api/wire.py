@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from gexdaemon.core.errors import MalformedInput, utf8_problem
+from gexdaemon.core.errors import MalformedInput
+from gexdaemon.core.jsontext import JsonTextError, decode_json
 
 
 def _enc_hook(value: Any) -> Any:
@@ -25,7 +26,6 @@ def _enc_hook(value: Any) -> Any:
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
-_decoder = msgspec.json.Decoder()
 
 # msgspec encodes these natively; listed for readers of this module.
 NATIVE = (datetime, date, time, uuid.UUID)
@@ -39,8 +39,6 @@ def decode_body(body: bytes, *, what: str = "request body") -> Any:
     if not body.strip():
         raise MalformedInput(f"the {what} is empty; send a JSON object")
     try:
-        return _decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise MalformedInput(f"the {what} is not valid JSON: {exc}") from None
-    except UnicodeDecodeError:
-        raise MalformedInput(f"the {what} {utf8_problem(body)}") from None
+        return decode_json(body)
+    except JsonTextError as exc:
+        raise MalformedInput(f"the {what} {exc.problem.sentence()}") from None

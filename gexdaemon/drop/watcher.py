@@ -38,8 +38,8 @@ from gexdaemon.core.errors import (
     MalformedInput,
     Problem,
     ShuttingDown,
-    utf8_problem,
 )
+from gexdaemon.core.jsontext import JsonTextError, decode_json
 from gexdaemon.core.models import GEXDataType, RequestSubmission
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.core.timeutil import NEW_YORK
@@ -239,11 +239,9 @@ class DropFolder:
             return Verdict("requests", payload)
         if suffix == ".json":
             try:
-                payload = msgspec.json.decode(data)
-            except msgspec.DecodeError as exc:
-                raise MalformedInput(f"is not valid JSON: {exc}") from None
-            except UnicodeDecodeError:
-                raise MalformedInput(str(utf8_problem(data))) from None
+                payload = decode_json(data)
+            except JsonTextError as exc:
+                raise MalformedInput(exc.problem.sentence()) from None
             if _looks_like_requests(payload):
                 return Verdict("requests", payload)
         fmt, _seen = registry.detect(FeedFile(name=path.name, data=data))

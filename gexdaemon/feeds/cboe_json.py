@@ -12,7 +12,6 @@ value of the wrong type refuses the file with its field path
 from __future__ import annotations
 
 import operator
-import re
 from datetime import UTC
 
 import msgspec
@@ -20,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from gexdaemon.core.chain import ChainError, RawChain
-from gexdaemon.core.errors import utf8_problem
+from gexdaemon.core.jsontext import JsonTextError, decode_json
 from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.feeds.base import FeedFile, FeedFormat, Sniffed, parse_instant
 
@@ -71,47 +70,16 @@ def sniff(seen: Sniffed) -> bool:
     return seen.kind == "json" and '"options"' in seen.head_text and '"data"' in seen.head_text
 
 
-def _json_path(message: str) -> tuple[str, str]:
-    """msgspec says `Expected ... - at `$.data.options[3].bid``: split into (path, reason)."""
-    match = re.search(r"^(.*?)(?: - at `\$\.?(.*)`)?$", message)
-    if match is None:
-        return "", message
-    return (match.group(2) or "(root)"), match.group(1)
-
-
-def _position(data: bytes, message: str) -> str:
-    match = re.search(r"at byte (\d+)", message)
-    if not match:
-        return "(root)"
-    offset = int(match.group(1))
-    line = data[:offset].count(b"\n") + 1
-    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-    return f"line {line} column {column}"
-
-
 def parse(feed: FeedFile, seen: Sniffed) -> RawChain:
     try:
-        doc = _DECODER.decode(feed.data)
-    except msgspec.ValidationError as exc:
-        path, reason = _json_path(str(exc))
-        raise ChainError.at(
-            feed.name,
-            path,
-            f"{reason} (this is not a CBOE delayed-quotes file, or it was edited)",
-            rule="type",
-        ) from None
-    except msgspec.DecodeError as exc:
-        where = _position(feed.data, str(exc))
-        raise ChainError.at(
-            feed.name,
-            where,
-            f"is not valid JSON ({exc}); the file may be truncated: download it again",
-            rule="syntax",
-        ) from None
-    except UnicodeDecodeError:
-        raise ChainError.at(
-            feed.name, "(file)", str(utf8_problem(feed.data)), rule="encoding"
-        ) from None
+        doc = decode_json(feed.data, _DECODER)
+    except JsonTextError as exc:
+        found = exc.problem
+        reason = {
+            "type": f"{found.message} (this is not a CBOE delayed-quotes file, or it was edited)",
+            "syntax": f"{found.message}; download the file again",
+        }.get(found.rule, found.message)
+        raise ChainError.at(feed.name, found.where, reason, rule=found.rule) from None
     options = doc.data.options
     n = len(options)
     symbols = pa.array([o.option for o in options], type=pa.string())

@@ -21,7 +21,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from gexdaemon.core.chain import NUMBER_COLUMNS, ChainError
-from gexdaemon.core.errors import Problem, utf8_problem
+from gexdaemon.core.errors import Problem
+from gexdaemon.core.jsontext import JsonTextError, decode_json
 from gexdaemon.core.models import GEX_STRIKE_FIELDS
 from gexdaemon.feeds.base import decode_text, parse_numbers
 
@@ -256,13 +257,10 @@ _NUMERIC_KEYS = frozenset(GEX_STRIKE_FIELDS) | {"strike", *NUMBER_COLUMNS}
 def read_json_records(source: str, data: bytes, list_keys: Sequence[str]) -> Sheet:
     """A JSON array of records, or an object holding one under one of `list_keys`."""
     try:
-        doc = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ChainError.at(
-            source, _byte_position(data, str(exc)), f"is not valid JSON ({exc})"
-        ) from None
-    except UnicodeDecodeError:
-        raise ChainError.at(source, "(file)", str(utf8_problem(data)), rule="encoding") from None
+        doc = decode_json(data)
+    except JsonTextError as exc:
+        found = exc.problem
+        raise ChainError.at(source, found.where, found.message, rule=found.rule) from None
     meta: dict[str, Any] = {}
     prefix = ""
     if isinstance(doc, dict):
@@ -301,7 +299,6 @@ def read_json_records(source: str, data: bytes, list_keys: Sequence[str]) -> She
 def read_ndjson(source: str, data: bytes, row_key: str) -> Sheet:
     """One JSON object per line; a line without `row_key` that holds metadata keys is metadata."""
     text = decode_text(source, data)
-    decoder = msgspec.json.Decoder()
     records: list[Any] = []
     lines: list[int] = []
     meta: dict[str, Any] = {}
@@ -309,10 +306,13 @@ def read_ndjson(source: str, data: bytes, row_key: str) -> Sheet:
         if not line.strip():
             continue
         try:
-            obj = decoder.decode(line)
-        except msgspec.DecodeError as exc:
+            obj = decode_json(line.encode())
+        except JsonTextError as exc:
             raise ChainError.at(
-                source, f"line {number}", f"is not a JSON object ({exc}); the file may be truncated"
+                source,
+                f"line {number}",
+                f"{exc.problem.message}; the file may be truncated",
+                rule=exc.problem.rule,
             ) from None
         if not isinstance(obj, dict):
             raise ChainError.at(source, f"line {number}", "must be a JSON object")
@@ -340,14 +340,6 @@ def read_ndjson(source: str, data: bytes, row_key: str) -> Sheet:
         excluded=excluded,
         examples=examples,
     )
-
-
-def _byte_position(data: bytes, message: str) -> str:
-    match = re.search(r"at byte (\d+)", message)
-    if not match:
-        return "(root)"
-    line = data[: int(match.group(1))].count(b"\n") + 1
-    return f"line {line}"
 
 
 def first_value(table: pa.Table, name: str | None) -> Any:
