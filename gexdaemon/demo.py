@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from gexdaemon.config import Config
 from gexdaemon.core.errors import GexError
+from gexdaemon.core.vocab import Origin
 from gexdaemon.daemon.app import Daemon
 from gexdaemon.feedserver import start_feed_server
 
@@ -165,7 +166,7 @@ async def _traffic(
                 }
                 try:
                     subs = daemon.intake.parse(payload)
-                    await daemon.intake.submit(subs, origin="demo")
+                    await daemon.intake.submit(subs, origin=Origin.DEMO)
                     counts["submitted"] += 1
                 except GexError:
                     return counts  # shutting down

@@ -24,8 +24,8 @@ from enum import StrEnum
 from typing import Any
 
 from gexdaemon.core.models import CircuitState, DataSource
-from gexdaemon.core.scheduler import SourceAccess
 from gexdaemon.core.timeutil import as_utc
+from gexdaemon.core.vocab import SourceAccess
 
 
 class BreakerChange(StrEnum):

@@ -25,8 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import msgspec
@@ -48,6 +47,34 @@ from gexdaemon.core.errors import IllegalTransition, InvalidInput, Problem, Retr
 from gexdaemon.core.rules import RuleConditionError, compile_condition
 from gexdaemon.core.symbols import BUNDLED_OPTIONABLE, SYMBOL_PATTERN, normalize_symbol
 from gexdaemon.core.timeutil import NEW_YORK, as_utc, utc_now
+from gexdaemon.core.vocab import (
+    TRANSITIONS,
+    CircuitState,
+    ExpiryFilter,
+    GammaSource,
+    GEXDataType,
+    GexUnit,
+    JobStatus,
+    Origin,
+    PriorityLevel,
+    SignModel,
+    SlaStatus,
+)
+
+# The vocabulary is part of the domain: importing it from here keeps working.
+__all__ = [
+    "TRANSITIONS",
+    "CircuitState",
+    "ExpiryFilter",
+    "GEXDataType",
+    "GammaSource",
+    "GexUnit",
+    "JobStatus",
+    "Origin",
+    "PriorityLevel",
+    "SignModel",
+    "SlaStatus",
+]
 
 MAX_RETRIES = 3
 """The seed's hard ceiling on retries per job; config may lower it, never raise it."""
@@ -60,97 +87,8 @@ MAX_CONDITION_LENGTH = 2000
 
 
 # ---------------------------------------------------------------------------
-# Enums (values are the wire spelling)
+# The state machine (the table lives with the vocabulary)
 # ---------------------------------------------------------------------------
-
-
-class GEXDataType(StrEnum):
-    HISTORICAL = "historical"
-    REAL_TIME = "real_time"
-    SNAPSHOT = "snapshot"
-
-
-class PriorityLevel(StrEnum):
-    """Service levels. The order of declaration is the order of urgency."""
-
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-    @property
-    def rank(self) -> int:
-        """0 for CRITICAL ... 3 for LOW."""
-        return _LEVEL_RANK[self]
-
-
-_LEVEL_RANK = {level: i for i, level in enumerate(PriorityLevel)}
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.CANCELLED)
-
-
-class SlaStatus(StrEnum):
-    NONE = "none"  # LOW: best effort, no deadline
-    PENDING = "pending"
-    MET = "met"
-    BREACHED = "breached"
-
-
-class CircuitState(StrEnum):
-    CLOSED = "closed"  # fetching normally
-    OPEN = "open"  # too many consecutive failures: no fetches until the cool-down ends
-    HALF_OPEN = "half_open"  # cool-down over: one probe fetch decides
-
-
-class GexUnit(StrEnum):
-    USD_PER_1PCT = "usd_per_1pct"
-    USD_PER_POINT = "usd_per_point"
-    SHARES_PER_POINT = "shares_per_point"
-
-
-class SignModel(StrEnum):
-    DEALER_LONG_CALLS_SHORT_PUTS = "dealer_long_calls_short_puts"
-    DEALER_SHORT_CALLS_LONG_PUTS = "dealer_short_calls_long_puts"
-    DEALER_SHORT_BOTH = "dealer_short_both"
-
-
-class GammaSource(StrEnum):
-    MODEL = "model"
-    VENDOR = "vendor"
-
-
-class ExpiryFilter(StrEnum):
-    ALL = "all"
-    ZERO_DTE = "0dte"
-    EX_NEXT = "ex_next"
-    EX_NEXT_MONTHLY = "ex_next_monthly"
-
-
-# ---------------------------------------------------------------------------
-# The job state machine
-# ---------------------------------------------------------------------------
-
-TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
-    # The seed's four transitions ...
-    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.CANCELLED}),
-    JobStatus.PROCESSING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
-    JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
-    # ... plus CANCELLED from QUEUED or PROCESSING (a trader's cancel). COMPLETED and
-    # CANCELLED are final. A PROCESSING job whose lease expired (its worker died) goes
-    # PROCESSING -> FAILED -> QUEUED, two seed transitions, so the attempt is counted.
-    JobStatus.COMPLETED: frozenset(),
-    JobStatus.CANCELLED: frozenset(),
-}
 
 
 # Seeded once from the OS; ids need uniqueness, not secrecy. (Calling os.urandom per id made
@@ -416,10 +354,6 @@ def problems_of(exc: ValidationError, prefix: str = "") -> list[Problem]:
 # ---------------------------------------------------------------------------
 
 
-Origin = Literal["api", "drop", "cli", "tui", "ingest", "demo"]
-"""Where a request came from (the socket API, the drop folder, the CLI, the dashboard, ...)."""
-
-
 def job_order_problem(job: ProcessingJob) -> str | None:
     """The first rule tying a job's times and status together that `job` breaks, or None."""
     if job.queued_at < job.requested_at:
@@ -495,7 +429,7 @@ class PriorityRequest(DomainModel):
     # came from and why it got its score.
     source_id: uuid.UUID | None = None
     deadline: UtcDatetime | None = None
-    origin: Origin = "api"
+    origin: Origin = Origin.API
     # Built by the scorer (gexdaemon.core.scoring), not by users: JSON by construction.
     explanation: dict[str, Any] = Field(default_factory=dict)
 

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from gexdaemon.core.errors import InvalidInput, Problem
 from gexdaemon.core.timeutil import NEW_YORK, as_utc
+from gexdaemon.core.vocab import GEXDataType, Origin
 
 MAX_CONDITION_LENGTH: Final = 2000
 MAX_NODES: Final = 500
@@ -51,9 +52,9 @@ Test = Callable[[Names], bool]
 Getter = Callable[[Names], object]
 NumberGetter = Callable[[Names], float | None]
 
-DATA_TYPES: Final = ("historical", "real_time", "snapshot")
+DATA_TYPES: Final = tuple(t.value for t in GEXDataType)
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-ORIGINS: Final = ("api", "drop", "cli", "tui", "ingest", "demo")
+ORIGINS: Final = tuple(o.value for o in Origin)
 _DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 

@@ -52,12 +52,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from enum import StrEnum
 from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any, NamedTuple
 
-from gexdaemon.core.models import PriorityLevel
 from gexdaemon.core.settings import SchedulerSettings, SlaSettings
+from gexdaemon.core.vocab import Phase, PriorityLevel, SourceAccess
+
+# Phase and SourceAccess are the scheduler's words (defined with the vocabulary).
+__all__ = [
+    "LEVELS",
+    "Admission",
+    "Dispatch",
+    "LevelStats",
+    "Phase",
+    "SchedJob",
+    "Scheduler",
+    "SourceAccess",
+    "SourceStats",
+]
 
 LEVELS: tuple[PriorityLevel, ...] = tuple(PriorityLevel)
 _CRITICAL, _HIGH, _MEDIUM, _LOW = range(4)
@@ -84,24 +96,6 @@ _DELAYED = 0  # queued, waiting for its not_before (a retry's backoff)
 _READY = 1  # queued and eligible by time
 _RUNNING = 2
 _GONE = 3
-
-
-class Phase(StrEnum):
-    """Which rule chose a dispatch (persisted as ProcessingJob.dispatch_phase)."""
-
-    CRITICAL = "critical"  # CRITICAL that can still make its deadline, earliest first
-    CRITICAL_LATE = "critical_late"  # CRITICAL past hope, after the ones that can still make it
-    FLOOR = "floor"  # MEDIUM or LOW below its guaranteed share
-    URGENT = "urgent"  # HIGH or MEDIUM close to its deadline
-    FAIR = "fair"  # weighted fair share across levels and sources
-
-
-class SourceAccess(StrEnum):
-    """How the scheduler may use a source (see `gexdaemon.core.breaker.access`)."""
-
-    ALLOWED = "allowed"
-    PROBE = "probe"  # half-open breaker: one job may go, then the source waits for the verdict
-    BLOCKED = "blocked"  # breaker open or disabled by a trader: its jobs wait
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 QUERY_TIMEOUT_S = 30.0
-CLIENT_ORIGINS: dict[str, Origin] = {"cli": "cli", "tui": "tui", "demo": "demo"}
+CLIENT_ORIGINS = {o.value: o for o in (Origin.CLI, Origin.TUI, Origin.DEMO)}
 
 JOB_LIST_COLUMNS = (
     "j.job_id, j.request_id, j.status, j.priority_level, j.queued_at, j.started_at, j.completed_at, "
@@ -162,7 +162,7 @@ class Operations:
 
     async def submit_payload(self, payload: Any, *, origin: str = "api") -> dict[str, Any]:
         # A client may say it is the CLI or the dashboard; anything else counts as the API.
-        said = CLIENT_ORIGINS.get(origin, "api")
+        said = CLIENT_ORIGINS.get(origin, Origin.API)
         subs = self.d.intake.parse(payload)
         accepted = await self.d.intake.submit(subs, origin=said)
         single = isinstance(payload, Mapping) and "requests" not in payload
@@ -463,7 +463,7 @@ class Operations:
             what=name,
         )
         try:
-            accepted = await self.d.intake.submit([sub], origin="ingest", level_override=lv)
+            accepted = await self.d.intake.submit([sub], origin=Origin.INGEST, level_override=lv)
         except BaseException:
             target.unlink(missing_ok=True)
             raise

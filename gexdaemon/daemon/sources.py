@@ -21,7 +21,7 @@ from gexdaemon.core import breaker
 from gexdaemon.core.breaker import BreakerChange, BreakerUpdate
 from gexdaemon.core.errors import NotFound
 from gexdaemon.core.models import DataSource
-from gexdaemon.core.scheduler import SourceAccess
+from gexdaemon.core.vocab import SourceAccess
 from gexdaemon.storage import rows
 from gexdaemon.storage.store import PutSource
 

@@ -40,7 +40,7 @@ from gexdaemon.core.errors import (
     ShuttingDown,
 )
 from gexdaemon.core.jsontext import JsonTextError, decode_json
-from gexdaemon.core.models import GEXDataType, RequestSubmission
+from gexdaemon.core.models import GEXDataType, Origin, RequestSubmission
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.core.timeutil import NEW_YORK
 from gexdaemon.feeds import registry
@@ -267,7 +267,7 @@ class DropFolder:
     async def _submit_requests(self, path: Path, payload: Any) -> None:
         subs = self.d.intake.parse(payload)
         digest = await asyncio.to_thread(_sha256, path)
-        accepted = await self.d.intake.submit(subs, origin="drop")
+        accepted = await self.d.intake.submit(subs, origin=Origin.DROP)
         target = _free_name(self._processed_dir() / path.name)
         # The receipt before the move: after a crash between the two, the next start finds
         # a receipt whose file is still in the drop folder and finishes the move, rather
@@ -302,7 +302,7 @@ class DropFolder:
             what=original,
         )
         try:
-            accepted = await self.d.intake.submit([sub], origin="drop")
+            accepted = await self.d.intake.submit([sub], origin=Origin.DROP)
         except GexError as exc:
             if isinstance(exc, ShuttingDown):
                 self._move(target, self.root)  # back where it was, for the next start

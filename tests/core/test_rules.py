@@ -6,14 +6,14 @@ import ast
 import operator
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gexdaemon.core.errors import InvalidInput
-from gexdaemon.core.models import GEXDataType, PriorityRequest, PriorityRule
+from gexdaemon.core.models import GEXDataType, Origin, PriorityRequest, PriorityRule
 from gexdaemon.core.rules import (
     DATA_TYPES,
     MAX_CONDITION_LENGTH,
@@ -340,8 +340,8 @@ def test_a_non_text_condition_is_refused_with_the_same_error_type() -> None:
 
 def test_the_value_lists_match_the_domain_model() -> None:
     assert set(DATA_TYPES) == {t.value for t in GEXDataType}
-    origin_type = PriorityRequest.model_fields["origin"].annotation
-    assert set(ORIGINS) == set(get_args(origin_type))
+    assert PriorityRequest.model_fields["origin"].annotation is Origin
+    assert set(ORIGINS) == {o.value for o in Origin}
 
 
 # --- the guard used to index rules -----------------------------------------------------
