@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +57,8 @@ def fetches(found: dict[str, Any]) -> int:
 
 def verdict_s(found: dict[str, Any]) -> float:
     events = found["history"]
-    first = datetime.fromisoformat(events[0]["occurred_at"])
-    last = datetime.fromisoformat(events[-1]["occurred_at"])
+    first = events[0]["occurred_at"]
+    last = events[-1]["occurred_at"]
     return (last - first).total_seconds()
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
+import msgspec
 from textual import on, work
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
@@ -64,6 +65,11 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def _plain(value: Any) -> Any:
+    """The daemon's answer as plain JSON values, as the views read them."""
+    return msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
 
 
 class GexTui(App[None]):
@@ -189,7 +195,7 @@ class GexTui(App[None]):
     async def ask_daemon(self, what: str, call: Awaitable[Any], *, quiet: bool = False) -> Answer:
         """Await one call; its failure becomes an `Answer` (and a toast unless `quiet`)."""
         try:
-            return Answer(await call)
+            return Answer(_plain(await call))
         except ApiError as exc:
             answer = Answer(error=exc.message, problems=exc.details)
         except DaemonUnreachable as exc:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+import msgspec
+
 from gexdaemon.client import ApiError, DaemonUnreachable
 from gextui.desk import DeskState
 
@@ -31,7 +33,7 @@ class DaemonCalls(Protocol):
 
     socket_path: str
 
-    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    def events(self) -> AsyncIterator[Any]: ...
     async def close(self) -> None: ...
     async def queues(self) -> Any: ...
     async def sla(self) -> Any: ...
@@ -97,6 +99,11 @@ class StreamGap(Exception):
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def _plain(value: Any) -> Any:
+    """A message or answer as plain JSON values (what the desk state holds)."""
+    return msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
+
+
 class DaemonLink:
     """Keeps `desk` in step with the daemon behind `calls`, forever."""
 
@@ -142,7 +149,8 @@ class DaemonLink:
         poller: asyncio.Task[None] | None = None
         stream = self.calls.events()
         try:
-            async for message in stream:
+            async for received in stream:
+                message = _plain(received)
                 kind = message.get("type")
                 if kind == "snapshot":
                     self.desk.apply_snapshot(message)
@@ -174,5 +182,5 @@ class DaemonLink:
             with contextlib.suppress(Exception):
                 # A failed or timed-out poll is not a lost link (the stream decides
                 # that); the "last update" age grows and the bar turns stale instead.
-                self.desk.apply_queues(await self.calls.queues())
+                self.desk.apply_queues(_plain(await self.calls.queues()))
             await self._sleep(self.poll_s)

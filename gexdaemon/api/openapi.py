@@ -1,326 +1,165 @@
-"""`GET /v1/openapi.json`: the API described as OpenAPI 3.1, schemas derived from the domain models."""
+"""`GET /v1/openapi.json`: the API described as OpenAPI 3.1, generated from the route table.
+
+Every operation comes from `gexdaemon.protocol.routes`: its parameters from the
+route's path and query shape, its request body and success answer from the
+shapes the handlers really decode and encode, and its error answers from what
+the route can meet. Links let a client (or a fuzzer) follow the ids one answer
+gives to the operations that take them.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+import types
+import typing
+from typing import Any
 
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+import msgspec
+import msgspec.inspect as mi
 
 from gexdaemon import __version__
-from gexdaemon.core.models import (
-    DataSource,
-    GEXSnapshot,
-    JobEvent,
-    PriorityRequest,
-    PriorityRule,
-    ProcessingJob,
-    RequestSubmission,
-)
+from gexdaemon.protocol import routes
+from gexdaemon.protocol import shapes as s
 
-REF = "#/components/schemas/{model}"
+REF = "#/components/schemas/{name}"
 
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message", "details"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "request_id": {"type": "string"},
-                "details": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "path": {
-                                "type": "string",
-                                "description": "field path, e.g. requests.3.market_symbol",
-                            },
-                            "message": {"type": "string"},
-                            "rule": {"type": "string"},
-                        },
-                    },
-                },
+ERROR_TEXT = {
+    400: "malformed: the body is not JSON (or empty)",
+    403: "the peer's uid may not use this socket",
+    404: "no such id (or endpoint)",
+    405: "the path does not take this method; the Allow header lists those it takes",
+    408: "the body arrived too slowly",
+    409: "the job or rule is in a state that does not allow this change",
+    413: "the body is larger than allowed",
+    422: "validation failed: details name each field path and why",
+    503: "the daemon is shutting down and takes no new work",
+}
+
+
+def _schemas() -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    """A schema per body and answer type; a union of shapes is `anyOf` its members."""
+    kinds: list[Any] = [s.ErrorBody]
+    for route in routes.ROUTES:
+        for kind in (route.answer, route.body):
+            if kind is not None and kind != routes.BYTES:
+                kinds.append(kind)
+    unique = list(dict.fromkeys(kinds))
+    members = list(dict.fromkeys(m for kind in unique for m in (_union_members(kind) or (kind,))))
+    refs, components = msgspec.json.schema_components(members, ref_template=REF)
+    by_member = dict(zip(members, refs, strict=True))
+    out: dict[Any, dict[str, Any]] = {}
+    for kind in unique:
+        parts = _union_members(kind)
+        out[kind] = {"anyOf": [by_member[m] for m in parts]} if parts else by_member[kind]
+    return out, components
+
+
+def _union_members(kind: Any) -> tuple[Any, ...]:
+    return typing.get_args(kind) if isinstance(kind, types.UnionType) else ()
+
+
+def _parameters(route: routes.Route) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for param in route.params:
+        schema: dict[str, Any] = {"type": "string", "minLength": 1}
+        if param.uuid:
+            schema["format"] = "uuid"
+        out.append(
+            {
+                "name": param.name,
+                "in": "path",
+                "required": True,
+                "description": param.description,
+                "schema": schema,
+            }
+        )
+    if route.query is not None:
+        info = mi.type_info(route.query)
+        assert isinstance(info, mi.StructType)
+        (schema,), components = msgspec.json.schema_components([route.query], ref_template=REF)
+        props = components[route.query.__name__]["properties"]
+        for field in info.fields:
+            prop = _inline_nullable(props[field.encode_name], components)
+            out.append(
+                {
+                    "name": field.encode_name,
+                    "in": "query",
+                    "required": field.required,
+                    "schema": prop,
+                }
+            )
+    return out
+
+
+def _inline_nullable(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without refs or null (an absent parameter is the null)."""
+    if "$ref" in schema:
+        return _inline_nullable(components[schema["$ref"].rsplit("/", 1)[1]], components)
+    options = schema.get("anyOf")
+    if options:
+        kept = [_inline_nullable(o, components) for o in options if o.get("type") != "null"]
+        merged = kept[0] if len(kept) == 1 else {"anyOf": kept}
+        return {**{k: v for k, v in schema.items() if k != "anyOf"}, **merged}
+    return {k: v for k, v in schema.items() if k != "title"}
+
+
+def _operation(
+    route: routes.Route, refs: dict[Any, dict[str, Any]], by_name: dict[str, routes.Route]
+) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": route.summary}
+    if route.content == routes.TEXT:
+        success["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    elif route.answer is not None:
+        success["content"] = {"application/json": {"schema": refs[route.answer]}}
+    if route.links:
+        success["links"] = {
+            name: {
+                "operationId": target,
+                "parameters": {by_name[target].params[0].name: expression},
+            }
+            for name, (target, expression) in route.links.items()
+        }
+    responses: dict[str, Any] = {str(route.status): success}
+    for status in route.error_statuses:
+        item: dict[str, Any] = {
+            "description": ERROR_TEXT[status],
+            "content": {"application/json": {"schema": refs[s.ErrorBody]}},
+        }
+        if status == 405:
+            item["headers"] = {
+                "Allow": {"description": "the methods the path takes", "schema": {"type": "string"}}
+            }
+        responses[str(status)] = item
+    op: dict[str, Any] = {
+        "operationId": route.name,
+        "summary": route.summary,
+        "responses": responses,
+    }
+    params = _parameters(route)
+    if params:
+        op["parameters"] = params
+    if route.body == routes.BYTES:
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
             },
         }
-    },
-}
-
-ACCEPTED = {
-    "type": "object",
-    "properties": {
-        "request_id": {"type": "string", "format": "uuid"},
-        "job_id": {"type": "string", "format": "uuid"},
-        "market_symbol": {"type": "string"},
-        "priority_score": {"type": "number", "minimum": 0, "maximum": 1},
-        "priority_level": {"enum": ["critical", "high", "medium", "low"]},
-        "deadline": {"type": ["string", "null"], "format": "date-time"},
-        "estimated_processing_time_s": {"type": "number"},
-        "at_risk": {"type": "boolean"},
-        "at_risk_reason": {"type": ["string", "null"]},
-        "explanation": {
-            "type": "object",
-            "description": "which rules matched, base score, reliability adjustment",
-        },
-    },
-}
-
-# (method, path, summary, request schema ref or None, success status, response schema or None)
-ROUTES: tuple[tuple[str, str, str, Any, int, Any], ...] = (
-    ("get", "/v1/health", "Daemon health, version, uptime, queue totals", None, 200, None),
-    (
-        "post",
-        "/v1/requests",
-        'Submit one request, a list, or {"requests": [...]}; 201 = durably committed; '
-        "a batch is all or nothing",
-        {
-            "oneOf": [
-                {"$ref": REF.format(model="RequestSubmission")},
-                {"type": "array", "items": {"$ref": REF.format(model="RequestSubmission")}},
-                {
-                    "type": "object",
-                    "properties": {
-                        "requests": {
-                            "type": "array",
-                            "items": {"$ref": REF.format(model="RequestSubmission")},
-                        }
-                    },
-                },
-            ]
-        },
-        201,
-        {
-            "oneOf": [
-                ACCEPTED,
-                {
-                    "type": "object",
-                    "properties": {"requests": {"type": "array", "items": ACCEPTED}},
-                },
-            ]
-        },
-    ),
-    (
-        "get",
-        "/v1/requests/{id}",
-        "A request with its jobs",
-        None,
-        200,
-        {"$ref": REF.format(model="PriorityRequest")},
-    ),
-    (
-        "get",
-        "/v1/jobs",
-        "Jobs newest first; filters status, level, symbol, limit, cursor",
-        None,
-        200,
-        None,
-    ),
-    ("get", "/v1/jobs/{id}", "A job with its request and state history", None, 200, None),
-    (
-        "patch",
-        "/v1/jobs/{id}",
-        'Change a QUEUED job\'s level: {"priority_level": ...}',
-        None,
-        200,
-        None,
-    ),
-    (
-        "post",
-        "/v1/jobs/{id}/cancel",
-        "Cancel a QUEUED or PROCESSING job (409 otherwise)",
-        None,
-        200,
-        None,
-    ),
-    (
-        "post",
-        "/v1/jobs/{id}/retry",
-        "Retry a FAILED job (409 otherwise; at most 3 retries)",
-        None,
-        200,
-        None,
-    ),
-    (
-        "get",
-        "/v1/queues",
-        "Per level: depth, in flight, oldest wait, next deadline, SLA met ratio, throughput",
-        None,
-        200,
-        None,
-    ),
-    ("get", "/v1/sla", "Breached jobs (how late) and jobs at risk", None, 200, None),
-    ("get", "/v1/rules", "Priority rules", None, 200, None),
-    (
-        "post",
-        "/v1/rules",
-        "Create a rule (condition checked at save time)",
-        {"$ref": REF.format(model="PriorityRule")},
-        201,
-        {"$ref": REF.format(model="PriorityRule")},
-    ),
-    (
-        "post",
-        "/v1/rules/test",
-        'Shadow-test candidate rules on recent requests: {"rules": [...], "mode": '
-        '"merge"|"replace", "limit": N}',
-        None,
-        200,
-        None,
-    ),
-    (
-        "get",
-        "/v1/rules/{id}",
-        "A rule by id or name",
-        None,
-        200,
-        {"$ref": REF.format(model="PriorityRule")},
-    ),
-    (
-        "patch",
-        "/v1/rules/{id}",
-        "Change a rule's fields (new version)",
-        None,
-        200,
-        {"$ref": REF.format(model="PriorityRule")},
-    ),
-    ("delete", "/v1/rules/{id}", "Delete a rule (its history stays)", None, 200, None),
-    ("get", "/v1/rules/{id}/history", "Every version of a rule", None, 200, None),
-    (
-        "get",
-        "/v1/sources",
-        "Data sources: reliability, EMA response time, circuit state",
-        None,
-        200,
-        None,
-    ),
-    (
-        "patch",
-        "/v1/sources/{id}",
-        'Enable or disable a source: {"is_active": bool}',
-        None,
-        200,
-        {"$ref": REF.format(model="DataSource")},
-    ),
-    (
-        "get",
-        "/v1/snapshots",
-        "Snapshots newest first; filters symbol, date, limit",
-        None,
-        200,
-        None,
-    ),
-    (
-        "get",
-        "/v1/snapshots/latest",
-        "The latest snapshot of ?symbol=SYM with strikes",
-        None,
-        200,
-        {"$ref": REF.format(model="GEXSnapshot")},
-    ),
-    (
-        "get",
-        "/v1/snapshots/{id}",
-        "A snapshot with its levels and strikes",
-        None,
-        200,
-        {"$ref": REF.format(model="GEXSnapshot")},
-    ),
-    ("get", "/v1/gex/{symbol}/history", "Total GEX over time for a symbol", None, 200, None),
-    ("post", "/v1/query", 'Read-only SQL: {"sql": "SELECT ...", "limit": N}', None, 200, None),
-    (
-        "post",
-        "/v1/ingest",
-        "Upload a chain file (the body is the file; ?filename=&symbol=&level=)",
-        None,
-        201,
-        ACCEPTED,
-    ),
-    (
-        "post",
-        "/v1/admin/archive",
-        "Archive finished jobs older than the retention",
-        None,
-        200,
-        None,
-    ),
-    (
-        "get",
-        "/v1/events",
-        "WebSocket: a state snapshot, then events with sequence numbers (job.*, sla.*, "
-        'snapshot.created, source.*, rule.*); {"type": "resync"} then a new snapshot after a gap',
-        None,
-        101,
-        None,
-    ),
-    ("get", "/metrics", "Prometheus text format", None, 200, None),
-    ("get", "/v1/openapi.json", "This document", None, 200, None),
-)
-
-ERROR_STATUSES = {
-    "400": "malformed body (not JSON, empty)",
-    "403": "the peer's uid may not use the socket",
-    "404": "unknown id or endpoint",
-    "409": "illegal state transition",
-    "413": "body too large",
-    "422": "validation failed: details carry field paths",
-    "503": "the daemon is shutting down",
-}
+    elif route.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[route.body]}},
+        }
+    return op
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    models: list[type[BaseModel]] = [
-        RequestSubmission,
-        PriorityRequest,
-        ProcessingJob,
-        JobEvent,
-        DataSource,
-        PriorityRule,
-        GEXSnapshot,
-    ]
-    pairs: list[tuple[type[BaseModel], Literal["serialization"]]] = [
-        (m, "serialization") for m in models
-    ]
-    _, defs = models_json_schema(pairs, ref_template=REF)
-    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
-    schemas["Error"] = ERROR
-    schemas["Accepted"] = ACCEPTED
+    refs, components = _schemas()
+    by_name = {r.name: r for r in routes.ROUTES}
     paths: dict[str, Any] = {}
-    for method, path, summary, request, status, response in ROUTES:
-        op: dict[str, Any] = {
-            "summary": summary,
-            "responses": {
-                str(status): {
-                    "description": "success",
-                    **({"content": {"application/json": {"schema": response}}} if response else {}),
-                },
-                **{
-                    code: {
-                        "description": text,
-                        "content": {
-                            "application/json": {"schema": {"$ref": REF.format(model="Error")}}
-                        },
-                    }
-                    for code, text in ERROR_STATUSES.items()
-                },
-            },
-        }
-        if "{id}" in path or "{symbol}" in path:
-            name = "symbol" if "{symbol}" in path else "id"
-            op["parameters"] = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            ]
-        if request is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": request}},
-            }
-        paths.setdefault(path, {})[method] = op
+    for route in routes.ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs, by_name)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -330,5 +169,10 @@ def openapi_document() -> dict[str, Any]:
             "curl --unix-socket var/run/gexd.sock http://localhost/v1/health",
         },
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": components},
     }
+
+
+@functools.cache
+def openapi_json() -> bytes:
+    return msgspec.json.encode(openapi_document())

@@ -25,7 +25,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gexdaemon.api import wire
-from gexdaemon.api.openapi import openapi_document
+from gexdaemon.api.openapi import openapi_json
 from gexdaemon.core.errors import (
     Conflict,
     Forbidden,
@@ -39,6 +39,9 @@ from gexdaemon.core.errors import (
 )
 from gexdaemon.daemon.events import RESYNC
 from gexdaemon.daemon.operations import Operations
+from gexdaemon.protocol import routes
+from gexdaemon.protocol import shapes as s
+from gexdaemon.protocol.routes import Route
 
 OPS = web.AppKey("operations", Operations)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
@@ -179,12 +182,23 @@ async def context_and_errors(request: web.Request, handler: Handler) -> web.Stre
                 413,
                 request_id,
             )
+        except web.HTTPMethodNotAllowed as exc:
+            status = 405
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            answer = error_response(
+                "method_not_allowed",
+                f"{request.path} does not take {request.method}; it takes {allowed}",
+                405,
+                request_id,
+            )
+            answer.headers["Allow"] = allowed
+            return answer
         except web.HTTPException as exc:
             status = exc.status
-            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            code = {404: "not_found"}.get(exc.status, "http_error")
             message = (
                 f"no such endpoint: {request.method} {request.path}"
-                if exc.status in (404, 405)
+                if exc.status == 404
                 else exc.reason
             )
             return error_response(code, message, exc.status, request_id)
@@ -220,7 +234,24 @@ def ops(request: web.Request) -> Operations:
     return request.app[OPS]
 
 
-async def body_json(request: web.Request) -> Any:
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(route: Route) -> Callable[[Handler], Handler]:
+    """Bind a handler to its route (the route table is in gexdaemon.protocol.routes)."""
+
+    def register(handler: Handler) -> Handler:
+        HANDLERS[route.name] = handler
+        return handler
+
+    return register
+
+
+def answer(route: Route, value: Any) -> web.Response:
+    return json_response(value, route.status)
+
+
+async def read_json(request: web.Request) -> Any:
     limit = request.app[MAX_BODY]
     body = await read_body(
         request,
@@ -264,19 +295,15 @@ async def read_body(request: web.Request, limit: int, too_large: str) -> bytes:
         chunks.append(chunk)
 
 
-def query_int(
-    request: web.Request, name: str, default: int, *, low: int = 1, high: int = 10_000
-) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"query parameter {name} must be an integer (got {raw!r})") from None
-    if not low <= value <= high:
-        raise InvalidInput(f"query parameter {name} must be between {low} and {high} (got {value})")
-    return value
+async def body_of(request: web.Request, route: Route) -> Any:
+    """The request body decoded into the route's shape; field problems are a 422 with paths."""
+    return wire.fit(await read_json(request), route.body, what="the request body")
+
+
+def query_of(request: web.Request, route: Route) -> Any:
+    """The query string decoded into the route's query shape (a 422 names the parameter)."""
+    assert route.query is not None
+    return wire.fit_query(request.query, route.query)
 
 
 def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
@@ -287,141 +314,151 @@ def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
         raise NotFound(f"{raw!r} is not an id this daemon issued (ids are UUIDs)") from None
 
 
+@handles(routes.HEALTH)
 async def health(request: web.Request) -> web.Response:
-    return json_response(ops(request).health())
+    return answer(routes.HEALTH, ops(request).health())
 
 
+@handles(routes.SUBMIT)
 async def submit_requests(request: web.Request) -> web.Response:
-    payload = await body_json(request)
+    # Intake validates every entry itself and reports all bad entries at once.
+    payload = await read_json(request)
     result = await ops(request).submit_payload(
         payload, origin=request.headers.get("X-Gexd-Origin", "api")
     )
-    return json_response(result, 201)
+    return answer(routes.SUBMIT, result)
 
 
+@handles(routes.GET_REQUEST)
 async def get_request(request: web.Request) -> web.Response:
-    return json_response(await ops(request).get_request(path_id(request)))
+    return answer(routes.GET_REQUEST, await ops(request).get_request(path_id(request)))
 
 
+@handles(routes.LIST_JOBS)
 async def list_jobs(request: web.Request) -> web.Response:
-    q = request.query
-    return json_response(
-        await ops(request).list_jobs(
-            status=q.get("status"),
-            level=q.get("level"),
-            symbol=q.get("symbol"),
-            limit=query_int(request, "limit", 50, high=1000),
-            cursor=q.get("cursor"),
-        )
+    q: routes.JobFilter = query_of(request, routes.LIST_JOBS)
+    page = await ops(request).list_jobs(
+        status=q.status, level=q.level, symbol=q.symbol, limit=q.limit, cursor=q.cursor
     )
+    return answer(routes.LIST_JOBS, page)
 
 
+@handles(routes.GET_JOB)
 async def get_job(request: web.Request) -> web.Response:
-    return json_response(await ops(request).get_job(path_id(request)))
+    return answer(routes.GET_JOB, await ops(request).get_job(path_id(request)))
 
 
+@handles(routes.CANCEL_JOB)
 async def cancel_job(request: web.Request) -> web.Response:
-    return json_response(await ops(request).cancel_job(path_id(request)))
+    return answer(routes.CANCEL_JOB, await ops(request).cancel_job(path_id(request)))
 
 
+@handles(routes.RETRY_JOB)
 async def retry_job(request: web.Request) -> web.Response:
-    return json_response(await ops(request).retry_job(path_id(request)))
+    return answer(routes.RETRY_JOB, await ops(request).retry_job(path_id(request)))
 
 
-async def patch_job(request: web.Request) -> web.Response:
-    return json_response(await ops(request).patch_job(path_id(request), await body_json(request)))
+@handles(routes.CHANGE_JOB)
+async def change_job(request: web.Request) -> web.Response:
+    job_id = path_id(request)
+    change = await body_of(request, routes.CHANGE_JOB)
+    return answer(routes.CHANGE_JOB, await ops(request).change_job(job_id, change))
 
 
+@handles(routes.QUEUES)
 async def queues(request: web.Request) -> web.Response:
-    return json_response(ops(request).queues())
+    return answer(routes.QUEUES, ops(request).queues())
 
 
+@handles(routes.SLA)
 async def sla(request: web.Request) -> web.Response:
-    return json_response(await ops(request).sla())
+    return answer(routes.SLA, await ops(request).sla())
 
 
+@handles(routes.LIST_RULES)
 async def list_rules(request: web.Request) -> web.Response:
-    return json_response(await ops(request).list_rules())
+    return answer(routes.LIST_RULES, await ops(request).list_rules())
 
 
+@handles(routes.CREATE_RULE)
 async def create_rule(request: web.Request) -> web.Response:
-    return json_response(await ops(request).create_rule(await body_json(request)), 201)
+    draft = await body_of(request, routes.CREATE_RULE)
+    return answer(routes.CREATE_RULE, await ops(request).create_rule(draft))
 
 
+@handles(routes.GET_RULE)
 async def get_rule(request: web.Request) -> web.Response:
-    return json_response(await ops(request).get_rule(request.match_info["id"]))
+    return answer(routes.GET_RULE, await ops(request).get_rule(request.match_info["id"]))
 
 
-async def patch_rule(request: web.Request) -> web.Response:
-    return json_response(
-        await ops(request).update_rule(request.match_info["id"], await body_json(request))
-    )
+@handles(routes.UPDATE_RULE)
+async def update_rule(request: web.Request) -> web.Response:
+    change = await body_of(request, routes.UPDATE_RULE)
+    result = await ops(request).update_rule(request.match_info["id"], change)
+    return answer(routes.UPDATE_RULE, result)
 
 
+@handles(routes.DELETE_RULE)
 async def delete_rule(request: web.Request) -> web.Response:
-    return json_response(await ops(request).delete_rule(request.match_info["id"]))
+    return answer(routes.DELETE_RULE, await ops(request).delete_rule(request.match_info["id"]))
 
 
+@handles(routes.RULE_HISTORY)
 async def rule_history(request: web.Request) -> web.Response:
-    return json_response(await ops(request).rule_history(request.match_info["id"]))
+    return answer(routes.RULE_HISTORY, await ops(request).rule_history(request.match_info["id"]))
 
 
+@handles(routes.TEST_RULES)
 async def test_rules(request: web.Request) -> web.Response:
-    return json_response(await ops(request).test_rules(await body_json(request)))
+    test = await body_of(request, routes.TEST_RULES)
+    return answer(routes.TEST_RULES, await ops(request).test_rules(test))
 
 
+@handles(routes.LIST_SOURCES)
 async def list_sources(request: web.Request) -> web.Response:
-    return json_response(ops(request).list_sources())
+    return answer(routes.LIST_SOURCES, ops(request).list_sources())
 
 
-async def patch_source(request: web.Request) -> web.Response:
-    return json_response(
-        await ops(request).patch_source(request.match_info["id"], await body_json(request))
-    )
+@handles(routes.CHANGE_SOURCE)
+async def change_source(request: web.Request) -> web.Response:
+    change = await body_of(request, routes.CHANGE_SOURCE)
+    result = await ops(request).change_source(request.match_info["id"], change)
+    return answer(routes.CHANGE_SOURCE, result)
 
 
+@handles(routes.LIST_SNAPSHOTS)
 async def list_snapshots(request: web.Request) -> web.Response:
-    q = request.query
-    return json_response(
-        await ops(request).list_snapshots(
-            symbol=q.get("symbol"),
-            date=q.get("date"),
-            limit=query_int(request, "limit", 50, high=1000),
-        )
-    )
+    q: routes.SnapshotFilter = query_of(request, routes.LIST_SNAPSHOTS)
+    found = await ops(request).list_snapshots(symbol=q.symbol, date=q.date, limit=q.limit)
+    return answer(routes.LIST_SNAPSHOTS, found)
 
 
+@handles(routes.LATEST_SNAPSHOT)
 async def latest_snapshot(request: web.Request) -> web.Response:
-    symbol = request.query.get("symbol")
-    if not symbol:
-        raise InvalidInput("query parameter symbol is required: /v1/snapshots/latest?symbol=SPX")
-    return json_response(
-        await ops(request).latest_snapshot(symbol, request.query.get("expiry_filter"))
-    )
+    q: routes.LatestQuery = query_of(request, routes.LATEST_SNAPSHOT)
+    found = await ops(request).latest_snapshot(q.symbol, q.expiry_filter)
+    return answer(routes.LATEST_SNAPSHOT, found)
 
 
+@handles(routes.GET_SNAPSHOT)
 async def get_snapshot(request: web.Request) -> web.Response:
-    return json_response(await ops(request).get_snapshot(path_id(request)))
+    return answer(routes.GET_SNAPSHOT, await ops(request).get_snapshot(path_id(request)))
 
 
+@handles(routes.GEX_HISTORY)
 async def gex_history(request: web.Request) -> web.Response:
-    return json_response(
-        await ops(request).gex_history(
-            request.match_info["symbol"], query_int(request, "limit", 200, high=5000)
-        )
-    )
+    q: routes.HistoryQuery = query_of(request, routes.GEX_HISTORY)
+    found = await ops(request).gex_history(request.match_info["symbol"], q.limit)
+    return answer(routes.GEX_HISTORY, found)
 
 
+@handles(routes.QUERY)
 async def run_query(request: web.Request) -> web.Response:
-    payload = await body_json(request)
-    if not isinstance(payload, dict) or not isinstance(payload.get("sql"), str):
-        raise InvalidInput('send {"sql": "SELECT ..."}')
-    limit = payload.get("limit", 1000)
-    if not isinstance(limit, int) or not 1 <= limit <= 100_000:
-        raise InvalidInput("limit must be an integer between 1 and 100000")
-    return json_response(await ops(request).query(payload["sql"], limit=limit))
+    body: s.QueryBody = await body_of(request, routes.QUERY)
+    return answer(routes.QUERY, await ops(request).query(body.sql, limit=body.limit))
 
 
+@handles(routes.INGEST)
 async def ingest(request: web.Request) -> web.Response:
     """Upload a chain file's bytes; the daemon stores it inside its data directory.
 
@@ -429,24 +466,21 @@ async def ingest(request: web.Request) -> web.Response:
     the data directory.
     """
     o = ops(request)
+    q: routes.IngestQuery = query_of(request, routes.INGEST)
     limit = o.max_ingest_bytes
-    name = request.query.get("filename", "upload")
     data = await read_body(
         request, limit, f"the file is larger than the {limit} bytes allowed ([drop] max_file_bytes)"
     )
-    result = await o.ingest_upload(
-        data,
-        filename=name,
-        symbol=request.query.get("symbol"),
-        level=request.query.get("level"),
-    )
-    return json_response(result, 201)
+    result = await o.ingest_upload(data, filename=q.filename, symbol=q.symbol, level=q.level)
+    return answer(routes.INGEST, result)
 
 
+@handles(routes.ARCHIVE)
 async def archive(request: web.Request) -> web.Response:
-    return json_response(await ops(request).archive())
+    return answer(routes.ARCHIVE, await ops(request).archive())
 
 
+@handles(routes.METRICS)
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(
         text=ops(request).metrics_text(),
@@ -456,12 +490,14 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
+@handles(routes.OPENAPI)
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document())
+    return web.Response(body=openapi_json(), content_type="application/json")
 
 
+@handles(routes.EVENTS)
 async def events(request: web.Request) -> web.WebSocketResponse:
-    """A state snapshot first, then numbered events; a lagging client gets a resync and a new snapshot."""
+    """A state message first, then numbered events; a lagging client gets a resync and a new state."""
     o = ops(request)
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=1 << 16)
     await ws.prepare(request)
@@ -469,20 +505,16 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     sub = o.bus.subscribe()
     reader = asyncio.create_task(_drain_client(ws, sub))
     try:
-        await ws.send_bytes(wire.encode(o.state_snapshot()))
+        await ws.send_bytes(wire.encode(o.state_message()))
         while not ws.closed:
             event = await sub.next(wait_s=1.0)
             if event is None:
                 if sub.closed:
                     break
                 continue
-            if event.type == RESYNC:
-                await ws.send_bytes(
-                    wire.encode({"type": RESYNC, "seq": event.seq, "data": event.data})
-                )
-                await ws.send_bytes(wire.encode(o.state_snapshot()))
-            else:
-                await ws.send_bytes(wire.encode(event.as_dict()))
+            await ws.send_bytes(wire.encode(event.message()))
+            if event.type is RESYNC:
+                await ws.send_bytes(wire.encode(o.state_message()))
     except (ConnectionResetError, RuntimeError):
         pass  # the client went away
     finally:
@@ -502,7 +534,7 @@ async def _drain_client(ws: web.WebSocketResponse, sub: Any) -> None:
                 )
             except MalformedInput:
                 continue
-            if isinstance(data, dict) and data.get("type") == RESYNC:
+            if isinstance(data, dict) and data.get("type") == RESYNC.value:
                 sub.request_resync()
         elif msg.type == WSMsgType.ERROR:
             break
@@ -523,35 +555,10 @@ def build_app(
     app[MAX_BODY] = max_body_bytes
     app[SOCKETS] = weakref.WeakSet()
     app[ALLOWED_UIDS] = frozenset({os.getuid(), 0}) | allowed_uids
-    r = app.router
-    r.add_get("/v1/health", health)
-    r.add_post("/v1/requests", submit_requests)
-    r.add_get("/v1/requests/{id}", get_request)
-    r.add_get("/v1/jobs", list_jobs)
-    r.add_get("/v1/jobs/{id}", get_job)
-    r.add_patch("/v1/jobs/{id}", patch_job)
-    r.add_post("/v1/jobs/{id}/cancel", cancel_job)
-    r.add_post("/v1/jobs/{id}/retry", retry_job)
-    r.add_get("/v1/queues", queues)
-    r.add_get("/v1/sla", sla)
-    r.add_get("/v1/rules", list_rules)
-    r.add_post("/v1/rules", create_rule)
-    r.add_post("/v1/rules/test", test_rules)
-    r.add_get("/v1/rules/{id}", get_rule)
-    r.add_patch("/v1/rules/{id}", patch_rule)
-    r.add_delete("/v1/rules/{id}", delete_rule)
-    r.add_get("/v1/rules/{id}/history", rule_history)
-    r.add_get("/v1/sources", list_sources)
-    r.add_patch("/v1/sources/{id}", patch_source)
-    r.add_get("/v1/snapshots", list_snapshots)
-    r.add_get("/v1/snapshots/latest", latest_snapshot)
-    r.add_get("/v1/snapshots/{id}", get_snapshot)
-    r.add_get("/v1/gex/{symbol}/history", gex_history)
-    r.add_post("/v1/query", run_query)
-    r.add_post("/v1/ingest", ingest)
-    r.add_post("/v1/admin/archive", archive)
-    r.add_get("/v1/events", events)
-    r.add_get("/metrics", metrics)
-    r.add_get("/v1/openapi.json", openapi)
+    missing = [r.name for r in routes.ROUTES if r.name not in HANDLERS]
+    if missing:
+        raise RuntimeError(f"routes without a handler: {', '.join(missing)}")
+    for route in routes.ROUTES:
+        app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
     app.on_shutdown.append(_close_websockets)
     return app

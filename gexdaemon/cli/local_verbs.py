@@ -9,15 +9,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from gexdaemon.analyze import analyze_file, levels_json
+from gexdaemon.cli import render
 from gexdaemon.cli.invocation import Invocation, UsageError
 from gexdaemon.cli.output import EXIT_OK, key_values
-from gexdaemon.cli.render import render_snapshot
 from gexdaemon.client import Client, DaemonUnreachable
 from gexdaemon.daemon.app import Daemon
 from gexdaemon.demo import run_demo
 from gexdaemon.feedserver import start_feed_server
 from gexdaemon.logs import configure as configure_logging
+from gexdaemon.protocol.shapes import ArchiveResult, SnapshotView
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.schema import LATEST, current_version, migrate
 from gexdaemon.storage.store import Store, StoreOptions, connect, move_wal_aside, wal_path
@@ -114,7 +117,7 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
 def config_verb(inv: Invocation) -> int:
     cfg = inv.config
     paths = {
-        "config_files": [str(f) for f in cfg.files] or ["(embedded defaults)"],
+        "config_files": ", ".join(str(f) for f in cfg.files) or "(embedded defaults)",
         "data_dir": str(cfg.data_dir),
         "socket": str(cfg.socket_path),
         "drop_dir": str(cfg.drop_dir),
@@ -199,8 +202,8 @@ def analyze_verb(inv: Invocation) -> int:
     inv.output.progress(f"analyzing {a.file.name} ...")
     result = analyze_file(a.file, symbol=a.symbol, settings=inv.config.settings.gex)
     inv.output.progress_done()
-    snap = levels_json(result)
-    inv.output.result(snap, lambda s: render_snapshot(s, top=a.top))
+    snap = msgspec.convert(levels_json(result), SnapshotView)
+    inv.output.result(snap, lambda x: render.snapshot_text(x, top=a.top))
     return EXIT_OK
 
 
@@ -220,7 +223,7 @@ def migrate_verb(inv: Invocation) -> int:
                 "database": str(inv.config.duckdb_path),
                 "to_version": LATEST,
                 "applied": [],
-                "daemon": health["instance"],
+                "daemon": health.instance,
             },
             lambda r: (
                 f"the running daemon ({r['daemon']}) applied migrations at start; "
@@ -253,11 +256,11 @@ def migrate_verb(inv: Invocation) -> int:
     }
     inv.output.result(
         result,
-        lambda r: (
-            f"{r['database']}: schema {r['from_version']} -> {r['to_version']}"
-            + "".join(f"\n  applied {m['version']}: {m['description']}" for m in r["applied"])
-            if r["applied"]
-            else f"{r['database']}: already at schema version {LATEST}"
+        lambda _: (
+            f"{options.path}: schema {before} -> {LATEST}"
+            + "".join(f"\n  applied {m.version}: {m.description}" for m in applied)
+            if applied
+            else f"{options.path}: already at schema version {LATEST}"
         ),
     )
     return EXIT_OK
@@ -273,9 +276,9 @@ def archive_verb(inv: Invocation) -> int:
                     "[storage] retention_days"
                 )
             inv.output.progress("archiving through the running daemon ...")
-            result = running.archive()
+            result: ArchiveResult = running.archive()
             inv.output.progress_done()
-        inv.output.result(result, _archive_text)
+        inv.output.result(result, render.archive_text)
         return EXIT_OK
     lock, options = _locked_store(inv, "gexdaemon archive")
     try:
@@ -291,15 +294,8 @@ def archive_verb(inv: Invocation) -> int:
         inv.output.progress_done()
     finally:
         lock.release()
-    inv.output.result(report.as_dict(), _archive_text)
+    inv.output.result(msgspec.convert(report.as_dict(), ArchiveResult), render.archive_text)
     return EXIT_OK
-
-
-def _archive_text(r: dict[str, Any]) -> str:
-    return (
-        f"archived {r['jobs']} jobs, {r['events']} history events and {r['requests']} requests "
-        f"finished before {r['cutoff']}" + "".join(f"\n  {f}" for f in r["files"])
-    )
 
 
 def recover_verb(inv: Invocation) -> int:

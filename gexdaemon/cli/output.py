@@ -1,25 +1,25 @@
-"""What the CLI prints: JSON for scripts, compact tables and progress for people."""
+"""What the CLI prints: JSON for scripts, aligned tables and progress for people."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TextIO
+from typing import Any, Generic, TextIO, TypeVar
 
 import msgspec
 
 from gexdaemon.core.errors import GexError
-from gexdaemon.core.timeutil import NEW_YORK
 
-ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+
+R = TypeVar("R")
 
 
 def _default(value: Any) -> Any:
@@ -49,7 +49,7 @@ class Output:
     def interactive(self) -> bool:
         return not self.json and self.err.isatty()
 
-    def result(self, value: Any, human: Callable[[Any], str] | str | None = None) -> None:
+    def result(self, value: R, human: Callable[[R], str] | str | None = None) -> None:
         if self.json:
             self.out.write(to_json(value) + "\n")
         elif human is not None:
@@ -77,6 +77,12 @@ class Output:
                 self.err.write(f"  ... and {len(shown) - 20} more\n")
         self.err.flush()
 
+    def note(self, message: str) -> None:
+        """A line for the person at the terminal (stderr), kept out of --json output."""
+        if not self.json:
+            self.err.write(message.rstrip("\n") + "\n")
+            self.err.flush()
+
     def progress(self, message: str) -> None:
         """A progress line for a person at a terminal; nothing with --json or when piped."""
         if self.interactive:
@@ -89,23 +95,25 @@ class Output:
             self.err.flush()
 
 
-def table(
-    rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[tuple[str, str]],
-    *,
-    width: int | None = None,
-) -> str:
-    """A plain text table; long cells are cut so the table fits the terminal.
+@dataclass(frozen=True)
+class Col(Generic[R]):
+    """A table column: its header, how a row reads in it, and how it may be laid out."""
 
-    Id columns (`*_id`) are never cut: a trader copies them into the next command.
-    """
+    header: str
+    text: Callable[[R], str]
+    right: bool = False  # numbers align right
+    keep: bool = False  # never cut (ids a trader copies into the next command)
+
+
+def table(rows: Sequence[R], columns: Sequence[Col[R]], *, width: int | None = None) -> str:
+    """A plain text table; long cells are cut (with …) so the table fits the terminal."""
     if not rows:
         return "(none)"
     width = width or shutil.get_terminal_size((120, 40)).columns
-    heads = [h for _, h in columns]
-    cells = [[_cell(r.get(k)) for k, _ in columns] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
-    shrinkable = [i for i, (key, _) in enumerate(columns) if not key.endswith("_id")]
+    heads = [c.header for c in columns]
+    cells = [[c.text(r) for c in columns] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
+    shrinkable = [i for i, c in enumerate(columns) if not c.keep]
     total = sum(widths) + 2 * (len(widths) - 1)
     while total > width and shrinkable:
         i = max(shrinkable, key=lambda k: widths[k])
@@ -113,44 +121,23 @@ def table(
             break
         widths[i] -= 1
         total -= 1
-    lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip()]
-    for c in cells:
-        lines.append("  ".join(_fit(v, w) for v, w in zip(c, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+
+    def line(values: Sequence[str]) -> str:
+        parts = [_fit(v, w, right=c.right) for v, w, c in zip(values, widths, columns, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(heads), *(line(row) for row in cells)])
 
 
-def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
-    items = [(k, _cell(v)) for k, v in pairs]
+def key_values(pairs: Iterable[tuple[str, str]]) -> str:
+    items = list(pairs)
     if not items:
         return ""
     pad = max(len(k) for k, _ in items)
     return "\n".join(f"{k.ljust(pad)}  {v}" for k, v in items)
 
 
-def _fit(text: str, width: int) -> str:
-    return text.ljust(width) if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str) and ISO_INSTANT.match(value):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    if isinstance(value, datetime):
-        # Instants are shown in New York time, the market's clock.
-        local = value.astimezone(NEW_YORK) if value.tzinfo else value
-        return local.strftime("%m-%d %H:%M:%S")
-    if isinstance(value, timedelta):
-        return f"{value.total_seconds():.2f}s"
-    if isinstance(value, list | tuple):
-        return ", ".join(_cell(v) for v in value)
-    return str(value)
+def _fit(text: str, width: int, *, right: bool = False) -> str:
+    if len(text) > width:
+        return text[: max(width - 1, 0)] + "…"
+    return text.rjust(width) if right else text.ljust(width)

@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from gexdaemon import readout as ro
+from gexdaemon.cli import render
 from gexdaemon.cli.invocation import Invocation, UsageError
-from gexdaemon.cli.output import EXIT_FAILED, EXIT_OK, key_values, table
-from gexdaemon.cli.render import render_snapshot
+from gexdaemon.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from gexdaemon.client import Client
 from gexdaemon.core.errors import GexError
+from gexdaemon.core.explain import describe
+from gexdaemon.core.vocab import JobStatus
+from gexdaemon.protocol import shapes as s
 
 
 def register(verbs: Any, common: argparse.ArgumentParser) -> None:
@@ -164,7 +169,7 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
 
 
 def client(inv: Invocation) -> Client:
-    return Client(inv.config.socket_path)
+    return Client(inv.config.socket_path, origin="cli")
 
 
 def _meta(pairs: list[str]) -> dict[str, Any]:
@@ -195,22 +200,6 @@ def read_structured(path: Path) -> Any:
         ) from None
 
 
-def _accepted_rows(items: list[dict[str, Any]]) -> str:
-    return table(
-        items,
-        [
-            ("request_id", "request"),
-            ("job_id", "job"),
-            ("market_symbol", "symbol"),
-            ("priority_level", "level"),
-            ("priority_score", "score"),
-            ("deadline", "deadline"),
-            ("estimated_processing_time_s", "est s"),
-            ("at_risk", "at risk"),
-        ],
-    )
-
-
 def submit_verb(inv: Invocation) -> int:
     args = inv.args
     if args.file is not None:
@@ -227,111 +216,81 @@ def submit_verb(inv: Invocation) -> int:
             "metadata": _meta(args.meta),
         }
     with client(inv) as gexd:
-        result = gexd.submit(payload, origin="cli")
-        items = result.get("requests", [result])
+        result: s.Accepted | s.AcceptedBatch = gexd.submit(payload)
+        items = result.requests if isinstance(result, s.AcceptedBatch) else [result]
         if not args.wait:
-            inv.output.result(result, lambda _: _accepted_rows(items))
+            inv.output.result(result, lambda _: render.accepted_table(items))
             return EXIT_OK
+        if not inv.output.json:  # the job ids first: the wait may be long, or cut short
+            inv.output.result(result, lambda _: render.accepted_table(items) + "\n")
         inv.output.progress(f"submitted {len(items)} request(s); waiting ...")
-        finals = []
-        for item in items:
-            finals.append(
-                gexd.wait(
-                    item["job_id"],
-                    timeout=args.timeout,
-                    on_update=lambda j: inv.output.progress(
-                        f"job {j['job']['job_id'][:8]}: {j['job']['status'].upper()}"
-                    ),
-                )
-            )
+        finals = _wait_all(inv, gexd, [a.job_id for a in items], args.timeout)
         inv.output.progress_done()
-        snaps = [gexd.snapshot(f["snapshot_id"]) if f.get("snapshot_id") else None for f in finals]
-    failed = [f for f in finals if f["job"]["status"] != "completed"]
-    out = {
-        "accepted": items,
-        "jobs": [f["job"] for f in finals],
-        "snapshots": [s for s in snaps if s],
-    }
+        snaps = [gexd.snapshot(f.snapshot_id) for f in finals if f.snapshot_id]
+    failed = [f.job for f in finals if f.job.status is not JobStatus.COMPLETED]
+    out = {"accepted": items, "jobs": [f.job for f in finals], "snapshots": snaps}
     inv.output.result(
         out,
         lambda _: "\n\n".join(
-            [_accepted_rows(items)]
-            + [render_snapshot(s) for s in snaps if s]
+            [render.snapshot_text(snap) for snap in snaps]
             + [
-                f"job {f['job']['job_id']} {f['job']['status'].upper()}: {f['job'].get('error_message') or ''}"
-                for f in failed
+                f"job {ro.short_id(j.job_id)} {ro.words(j.status)}: {j.error_message or ''}"
+                for j in failed
             ]
         ),
     )
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _wait_all(
+    inv: Invocation, gexd: Client, job_ids: Sequence[str], timeout: float
+) -> list[s.JobDetail]:
+    """Wait for each job; Ctrl-C stops waiting, not the jobs, and says how to follow them."""
+    finals: list[s.JobDetail] = []
+    try:
+        for job_id in job_ids:
+            finals.append(
+                gexd.wait(
+                    job_id,
+                    timeout=timeout,
+                    on_update=lambda j: inv.output.progress(
+                        f"job {ro.short_id(j.job.job_id)}: {ro.words(j.job.status)}"
+                    ),
+                )
+            )
+    except KeyboardInterrupt:
+        inv.output.progress_done()
+        waiting = [ro.short_id(j) for j in job_ids[len(finals) :]]
+        inv.output.note(
+            f"stopped waiting; the job{'s' if len(waiting) > 1 else ''} "
+            f"{', '.join(waiting)} keep{'' if len(waiting) > 1 else 's'} running. Follow with "
+            + " or ".join(f"`gexdaemon job {j}`" for j in waiting[:3])
+        )
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    return finals
+
+
 def status_verb(inv: Invocation) -> int:
     with client(inv) as gexd:
-        health = gexd.health()
-        queues = gexd.queues()
-    out = {"health": health, "queues": queues}
-
-    def human(_: Any) -> str:
-        head = key_values(
-            [
-                ("status", health["status"]),
-                ("version", health["version"]),
-                ("uptime", f"{health['uptime_s']:.0f} s"),
-                ("socket", health["socket"]),
-                ("data dir", health["data_dir"]),
-                ("workers", f"{queues['workers']['busy']} busy of {queues['workers']['total']}"),
-            ]
-        )
-        levels = table(
-            queues["levels"],
-            [
-                ("level", "level"),
-                ("depth", "queued"),
-                ("in_flight", "running"),
-                ("at_risk", "at risk"),
-                ("oldest_wait_s", "oldest wait s"),
-                ("next_deadline_in_s", "next deadline in s"),
-                ("sla_met_ratio", "SLA met"),
-                ("breaches_last_hour", "breaches 1h"),
-                ("throughput_per_min", "per min"),
-            ],
-        )
-        return f"{head}\n\n{levels}"
-
-    inv.output.result(out, human)
+        health: s.Health = gexd.health()
+        queues: s.Queues = gexd.queues()
+    inv.output.result(
+        {"health": health, "queues": queues}, lambda _: render.status_text(health, queues)
+    )
     return EXIT_OK
-
-
-JOB_COLUMNS = [
-    ("job_id", "job"),
-    ("priority_level", "level"),
-    ("market_symbol", "symbol"),
-    ("status", "status"),
-    ("queued_at", "queued"),
-    ("deadline", "deadline"),
-    ("sla_status", "sla"),
-    ("retry_count", "retries"),
-    ("processing_duration", "took s"),
-    ("error_message", "error"),
-]
 
 
 def jobs_verb(inv: Invocation) -> int:
     a = inv.args
     with client(inv) as gexd:
-        result = gexd.jobs(
+        page: s.JobPage = gexd.jobs(
             status=a.status, level=a.level, symbol=a.symbol, limit=a.limit, cursor=a.cursor
         )
     inv.output.result(
-        result,
-        lambda r: (
-            table(r["jobs"], JOB_COLUMNS)
-            + (
-                f"\nmore: gexdaemon jobs --cursor {r['next_cursor']}"
-                if r.get("next_cursor")
-                else ""
-            )
+        page,
+        lambda p: (
+            render.jobs_table(p.jobs)
+            + (f"\nmore: gexdaemon jobs --cursor {p.next_cursor}" if p.next_cursor else "")
         ),
     )
     return EXIT_OK
@@ -339,94 +298,31 @@ def jobs_verb(inv: Invocation) -> int:
 
 def job_verb(inv: Invocation) -> int:
     with client(inv) as gexd:
-        found = gexd.job(inv.args.id)
-
-    def human(f: dict[str, Any]) -> str:
-        j, r = f["job"], f["request"] or {}
-        head = key_values(
-            [
-                ("job", j["job_id"]),
-                ("request", j["request_id"]),
-                ("status", j["status"].upper()),
-                ("level", j["priority_level"]),
-                ("score", r.get("priority_score")),
-                ("symbol", r.get("market_symbol")),
-                ("type", r.get("data_type")),
-                ("source", r.get("source_url")),
-                ("requested", r.get("requested_at")),
-                ("deadline", j.get("deadline")),
-                ("sla", j.get("sla_status")),
-                ("at risk", j.get("at_risk")),
-                ("phase", j.get("dispatch_phase")),
-                ("retries", j.get("retry_count")),
-                ("took", j.get("processing_duration")),
-                ("records", j.get("records_processed")),
-                ("error", j.get("error_message")),
-                ("snapshot", f.get("snapshot_id")),
-            ]
-        )
-        why = _explain(r.get("explanation") or {})
-        history = table(
-            f["history"],
-            [
-                ("seq", "#"),
-                ("occurred_at", "at"),
-                ("from_status", "from"),
-                ("to_status", "to"),
-                ("reason", "reason"),
-            ],
-        )
-        return f"{head}\n\nwhy this level: {why}\n\n{history}"
-
-    inv.output.result(found, human)
+        found: s.JobDetail = gexd.job(inv.args.id)
+    explanation = describe(found.request.explanation) if found.request else "-"
+    inv.output.result(found, lambda f: render.job_text(f, explanation))
     return EXIT_OK
-
-
-def _explain(expl: dict[str, Any]) -> str:
-    if not expl:
-        return "-"
-    matched = expl.get("matched") or []
-    parts = [f"{m.get('name')} ({m.get('score')})" for m in matched if isinstance(m, dict)]
-    base = expl.get("base", {})
-    rel = expl.get("reliability", {})
-    text = (
-        ("rules " + ", ".join(parts))
-        if parts
-        else f"no rule matched; default for {base.get('data_type')}"
-    )
-    return (
-        f"{text}; base {base.get('score')}, reliability adjustment {rel.get('adjustment')} -> "
-        f"{expl.get('score')} = {str(expl.get('level', '')).upper()}"
-    )
 
 
 def action_verb(inv: Invocation) -> int:
     with client(inv) as gexd:
-        result = getattr(gexd, inv.args.action)(inv.args.id)
-    inv.output.result(result, lambda r: f"job {r['job_id']} is now {r['status'].upper()}")
+        row: s.JobRow = getattr(gexd, inv.args.action)(inv.args.id)
+    inv.output.result(row, lambda r: f"job {ro.short_id(r.job_id)} is now {ro.words(r.status)}")
     return EXIT_OK
 
 
 def bump_verb(inv: Invocation) -> int:
     with client(inv) as gexd:
-        result = gexd.set_level(inv.args.id, inv.args.level)
-    inv.output.result(
-        result,
-        lambda r: (
-            f"job {r['job_id']} is now {r['priority_level'].upper()}, deadline {r['deadline']}"
-        ),
-    )
+        row: s.JobRow = gexd.set_level(inv.args.id, inv.args.level)
+
+    def human(r: s.JobRow) -> str:
+        deadline = (
+            f"deadline {ro.clock_time(r.deadline)}" if r.deadline else "no deadline (best effort)"
+        )
+        return f"job {ro.short_id(r.job_id)} is now {ro.words(r.priority_level)}, {deadline}"
+
+    inv.output.result(row, human)
     return EXIT_OK
-
-
-RULE_COLUMNS = [
-    ("name", "name"),
-    ("priority_score", "score"),
-    ("is_active", "active"),
-    ("version", "v"),
-    ("condition", "condition"),
-    ("rule_id", "id"),
-]
 
 
 def rules_verb(inv: Invocation) -> int:
@@ -434,10 +330,10 @@ def rules_verb(inv: Invocation) -> int:
     action = a.rules_action
     with client(inv) as gexd:
         if action == "list":
-            result = gexd.rules()
-            inv.output.result(result, lambda r: table(r["rules"], RULE_COLUMNS))
+            listed: s.RuleList = gexd.rules()
+            inv.output.result(listed, lambda r: render.rules_table(r.rules))
         elif action == "add":
-            result = gexd.create_rule(
+            saved: s.SavedRule = gexd.create_rule(
                 {
                     "name": a.name,
                     "condition": a.condition,
@@ -447,9 +343,9 @@ def rules_verb(inv: Invocation) -> int:
                 }
             )
             inv.output.result(
-                result,
+                saved,
                 lambda r: (
-                    f"created rule {r['name']!r} (v{r['version']}, {r['rule_id']})" + _notes(r)
+                    f"created rule {r.name!r} (v{r.version}, {r.rule_id})" + render.rule_notes(r)
                 ),
             )
         elif action == "update":
@@ -467,51 +363,30 @@ def rules_verb(inv: Invocation) -> int:
                 raise UsageError(
                     "say what to change: --name, --condition, --score or --description"
                 )
-            result = gexd.update_rule(a.ref, changes)
+            saved = gexd.update_rule(a.ref, changes)
             inv.output.result(
-                result, lambda r: f"rule {r['name']!r} is now v{r['version']}" + _notes(r)
+                saved, lambda r: f"rule {r.name!r} is now v{r.version}" + render.rule_notes(r)
             )
         elif action in ("enable", "disable"):
-            result = gexd.update_rule(a.ref, {"is_active": action == "enable"})
+            saved = gexd.update_rule(a.ref, {"is_active": action == "enable"})
             inv.output.result(
-                result,
+                saved,
                 lambda r: (
-                    f"rule {r['name']!r} {'enabled' if r['is_active'] else 'disabled'} (v{r['version']})"
+                    f"rule {r.name!r} {'enabled' if r.is_active else 'disabled'} (v{r.version})"
                 ),
             )
         elif action == "delete":
-            result = gexd.delete_rule(a.ref)
-            inv.output.result(result, lambda r: f"deleted rule {r['name']!r} (its history is kept)")
+            deleted: s.RuleView = gexd.delete_rule(a.ref)
+            inv.output.result(deleted, lambda r: f"deleted rule {r.name!r} (its history is kept)")
         elif action == "history":
-            result = gexd.rule_history(a.ref)
-            inv.output.result(
-                result,
-                lambda r: table(
-                    r["history"],
-                    [
-                        ("version", "v"),
-                        ("change", "change"),
-                        ("changed_at", "at"),
-                        ("priority_score", "score"),
-                        ("is_active", "active"),
-                        ("condition", "condition"),
-                    ],
-                ),
-            )
+            history: s.RuleHistory = gexd.rule_history(a.ref)
+            inv.output.result(history, lambda r: render.rule_history_table(r.history))
         else:
-            result = gexd.test_rules(
+            report: s.ShadowReport = gexd.test_rules(
                 _candidates(a), mode="replace" if a.replace else "merge", limit=a.limit
             )
-            inv.output.result(result, _shadow_text)
+            inv.output.result(report, render.shadow_text)
     return EXIT_OK
-
-
-def _notes(r: dict[str, Any]) -> str:
-    lines = []
-    if r.get("metadata_names"):
-        lines.append("reads metadata: " + ", ".join(r["metadata_names"]))
-    lines += [f"note: {n}" for n in r.get("notes", [])]
-    return "".join(f"\n  {line}" for line in lines)
 
 
 def _candidates(a: argparse.Namespace) -> list[dict[str, Any]]:
@@ -528,64 +403,17 @@ def _candidates(a: argparse.Namespace) -> list[dict[str, Any]]:
     )
 
 
-def _shadow_text(r: dict[str, Any]) -> str:
-    levels = ["critical", "high", "medium", "low"]
-    dist = table(
-        [
-            {"level": lv, "before": r["before"].get(lv, 0), "after": r["after"].get(lv, 0)}
-            for lv in levels
-        ],
-        [("level", "level"), ("before", "now"), ("after", "candidate")],
-    )
-    changes = table(
-        [
-            {
-                "request": c["request_id"][:8],
-                "symbol": c["market_symbol"],
-                "from": f"{c['before']['level']} {c['before']['score']}",
-                "to": f"{c['after']['level']} {c['after']['score']}",
-                "why": c["after"].get("summary", ""),
-            }
-            for c in r["changes"][:40]
-        ],
-        [
-            ("request", "request"),
-            ("symbol", "symbol"),
-            ("from", "now"),
-            ("to", "candidate"),
-            ("why", "why"),
-        ],
-    )
-    return (
-        f"{r['requests']} recent requests scored; {r['changed']} would change level "
-        f"({r['promoted']} up, {r['demoted']} down)\n\n{dist}\n\n{changes}"
-    )
-
-
-SOURCE_COLUMNS = [
-    ("name", "source"),
-    ("reliability_score", "reliability"),
-    ("total_requests", "fetches"),
-    ("average_response_time_s", "ema s"),
-    ("last_successful_fetch", "last success"),
-    ("circuit_state", "circuit"),
-    ("is_active", "active"),
-]
-
-
 def sources_verb(inv: Invocation) -> int:
     action = inv.args.sources_action or "list"
     with client(inv) as gexd:
         if action == "list":
-            result = gexd.sources()
-            inv.output.result(result, lambda r: table(r["sources"], SOURCE_COLUMNS))
+            listed: s.SourceList = gexd.sources()
+            inv.output.result(listed, lambda r: render.sources_table(r.sources))
         else:
-            result = gexd.set_source_active(inv.args.ref, action == "enable")
+            source: s.SourceView = gexd.set_source_active(inv.args.ref, action == "enable")
             inv.output.result(
-                result,
-                lambda r: (
-                    f"source {r['base_url']} is now {'enabled' if r['is_active'] else 'disabled'}"
-                ),
+                source,
+                lambda r: f"source {r.base_url} is now {'enabled' if r.is_active else 'disabled'}",
             )
     return EXIT_OK
 
@@ -593,37 +421,20 @@ def sources_verb(inv: Invocation) -> int:
 def snapshots_verb(inv: Invocation) -> int:
     a = inv.args
     with client(inv) as gexd:
-        result = gexd.snapshots(symbol=a.symbol, date=a.date, limit=a.limit)
-    inv.output.result(
-        result,
-        lambda r: table(
-            r["snapshots"],
-            [
-                ("snapshot_id", "snapshot"),
-                ("market_symbol", "symbol"),
-                ("snapshot_at", "at"),
-                ("spot_price", "spot"),
-                ("total_gex", "total GEX"),
-                ("gex_unit", "unit"),
-                ("zero_gamma", "zero gamma"),
-                ("call_wall", "call wall"),
-                ("put_wall", "put wall"),
-                ("data_quality_score", "quality"),
-            ],
-        ),
-    )
+        listed: s.SnapshotList = gexd.snapshots(symbol=a.symbol, date=a.date, limit=a.limit)
+    inv.output.result(listed, lambda r: render.snapshots_table(r.snapshots))
     return EXIT_OK
 
 
 def gex_verb(inv: Invocation) -> int:
     a = inv.args
     with client(inv) as gexd:
-        snap = (
+        snap: s.SnapshotView = (
             gexd.snapshot(a.snapshot)
             if a.snapshot
             else gexd.latest_snapshot(a.symbol, expiry_filter=a.expiry_filter)
         )
-    inv.output.result(snap, lambda s: render_snapshot(s, top=a.top))
+    inv.output.result(snap, lambda x: render.snapshot_text(x, top=a.top))
     return EXIT_OK
 
 
@@ -633,35 +444,25 @@ def ingest_verb(inv: Invocation) -> int:
         raise UsageError(f"{a.file} is not a file")
     with client(inv) as gexd:
         inv.output.progress(f"uploading {a.file.name} ({a.file.stat().st_size:,} bytes) ...")
-        accepted = gexd.ingest(a.file, symbol=a.symbol, level=a.level)
+        accepted: s.IngestAccepted = gexd.ingest(a.file, symbol=a.symbol, level=a.level)
         if a.no_wait:
             inv.output.progress_done()
-            inv.output.result(accepted, lambda r: _accepted_rows([r]))
+            inv.output.result(accepted, lambda r: render.accepted_table([r]))
             return EXIT_OK
-        final = gexd.wait(
-            accepted["job_id"],
-            timeout=a.timeout,
-            on_update=lambda j: inv.output.progress(f"{a.file.name}: {j['job']['status'].upper()}"),
-        )
+        (final,) = _wait_all(inv, gexd, [accepted.job_id], a.timeout)
         inv.output.progress_done()
-        if final["job"]["status"] != "completed":
+        if final.job.status is not JobStatus.COMPLETED or final.snapshot_id is None:
             raise GexError(
-                f"{a.file.name}: job {final['job']['job_id']} {final['job']['status'].upper()}: "
-                f"{final['job'].get('error_message') or ''}"
+                f"{a.file.name}: job {ro.short_id(final.job.job_id)} {ro.words(final.job.status)}: "
+                f"{final.job.error_message or ''}"
             )
-        snap = gexd.snapshot(final["snapshot_id"])
-    inv.output.result(snap, render_snapshot)
+        snap: s.SnapshotView = gexd.snapshot(final.snapshot_id)
+    inv.output.result(snap, render.snapshot_text)
     return EXIT_OK
 
 
 def query_verb(inv: Invocation) -> int:
     with client(inv) as gexd:
-        result = gexd.query(inv.args.sql, limit=inv.args.limit)
-
-    def human(r: dict[str, Any]) -> str:
-        rows = [dict(zip(r["columns"], row, strict=True)) for row in r["rows"]]
-        tail = f"\n({r['row_count']} rows{', truncated' if r['truncated'] else ''})"
-        return table(rows, [(c, c) for c in r["columns"]]) + tail
-
-    inv.output.result(result, human)
+        result: s.QueryResult = gexd.query(inv.args.sql, limit=inv.args.limit)
+    inv.output.result(result, render.query_text)
     return EXIT_OK

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import types
-import typing
+import uuid
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import msgspec
+import msgspec.inspect as mi
 
 from gexdaemon.core.errors import utf8_problem
 
@@ -118,62 +119,213 @@ def _ends_early(text: str) -> bool:
     return opened > bare.count("}") + bare.count("]")
 
 
-def type_problem(value: Any, expected: Any, path: str = "") -> JsonTextProblem | None:
-    """The first place where decoded JSON `value` does not fit type `expected`, or None."""
-    try:
-        msgspec.convert(value, expected)
-    except msgspec.ValidationError:
-        pass
-    else:
-        return None
+def type_problem(value: Any, expected: Any, *, strict: bool = True) -> JsonTextProblem | None:
+    """The first place where decoded JSON `value` does not fit type `expected`, or None.
+
+    Walks msgspec's own description of the type (fields, constraints, unions), so the
+    path and the reason are ours: `requests[3].market_symbol: must be at most 10
+    characters`. `strict=False` reads strings as numbers, as query strings need.
+    """
+    return _mismatch(value, mi.type_info(expected), "", strict)
+
+
+def _mismatch(value: Any, t: mi.Type, path: str, strict: bool) -> JsonTextProblem | None:
     here = path or "(root)"
-    origin = typing.get_origin(expected)
-    if isinstance(expected, type) and issubclass(expected, msgspec.Struct):
+    if isinstance(t, mi.Metadata):
+        return _mismatch(value, t.type, path, strict)
+    if isinstance(t, mi.AnyType):
+        return None
+    if isinstance(t, mi.UnionType):
+        if any(_fits(value, option, strict) for option in t.types):
+            return None
+        alike = [o for o in t.types if _same_kind(value, o, strict)]
+        if len(alike) == 1:  # one option takes this kind of value: say what is wrong with it
+            return _mismatch(value, alike[0], path, strict)
+        return _problem(
+            here, f"expected {' or '.join(_name(o) for o in t.types)}, got {_got(value)}"
+        )
+    if isinstance(t, mi.StructType):
         if not isinstance(value, dict):
-            return _wrong(here, value, "an object")
-        hints = typing.get_type_hints(expected)
-        for field in msgspec.structs.fields(expected):
-            if field.encode_name not in value:
-                if field.required:
-                    return JsonTextProblem(_join(path, field.encode_name), "is missing", "type")
+            return _problem(here, f"expected an object, got {_got(value)}")
+        known = {f.encode_name for f in t.fields}
+        if t.forbid_unknown_fields:
+            unknown = sorted(str(k) for k in value if k not in known)
+            if unknown:
+                listed = ", ".join(sorted(known))
+                return _problem(_join(path, unknown[0]), f"unknown field (known: {listed})")
+        for f in t.fields:
+            if f.encode_name not in value:
+                if f.required:
+                    return _problem(_join(path, f.encode_name), "is required")
                 continue
-            inner = type_problem(
-                value[field.encode_name], hints[field.name], _join(path, field.encode_name)
-            )
+            inner = _mismatch(value[f.encode_name], f.type, _join(path, f.encode_name), strict)
             if inner is not None:
                 return inner
-        return JsonTextProblem(here, "does not have the expected fields", "type")
-    if origin in (list, tuple) or expected in (list, tuple):
+        return None if _fits(value, t, strict) else _problem(here, "is invalid")
+    if isinstance(t, mi.ListType | mi.VarTupleType | mi.SetType | mi.FrozenSetType):
         if not isinstance(value, list):
-            return _wrong(here, value, "an array")
-        args = typing.get_args(expected)
-        item = args[0] if args else Any
-        for i, element in enumerate(value):
-            inner = type_problem(element, item, f"{here}[{i}]" if path else f"[{i}]")
+            return _problem(here, f"expected an array, got {_got(value)}")
+        size = _size_problem(len(value), t.min_length, t.max_length, "items")
+        if size:
+            return _problem(here, size)
+        for i, item in enumerate(value):
+            inner = _mismatch(item, t.item_type, f"{path}[{i}]" if path else f"[{i}]", strict)
             if inner is not None:
                 return inner
-    if origin in (types.UnionType, typing.Union):
-        names = " or ".join(_type_name(a) for a in typing.get_args(expected))
-        return _wrong(here, value, names)
-    return _wrong(here, value, _type_name(expected))
+        return None
+    if isinstance(t, mi.DictType):
+        if not isinstance(value, dict):
+            return _problem(here, f"expected an object, got {_got(value)}")
+        size = _size_problem(len(value), t.min_length, t.max_length, "keys")
+        if size:
+            return _problem(here, size)
+        for key, item in value.items():
+            if not _fits(key, t.key_type, False):
+                return _problem(
+                    _join(path, str(key)), f"is not an allowed key ({_name(t.key_type)})"
+                )
+            inner = _mismatch(item, t.value_type, _join(path, str(key)), strict)
+            if inner is not None:
+                return inner
+        return None
+    if _fits(value, t, strict):
+        return None
+    return _problem(here, _leaf_reason(value, t, strict))
+
+
+def _fits(value: Any, t: mi.Type, strict: bool) -> bool:
+    if isinstance(t, mi.Metadata):
+        return _fits(value, t.type, strict)
+    try:
+        msgspec.convert(value, _annotation(t), strict=strict)
+    except (msgspec.ValidationError, TypeError):
+        return False
+    return True
+
+
+def _annotation(t: mi.Type) -> Any:
+    """Back from msgspec's type description to something `msgspec.convert` takes."""
+    if isinstance(t, mi.StructType):
+        return t.cls
+    if isinstance(t, mi.EnumType):
+        return t.cls
+    if isinstance(t, mi.IntType | mi.FloatType | mi.StrType):
+        base = {mi.IntType: int, mi.FloatType: float, mi.StrType: str}[type(t)]
+        limits = {
+            k: getattr(t, k)
+            for k in ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern")
+            if getattr(t, k, None) is not None
+        }
+        return Annotated[base, msgspec.Meta(**limits)] if limits else base
+    simple = {
+        mi.BoolType: bool,
+        mi.NoneType: type(None),
+        mi.UUIDType: uuid.UUID,
+        mi.DateTimeType: datetime,
+        mi.DateType: date,
+        mi.TimeType: time,
+        mi.AnyType: Any,
+    }
+    if type(t) in simple:
+        return simple[type(t)]
+    if isinstance(t, mi.LiteralType):
+        return Literal[tuple(t.values)]
+    if isinstance(t, mi.ListType):
+        return list[_annotation(t.item_type)]  # type: ignore[misc]
+    if isinstance(t, mi.DictType):
+        return dict[_annotation(t.key_type), _annotation(t.value_type)]  # type: ignore[misc]
+    if isinstance(t, mi.UnionType):
+        return Union[tuple(_annotation(o) for o in t.types)]  # noqa: UP007 - built at run time
+    return Any
+
+
+def _same_kind(value: Any, t: mi.Type, strict: bool) -> bool:
+    """Could a value of this JSON kind be meant for type `t` (ignoring its constraints)?"""
+    if isinstance(t, mi.Metadata):
+        return _same_kind(value, t.type, strict)
+    if isinstance(value, dict):
+        return isinstance(t, mi.StructType | mi.DictType)
+    if isinstance(value, list):
+        return isinstance(t, mi.ListType | mi.VarTupleType | mi.SetType | mi.FrozenSetType)
+    if isinstance(value, bool):
+        return isinstance(t, mi.BoolType)
+    if isinstance(value, int | float):
+        return isinstance(t, mi.IntType | mi.FloatType)
+    if isinstance(value, str):
+        text_types = mi.StrType | mi.EnumType | mi.LiteralType | mi.UUIDType | mi.DateTimeType
+        numbers = mi.IntType | mi.FloatType
+        return isinstance(t, text_types | mi.DateType | mi.TimeType) or (
+            not strict and isinstance(t, numbers)
+        )
+    return False
+
+
+def _leaf_reason(value: Any, t: mi.Type, strict: bool) -> str:
+    if isinstance(t, mi.IntType | mi.FloatType) and _fits(
+        value, mi.FloatType() if isinstance(t, mi.FloatType) else mi.IntType(), strict
+    ):
+        number = float(value)
+        bounds = [
+            (t.ge, number >= t.ge if t.ge is not None else True, "at least"),
+            (t.gt, number > t.gt if t.gt is not None else True, "greater than"),
+            (t.le, number <= t.le if t.le is not None else True, "at most"),
+            (t.lt, number < t.lt if t.lt is not None else True, "less than"),
+        ]
+        broken = [
+            f"{words} {limit:g}" for limit, ok, words in bounds if limit is not None and not ok
+        ]
+        if broken:
+            return f"must be {broken[0]} (got {value!r})"
+    if isinstance(t, mi.StrType) and isinstance(value, str):
+        size = _size_problem(len(value), t.min_length, t.max_length, "characters")
+        if size:
+            return size
+        if t.pattern is not None and not re.search(t.pattern, value):
+            return f"does not match the pattern {t.pattern} (got {value[:40]!r})"
+    if isinstance(t, mi.EnumType):
+        allowed = ", ".join(str(m.value) for m in t.cls)
+        return f"must be one of {allowed} (got {str(value)[:40]!r})"
+    if isinstance(t, mi.LiteralType):
+        return f"must be one of {', '.join(map(str, t.values))} (got {str(value)[:40]!r})"
+    return f"expected {_name(t)}, got {_got(value)}"
+
+
+def _size_problem(n: int, low: int | None, high: int | None, unit: str) -> str | None:
+    if low is not None and n < low:
+        return f"must have at least {low} {unit} (has {n})"
+    if high is not None and n > high:
+        return f"must have at most {high} {unit} (has {n})"
+    return None
 
 
 def _join(path: str, part: str) -> str:
     return f"{path}.{part}" if path else part
 
 
-def _type_name(kind: Any) -> str:
+def _name(t: mi.Type) -> str:
+    if isinstance(t, mi.Metadata):
+        return _name(t.type)
+    names = {
+        mi.FloatType: "a number",
+        mi.IntType: "an integer",
+        mi.StrType: "a string",
+        mi.BoolType: "true or false",
+        mi.NoneType: "null",
+        mi.UUIDType: "a UUID",
+        mi.DateTimeType: "an RFC 3339 date-time",
+        mi.DateType: "a date (YYYY-MM-DD)",
+        mi.TimeType: "a time (HH:MM:SS)",
+        mi.StructType: "an object",
+        mi.DictType: "an object",
+        mi.ListType: "an array",
+    }
+    if isinstance(t, mi.EnumType):
+        return "one of " + ", ".join(str(m.value) for m in t.cls)
+    return names.get(type(t), type(t).__name__.removesuffix("Type").lower())
+
+
+def _got(value: Any) -> str:
     return {
-        float: "a number",
-        int: "an integer",
-        str: "a string",
-        bool: "true or false",
-        type(None): "null",
-    }.get(kind, getattr(kind, "__name__", str(kind)))
-
-
-def _wrong(where: str, value: Any, wanted: str) -> JsonTextProblem:
-    got = {
         dict: "an object",
         list: "an array",
         str: "a string",
@@ -182,4 +334,7 @@ def _wrong(where: str, value: Any, wanted: str) -> JsonTextProblem:
         float: "a number",
         type(None): "null",
     }.get(type(value), type(value).__name__)
-    return JsonTextProblem(where, f"expected {wanted}, got {got}", "type")
+
+
+def _problem(where: str, message: str) -> JsonTextProblem:
+    return JsonTextProblem(where, message, "type")

@@ -24,8 +24,9 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
+from gexdaemon.core.explain import describe
 from gexdaemon.core.models import PriorityLevel, PriorityRequest, base_url_of
-from gexdaemon.core.scoring import RuleSet, ScoreResult, describe, rescore_request, scored_at
+from gexdaemon.core.scoring import RuleSet, ScoreResult, rescore_request, scored_at
 from gexdaemon.core.settings import PrioritySettings
 from gexdaemon.core.timeutil import as_utc
 

@@ -42,7 +42,9 @@ from gexdaemon.core.estimates import ProcessingEstimates
 from gexdaemon.core.models import JobStatus, PriorityLevel
 from gexdaemon.core.scheduler import Scheduler
 from gexdaemon.core.timeutil import utc_now
-from gexdaemon.daemon.events import EventBus
+from gexdaemon.core.vocab import EventType
+from gexdaemon.daemon import present
+from gexdaemon.daemon.events import EventBus, EventData
 from gexdaemon.daemon.intake import Intake
 from gexdaemon.daemon.jobbook import JobBook, LiveJob
 from gexdaemon.daemon.operations import Operations
@@ -52,6 +54,7 @@ from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.drop.watcher import DropFolder
 from gexdaemon.ingest import warm_up
+from gexdaemon.protocol.shapes import DaemonNotice, LevelFigures, SnapshotSummary
 from gexdaemon.storage.errors import DataDirLocked
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.rules_repo import load_estimates, save_estimates
@@ -157,7 +160,7 @@ class Daemon:
         )
         self.estimates = ProcessingEstimates.from_settings(self.settings.priority)
         self.sources = SourceBook(self)
-        self.latest_snapshots: dict[str, dict[str, Any]] = {}
+        self.latest_snapshots: dict[str, SnapshotSummary] = {}
         self.store: Store | None = None
         self.lock: DataDirLock | None = None
         self.http: aiohttp.ClientSession | None = None
@@ -188,7 +191,7 @@ class Daemon:
             raise GexError("the store is not open")
         return self.store
 
-    def publish(self, type_: str, data: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+    def publish(self, type_: EventType, data: EventData | Callable[[], EventData]) -> None:
         self.bus.publish(type_, data)
 
     def to_mono(self, instant: datetime | None) -> float | None:
@@ -266,7 +269,9 @@ class Daemon:
             queued=self.scheduler.queued_count,
             version=self.version,
         )
-        self.publish("daemon.started", {"instance": self.instance, "version": self.version})
+        self.publish(
+            EventType.DAEMON_STARTED, DaemonNotice(instance=self.instance, version=self.version)
+        )
 
     async def stop(self) -> None:
         if self.state in ("stopping", "stopped"):
@@ -274,7 +279,9 @@ class Daemon:
             return
         log.info("daemon stopping", in_flight=self.scheduler.in_flight_count)
         self.state = "stopping"
-        self.publish("daemon.stopping", {"instance": self.instance})
+        self.publish(
+            EventType.DAEMON_STOPPING, DaemonNotice(instance=self.instance, version=self.version)
+        )
         with contextlib.suppress(Exception):
             await self.drop.stop()
         await self.runner.drain(self.settings.daemon.shutdown_grace_s)
@@ -440,34 +447,51 @@ class Daemon:
 
     async def _load_latest_snapshots(self) -> None:
         rows = await self.require_store().read(lambda cur: list_snapshots(cur, limit=200))
-        for row in reversed(rows):
-            self.latest_snapshots[row["market_symbol"]] = row
+        for row in rows:
+            self.note_snapshot(present.snapshot_summary(row))
+
+    def note_snapshot(self, summary: SnapshotSummary) -> None:
+        """Keep the latest snapshot per symbol: latest by the chain's market time, as
+        `gexdaemon gex` and GET /v1/snapshots/latest define it (an old file processed
+        now does not replace a newer one)."""
+        held = self.latest_snapshots.get(summary.market_symbol)
+        if held is None or (summary.snapshot_at, summary.processed_at) >= (
+            held.snapshot_at,
+            held.processed_at,
+        ):
+            self.latest_snapshots[summary.market_symbol] = summary
 
     # -- facts for the API and the dashboard ------------------------------------
 
     def uptime_s(self) -> float:
         return self.mono() - self.started_mono
 
-    def level_summary(self) -> list[dict[str, Any]]:
+    def level_summary(self) -> list[LevelFigures]:
         stats = self.scheduler.stats(self.mono())
         out = []
         for level in PriorityLevel:
             st = stats[level]
-            sla = self.sla.summary(level) if self.sla is not None else {}
+            sla = self.sla.summary(level) if self.sla is not None else SlaWatch.empty(level)
             out.append(
-                {
-                    "level": level.value,
-                    "depth": st.depth,
-                    "delayed": st.delayed,
-                    "in_flight": st.in_flight,
-                    "at_risk": st.at_risk,
-                    "oldest_wait_s": st.oldest_wait_s,
-                    "next_deadline_in_s": (st.next_deadline - self.mono())
+                LevelFigures(
+                    level=level,
+                    depth=st.depth,
+                    delayed=st.delayed,
+                    in_flight=st.in_flight,
+                    at_risk=st.at_risk,
+                    oldest_wait_s=st.oldest_wait_s,
+                    next_deadline_in_s=(st.next_deadline - self.mono())
                     if st.next_deadline is not None
                     else None,
-                    "sla_s": self.settings.sla.seconds_for(level),
-                    **sla,
-                }
+                    sla_s=self.settings.sla.seconds_for(level),
+                    sla_met_ratio=sla.sla_met_ratio,
+                    finished_last_hour=sla.finished_last_hour,
+                    breaches_last_hour=sla.breaches_last_hour,
+                    throughput_per_min=sla.throughput_per_min,
+                    met_total=sla.met_total,
+                    breached_total=sla.breached_total,
+                    at_risk_precision=sla.at_risk_precision,
+                )
             )
         return out
 

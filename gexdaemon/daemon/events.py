@@ -18,20 +18,25 @@ from datetime import datetime
 from typing import Any
 
 from gexdaemon.core.timeutil import utc_now
+from gexdaemon.core.vocab import EventType
+from gexdaemon.protocol.shapes import EventMessage, Shape
+
+EventData = Shape | dict[str, Any]
+"""An event's payload: the shape `EVENT_DATA` names for its type (the resync marker's is a dict)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     seq: int
-    type: str
+    type: EventType
     at: datetime
-    data: dict[str, Any]
+    data: EventData
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "type": self.type, "at": self.at.isoformat(), "data": self.data}
+    def message(self) -> EventMessage:
+        return EventMessage(seq=self.seq, type=self.type, at=self.at, data=self.data)  # type: ignore[arg-type]  # a Shape encodes as the object it describes
 
 
-RESYNC = "resync"
+RESYNC = EventType.RESYNC
 
 
 @dataclass(eq=False)
@@ -95,9 +100,7 @@ class EventBus:
         self._subscribers: set[Subscription] = set()
         self.published = 0
 
-    def publish(
-        self, type_: str, data: dict[str, Any] | Callable[[], dict[str, Any]]
-    ) -> Event | None:
+    def publish(self, type_: EventType, data: EventData | Callable[[], EventData]) -> Event | None:
         """Number and fan out an event. `data` may be a function: it is only called when
         someone listens, so a busy daemon with no dashboard attached pays nothing."""
         if not self._subscribers:

@@ -41,8 +41,11 @@ from gexdaemon.core.models import (
 )
 from gexdaemon.core.scheduler import Admission, SchedJob
 from gexdaemon.core.scoring import score_request
+from gexdaemon.core.vocab import EventType
+from gexdaemon.daemon import present
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.fetch.http import host_allowed as fetch_host_allowed
+from gexdaemon.protocol import shapes as s
 from gexdaemon.storage.store import Change, PutJob, PutRequest, PutSource
 
 if TYPE_CHECKING:
@@ -56,23 +59,9 @@ class Accepted:
     live: LiveJob
     at_risk_reason: str
 
-    def as_dict(self, *, explain: bool = True) -> dict[str, Any]:
+    def receipt(self, *, explain: bool = True) -> s.Accepted:
         """The wire answer; batches leave the explanation out (GET /v1/requests/{id} has it)."""
-        j, r = self.live.job, self.live.request
-        out = {
-            "request_id": str(r.request_id),
-            "job_id": str(j.job_id),
-            "market_symbol": r.market_symbol,
-            "priority_score": r.priority_score,
-            "priority_level": r.priority_level.value,
-            "deadline": j.deadline.isoformat() if j.deadline else None,
-            "estimated_processing_time_s": self.live.estimate_s,
-            "at_risk": j.at_risk,
-            "at_risk_reason": self.at_risk_reason or None,
-        }
-        if explain:
-            out["explanation"] = r.explanation
-        return out
+        return present.accepted(self.live, self.at_risk_reason, explain=explain)
 
 
 def host_allowed(url: str, allowed: Sequence[str]) -> bool:
@@ -281,9 +270,8 @@ class Intake:
             and live.job.sla_status is SlaStatus.PENDING
         ):
             d.sla.watch(live.job_id, live.deadline_mono)
-        d.publish(
-            "job.queued", lambda: live.summary() | {"at_risk_reason": admission.reason or None}
-        )
+        live.at_risk_reason = admission.reason if live.job.at_risk else ""
+        d.publish(EventType.JOB_QUEUED, lambda: present.job_notice(live))
 
     def requeue_loaded(self, live: LiveJob, *, not_before: float = 0.0) -> None:
         """Put a job loaded at start-up (or retried) back into the scheduler."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from gexdaemon.core.models import JobStatus, PriorityRequest, ProcessingJob
 
@@ -27,40 +26,11 @@ class LiveJob:
     cancel_requested: bool = False
     dispatch_phase: str | None = None
     snapshot_id: str | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
+    at_risk_reason: str = ""  # why the forecast says it will miss its deadline, in words
 
     @property
     def job_id(self) -> uuid.UUID:
         return self.job.job_id
-
-    def summary(self) -> dict[str, Any]:
-        """The wire shape of a job in listings and events (job fields plus request facts)."""
-        j, r = self.job, self.request
-        return {
-            "job_id": str(j.job_id),
-            "request_id": str(r.request_id),
-            "status": j.status.value,
-            "priority_level": j.priority_level.value,
-            "priority_score": r.priority_score,
-            "market_symbol": r.market_symbol,
-            "data_type": r.data_type.value,
-            "source_url": r.source_url,
-            "source": self.source_key,
-            "origin": r.origin,
-            "requested_at": r.requested_at.isoformat(),
-            "queued_at": j.queued_at.isoformat(),
-            "started_at": j.started_at.isoformat() if j.started_at else None,
-            "completed_at": j.completed_at.isoformat() if j.completed_at else None,
-            "deadline": j.deadline.isoformat() if j.deadline else None,
-            "sla_status": j.sla_status.value,
-            "at_risk": j.at_risk,
-            "retry_count": j.retry_count,
-            "error_message": j.error_message,
-            "dispatch_phase": j.dispatch_phase,
-            "estimated_processing_time_s": self.estimate_s,
-            "records_processed": j.records_processed,
-            "snapshot_id": self.snapshot_id,
-        }
 
 
 class JobBook:

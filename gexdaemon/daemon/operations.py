@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import msgspec
 
 from gexdaemon.core.errors import Conflict, InvalidInput, MalformedInput, NotFound, Problem
 from gexdaemon.core.models import (
@@ -30,11 +31,14 @@ from gexdaemon.core.models import (
     RequestSubmission,
 )
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
+from gexdaemon.daemon import present
 from gexdaemon.daemon.events import EventBus
 from gexdaemon.daemon.metrics import render_metrics
+from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.drop.watcher import symbol_from_name
 from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile
+from gexdaemon.protocol import shapes as s
 from gexdaemon.storage import snapshots
 
 if TYPE_CHECKING:
@@ -48,20 +52,13 @@ JOB_LIST_COLUMNS = (
     "j.job_id, j.request_id, j.status, j.priority_level, j.queued_at, j.started_at, j.completed_at, "
     "j.processing_duration, j.retry_count, j.error_message, j.deadline, j.sla_status, j.at_risk, "
     "j.dispatch_phase, j.records_processed, j.next_attempt_at, r.market_symbol, r.data_type, "
-    "r.source_url, r.priority_score, r.origin, r.requested_at"
+    "r.source_url, r.priority_score, r.origin, r.requested_at, r.estimated_processing_time, "
+    "g.snapshot_id"
 )
-
-
-def _enum(value: str | None, kind: Any, name: str) -> Any:
-    if value is None or value == "":
-        return None
-    try:
-        return kind(value.lower())
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise InvalidInput.from_problems(
-            "the filter", [Problem(name, f"must be one of {allowed} (got {value!r})")]
-        ) from None
+JOB_LIST_FROM = (
+    "processing_jobs j JOIN priority_requests r USING (request_id) "
+    "LEFT JOIN gex_snapshots g ON g.job_id = j.job_id"
+)
 
 
 def _json_value(value: Any) -> Any:
@@ -92,84 +89,85 @@ class Operations:
 
     # -- health and queues ---------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> s.Health:
         d = self.d
         store = d.store
-        return {
-            "status": "ok" if d.state == "running" else d.state,
-            "version": d.version,
-            "uptime_s": round(d.uptime_s(), 3),
-            "instance": d.instance,
-            "pid": os.getpid(),
-            "socket": str(d.config.socket_path),
-            "data_dir": str(d.config.data_dir),
-            "drop_dir": str(d.config.drop_dir),
-            "workers": d.settings.daemon.workers,
-            "queued": d.scheduler.queued_count,
-            "in_flight": d.scheduler.in_flight_count,
-            "store": {
-                "commits": store.stats.commits if store else 0,
-                "changes": store.stats.changes if store else 0,
-                "last_commit_ms": round(store.stats.last_commit_ms, 3) if store else None,
-            },
-            "events": {"last_seq": d.bus.last_seq, "subscribers": d.bus.subscriber_count},
-        }
+        return s.Health(
+            status="ok" if d.state == "running" else d.state,
+            version=d.version,
+            uptime_s=round(d.uptime_s(), 3),
+            instance=d.instance,
+            pid=os.getpid(),
+            socket=str(d.config.socket_path),
+            data_dir=str(d.config.data_dir),
+            drop_dir=str(d.config.drop_dir),
+            workers=d.settings.daemon.workers,
+            queued=d.scheduler.queued_count,
+            in_flight=d.scheduler.in_flight_count,
+            store=s.StoreFigures(
+                commits=store.stats.commits if store else 0,
+                changes=store.stats.changes if store else 0,
+                last_commit_ms=round(store.stats.last_commit_ms, 3) if store else None,
+            ),
+            events=s.EventFigures(last_seq=d.bus.last_seq, subscribers=d.bus.subscriber_count),
+        )
 
-    def queues(self) -> dict[str, Any]:
+    def queues(self) -> s.Queues:
         d = self.d
-        return {
-            "levels": d.level_summary(),
-            "workers": {"total": d.settings.daemon.workers, "busy": d.scheduler.in_flight_count},
-            "phases": {p.value: n for p, n in d.scheduler.phase_counts.items()},
-            "sources": [
-                {
-                    "source": s.source,
-                    "queued": s.queued,
-                    "in_flight": s.in_flight,
-                    "cap": s.cap,
-                    "tokens": round(s.tokens, 2),
-                    "access": s.access.value,
-                }
-                for s in d.scheduler.source_stats()
+        return s.Queues(
+            levels=d.level_summary(),
+            workers=s.Workers(total=d.settings.daemon.workers, busy=d.scheduler.in_flight_count),
+            phases=dict(d.scheduler.phase_counts),
+            sources=[
+                s.SourceLane(
+                    source=lane.source,
+                    queued=lane.queued,
+                    in_flight=lane.in_flight,
+                    cap=lane.cap,
+                    tokens=round(lane.tokens, 2),
+                    access=lane.access,
+                )
+                for lane in d.scheduler.source_stats()
             ],
-        }
+        )
 
-    async def sla(self) -> dict[str, Any]:
+    async def sla(self) -> s.SlaReport:
         d = self.d
         breached = await d.require_store().fetch(
-            f"SELECT {JOB_LIST_COLUMNS} FROM processing_jobs j JOIN priority_requests r USING (request_id) "
+            f"SELECT {JOB_LIST_COLUMNS} FROM {JOB_LIST_FROM} "
             "WHERE j.sla_status = 'breached' ORDER BY j.deadline DESC LIMIT 200"
         )
         now = d.now()
-        out_breaches = []
+        breaches = []
         for row in breached:
-            item = _jsonable(row)
+            listed = present.listed_job(row)
             end = row["completed_at"] or now
-            item["late_by_s"] = (
-                round((end - row["deadline"]).total_seconds(), 3) if row["deadline"] else None
+            late = round((end - row["deadline"]).total_seconds(), 3) if row["deadline"] else None
+            breaches.append(
+                s.Breach(
+                    **{k: getattr(listed, k) for k in listed.__struct_fields__}, late_by_s=late
+                )
             )
-            out_breaches.append(item)
-        at_risk = [live.summary() for live in d.book if live.job.at_risk]
-        return {
-            "breaches": out_breaches,
-            "at_risk": at_risk,
-            "levels": [
-                {"level": lv.value, **(d.sla.summary(lv) if d.sla else {})} for lv in PriorityLevel
-            ],
-        }
+        return s.SlaReport(
+            breaches=breaches,
+            at_risk=[present.job_row(live) for live in d.book if live.job.at_risk],
+            levels=[d.sla.summary(lv) if d.sla else SlaWatch.empty(lv) for lv in PriorityLevel],
+        )
 
     # -- requests and jobs -----------------------------------------------------------
 
-    async def submit_payload(self, payload: Any, *, origin: str = "api") -> dict[str, Any]:
+    async def submit_payload(
+        self, payload: Any, *, origin: str = "api"
+    ) -> s.Accepted | s.AcceptedBatch:
         # A client may say it is the CLI or the dashboard; anything else counts as the API.
         said = CLIENT_ORIGINS.get(origin, Origin.API)
         subs = self.d.intake.parse(payload)
         accepted = await self.d.intake.submit(subs, origin=said)
         single = isinstance(payload, Mapping) and "requests" not in payload
-        items = [a.as_dict(explain=single) for a in accepted]
-        return items[0] if single else {"requests": items, "accepted": len(items)}
+        items = [a.receipt(explain=single) for a in accepted]
+        return items[0] if single else s.AcceptedBatch(requests=items, accepted=len(items))
 
-    async def get_request(self, request_id: uuid.UUID) -> dict[str, Any]:
+    async def get_request(self, request_id: uuid.UUID) -> s.RequestView:
         store = self.d.require_store()
         request = await store.read(lambda cur: store.load_request(cur, request_id))
         if request is None:
@@ -179,19 +177,20 @@ class Operations:
             "WHERE request_id = ? ORDER BY job_id",
             [str(request_id)],
         )
-        return request.model_dump(mode="json") | {"jobs": [_jsonable(j) for j in jobs]}
+        return present.request_view(
+            request, [msgspec.convert(_jsonable(j), s.JobBrief) for j in jobs]
+        )
 
     async def list_jobs(
         self,
         *,
-        status: str | None,
-        level: str | None,
+        status: JobStatus | None,
+        level: PriorityLevel | None,
         symbol: str | None,
         limit: int,
         cursor: str | None,
-    ) -> dict[str, Any]:
-        st = _enum(status, JobStatus, "status")
-        lv = _enum(level, PriorityLevel, "level")
+    ) -> s.JobPage:
+        st, lv = status, level
         clauses, params = [], []
         if st is not None:
             clauses.append("j.status = ?")
@@ -212,16 +211,22 @@ class Operations:
             clauses.append("j.job_id < CAST(? AS UUID)")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         found = await self.d.require_store().fetch(
-            f"SELECT {JOB_LIST_COLUMNS} FROM processing_jobs j JOIN priority_requests r USING (request_id)"
-            f"{where} ORDER BY j.job_id DESC LIMIT ?",
+            f"SELECT {JOB_LIST_COLUMNS} FROM {JOB_LIST_FROM}{where} ORDER BY j.job_id DESC LIMIT ?",
             [*params, limit + 1],
         )
         more = len(found) > limit
-        found = found[:limit]
-        jobs = [_jsonable(r) for r in found]
-        return {"jobs": jobs, "next_cursor": jobs[-1]["job_id"] if more and jobs else None}
+        jobs = [self._listed(row) for row in found[:limit]]
+        return s.JobPage(jobs=jobs, next_cursor=jobs[-1].job_id if more and jobs else None)
 
-    async def get_job(self, job_id: uuid.UUID) -> dict[str, Any]:
+    def _listed(self, row: Mapping[str, Any]) -> s.JobRow:
+        """A stored job's row; a live one says why it is at risk, as the book knows."""
+        listed = present.listed_job(row)
+        live = self.d.book.live(uuid.UUID(listed.job_id))
+        if live is not None and live.at_risk_reason:
+            listed.at_risk_reason = live.at_risk_reason
+        return listed
+
+    async def get_job(self, job_id: uuid.UUID) -> s.JobDetail:
         store = self.d.require_store()
 
         def read(cur: Any) -> tuple[Any, Any, Any, Any]:
@@ -241,43 +246,32 @@ class Operations:
                 f"no job {job_id} (archived jobs are in the processing_jobs_all view: gexdaemon query)"
             )
         live = self.d.book.get(job_id)
-        return {
-            "job": job.model_dump(mode="json"),
-            "request": request.model_dump(mode="json") if request else None,
-            "history": [e.model_dump(mode="json") for e in history],
-            "snapshot_id": str(snap[0]) if snap else None,
-            "live": live.summary() if live is not None else None,
-        }
+        return s.JobDetail(
+            job=present.job_view(job),
+            request=present.request_view(request) if request else None,
+            history=[present.job_event(e) for e in history],
+            snapshot_id=str(snap[0]) if snap else None,
+            live=present.job_row(live) if live is not None else None,
+        )
 
-    async def cancel_job(self, job_id: uuid.UUID) -> dict[str, Any]:
+    async def cancel_job(self, job_id: uuid.UUID) -> s.JobRow:
         if self.d.book.get(job_id) is None:
             await self._known_job(job_id)
             raise Conflict(
                 f"job {job_id} has already finished; only QUEUED or PROCESSING jobs can be cancelled"
             )
         live = await self.d.runner.cancel(job_id)
-        return live.summary()
+        return present.job_row(live)
 
-    async def retry_job(self, job_id: uuid.UUID) -> dict[str, Any]:
+    async def retry_job(self, job_id: uuid.UUID) -> s.JobRow:
         live = await self.d.runner.retry(job_id)
-        return live.summary()
+        return present.job_row(live)
 
-    async def patch_job(self, job_id: uuid.UUID, payload: Any) -> dict[str, Any]:
-        if not isinstance(payload, Mapping) or set(payload) != {"priority_level"}:
-            raise InvalidInput.from_problems(
-                "the job change",
-                [
-                    Problem(
-                        "(root)",
-                        'only {"priority_level": "critical|high|medium|low"} can be changed',
-                    )
-                ],
-            )
-        level = _enum(str(payload["priority_level"]), PriorityLevel, "priority_level")
+    async def change_job(self, job_id: uuid.UUID, change: s.JobChange) -> s.JobRow:
         if self.d.book.live(job_id) is None:
             await self._known_job(job_id)
-        live = await self.d.runner.set_level(job_id, level)
-        return live.summary()
+        live = await self.d.runner.set_level(job_id, change.priority_level)
+        return present.job_row(live)
 
     async def _known_job(self, job_id: uuid.UUID) -> None:
         store = self.d.require_store()
@@ -287,104 +281,100 @@ class Operations:
 
     # -- rules ---------------------------------------------------------------------
 
-    async def list_rules(self) -> dict[str, Any]:
-        return {
-            "rules": [r.model_dump(mode="json") for r in self.d.rules.rules],
-            "fingerprint": self.d.rules.current.fingerprint,
-        }
+    async def list_rules(self) -> s.RuleList:
+        return s.RuleList(
+            rules=[present.rule_view(r) for r in self.d.rules.rules],
+            fingerprint=self.d.rules.current.fingerprint,
+        )
 
-    async def get_rule(self, ref: str) -> dict[str, Any]:
-        return self.d.rules.find(ref).model_dump(mode="json")
+    async def get_rule(self, ref: str) -> s.RuleView:
+        return present.rule_view(self.d.rules.find(ref))
 
-    async def create_rule(self, payload: Any) -> dict[str, Any]:
-        return await self.d.rules.create(payload)
+    async def create_rule(self, draft: s.RuleDraft) -> s.SavedRule:
+        return await self.d.rules.create(draft.to_builtins())
 
-    async def update_rule(self, ref: str, payload: Any) -> dict[str, Any]:
-        return await self.d.rules.update(ref, payload)
+    async def update_rule(self, ref: str, change: s.RuleChange) -> s.SavedRule:
+        sent = {k: v for k, v in change.to_builtins().items() if v is not None}
+        if not sent:
+            raise InvalidInput.from_problems(
+                "the rule change", [Problem("(root)", "names no field to change")]
+            )
+        return await self.d.rules.update(ref, sent)
 
-    async def delete_rule(self, ref: str) -> dict[str, Any]:
+    async def delete_rule(self, ref: str) -> s.RuleView:
         return await self.d.rules.delete(ref)
 
-    async def rule_history(self, ref: str) -> dict[str, Any]:
-        return {"history": await self.d.rules.history(ref)}
+    async def rule_history(self, ref: str) -> s.RuleHistory:
+        return s.RuleHistory(history=await self.d.rules.history(ref))
 
-    async def test_rules(self, payload: Any) -> dict[str, Any]:
-        return await self.d.rules.test(payload)
+    async def test_rules(self, test: s.ShadowTest) -> s.ShadowReport:
+        return await self.d.rules.test(test.to_builtins())
 
     # -- sources -------------------------------------------------------------------
 
-    def list_sources(self) -> dict[str, Any]:
-        return {"sources": [self.d.sources.describe(s) for s in self.d.sources.all()]}
+    def list_sources(self) -> s.SourceList:
+        return s.SourceList(sources=[present.source_view(src) for src in self.d.sources.all()])
 
-    async def patch_source(self, ref: str, payload: Any) -> dict[str, Any]:
-        if (
-            not isinstance(payload, Mapping)
-            or not set(payload) <= {"is_active", "enabled"}
-            or not payload
-        ):
+    async def change_source(self, ref: str, change: s.SourceChange) -> s.SourceView:
+        value = change.is_active if change.is_active is not None else change.enabled
+        if value is None:
             raise InvalidInput.from_problems(
                 "the source change",
                 [
                     Problem(
-                        "(root)",
-                        'send {"is_active": true} to enable or {"is_active": false} to disable',
+                        "is_active",
+                        'is required: {"is_active": true} enables, {"is_active": false} disables',
                     )
                 ],
             )
-        value = payload.get("is_active", payload.get("enabled"))
-        if not isinstance(value, bool):
-            raise InvalidInput.from_problems(
-                "the source change", [Problem("is_active", "must be true or false")]
-            )
         source = await self.d.sources.set_enabled(ref, value)
-        return self.d.sources.describe(source)
+        return present.source_view(source)
 
     # -- snapshots -----------------------------------------------------------------
 
     async def list_snapshots(
         self, *, symbol: str | None, date: str | None, limit: int
-    ) -> dict[str, Any]:
+    ) -> s.SnapshotList:
         sym = normalize_symbol(symbol) if symbol else None
         found = await self.d.require_store().read(
             lambda cur: snapshots.list_snapshots(cur, sym, date, limit)
         )
-        return {"snapshots": found}
+        return s.SnapshotList(snapshots=[present.snapshot_summary(row) for row in found])
 
-    async def latest_snapshot(self, symbol: str, expiry_filter: str | None) -> dict[str, Any]:
+    async def latest_snapshot(self, symbol: str, expiry: ExpiryFilter | None) -> s.SnapshotView:
         sym = normalize_symbol(symbol)
-        expiry = _enum(expiry_filter, ExpiryFilter, "expiry_filter")
         found = await self.d.require_store().read(
             lambda cur: snapshots.latest_snapshot(cur, sym, expiry)
         )
         if found is None:
             raise NotFound(f"no snapshot of {sym} yet")
-        return found
+        return present.snapshot_view(found)
 
-    async def get_snapshot(self, snapshot_id: uuid.UUID) -> dict[str, Any]:
+    async def get_snapshot(self, snapshot_id: uuid.UUID) -> s.SnapshotView:
         found = await self.d.require_store().read(
             lambda cur: snapshots.load_snapshot(cur, snapshot_id)
         )
         if found is None:
             raise NotFound(f"no snapshot {snapshot_id}")
-        return found
+        return present.snapshot_view(found)
 
-    async def gex_history(self, symbol: str, limit: int) -> dict[str, Any]:
+    async def gex_history(self, symbol: str, limit: int) -> s.GexHistory:
         sym = normalize_symbol(symbol)
         points = await self.d.require_store().read(
             lambda cur: snapshots.gex_history(cur, sym, limit)
         )
-        return {
-            "symbol": sym,
-            "points": [{"snapshot_at": at, "total_gex": total} for at, total in points],
-        }
+        return msgspec.convert(
+            {"symbol": sym, "points": [{"snapshot_at": at, "total_gex": g} for at, g in points]},
+            s.GexHistory,
+        )
 
     # -- SQL -----------------------------------------------------------------------
 
-    async def query(self, sql: str, *, limit: int) -> dict[str, Any]:
+    async def query(self, sql: str, *, limit: int) -> s.QueryResult:
         """Read-only SQL: one SELECT; the database cannot touch files outside the data directory."""
         store = self.d.require_store()
 
-        def run(cur: Any) -> dict[str, Any]:
+        def run(cur: Any) -> s.QueryResult:
             try:
                 statements = cur.extract_statements(sql)
             except duckdb.Error as exc:
@@ -417,20 +407,20 @@ class Operations:
                 with contextlib.suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
             truncated = len(fetched) > limit
-            return {
-                "columns": columns,
-                "rows": [[_json_value(v) for v in r] for r in fetched[:limit]],
-                "row_count": min(len(fetched), limit),
-                "truncated": truncated,
-            }
+            return s.QueryResult(
+                columns=columns,
+                rows=[[_json_value(v) for v in r] for r in fetched[:limit]],
+                row_count=min(len(fetched), limit),
+                truncated=truncated,
+            )
 
         return await store.read(run)
 
     # -- ingest and admin --------------------------------------------------------
 
     async def ingest_upload(
-        self, data: bytes, *, filename: str, symbol: str | None, level: str | None
-    ) -> dict[str, Any]:
+        self, data: bytes, *, filename: str, symbol: str | None, level: PriorityLevel | None
+    ) -> s.IngestAccepted:
         """Keep an uploaded chain file in the data directory and queue it as a snapshot request."""
         if not data:
             raise MalformedInput("the uploaded file is empty")
@@ -449,7 +439,7 @@ class Operations:
             raise InvalidInput.from_problems(
                 name, [Problem("symbol", "the file does not say its underlying; pass --symbol")]
             )
-        lv = _enum(level, PriorityLevel, "level")
+        lv = level
         target = self.d.ingest_dir / f"{uuid.uuid4().hex[:12]}_{name}"
         await asyncio.to_thread(target.write_bytes, data)
         sub = RequestSubmission.parse(
@@ -467,35 +457,39 @@ class Operations:
         except BaseException:
             target.unlink(missing_ok=True)
             raise
-        return accepted[0].as_dict() | {"format": fmt.name, "stored_as": target.name}
+        receipt = accepted[0].receipt()
+        return s.IngestAccepted(
+            **{k: getattr(receipt, k) for k in receipt.__struct_fields__},
+            format=fmt.name,
+            stored_as=target.name,
+        )
 
-    async def archive(self) -> dict[str, Any]:
+    async def archive(self) -> s.ArchiveResult:
         store = self.d.require_store()
         report = await asyncio.wrap_future(store.archive(now=self.d.now()))
-        return report.as_dict()
+        return msgspec.convert(report.as_dict(), s.ArchiveResult)
 
     def metrics_text(self) -> str:
         return render_metrics(self.d)
 
     # -- the event stream's first message ------------------------------------------
 
-    def state_snapshot(self) -> dict[str, Any]:
+    def state_message(self) -> s.StateMessage:
         """Everything a dashboard needs to draw itself, built without awaiting (so no event slips in)."""
         d = self.d
-        return {
-            "type": "snapshot",
-            "seq": d.bus.last_seq,
-            "at": d.now().isoformat(),
-            "state": {
-                "health": self.health(),
-                "queues": self.queues(),
-                "jobs": [live.summary() for live in d.live_jobs(limit=2000)],
-                "recent": [live.summary() for live in d.book.recent()[:500]],
-                "sources": self.list_sources()["sources"],
-                "rules": [r.model_dump(mode="json") for r in d.rules.rules],
-                "snapshots": [_jsonable(s) for s in d.latest_snapshots.values()],
-            },
-        }
+        return s.StateMessage(
+            seq=d.bus.last_seq,
+            at=d.now(),
+            state=s.DeskState(
+                health=self.health(),
+                queues=self.queues(),
+                jobs=[present.job_row(live) for live in d.live_jobs(limit=2000)],
+                recent=[present.job_row(live) for live in d.book.recent()[:500]],
+                sources=self.list_sources().sources,
+                rules=[present.rule_view(r) for r in d.rules.rules],
+                snapshots=list(d.latest_snapshots.values()),
+            ),
+        )
 
 
 class _Interrupter:

@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from gexdaemon.core.errors import InvalidInput, Problem
 from gexdaemon.core.models import PriorityRule
 from gexdaemon.core.rulebook import find_rule, name_key
 from gexdaemon.core.rules import compile_condition
 from gexdaemon.core.scoring import RuleSet
 from gexdaemon.core.shadow import shadow_test
+from gexdaemon.core.vocab import EventType
+from gexdaemon.daemon import present
+from gexdaemon.protocol.shapes import RuleVersionView, RuleView, SavedRule, ShadowReport
 from gexdaemon.storage import rules_repo
 
 if TYPE_CHECKING:
@@ -25,17 +30,12 @@ RULE_FIELDS = {"name", "description", "condition", "priority_score", "is_active"
 DEFAULT_SHADOW_LIMIT = 500
 
 
-def rule_dict(rule: PriorityRule) -> dict[str, Any]:
-    return rule.model_dump(mode="json")
-
-
-def saved_rule(rule: PriorityRule) -> dict[str, Any]:
+def saved_rule(rule: PriorityRule) -> SavedRule:
     """A saved rule plus what the compiler noticed (names read from metadata, likely typos)."""
     compiled = compile_condition(rule.condition)
-    return rule_dict(rule) | {
-        "metadata_names": sorted(compiled.metadata_names),
-        "notes": list(compiled.notes),
-    }
+    return present.saved_rule(
+        rule, metadata_names=sorted(compiled.metadata_names), notes=list(compiled.notes)
+    )
 
 
 def _fields(payload: Any, *, required: set[str], what: str) -> dict[str, Any]:
@@ -70,36 +70,37 @@ class RuleService:
     def find(self, ref: str) -> PriorityRule:
         return find_rule(self.rules, ref)
 
-    async def create(self, payload: Any) -> dict[str, Any]:
+    async def create(self, payload: Any) -> SavedRule:
         data = _fields(payload, required={"name", "condition", "priority_score"}, what="the rule")
         rule = await rules_repo.create_rule(
             self.d.require_store(), now=self.d.now(), settings=self.d.settings.rules, **data
         )
         await self._reload()
-        self.d.publish("rule.created", rule_dict(rule))
+        self.d.publish(EventType.RULE_CREATED, present.rule_view(rule))
         return saved_rule(rule)
 
-    async def update(self, ref: str, payload: Any) -> dict[str, Any]:
+    async def update(self, ref: str, payload: Any) -> SavedRule:
         data = _fields(payload, required=set(), what="the rule change")
         rule = await rules_repo.update_rule(
             self.d.require_store(), ref, now=self.d.now(), settings=self.d.settings.rules, **data
         )
         await self._reload()
-        self.d.publish("rule.updated", rule_dict(rule))
+        self.d.publish(EventType.RULE_UPDATED, present.rule_view(rule))
         return saved_rule(rule)
 
-    async def delete(self, ref: str) -> dict[str, Any]:
+    async def delete(self, ref: str) -> RuleView:
         rule = await rules_repo.delete_rule(self.d.require_store(), ref, now=self.d.now())
         await self._reload()
-        self.d.publish("rule.deleted", rule_dict(rule))
-        return rule_dict(rule)
+        view = present.rule_view(rule)
+        self.d.publish(EventType.RULE_DELETED, view)
+        return view
 
-    async def history(self, ref: str) -> list[dict[str, Any]]:
+    async def history(self, ref: str) -> list[RuleVersionView]:
         rule = self.find(ref)
         versions = await rules_repo.rule_history(self.d.require_store(), rule.rule_id)
-        return [v.as_dict() if hasattr(v, "as_dict") else dict(v.__dict__) for v in versions]
+        return [present.rule_version(v) for v in versions]
 
-    async def test(self, payload: Any) -> dict[str, Any]:
+    async def test(self, payload: Any) -> ShadowReport:
         """Score recent requests with a candidate rule set; nothing is saved.
 
         Body: {"rules": [...], "mode": "merge" | "replace", "limit": N}. "merge" (the
@@ -171,4 +172,4 @@ class RuleService:
             reliability=reliability,
             now=now,
         )
-        return report.as_dict() | {"mode": mode}
+        return msgspec.convert(report.as_dict() | {"mode": mode}, ShadowReport)

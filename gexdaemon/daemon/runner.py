@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -43,6 +43,8 @@ from gexdaemon.core.models import (
     check_transition,
 )
 from gexdaemon.core.retry import SOURCE_FAULTS, FailureCode, decide_retry, is_retryable
+from gexdaemon.core.vocab import EventType
+from gexdaemon.daemon import present
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.fetch.http import FetchError, fetch_to_file
 from gexdaemon.ingest import compute_snapshot
@@ -129,7 +131,7 @@ class Runner:
             flagged = live.job.evolve(at_risk=True)
             self.persist_soon(PutJob(flagged, previous=live.job))
             live.job = flagged
-            self.d.publish("sla.at_risk", live.summary())
+            self.d.publish(EventType.SLA_AT_RISK, present.job_notice(live))
 
     def persist_soon(self, *changes: Change) -> None:
         """Write without waiting (flags and lease renewals); failures are logged."""
@@ -180,7 +182,8 @@ class Runner:
             live.job = running
             live.dispatch_phase = dispatch.phase.value
             d.publish(
-                "job.started", lambda: live.summary() | {"waited_s": round(dispatch.waited_s, 3)}
+                EventType.JOB_STARTED,
+                lambda: present.job_notice(live, waited_s=round(dispatch.waited_s, 3)),
             )
             heartbeat = asyncio.create_task(self._heartbeat(live))
             try:
@@ -333,9 +336,9 @@ class Runner:
             if fetched is not None:
                 with contextlib.suppress(FileNotFoundError):
                     fetched.unlink()
-        summary = dict(snapshot.snapshot_row)
-        d.latest_snapshots[snapshot.snapshot.market_symbol] = summary
-        d.publish("snapshot.created", _snapshot_event(summary, live))
+        summary = present.snapshot_summary(snapshot.snapshot_row)
+        d.note_snapshot(summary)
+        d.publish(EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, live))
         return Outcome(
             ok=True,
             records=snapshot.rows_read,
@@ -385,7 +388,9 @@ class Runner:
             await d.require_store().commit([PutJob(done, event, previous=before)])
             self._settle(live, done, ran_s)
             d.estimates.observe(live.source_key, live.request.data_type, ran_s)
-            d.publish("job.completed", lambda: live.summary() | {"ran_s": round(ran_s, 3)})
+            d.publish(
+                EventType.JOB_COMPLETED, lambda: present.job_notice(live, ran_s=round(ran_s, 3))
+            )
             return
         code = outcome.code or FailureCode.WORKER_LOST
         message = f"{code.value}: {outcome.message}"
@@ -423,7 +428,8 @@ class Runner:
             await d.require_store().commit([PutJob(failed, fail_event, previous=before)])
             self._settle(live, failed, ran_s)
             d.publish(
-                "job.failed", live.summary() | {"reason": decision.reason, "code": code.value}
+                EventType.JOB_FAILED,
+                present.job_notice(live, reason=decision.reason, code=code.value),
             )
             log.warning(
                 "job failed", code=code.value, reason=decision.reason, message=outcome.message
@@ -445,13 +451,13 @@ class Runner:
         live.job = requeued
         d.book.update(requeued)
         d.publish(
-            "job.retrying",
-            live.summary()
-            | {
-                "reason": decision.reason,
-                "code": code.value,
-                "delay_s": round(decision.delay_s, 3),
-            },
+            EventType.JOB_RETRYING,
+            present.job_notice(
+                live,
+                reason=decision.reason,
+                code=code.value,
+                delay_s=round(decision.delay_s, 3),
+            ),
         )
         log.info(
             "job will retry",
@@ -491,7 +497,9 @@ class Runner:
         if self.d.sla is not None:
             self.d.sla.record_breach(before.priority_level)
         late_by = (self.d.now() - before.deadline).total_seconds() if before.deadline else 0.0
-        self.d.publish("sla.breached", live.summary() | {"late_by_s": round(late_by, 3)})
+        self.d.publish(
+            EventType.SLA_BREACHED, present.job_notice(live, late_by_s=round(late_by, 3))
+        )
         log.warning(
             "sla breached",
             level=before.priority_level.value,
@@ -540,7 +548,7 @@ class Runner:
         self.d.book.update(cancelled)
         if self.d.sla is not None:
             self.d.sla.unwatch(before.job_id)
-        self.d.publish("job.cancelled", live.summary() | {"reason": reason})
+        self.d.publish(EventType.JOB_CANCELLED, present.job_notice(live, reason=reason))
 
     async def retry(self, job_id: uuid.UUID) -> LiveJob:
         """A trader's retry of a FAILED job (FAILED -> QUEUED, counted against the limit)."""
@@ -560,7 +568,9 @@ class Runner:
         await self.d.require_store().commit([PutJob(requeued, event, previous=before)])
         live.job = requeued
         live.enqueued_mono = self.d.mono()
-        self.d.publish("job.retrying", live.summary() | {"reason": "retried by a trader"})
+        self.d.publish(
+            EventType.JOB_RETRYING, present.job_notice(live, reason="retried by a trader")
+        )
         self.d.intake.requeue_loaded(live)
         self.kick()
         return live
@@ -596,7 +606,8 @@ class Runner:
         if self.d.sla is not None:
             self.d.sla.unwatch(job_id)
         self.d.publish(
-            "job.level_changed", live.summary() | {"from_level": before.priority_level.value}
+            EventType.JOB_LEVEL_CHANGED,
+            present.job_notice(live, from_level=before.priority_level),
         )
         self.d.intake.requeue_loaded(live)
         self.kick()
@@ -749,27 +760,3 @@ class Runner:
                 log.info("released leases", count=len(released))
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
-
-
-def _snapshot_event(summary: dict[str, Any], live: LiveJob) -> dict[str, Any]:
-    keep = (
-        "snapshot_id",
-        "market_symbol",
-        "snapshot_at",
-        "spot_price",
-        "total_gex",
-        "gex_unit",
-        "zero_gamma",
-        "zero_gamma_crossings",
-        "call_wall",
-        "put_wall",
-        "abs_gamma_strike",
-        "data_quality_score",
-        "expiry_filter",
-        "gamma_source",
-        "sign_model",
-    )
-    out = {k: summary.get(k) for k in keep}
-    out["job_id"] = str(live.job_id)
-    out["priority_level"] = live.job.priority_level.value
-    return out

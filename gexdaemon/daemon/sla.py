@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gexdaemon.core.models import PriorityLevel
+from gexdaemon.protocol.shapes import LevelSla
 
 WINDOW_S = 3600.0
 
@@ -91,24 +92,39 @@ class SlaWatch:
                 ledger.flagged_and_missed += 1
         ledger.trim(now)
 
-    def summary(self, level: PriorityLevel) -> dict[str, float | int | None]:
+    def summary(self, level: PriorityLevel) -> LevelSla:
         now = self._mono()
         ledger = self.ledgers[level]
         ledger.trim(now)
         count = len(ledger.finished)
         met = sum(1 for _, ok in ledger.finished if ok)
         recent = [t for t, _ in ledger.finished if t >= now - 300.0]
-        return {
-            "sla_met_ratio": (met / count) if count and level is not PriorityLevel.LOW else None,
-            "finished_last_hour": count,
-            "breaches_last_hour": len(ledger.breaches),
-            "throughput_per_min": len(recent) / 5.0,
-            "met_total": ledger.met_total,
-            "breached_total": ledger.breached_total,
-            "at_risk_precision": (ledger.flagged_and_missed / ledger.flagged_total)
+        return LevelSla(
+            level=level,
+            sla_met_ratio=(met / count) if count and level is not PriorityLevel.LOW else None,
+            finished_last_hour=count,
+            breaches_last_hour=len(ledger.breaches),
+            throughput_per_min=len(recent) / 5.0,
+            met_total=ledger.met_total,
+            breached_total=ledger.breached_total,
+            at_risk_precision=(ledger.flagged_and_missed / ledger.flagged_total)
             if ledger.flagged_total
             else None,
-        }
+        )
+
+    @staticmethod
+    def empty(level: PriorityLevel) -> LevelSla:
+        """The figures of a level before anything finished (or before the watch exists)."""
+        return LevelSla(
+            level=level,
+            sla_met_ratio=None,
+            finished_last_hour=0,
+            breaches_last_hour=0,
+            throughput_per_min=0.0,
+            met_total=0,
+            breached_total=0,
+            at_risk_precision=None,
+        )
 
     def cancel_all(self) -> None:
         for timer in self._timers.values():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import structlog
@@ -21,7 +21,8 @@ from gexdaemon.core import breaker
 from gexdaemon.core.breaker import BreakerChange, BreakerUpdate
 from gexdaemon.core.errors import NotFound
 from gexdaemon.core.models import DataSource
-from gexdaemon.core.vocab import SourceAccess
+from gexdaemon.core.vocab import EventType, SourceAccess
+from gexdaemon.daemon import present
 from gexdaemon.storage import rows
 from gexdaemon.storage.store import PutSource
 
@@ -68,7 +69,7 @@ class SourceBook:
         source = new_source(base_url, now)
         self._by_url[base_url] = source
         self._sync_scheduler(source)
-        self.d.publish("source.created", self.describe(source))
+        self.d.publish(EventType.SOURCE_CREATED, lambda: present.source_notice(source))
         return source, True
 
     def find(self, ref: str) -> DataSource:
@@ -141,10 +142,11 @@ class SourceBook:
                 message=update.message,
             )
             self.d.publish(
-                f"source.{update.change.value}", self.describe(source) | {"message": update.message}
+                EventType(f"source.{update.change.value}"),
+                present.source_notice(source, update.message),
             )
             self.d.runner.kick()
-        self.d.publish("source.updated", self.describe(source))
+        self.d.publish(EventType.SOURCE_UPDATED, lambda: present.source_notice(source))
 
     def _sync_scheduler(self, source: DataSource) -> None:
         self.d.scheduler.set_source_access(source.base_url, breaker.access(source))
@@ -171,13 +173,3 @@ class SourceBook:
         )
         if update.changed:
             self._apply(update, persist_now=False)
-
-    def describe(self, source: DataSource) -> dict[str, Any]:
-        out = source.model_dump(mode="json")
-        out["average_response_time_s"] = (
-            source.average_response_time.total_seconds()
-            if source.average_response_time is not None
-            else None
-        )
-        out["access"] = breaker.access(source).value
-        return out

@@ -43,11 +43,14 @@ from gexdaemon.core.jsontext import JsonTextError, decode_json
 from gexdaemon.core.models import GEXDataType, Origin, RequestSubmission
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.core.timeutil import NEW_YORK
+from gexdaemon.core.vocab import EventType
 from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile
+from gexdaemon.protocol import shapes as s
 
 if TYPE_CHECKING:
     from gexdaemon.daemon.app import Daemon
+    from gexdaemon.daemon.intake import Accepted
 
 log = structlog.get_logger("gexdaemon.drop")
 
@@ -274,12 +277,12 @@ class DropFolder:
         # than submitting the file a second time.
         _write_json(
             _receipt_of(target),
-            {
-                "file": path.name,
-                "sha256": digest,
-                "accepted_at": self.d.now().isoformat(),
-                "requests": [a.as_dict() for a in accepted],
-            },
+            s.DropReceipt(
+                file=path.name,
+                sha256=digest,
+                accepted_at=self.d.now(),
+                requests=[_entry(a) for a in accepted],
+            ),
         )
         os.replace(path, target)
 
@@ -311,12 +314,12 @@ class DropFolder:
             return
         _write_json(
             _receipt_of(target),
-            {
-                "file": original,
-                "accepted_at": self.d.now().isoformat(),
-                "format": verdict.format_name,
-                "requests": [a.as_dict() for a in accepted],
-            },
+            s.DropReceipt(
+                file=original,
+                accepted_at=self.d.now(),
+                format=verdict.format_name,
+                requests=[_entry(a) for a in accepted],
+            ),
         )
 
     # -- after a crash ------------------------------------------------------------
@@ -421,21 +424,27 @@ class DropFolder:
             target = self._move(path, self.rejected)
         except FileNotFoundError:
             return
-        report = {
-            "file": str(original),
-            "moved_to": str(target),
-            "rejected_at": self.d.now().isoformat(),
-            "error": {
-                "code": exc.code,
-                "message": f"{original.name}: {exc.message}"
-                if not exc.message.startswith(original.name)
-                else exc.message,
-                "details": [d.as_dict() for d in exc.details],
-            },
-        }
+        error = s.ErrorInfo(
+            code=exc.code,
+            message=exc.message
+            if exc.message.startswith(original.name)
+            else f"{original.name}: {exc.message}",
+            details=[msgspec.convert(d.as_dict(), s.ProblemDetail) for d in exc.details],
+        )
+        report = s.DropRejection(
+            file=str(original), moved_to=str(target), rejected_at=self.d.now(), error=error
+        )
         _write_json(_report_of(target), report)
-        self.d.publish("drop.rejected", {"file": original.name, "error": report["error"]})
+        self.d.publish(EventType.DROP_REJECTED, s.DropNotice(file=original.name, error=error))
         log.warning("drop file rejected", file=original.name, error=exc.message)
+
+
+def _entry(accepted: Accepted) -> s.ReceiptEntry:
+    receipt = accepted.receipt(explain=False)
+    return msgspec.convert(
+        {k: v for k, v in receipt.to_builtins().items() if k in s.ReceiptEntry.__struct_fields__},
+        s.ReceiptEntry,
+    )
 
 
 def _receipt_of(path: Path) -> Path:

@@ -26,7 +26,7 @@ from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from gexdaemon.core.scoring import describe
+from gexdaemon.core.explain import describe
 from gextui import readout
 from gextui.actions import bindings_for
 from gextui.desk import LEVELS, DeskState

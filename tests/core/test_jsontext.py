@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Annotated
+
 import msgspec
 import pytest
 
-from gexdaemon.core.jsontext import JsonTextError, decode_json
+from gexdaemon.core.jsontext import JsonTextError, decode_json, type_problem
+
+
+class Level(StrEnum):
+    CRITICAL = "critical"
+    LOW = "low"
 
 
 class Quote(msgspec.Struct):
@@ -70,9 +78,43 @@ def test_a_wrong_type_names_the_field_path_with_list_index() -> None:
 
 def test_a_missing_required_field_is_named() -> None:
     found = problem_of(b'{"symbol": "SPX"}', msgspec.json.Decoder(Chain))
-    assert (found.where, found.message) == ("options", "is missing")
+    assert (found.where, found.message) == ("options", "is required")
 
 
 def test_an_array_where_an_object_belongs() -> None:
     found = problem_of(b"[1, 2]", msgspec.json.Decoder(Chain))
     assert (found.where, found.message) == ("(root)", "expected an object, got an array")
+
+
+class Filter(msgspec.Struct, forbid_unknown_fields=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    symbol: Annotated[str, msgspec.Meta(max_length=10, pattern="^[A-Z]+$")] | None = None
+    level: Level | None = None
+
+
+@pytest.mark.parametrize(
+    ("value", "where", "message"),
+    [
+        ({"limit": 0}, "limit", "must be at least 1 (got 0)"),
+        ({"limit": 5000}, "limit", "must be at most 1000 (got 5000)"),
+        ({"limit": "x"}, "limit", "expected an integer, got a string"),
+        ({"symbol": "TOOLONGSYMBOL"}, "symbol", "must have at most 10 characters (has 13)"),
+        ({"symbol": "spx"}, "symbol", "does not match the pattern ^[A-Z]+$ (got 'spx')"),
+        ({"level": "urgent"}, "level", "must be one of critical, low (got 'urgent')"),
+        ({"lmit": 5}, "lmit", "unknown field (known: level, limit, symbol)"),
+    ],
+)
+def test_constraints_are_explained_in_our_words(value: dict, where: str, message: str) -> None:
+    found = type_problem(value, Filter)
+    assert found is not None
+    assert (found.where, found.message) == (where, message)
+
+
+def test_query_strings_are_read_as_numbers_when_not_strict() -> None:
+    assert type_problem({"limit": "20"}, Filter, strict=False) is None
+    found = type_problem({"limit": "0"}, Filter, strict=False)
+    assert found is not None and found.message == "must be at least 1 (got '0')"
+
+
+def test_a_value_that_fits_has_no_problem() -> None:
+    assert type_problem({"limit": 5, "symbol": "SPX", "level": "low"}, Filter) is None

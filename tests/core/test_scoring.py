@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from gexdaemon.core.errors import InvalidInput
 from gexdaemon.core.estimates import EstimateState, ProcessingEstimates
+from gexdaemon.core.explain import describe
 from gexdaemon.core.models import (
     DomainContext,
     GEXDataType,
@@ -27,7 +28,6 @@ from gexdaemon.core.scoring import (
     RuleSet,
     ScoreResult,
     combine_scores,
-    describe,
     rescore_request,
     score_request,
     scored_at,

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gexdaemon.client import Client, DaemonUnreachable
+from gexdaemon.client import AnswerMismatch, Client, DaemonUnreachable
 
-HEALTHY = (
+HEALTHY = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\ngexd_up 1\n"
+FOREIGN = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
     b'{"status":"ok"}'
 )
@@ -51,7 +52,33 @@ def odd_server() -> Iterator[Path]:
 def test_an_answer_that_is_not_http_is_named_and_the_client_recovers(odd_server: Path) -> None:
     client = Client(odd_server, timeout=5)
     with pytest.raises(DaemonUnreachable, match="does not speak HTTP"):
-        client.health()
+        client.metrics()
     # The broken connection was dropped: the next call opens a fresh one and works.
-    assert client.health() == {"status": "ok"}
+    assert client.metrics() == "gexd_up 1\n"
     client.close()
+
+
+def test_an_answer_of_the_wrong_shape_names_the_call_and_the_field(
+    tmp_path: Path,
+) -> None:
+    """A daemon of another version (or something else that speaks HTTP) answers JSON this
+    client cannot read: the error says which call and which field, not a decoder's trace."""
+    path = Path(tempfile.mkdtemp(prefix="gxc-")) / "foreign.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(FOREIGN)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with Client(path, timeout=5) as client, pytest.raises(AnswerMismatch) as info:
+        client.health()
+    thread.join()
+    server.close()
+    assert "GET /v1/health" in info.value.message
+    assert "version: is required" in info.value.message

@@ -70,7 +70,7 @@ def test_cli_verbs_json_and_exit_codes(daemon: RunningDaemon, feeds: FeedServer)
     status = daemon.cli("--json", "status", check=True)
     assert json.loads(status.stdout)["health"]["status"] == "ok"
     human = daemon.cli("status", check=True)
-    assert "critical" in human.stdout and "queued" in human.stdout
+    assert "CRITICAL" in human.stdout and "queued" in human.stdout
 
     sub = daemon.cli(
         "--json",
@@ -111,6 +111,21 @@ def test_cli_verbs_json_and_exit_codes(daemon: RunningDaemon, feeds: FeedServer)
 
     rules = daemon.cli("rules", "list", check=True)
     assert "current-day index data" in rules.stdout
+
+    # The shadow test read `before`/`after` while the API sent `levels_before`/`levels_after`
+    # and crashed with a KeyError; both sides now read one shape.
+    shadow = daemon.cli(
+        "rules",
+        "test",
+        "--name",
+        "spy first",
+        "--condition",
+        "market_symbol == 'SPY'",
+        "--score",
+        "0.95",
+        check=True,
+    )
+    assert "would change level" in shadow.stdout and "CRITICAL" in shadow.stdout
 
     bad = daemon.cli(
         "--json", "submit", "--url", "https://evil.example.com/x.json", "--symbol", "SPX"

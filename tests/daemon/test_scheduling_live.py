@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from tests.daemon.harness import FeedServer, make_daemon, wait_until
@@ -46,23 +44,18 @@ def test_critical_deadlines_hold_under_a_low_and_medium_flood(feeds: FeedServer)
             assert a["priority_level"] == "critical"
             job = c.job(a["job_id"])["job"]
             assert job["status"] == "completed" and job["sla_status"] == "met", job
-            waited = (
-                datetime.fromisoformat(job["started_at"]) - datetime.fromisoformat(job["queued_at"])
-            ).total_seconds()
+            waited = (job.started_at - job.queued_at).total_seconds()
             assert waited < 5.0, f"a CRITICAL job waited {waited:.1f} s behind the flood"
         finished = {a["job_id"]: d.wait_job(a["job_id"], timeout=120)["job"] for a in flood}
         assert all(j["status"] == "completed" for j in finished.values())
         # LOW was not starved: some LOW jobs finished before the last MEDIUM one did.
         medium_done = max(
-            datetime.fromisoformat(j["completed_at"])
-            for j in finished.values()
-            if j["priority_level"] == "medium"
+            j.completed_at for j in finished.values() if j["priority_level"] == "medium"
         )
         low_before = [
             j
             for j in finished.values()
-            if j["priority_level"] == "low"
-            and datetime.fromisoformat(j["completed_at"]) < medium_done
+            if j["priority_level"] == "low" and j.completed_at < medium_done
         ]
         assert low_before, "LOW made no progress while MEDIUM had a backlog"
         phases = {c.job(a["job_id"])["job"]["dispatch_phase"] for a in critical}

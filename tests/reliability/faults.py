@@ -219,8 +219,8 @@ def request_for(base_url: str, fault: Fault) -> dict[str, Any]:
 _DELAY = re.compile(r"retry (\d+) of \d+ in ([0-9.]+) s")
 
 
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def _instant(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def check_outcome(fault: Fault, found: dict[str, Any]) -> list[str]:

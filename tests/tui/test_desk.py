@@ -197,7 +197,7 @@ def test_ladder_marks_spot_zero_gamma_and_walls() -> None:
 def test_ladder_says_where_an_off_screen_level_is() -> None:
     snap = recording.snapshots()[0] | {"strikes": recording.strikes(), "zero_gamma": 7400.0}
     lines = [line.plain for line in gex_ladder(snap, 120, 12)]
-    assert any("zero γ 7,400 ▲ above the strikes shown" in line for line in lines)
+    assert any("zero γ 7,400.00 ▲ above the strikes shown" in line for line in lines)
 
 
 # -- forms ------------------------------------------------------------------------------------
