@@ -124,6 +124,6 @@ def test_the_openapi_schema_of_each_answer_is_the_shape_the_client_decodes() -> 
         for member in members:
             if isinstance(member, type) and issubclass(member, msgspec.Struct):
                 documented = set(schemas[member.__name__]["properties"])
-                assert documented == set(f.encode_name for f in msgspec.structs.fields(member)), (
+                assert documented == {f.encode_name for f in msgspec.structs.fields(member)}, (
                     route.name
                 )
