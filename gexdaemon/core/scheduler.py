@@ -50,7 +50,8 @@ jobs, setting hopeless ones aside) is bounded per call.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from bisect import bisect_right, insort
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any, NamedTuple
@@ -65,6 +66,7 @@ __all__ = [
     "Dispatch",
     "LevelStats",
     "Phase",
+    "Risk",
     "SchedJob",
     "Scheduler",
     "SourceAccess",
@@ -86,6 +88,9 @@ _COMPACT_SLACK = 256
 # as hopeless: a sudden backlog is handled over several calls, none stalls.
 _ARM_PER_CALL = 512
 _HOPELESS_PER_CALL = 512
+# A forecast walks at most this many deadline jobs (most urgent first); the rest keep
+# their flags until the queue ahead of them shrinks into the walk.
+_FORECAST_JOBS = 20_000
 
 # Why a source cannot run a job now (Scheduler._blocked).
 _CAPPED = 1
@@ -141,6 +146,16 @@ class Admission(NamedTuple):
     expected_finish: float
     deadline: float | None
     reason: str = ""
+
+
+class Risk(NamedTuple):
+    """A job whose at-risk flag changed: raised (with why) or cleared (the forecast recovered)."""
+
+    job_id: Hashable
+    at_risk: bool
+    finish: float  # the forecast finish (the scheduler's clock; inf: cannot start)
+    deadline: float
+    reason: str  # in a trader's words; empty when cleared
 
 
 class Dispatch(NamedTuple):
@@ -243,6 +258,7 @@ class _Entry:
 class _Source:
     __slots__ = (
         "access",
+        "blocked_until",
         "burst",
         "cap",
         "in_flight",
@@ -268,6 +284,7 @@ class _Source:
         self.queued = 0
         self.ready = 0
         self.access = SourceAccess.ALLOWED
+        self.blocked_until: float | None = None  # when a blocked source may be tried again
         self.probe_spent = False  # the half-open probe went; PROBE again is a repeat
         self.lanes: list[_Lane | None] = [None, None, None, None]
         # Lanes taken out of their level's heaps while the source is at its cap
@@ -403,6 +420,39 @@ def _compact(heap: list[Any], live: int, keep: Callable[[Any], bool]) -> None:
         heapify(heap)
 
 
+def _by_deadline(entry: _Entry) -> tuple[float, int]:
+    return (entry.deadline if entry.deadline is not None else _INF, entry.seq)
+
+
+class _SourcePlan:
+    """One source's capacity while `Scheduler.forecast` plans: job end times and tokens."""
+
+    __slots__ = ("ends", "refilled_at", "tokens")
+
+    def __init__(self, running: Iterable[_Entry], src: _Source, now: float) -> None:
+        src.refill(now)
+        self.ends = [max(now, e.started_at + e.estimate) for e in running if e.lane.source is src]
+        heapify(self.ends)
+        self.tokens = src.tokens
+        self.refilled_at = now
+
+    def token_at(self, src: _Source) -> float:
+        """When the planned bucket holds a whole token."""
+        if self.tokens >= 1.0:
+            return self.refilled_at
+        return self.refilled_at + (1.0 - self.tokens) / src.rate
+
+    def take(self, start: float, finish: float, cap: int, src: _Source) -> None:
+        if start > self.refilled_at:
+            self.tokens = min(float(src.burst), self.tokens + (start - self.refilled_at) * src.rate)
+            self.refilled_at = start
+        self.tokens -= 1.0
+        if len(self.ends) >= cap:
+            heapreplace(self.ends, finish)
+        else:
+            heappush(self.ends, finish)
+
+
 class Scheduler:
     """Chooses the next job for a free worker; see the module docstring for the rules.
 
@@ -467,6 +517,11 @@ class Scheduler:
         self._long_in_flight = 0
         self._vsys = 0.0
         self._newly_at_risk: list[Hashable] = []
+        self._risk_changes: list[Risk] = []
+        self._reasons: dict[Hashable, str] = {}
+        self.describe_time: Callable[[float], str] = self._in_seconds
+        """Words for an instant on the scheduler's clock in reasons ("in 12 s"; the daemon
+        says the wall-clock time instead)."""
         self._hopeless_budget = _HOPELESS_PER_CALL
         self.phase_counts: dict[Phase, int] = dict.fromkeys(Phase, 0)
         """Dispatches per phase since start (for /metrics and the simulator)."""
@@ -678,12 +733,19 @@ class Scheduler:
         dispatched the source is blocked until `set_source_available` says otherwise."""
         self.set_source_access(source, SourceAccess.PROBE)
 
-    def set_source_access(self, source: str, access: SourceAccess) -> None:
+    def set_source_access(
+        self, source: str, access: SourceAccess, *, until: float | None = None
+    ) -> None:
         """ALLOWED, BLOCKED, or PROBE (one job, then blocked). Setting PROBE again
         after the probe went changes nothing, so the breaker's state can be synced
         after every fetch without letting a second probe through; a new probe needs
-        the source blocked (or allowed) in between."""
+        the source blocked (or allowed) in between.
+
+        `until`: when a BLOCKED source may be tried again (its breaker's cool-down
+        ends); None while it is blocked for as long as a trader says. The forecast
+        holds the source's jobs until then."""
         src = self._source(source, self._clock())
+        src.blocked_until = until if access is SourceAccess.BLOCKED else None
         if access is SourceAccess.PROBE:
             if src.probe_spent:
                 return
@@ -716,6 +778,106 @@ class Scheduler:
                 raise ValueError(f"burst must be at least 1 (got {burst})")
             src.burst = burst
             src.tokens = min(src.tokens, float(burst))
+
+    def reason(self, job_id: Hashable) -> str:
+        """Why a queued job is flagged at risk, in words ("" when it is not)."""
+        return self._reasons.get(job_id, "")
+
+    def take_risk_changes(self) -> list[Risk]:
+        """Flags raised or cleared by `forecast` (and jobs turned hopeless) since the last call."""
+        found, self._risk_changes = self._risk_changes, []
+        return found
+
+    def forecast(self, limit: int = _FORECAST_JOBS) -> None:
+        """Forecast every deadline job's finish and flag the ones that will miss it.
+
+        A list schedule of the work as dispatch would order it: the running jobs
+        hold their workers until their estimates run out; then CRITICAL jobs by
+        deadline, HIGH, MEDIUM, each taking a worker that is free when its source
+        lets it start (its cap, its rate limit, its breaker's reopening, its
+        backoff). HIGH and MEDIUM run on the share of the workers LOW's floor
+        leaves them. A job whose forecast finish passes its deadline is flagged
+        with the reason that held it back; one whose forecast recovers is
+        cleared. Changes are read with `take_risk_changes`. Cost: O(n log n) in
+        queued deadline jobs, at most `limit` of them (most urgent first).
+        """
+        now = self._clock()
+        levels = self._levels
+        free = sorted(max(now, e.started_at + e.estimate) for e in self._running.values())
+        free = [now] * max(0, self._slots - len(free)) + free
+        plans: dict[_Source, _SourcePlan] = {}
+        queued: list[list[_Entry]] = [[], [], []]
+        for _, _, entry in self._delayed:
+            if entry.state == _DELAYED and entry.rank < _LOW:
+                queued[entry.rank].append(entry)
+        for lv in levels[:_LOW]:
+            for lane in lv.lanes:
+                queued[lv.rank] += [item[2] for item in lane.jobs if item[2].state == _READY]
+        share = 1.0 - (levels[_LOW].floor if levels[_LOW].queued else 0.0)
+        walked = 0
+        for lv in levels[:_LOW]:
+            stretch = 1.0 if lv.rank == _CRITICAL else 1.0 / max(share, 0.05)
+            ahead = 0  # jobs of this level planned before the current one
+            for entry in sorted(queued[lv.rank], key=_by_deadline):
+                if walked >= limit:
+                    return
+                walked += 1
+                src = entry.lane.source
+                sp = plans.get(src)
+                if sp is None:
+                    sp = plans[src] = _SourcePlan(self._running.values(), src, now)
+                start, why = free[0], ""
+                if start > now:
+                    why = (
+                        f"behind {ahead} {lv.level.value.upper()} job{'s' if ahead != 1 else ''}"
+                        if ahead
+                        else "every worker is busy with earlier work"
+                    )
+                if entry.not_before > start:
+                    start, why = entry.not_before, "waiting out its retry backoff"
+                cap = src.cap + (self._overshoot if lv.rank == _CRITICAL else 0)
+                if len(sp.ends) >= cap and sp.ends[0] > start:
+                    start, why = sp.ends[0], f"{src.name} runs at most {cap} at once"
+                if src.access is SourceAccess.BLOCKED:
+                    until = src.blocked_until
+                    if until is None:
+                        start, why = _INF, f"source {src.name} is disabled"
+                    elif until > start:
+                        start = until
+                        why = f"source {src.name} circuit open until {self.describe_time(until)}"
+                token_at = sp.token_at(src)
+                if token_at > start:
+                    start, why = token_at, f"{src.name} is rate limited to {src.rate:g} fetches/s"
+                finish = start + entry.estimate * stretch
+                if start != _INF:
+                    # The worker that frees latest but still in time: an earlier one
+                    # stays free for the jobs planned after this one.
+                    i = bisect_right(free, start) - 1
+                    del free[max(i, 0)]
+                    insort(free, finish)
+                    sp.take(start, finish, cap, src)
+                    ahead += 1
+                deadline = entry.deadline
+                assert deadline is not None
+                late = finish > deadline
+                why = why or "its estimate alone runs past the deadline"
+                if late != entry.at_risk or (late and self._reasons.get(entry.job_id) != why):
+                    self._flag(entry, lv, late, finish, why)
+
+    def _flag(self, entry: _Entry, lv: _Level, late: bool, finish: float, why: str) -> None:
+        deadline = entry.deadline
+        assert deadline is not None
+        if late != entry.at_risk:
+            entry.at_risk = late
+            lv.at_risk += 1 if late else -1
+        if late:
+            self._reasons[entry.job_id] = why
+        else:
+            self._reasons.pop(entry.job_id, None)
+        self._risk_changes.append(Risk(entry.job_id, late, finish, deadline, why if late else ""))
+
+    def _in_seconds(self, instant: float) -> str:
+        return f"in {max(0.0, instant - self._clock()):.0f} s"
 
     def stats(self, now: float | None = None) -> dict[PriorityLevel, LevelStats]:
         """Per level: depth, in flight, oldest wait and next deadline.
@@ -1004,8 +1166,9 @@ class Scheduler:
                 entry.in_urgent = False
                 lane.urgent_live -= 1
                 if not entry.at_risk:
-                    entry.at_risk = True
-                    lv.at_risk += 1
+                    self._flag(
+                        entry, lv, True, now + entry.estimate, "it can no longer start in time"
+                    )
                     self._newly_at_risk.append(entry.job_id)
                 continue
             return entry
@@ -1245,26 +1408,27 @@ class Scheduler:
             if now + wait > start:
                 start = now + wait
                 why = f"{src.name} is rate limited to {src.rate:g} fetches/s"
+        if src.access is SourceAccess.BLOCKED:
+            until = src.blocked_until
+            if until is None:
+                start, why = _INF, f"source {src.name} is disabled"
+            elif until > start:
+                start = until
+                why = f"source {src.name} circuit open until {self.describe_time(until)}"
         finish = start + est
         deadline = entry.deadline
         if deadline is None:
             return Admission(False, start, finish, None)
-        if src.access is not SourceAccess.ALLOWED:
-            return Admission(
-                True,
-                start,
-                finish,
-                deadline,
-                f"{src.name} is paused (circuit breaker open or disabled); "
-                "the job waits until it is back",
-            )
         if finish > deadline:
             return Admission(
                 True,
                 start,
                 finish,
                 deadline,
-                f"expected to finish {finish - deadline:.0f} s after its deadline ({why})",
+                why
+                if start == _INF
+                else f"expected {finish - deadline:.0f} s after its deadline: "
+                + (why or "its estimate alone runs past the deadline"),
             )
         return Admission(False, start, finish, deadline)
 

@@ -179,7 +179,7 @@ def test_unavailable_source_makes_deadline_jobs_at_risk_on_admission() -> None:
     sched, _ = make()
     sched.set_source_available("down", False)
     admission = sched.submit(job("c", C, "down"))
-    assert admission.at_risk and "paused" in admission.reason
+    assert admission.at_risk and admission.reason == "source down is disabled"
 
 
 def test_cancel_removes_a_queued_job_only() -> None:

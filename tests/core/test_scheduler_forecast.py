@@ -1,0 +1,153 @@
+"""The continuous at-risk forecast: a job is flagged when its forecast finish passes its
+deadline, early and with the reason in words, and cleared when the forecast recovers."""
+
+from __future__ import annotations
+
+from gexdaemon.core.models import PriorityLevel
+from gexdaemon.core.scheduler import Risk, SchedJob, Scheduler, SourceAccess
+from gexdaemon.core.settings import SchedulerSettings, SlaSettings
+
+C, H, M, L = PriorityLevel.CRITICAL, PriorityLevel.HIGH, PriorityLevel.MEDIUM, PriorityLevel.LOW
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def scheduler(slots: int = 2, *, cap: int = 10, rate: float = 1000.0) -> tuple[Scheduler, Clock]:
+    clock = Clock()
+    sched = Scheduler(
+        SchedulerSettings(reserved_critical_slot=False),
+        SlaSettings(),
+        slots,
+        source_cap=cap,
+        rate_per_s=rate,
+        burst=1000,
+        clock=clock,
+    )
+    return sched, clock
+
+
+def submit(
+    sched: Scheduler,
+    job_id: str,
+    level: PriorityLevel = C,
+    *,
+    source: str = "a",
+    estimate: float = 10.0,
+    at: float = 1000.0,
+    not_before: float = 0.0,
+) -> None:
+    sched.submit(SchedJob(job_id, level, source, None, estimate, at, not_before=not_before))
+
+
+def flags(changes: list[Risk]) -> dict[str, Risk]:
+    return {str(r.job_id): r for r in changes}
+
+
+def test_a_critical_job_behind_more_work_than_fits_is_flagged_long_before_its_deadline() -> None:
+    sched, clock = scheduler(slots=2)
+    for i in range(6):  # 6 jobs of 10 s on 2 workers: the last two finish at 30 s, 30 s SLA
+        submit(sched, f"c{i}", estimate=10.0)
+    for _ in range(2):
+        assert sched.dispatch() is not None
+    sched.take_risk_changes()
+    clock.now += 1.0  # 29 s before the deadline
+    submit(sched, "late", estimate=10.0)  # deadline 1031; forecast start 1030 (3 waves)
+    sched.take_risk_changes()
+    sched.forecast()
+    found = flags(sched.take_risk_changes())
+    assert found["late"].at_risk
+    assert found["late"].deadline - clock.now >= 25.0  # flagged 25+ s ahead, not at the deadline
+    assert found["late"].reason == "behind 4 CRITICAL jobs"
+    assert sched.reason("late") == "behind 4 CRITICAL jobs"
+    assert sched.stats()[C].at_risk >= 1
+
+
+def test_the_flag_clears_when_the_work_ahead_goes_away() -> None:
+    sched, _clock = scheduler(slots=1)
+    for i in range(4):
+        submit(sched, f"c{i}", estimate=10.0)
+    sched.forecast()
+    assert flags(sched.take_risk_changes())["c3"].at_risk  # 4 x 10 s on one worker
+    for i in range(3):
+        sched.cancel(f"c{i}")
+    sched.forecast()
+    cleared = flags(sched.take_risk_changes())["c3"]
+    assert not cleared.at_risk and cleared.reason == ""
+    assert sched.reason("c3") == ""
+    assert sched.stats()[C].at_risk == 0
+
+
+def test_a_source_with_an_open_circuit_names_when_it_reopens() -> None:
+    sched, _clock = scheduler()
+    sched.describe_time = lambda t: f"T+{t - 1000.0:.0f}"
+    sched.set_source_access("cdn.cboe.com", SourceAccess.BLOCKED, until=1040.0)
+    submit(sched, "c", source="cdn.cboe.com", estimate=1.0)
+    sched.forecast()
+    found = flags(sched.take_risk_changes())["c"]
+    assert found.at_risk
+    assert found.reason == "source cdn.cboe.com circuit open until T+40"
+
+
+def test_a_source_that_reopens_in_time_is_not_a_risk() -> None:
+    sched, _clock = scheduler()
+    sched.set_source_access("cdn.cboe.com", SourceAccess.BLOCKED, until=1010.0)
+    submit(sched, "c", source="cdn.cboe.com", estimate=1.0)
+    sched.forecast()
+    assert sched.take_risk_changes() == []
+
+
+def test_a_disabled_source_never_starts() -> None:
+    sched, _clock = scheduler()
+    sched.set_source_access("x", SourceAccess.BLOCKED)
+    submit(sched, "h", H, source="x", estimate=1.0)
+    sched.forecast()
+    found = flags(sched.take_risk_changes())["h"]
+    assert found.at_risk and found.reason == "source x is disabled"
+
+
+def test_a_retry_backoff_past_the_deadline_is_the_reason() -> None:
+    sched, _clock = scheduler()
+    submit(sched, "c", estimate=1.0, not_before=1035.0)
+    sched.forecast()
+    found = flags(sched.take_risk_changes())["c"]
+    assert found.at_risk and found.reason == "waiting out its retry backoff"
+
+
+def test_a_source_at_its_cap_is_the_reason() -> None:
+    sched, _clock = scheduler(slots=8, cap=1)
+    for i in range(5):  # one at a time at this source: 5 x 8 s, deadline 30 s
+        submit(sched, f"c{i}", source="slow", estimate=8.0)
+    sched.forecast()
+    found = flags(sched.take_risk_changes())
+    # The overshoot lets CRITICAL run one above the cap: two at once, so the fifth
+    # starts at 16 s and finishes at 24 s: in time. A sixth and seventh would not be.
+    assert found == {}
+    submit(sched, "c5", source="slow", estimate=8.0)
+    submit(sched, "c6", source="slow", estimate=8.0)
+    sched.forecast()
+    late = flags(sched.take_risk_changes())["c6"]
+    assert late.at_risk and late.reason == "slow runs at most 2 at once"
+
+
+def test_low_jobs_are_never_flagged() -> None:
+    sched, _clock = scheduler(slots=1)
+    for i in range(50):
+        submit(sched, f"l{i}", L, estimate=100.0)
+    sched.forecast()
+    assert sched.take_risk_changes() == []
+
+
+def test_a_flag_is_reported_once_until_its_reason_changes() -> None:
+    sched, _clock = scheduler(slots=1)
+    for i in range(4):
+        submit(sched, f"c{i}", estimate=10.0)
+    sched.forecast()
+    assert "c3" in flags(sched.take_risk_changes())
+    sched.forecast()
+    assert "c3" not in flags(sched.take_risk_changes())
