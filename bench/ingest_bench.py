@@ -41,7 +41,7 @@ from machine import describe
 
 from gexdaemon.core.models import DomainContext
 from gexdaemon.core.settings import GexSettings
-from gexdaemon.ingest import compute_snapshot
+from gexdaemon.pipeline.snapshot import compute_snapshot
 from gexdaemon.storage.snapshots import persist_snapshot
 from gexdaemon.storage.store import Store, StoreOptions
 

@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gexdaemon.analyze import analyze_file, levels_json
 from gexdaemon.cli.invocation import Invocation, UsageError
 from gexdaemon.cli.output import EXIT_OK, key_values
 from gexdaemon.cli.render import render_snapshot
 from gexdaemon.client import Client, DaemonUnreachable
 from gexdaemon.daemon.app import Daemon
-from gexdaemon.demo import run_demo
-from gexdaemon.feedserver import start_feed_server
+from gexdaemon.demo.feedserver import start_feed_server
+from gexdaemon.demo.run import run_demo
 from gexdaemon.logs import configure as configure_logging
+from gexdaemon.pipeline.analyze import analyze_file, levels_json
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.schema import LATEST, current_version, migrate
 from gexdaemon.storage.store import Store, StoreOptions, connect, move_wal_aside, wal_path

@@ -51,7 +51,7 @@ from gexdaemon.daemon.runner import Runner
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.drop.watcher import DropFolder
-from gexdaemon.ingest import warm_up
+from gexdaemon.pipeline.snapshot import warm_up
 from gexdaemon.storage.errors import DataDirLocked
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.rules_repo import load_estimates, save_estimates

@@ -45,7 +45,7 @@ from gexdaemon.core.models import (
 from gexdaemon.core.retry import SOURCE_FAULTS, FailureCode, decide_retry, is_retryable
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.fetch.http import FetchError, fetch_to_file
-from gexdaemon.ingest import compute_snapshot
+from gexdaemon.pipeline.snapshot import compute_snapshot
 from gexdaemon.storage import rows
 from gexdaemon.storage.snapshots import persist_snapshot_async
 from gexdaemon.storage.store import Change, PutJob

@@ -30,7 +30,7 @@ import msgspec
 
 from gexdaemon.core.errors import InvalidInput, Problem
 from gexdaemon.core.models import ExpiryFilter
-from gexdaemon.ingest import STRIKE_COLUMNS, SnapshotResult
+from gexdaemon.pipeline.snapshot import STRIKE_COLUMNS, SnapshotResult
 from gexdaemon.storage import lake as lakefs
 from gexdaemon.storage.store import PutSnapshot, Store
 

@@ -13,7 +13,7 @@ import pytest
 from gexdaemon.core.errors import InvalidInput
 from gexdaemon.core.models import DomainContext, ExpiryFilter
 from gexdaemon.core.settings import GexSettings
-from gexdaemon.ingest import SnapshotResult, compute_snapshot
+from gexdaemon.pipeline.snapshot import SnapshotResult, compute_snapshot
 from gexdaemon.storage import snapshots as snaps
 from gexdaemon.storage.store import Store, StoreOptions
 
