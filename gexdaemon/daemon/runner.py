@@ -321,7 +321,7 @@ class Runner:
                     message=f"{where}: could not be parsed ({type(exc).__name__}: "
                     f"{str(exc)[:200]}); not retried: check that the file is complete and unedited",
                 )
-            await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot)
+            await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot.record)
         except InvalidInput as exc:  # ChainError and friends: the file itself is wrong
             message = exc.message
             if fetched is not None:  # the parser names the spool file; the trader knows the URL

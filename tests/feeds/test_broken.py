@@ -96,7 +96,7 @@ def attempt(name: str, data: bytes, store: tuple[Store, Path]) -> bool:
     except ChainError as err:
         assert err.message.startswith(f"{name}: ")
         return False
-    persist_snapshot(store[0], store[1], result)
+    persist_snapshot(store[0], store[1], result.record)
     return True
 
 

@@ -51,7 +51,7 @@ def count(store: Store, table: str) -> int:
 
 def test_persist_writes_the_lake_file_then_the_rows(store: Store, tmp_path: Path) -> None:
     result = compute("SPY.json", uuid.UUID(int=1))
-    path = snaps.persist_snapshot(store, tmp_path / "gex", result)
+    path = snaps.persist_snapshot(store, tmp_path / "gex", result.record)
     assert path.parent == tmp_path / "gex" / "symbol=SPY" / "date=2026-11-24"
     assert path.name.startswith("snapshot_20261124T204500") and path.exists()
     assert pq.read_table(path).num_rows == result.lake.num_rows
@@ -63,13 +63,13 @@ def test_persist_writes_the_lake_file_then_the_rows(store: Store, tmp_path: Path
 
 def test_processing_the_same_job_twice_stores_one_snapshot(store: Store, tmp_path: Path) -> None:
     job = uuid.UUID(int=2)
-    first = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job))
-    again = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job))
+    first = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job).record)
+    again = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job).record)
     assert first == again
     assert count(store, "gex_snapshots") == 1
     assert count(store, "gex_strikes") == 131
     assert len(list((tmp_path / "gex").rglob("*.parquet"))) == 1
-    snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", uuid.UUID(int=3)))
+    snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", uuid.UUID(int=3)).record)
     assert count(store, "gex_snapshots") == 2
 
 
@@ -77,9 +77,9 @@ async def test_async_persist_and_readers(store: Store, tmp_path: Path) -> None:
     lake = tmp_path / "gex"
     a = compute("_NDX.json", uuid.UUID(int=4))
     b = compute("_NDX.json", uuid.UUID(int=5), expiry_filter=ExpiryFilter.EX_NEXT)
-    await snaps.persist_snapshot_async(store, lake, a)
-    await snaps.persist_snapshot_async(store, lake, b)
-    await snaps.persist_snapshot_async(store, lake, b)
+    await snaps.persist_snapshot_async(store, lake, a.record)
+    await snaps.persist_snapshot_async(store, lake, b.record)
+    await snaps.persist_snapshot_async(store, lake, b.record)
     assert count(store, "gex_snapshots") == 2
 
     loaded = await store.read(lambda cur: snaps.load_snapshot(cur, a.snapshot_id))
