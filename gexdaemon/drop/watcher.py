@@ -45,6 +45,7 @@ from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.core.timeutil import NEW_YORK
 from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile
+from gexdaemon.storage.jobs import jobs_for_source_url
 
 if TYPE_CHECKING:
     from gexdaemon.daemon.app import Daemon
@@ -363,12 +364,8 @@ class DropFolder:
             os.replace(left, target)
 
     async def _finish_chain(self, path: Path) -> None:
-        found = await self.d.require_store().fetch(
-            "SELECT CAST(r.request_id AS VARCHAR) AS request_id, "
-            "CAST(j.job_id AS VARCHAR) AS job_id, r.market_symbol, r.priority_level "
-            "FROM priority_requests r JOIN processing_jobs j USING (request_id) "
-            "WHERE r.source_url = ? ORDER BY j.job_id",
-            [await asyncio.to_thread(_uri_of, path)],
+        found = await self.d.require_store().read(
+            jobs_for_source_url, await asyncio.to_thread(_uri_of, path)
         )
         if found:
             log.warning("drop file queued before a crash: writing its receipt", file=path.name)

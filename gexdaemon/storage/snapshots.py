@@ -194,6 +194,14 @@ def list_snapshots(
     return _fetch(cur, sql, params)
 
 
+def snapshot_id_of_job(cur: Any, job_id: uuid.UUID) -> uuid.UUID | None:
+    """The snapshot a job produced, if it has finished one."""
+    found = cur.execute(
+        "SELECT snapshot_id FROM gex_snapshots WHERE job_id = ?", [str(job_id)]
+    ).fetchone()
+    return None if found is None else uuid.UUID(str(found[0]))
+
+
 def gex_history(cur: Any, symbol: str, limit: int) -> list[tuple[str, float]]:
     """(snapshot_at ISO string, total_gex) oldest first: the last `limit` snapshots of a symbol."""
     found = cur.execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,23 +14,10 @@ from gexdaemon.core.models import DomainContext, ExpiryFilter
 from gexdaemon.core.settings import GexSettings
 from gexdaemon.pipeline.snapshot import SnapshotResult, compute_snapshot
 from gexdaemon.storage import snapshots as snaps
-from gexdaemon.storage.store import Store, StoreOptions
+from gexdaemon.storage.store import Store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_feeds"
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(
-        StoreOptions(
-            path=tmp_path / "gex.duckdb",
-            lake_dir=tmp_path / "gex",
-            archive_dir=tmp_path / "archive",
-        )
-    )
-    yield opened
-    opened.close()
 
 
 def compute(name: str, job: uuid.UUID, **settings: object) -> SnapshotResult:
