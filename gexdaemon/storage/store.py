@@ -6,7 +6,8 @@ connection object is used by two threads at once. So the store owns one
 connection; the writer thread uses its own cursor and is the only code that
 writes; every reader thread gets its own cursor (thread-local). The asyncio
 event loop never calls DuckDB: `commit()` hands changes to the writer and awaits
-a future; `read()` runs on the reader pool.
+a future; `read()` runs on the reader pool; `edit()` runs a read-check-write on
+the writer between group commits (see `Edit`).
 
 Group commit: the writer takes whatever changes are waiting (up to
 `group_commit_max_changes`, waiting at most `group_commit_window_ms` for more),
@@ -516,9 +517,6 @@ class Store:
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._queue.put(_Exclusive(fn, fut))
         return fut
-
-    async def exclusive(self, fn: Callable[[Connection], T]) -> T:
-        return await asyncio.wrap_future(self.run_exclusive(fn))
 
     def edit_sync(
         self, fn: Callable[Concatenate[Connection, P], Edit[T]], *args: P.args, **kwargs: P.kwargs
