@@ -41,7 +41,7 @@ from machine import describe
 
 from gexdaemon.core.models import DomainContext
 from gexdaemon.core.settings import GexSettings
-from gexdaemon.ingest import compute_snapshot
+from gexdaemon.pipeline.snapshot import compute_snapshot
 from gexdaemon.storage.snapshots import persist_snapshot
 from gexdaemon.storage.store import Store, StoreOptions
 
@@ -81,7 +81,7 @@ def bench_full_spx(root: Path, repeats: int) -> None:
                 context=CTX,
             )
             computed = time.perf_counter()
-            persist_snapshot(store, lake, result)
+            persist_snapshot(store, lake, result.record)
             done = time.perf_counter()
             if i < 2:  # warm-up: imports, first-open of the lake view
                 continue

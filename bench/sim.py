@@ -5,7 +5,7 @@
     python bench/sim.py --json           # rows for scripts (machine info on stderr)
 
 The `gexd` policy is the daemon's own `Scheduler` class (see
-gexdaemon/core/sched_sim.py for the event loop and the baselines). Every
+gexdaemon/sim/scheduling.py for the event loop and the baselines). Every
 scenario runs 8 workers, 10 sources (cap 2 in flight each, 20 fetches/s), lognormal
 service times (median 2 s, sigma 0.8), a job mix of 5% CRITICAL, 15% HIGH,
 45% MEDIUM, 35% LOW, 5% transient failures retried with full-jitter backoff
@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 import numpy
 import pydantic
 
-from gexdaemon.core.sched_sim import POLICIES, RunFigures, Workload, run_policy
 from gexdaemon.core.settings import SchedulerSettings
+from gexdaemon.sim.scheduling import POLICIES, RunFigures, Workload, run_policy
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gexdaemon.analyze import analyze_file, levels_json, render_levels
+from gexdaemon.cli.render import snapshot_text
 from gexdaemon.core.chain import ChainError
 from gexdaemon.core.models import DomainContext, ExpiryFilter, GammaSource
 from gexdaemon.core.settings import GexSettings
-from gexdaemon.ingest import compute_snapshot, snapshot_id_for
+from gexdaemon.pipeline.analyze import analyze_file, snapshot_view
+from gexdaemon.pipeline.snapshot import compute_snapshot, snapshot_id_for
 from gexdaemon.storage.rows import SNAPSHOTS, STRIKES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_feeds"
@@ -133,16 +134,17 @@ def test_analyze_prints_the_levels_a_trader_reads(tmp_path: Path) -> None:
         "SPY261224P00110000,1000,0.2\nSPY261224C00120000,1000,0.2\n"
     )
     result = analyze_file(chain, symbol=None, settings=GexSettings(), now=NOW)
-    text = render_levels(result, top=2)
+    shape = snapshot_view(result)
+    text = snapshot_text(shape, top=2)  # the renderer `gexdaemon gex` uses
     snap = result.snapshot
-    assert "SPY  GEX snapshot 2026-11-24 15:45 New York" in text
-    assert (
-        f"nearest of 3 crossings: {', '.join(f'{c:,.2f}' for c in snap.zero_gamma_crossings)}"
-        in text
+    assert "SPY  2026-11-24 15:45:00 ET  spot 104.00" in text
+    crossings = ", ".join(
+        f"{c:,.2f}" + (" *" if c == snap.zero_gamma else "") for c in snap.zero_gamma_crossings
     )
-    assert "per 1% move" in text and "call wall     100    put wall 110" in text
+    assert f"(crossings: {crossings}; * nearest spot)" in text
+    assert "$ per 1% move" in text and "call wall    100.00    put wall 110.00" in text
+    assert "rows         4 read from long_csv; none excluded" in text
     assert "top 2 strikes by |net GEX|" in text
-    shape = levels_json(result)
     assert shape["zero_gamma"] == snap.zero_gamma and len(shape["zero_gamma_crossings"]) == 3
     assert shape["source_format"] == "long_csv" and shape["excluded_rows"] == {}
     assert len(shape["strikes"]) == 4 and {"call_gex", "put_gex", "net_gex"} <= set(

@@ -11,16 +11,16 @@ from typing import Any
 
 import msgspec
 
-from gexdaemon.analyze import analyze_file, levels_json
 from gexdaemon.cli import render
 from gexdaemon.cli.invocation import Invocation, UsageError
 from gexdaemon.cli.output import EXIT_OK, key_values
 from gexdaemon.client import Client, DaemonUnreachable
 from gexdaemon.daemon.app import Daemon
-from gexdaemon.demo import run_demo
-from gexdaemon.feedserver import start_feed_server
+from gexdaemon.demo.feedserver import start_feed_server
+from gexdaemon.demo.run import run_demo
 from gexdaemon.logs import configure as configure_logging
-from gexdaemon.protocol.shapes import ArchiveResult, SnapshotView
+from gexdaemon.pipeline.analyze import analyze_file, snapshot_view
+from gexdaemon.protocol.shapes import ArchiveResult
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.schema import LATEST, current_version, migrate
 from gexdaemon.storage.store import Store, StoreOptions, connect, move_wal_aside, wal_path
@@ -202,7 +202,7 @@ def analyze_verb(inv: Invocation) -> int:
     inv.output.progress(f"analyzing {a.file.name} ...")
     result = analyze_file(a.file, symbol=a.symbol, settings=inv.config.settings.gex)
     inv.output.progress_done()
-    snap = msgspec.convert(levels_json(result), SnapshotView)
+    snap = snapshot_view(result)
     inv.output.result(snap, lambda x: render.snapshot_text(x, top=a.top))
     return EXIT_OK
 

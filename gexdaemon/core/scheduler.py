@@ -39,7 +39,7 @@ its backoff; congestion inside its own level is flagged when a job turns
 hopeless, which is precise where a forecast at submission would be a guess.
 
 Pure: the clock is injected (float seconds), nothing here performs I/O, and the
-same object runs inside the daemon and inside `gexdaemon.core.sched_sim`.
+same object runs inside the daemon and inside `gexdaemon.sim.scheduling`.
 Cost: per (level, source) heaps with lazy deletion and per-level heaps over
 sources, so an operation is O(log n) in queued jobs plus the sources it skips;
 a source at its cap is parked until one of its jobs ends instead of being

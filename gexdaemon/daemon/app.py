@@ -53,11 +53,11 @@ from gexdaemon.daemon.runner import Runner
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.drop.watcher import DropFolder
-from gexdaemon.ingest import warm_up
+from gexdaemon.pipeline.snapshot import warm_up
 from gexdaemon.protocol.shapes import DaemonNotice, LevelFigures, SnapshotSummary
 from gexdaemon.storage.errors import DataDirLocked
+from gexdaemon.storage.estimates import PutEstimates, load_estimates
 from gexdaemon.storage.lock import DataDirLock
-from gexdaemon.storage.rules_repo import load_estimates, save_estimates
 from gexdaemon.storage.snapshots import list_snapshots
 from gexdaemon.storage.store import Store, StoreOptions
 
@@ -434,7 +434,7 @@ class Daemon:
 
     async def _load_estimates(self) -> None:
         store = self.require_store()
-        states = await load_estimates(store)
+        states = await store.read(load_estimates)
         self.estimates.import_state(states)
 
     async def _save_estimates(self) -> None:
@@ -443,7 +443,7 @@ class Daemon:
         changed = self.estimates.take_changed()
         if changed:
             with contextlib.suppress(GexError):
-                await save_estimates(self.store, changed, now=self.now())
+                await self.store.commit([PutEstimates(changed, now=self.now())])
 
     async def _load_latest_snapshots(self) -> None:
         rows = await self.require_store().read(lambda cur: list_snapshots(cur, limit=200))

@@ -8,17 +8,14 @@ record); live facts (queues, in-flight work, SLA windows) come from memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import threading
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import msgspec
 
 from gexdaemon.core.errors import Conflict, InvalidInput, MalformedInput, NotFound, Problem
@@ -40,6 +37,15 @@ from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile
 from gexdaemon.protocol import shapes as s
 from gexdaemon.storage import snapshots
+from gexdaemon.storage.jobs import (
+    job_detail,
+    job_page,
+    jobs_of_request,
+    load_job,
+    load_request,
+    sla_breaches,
+)
+from gexdaemon.storage.sql import run_read_only
 
 if TYPE_CHECKING:
     from gexdaemon.daemon.app import Daemon
@@ -47,18 +53,6 @@ if TYPE_CHECKING:
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 QUERY_TIMEOUT_S = 30.0
 CLIENT_ORIGINS = {o.value: o for o in (Origin.CLI, Origin.TUI, Origin.DEMO)}
-
-JOB_LIST_COLUMNS = (
-    "j.job_id, j.request_id, j.status, j.priority_level, j.queued_at, j.started_at, j.completed_at, "
-    "j.processing_duration, j.retry_count, j.error_message, j.deadline, j.sla_status, j.at_risk, "
-    "j.dispatch_phase, j.records_processed, j.next_attempt_at, r.market_symbol, r.data_type, "
-    "r.source_url, r.priority_score, r.origin, r.requested_at, r.estimated_processing_time, "
-    "g.snapshot_id"
-)
-JOB_LIST_FROM = (
-    "processing_jobs j JOIN priority_requests r USING (request_id) "
-    "LEFT JOIN gex_snapshots g ON g.job_id = j.job_id"
-)
 
 
 def _json_value(value: Any) -> Any:
@@ -133,10 +127,7 @@ class Operations:
 
     async def sla(self) -> s.SlaReport:
         d = self.d
-        breached = await d.require_store().fetch(
-            f"SELECT {JOB_LIST_COLUMNS} FROM {JOB_LIST_FROM} "
-            "WHERE j.sla_status = 'breached' ORDER BY j.deadline DESC LIMIT 200"
-        )
+        breached = await d.require_store().read(sla_breaches, 200)
         now = d.now()
         breaches = []
         for row in breached:
@@ -169,14 +160,10 @@ class Operations:
 
     async def get_request(self, request_id: uuid.UUID) -> s.RequestView:
         store = self.d.require_store()
-        request = await store.read(lambda cur: store.load_request(cur, request_id))
+        request = await store.read(load_request, request_id)
         if request is None:
             raise NotFound(f"no request {request_id}")
-        jobs = await store.fetch(
-            "SELECT job_id, status, priority_level, retry_count, sla_status FROM processing_jobs_all "
-            "WHERE request_id = ? ORDER BY job_id",
-            [str(request_id)],
-        )
+        jobs = await store.read(jobs_of_request, request_id)
         return present.request_view(
             request, [msgspec.convert(_jsonable(j), s.JobBrief) for j in jobs]
         )
@@ -190,33 +177,20 @@ class Operations:
         limit: int,
         cursor: str | None,
     ) -> s.JobPage:
-        st, lv = status, level
-        clauses, params = [], []
-        if st is not None:
-            clauses.append("j.status = ?")
-            params.append(st.value)
-        if lv is not None:
-            clauses.append("j.priority_level = ?")
-            params.append(lv.value)
-        if symbol:
-            clauses.append("r.market_symbol = ?")
-            params.append(normalize_symbol(symbol))
+        sym = normalize_symbol(symbol) if symbol else None
+        before = None
         if cursor:
             try:
-                params.append(str(uuid.UUID(cursor)))
+                before = uuid.UUID(cursor)
             except ValueError:
                 raise InvalidInput.from_problems(
                     "the filter", [Problem("cursor", "is not a cursor this API returned")]
                 ) from None
-            clauses.append("j.job_id < CAST(? AS UUID)")
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        found = await self.d.require_store().fetch(
-            f"SELECT {JOB_LIST_COLUMNS} FROM {JOB_LIST_FROM}{where} ORDER BY j.job_id DESC LIMIT ?",
-            [*params, limit + 1],
+        page = await self.d.require_store().read(
+            job_page, status=status, level=level, symbol=sym, before=before, limit=limit
         )
-        more = len(found) > limit
-        jobs = [self._listed(row) for row in found[:limit]]
-        return s.JobPage(jobs=jobs, next_cursor=jobs[-1].job_id if more and jobs else None)
+        jobs = [self._listed(row) for row in page.jobs]
+        return s.JobPage(jobs=jobs, next_cursor=jobs[-1].job_id if page.more and jobs else None)
 
     def _listed(self, row: Mapping[str, Any]) -> s.JobRow:
         """A stored job's row; a live one says why it is at risk, as the book knows."""
@@ -227,30 +201,17 @@ class Operations:
         return listed
 
     async def get_job(self, job_id: uuid.UUID) -> s.JobDetail:
-        store = self.d.require_store()
-
-        def read(cur: Any) -> tuple[Any, Any, Any, Any]:
-            job = store.load_job(cur, job_id)
-            if job is None:
-                return None, None, None, None
-            request = store.load_request(cur, job.request_id)
-            history = store.job_history(cur, job_id)
-            snap = cur.execute(
-                "SELECT snapshot_id FROM gex_snapshots WHERE job_id = ?", [str(job_id)]
-            ).fetchone()
-            return job, request, history, snap
-
-        job, request, history, snap = await store.read(read)
-        if job is None:
+        found = await self.d.require_store().read(job_detail, job_id)
+        if found is None:
             raise NotFound(
                 f"no job {job_id} (archived jobs are in the processing_jobs_all view: gexdaemon query)"
             )
         live = self.d.book.get(job_id)
         return s.JobDetail(
-            job=present.job_view(job),
-            request=present.request_view(request) if request else None,
-            history=[present.job_event(e) for e in history],
-            snapshot_id=str(snap[0]) if snap else None,
+            job=present.job_view(found.job),
+            request=present.request_view(found.request) if found.request else None,
+            history=[present.job_event(e) for e in found.history],
+            snapshot_id=str(found.snapshot_id) if found.snapshot_id else None,
             live=present.job_row(live) if live is not None else None,
         )
 
@@ -274,8 +235,7 @@ class Operations:
         return present.job_row(live)
 
     async def _known_job(self, job_id: uuid.UUID) -> None:
-        store = self.d.require_store()
-        job = await store.read(lambda cur: store.load_job(cur, job_id))
+        job = await self.d.require_store().read(load_job, job_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
 
@@ -372,49 +332,15 @@ class Operations:
 
     async def query(self, sql: str, *, limit: int) -> s.QueryResult:
         """Read-only SQL: one SELECT; the database cannot touch files outside the data directory."""
-        store = self.d.require_store()
-
-        def run(cur: Any) -> s.QueryResult:
-            try:
-                statements = cur.extract_statements(sql)
-            except duckdb.Error as exc:
-                raise InvalidInput.from_problems(
-                    "the query", [Problem("sql", str(exc).splitlines()[0])]
-                ) from None
-            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-                raise InvalidInput.from_problems(
-                    "the query",
-                    [
-                        Problem(
-                            "sql",
-                            "only one read-only SELECT (or WITH ... SELECT, DESCRIBE, SHOW) is allowed",
-                        )
-                    ],
-                )
-            timer = _Interrupter(cur, QUERY_TIMEOUT_S)
-            try:
-                cur.execute("BEGIN TRANSACTION")
-                result = cur.execute(sql)
-                columns = [c[0] for c in result.description or ()]
-                fetched = result.fetchmany(limit + 1)
-            except duckdb.Error as exc:
-                message = str(exc).splitlines()[0]
-                if timer.fired:
-                    message = f"the query ran longer than {QUERY_TIMEOUT_S:.0f} s and was stopped"
-                raise InvalidInput.from_problems("the query", [Problem("sql", message)]) from None
-            finally:
-                timer.cancel()
-                with contextlib.suppress(duckdb.Error):
-                    cur.execute("ROLLBACK")
-            truncated = len(fetched) > limit
-            return s.QueryResult(
-                columns=columns,
-                rows=[[_json_value(v) for v in r] for r in fetched[:limit]],
-                row_count=min(len(fetched), limit),
-                truncated=truncated,
-            )
-
-        return await store.read(run)
+        found = await self.d.require_store().read(
+            run_read_only, sql, limit=limit, timeout_s=QUERY_TIMEOUT_S
+        )
+        return s.QueryResult(
+            columns=found.columns,
+            rows=[[_json_value(v) for v in r] for r in found.rows],
+            row_count=len(found.rows),
+            truncated=found.truncated,
+        )
 
     # -- ingest and admin --------------------------------------------------------
 
@@ -490,20 +416,3 @@ class Operations:
                 snapshots=list(d.latest_snapshots.values()),
             ),
         )
-
-
-class _Interrupter:
-    """Interrupts a DuckDB query that runs too long (a trader's runaway SQL)."""
-
-    def __init__(self, cur: Any, seconds: float) -> None:
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._fire, args=(cur,))
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self, cur: Any) -> None:
-        self.fired = True
-        cur.interrupt()
-
-    def cancel(self) -> None:
-        self._timer.cancel()

@@ -1,6 +1,6 @@
 """The daemon's rules: the compiled rule set in use, edits through the store, shadow tests.
 
-Edits go through `gexdaemon.storage.rules_repo` (validated and versioned by the
+Edits go through `gexdaemon.storage.rules` (validated and versioned by the
 pure `gexdaemon.core.rulebook`); after each one the rule set is recompiled and
 swapped in, so the next request is scored with it and records its versions.
 """
@@ -21,7 +21,15 @@ from gexdaemon.core.shadow import shadow_test
 from gexdaemon.core.vocab import EventType
 from gexdaemon.daemon import present
 from gexdaemon.protocol.shapes import RuleVersionView, RuleView, SavedRule, ShadowReport
-from gexdaemon.storage import rules_repo
+from gexdaemon.storage.jobs import MAX_RECENT_REQUESTS, recent_requests
+from gexdaemon.storage.rules import (
+    create_rule,
+    delete_rule,
+    list_rules,
+    rule_history,
+    seed_rules_if_empty,
+    update_rule,
+)
 
 if TYPE_CHECKING:
     from gexdaemon.daemon.app import Daemon
@@ -60,11 +68,11 @@ class RuleService:
     async def load(self) -> None:
         store = self.d.require_store()
         settings = self.d.settings.rules
-        await rules_repo.seed_rules_if_empty(store, settings.seed, self.d.now(), settings=settings)
+        await store.edit(seed_rules_if_empty, settings.seed, self.d.now(), settings=settings)
         await self._reload()
 
     async def _reload(self) -> None:
-        self.rules = await rules_repo.list_rules(self.d.require_store())
+        self.rules = await self.d.require_store().read(list_rules)
         self.current = RuleSet.from_rules(self.rules)
 
     def find(self, ref: str) -> PriorityRule:
@@ -72,8 +80,8 @@ class RuleService:
 
     async def create(self, payload: Any) -> SavedRule:
         data = _fields(payload, required={"name", "condition", "priority_score"}, what="the rule")
-        rule = await rules_repo.create_rule(
-            self.d.require_store(), now=self.d.now(), settings=self.d.settings.rules, **data
+        rule = await self.d.require_store().edit(
+            create_rule, now=self.d.now(), settings=self.d.settings.rules, **data
         )
         await self._reload()
         self.d.publish(EventType.RULE_CREATED, present.rule_view(rule))
@@ -81,15 +89,15 @@ class RuleService:
 
     async def update(self, ref: str, payload: Any) -> SavedRule:
         data = _fields(payload, required=set(), what="the rule change")
-        rule = await rules_repo.update_rule(
-            self.d.require_store(), ref, now=self.d.now(), settings=self.d.settings.rules, **data
+        rule = await self.d.require_store().edit(
+            update_rule, ref, now=self.d.now(), settings=self.d.settings.rules, **data
         )
         await self._reload()
         self.d.publish(EventType.RULE_UPDATED, present.rule_view(rule))
         return saved_rule(rule)
 
     async def delete(self, ref: str) -> RuleView:
-        rule = await rules_repo.delete_rule(self.d.require_store(), ref, now=self.d.now())
+        rule = await self.d.require_store().edit(delete_rule, ref, now=self.d.now())
         await self._reload()
         view = present.rule_view(rule)
         self.d.publish(EventType.RULE_DELETED, view)
@@ -97,7 +105,7 @@ class RuleService:
 
     async def history(self, ref: str) -> list[RuleVersionView]:
         rule = self.find(ref)
-        versions = await rules_repo.rule_history(self.d.require_store(), rule.rule_id)
+        versions = await self.d.require_store().read(rule_history, rule.rule_id)
         return [present.rule_version(v) for v in versions]
 
     async def test(self, payload: Any) -> ShadowReport:
@@ -121,14 +129,10 @@ class RuleService:
                 "the shadow test", [Problem("mode", "must be merge or replace")]
             )
         limit = payload.get("limit", DEFAULT_SHADOW_LIMIT)
-        if not isinstance(limit, int) or not 1 <= limit <= rules_repo.MAX_RECENT_REQUESTS:
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_RECENT_REQUESTS:
             raise InvalidInput.from_problems(
                 "the shadow test",
-                [
-                    Problem(
-                        "limit", f"must be an integer from 1 to {rules_repo.MAX_RECENT_REQUESTS}"
-                    )
-                ],
+                [Problem("limit", f"must be an integer from 1 to {MAX_RECENT_REQUESTS}")],
             )
         raw = payload.get("rules", [])
         if not isinstance(raw, list):
@@ -162,7 +166,7 @@ class RuleService:
             for draft in drafts:
                 by_name[name_key(draft.name)] = draft
             candidate_rules = list(by_name.values())
-        requests = await rules_repo.recent_requests(self.d.require_store(), limit)
+        requests = await self.d.require_store().read(recent_requests, limit)
         reliability = {s.base_url: s.reliability_score for s in self.d.sources.all()}
         report = shadow_test(
             requests,

@@ -47,8 +47,8 @@ from gexdaemon.core.vocab import EventType
 from gexdaemon.daemon import present
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.fetch.http import FetchError, fetch_to_file
-from gexdaemon.ingest import compute_snapshot
-from gexdaemon.storage import rows
+from gexdaemon.pipeline.snapshot import compute_snapshot
+from gexdaemon.storage.jobs import load_job, load_request, load_unfinished
 from gexdaemon.storage.snapshots import persist_snapshot_async
 from gexdaemon.storage.store import Change, PutJob
 
@@ -324,7 +324,7 @@ class Runner:
                     message=f"{where}: could not be parsed ({type(exc).__name__}: "
                     f"{str(exc)[:200]}); not retried: check that the file is complete and unedited",
                 )
-            await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot)
+            await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot.record)
         except InvalidInput as exc:  # ChainError and friends: the file itself is wrong
             message = exc.message
             if fetched is not None:  # the parser names the spool file; the trader knows the URL
@@ -615,10 +615,10 @@ class Runner:
 
     async def _load_live(self, job_id: uuid.UUID) -> LiveJob:
         store = self.d.require_store()
-        job = await store.read(lambda cur: store.load_job(cur, job_id))
+        job = await store.read(load_job, job_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
-        request = await store.read(lambda cur: store.load_request(cur, job.request_id))
+        request = await store.read(load_request, job.request_id)
         if request is None:
             raise NotFound(f"job {job_id} has no request (archived?)")
         return self._live_from(request, job)
@@ -643,20 +643,11 @@ class Runner:
         """Reload unfinished jobs; requeue those whose lease expired (a crash), count it."""
         d = self.d
         store = d.require_store()
-        found = await store.fetch(
-            "SELECT "
-            + ", ".join(f"j.{c}" for c in rows.JOBS.column_names)
-            + ", "
-            + ", ".join(f"r.{c} AS r_{c}" for c in rows.REQUESTS.column_names)
-            + " FROM processing_jobs j JOIN priority_requests r USING (request_id)"
-            " WHERE j.status IN ('queued', 'processing') ORDER BY j.job_id"
-        )
+        found = await store.read(load_unfinished)
         now = d.now()
         requeue_changes: list[Change] = []
         loaded = reaped = 0
-        for row in found:
-            job = rows.job_from_row({c: row[c] for c in rows.JOBS.column_names})
-            request = rows.request_from_row({c: row[f"r_{c}"] for c in rows.REQUESTS.column_names})
+        for request, job in found:
             live = self._live_from(request, job)
             if job.status is JobStatus.PROCESSING:
                 if (

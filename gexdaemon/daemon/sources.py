@@ -23,7 +23,7 @@ from gexdaemon.core.errors import NotFound
 from gexdaemon.core.models import DataSource
 from gexdaemon.core.vocab import EventType, SourceAccess
 from gexdaemon.daemon import present
-from gexdaemon.storage import rows
+from gexdaemon.storage.sources import load_sources
 from gexdaemon.storage.store import PutSource
 
 if TYPE_CHECKING:
@@ -48,9 +48,7 @@ class SourceBook:
         self._probe_timers: dict[str, asyncio.TimerHandle] = {}
 
     async def load(self) -> None:
-        found = await self.d.require_store().fetch(rows.SOURCES.select_sql())
-        for row in found:
-            source = rows.source_from_row(row)
+        for source in await self.d.require_store().read(load_sources):
             self._by_url[source.base_url] = source
             self._sync_scheduler(source)
             self._arm_probe(source)

@@ -47,6 +47,7 @@ from gexdaemon.core.vocab import EventType
 from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile
 from gexdaemon.protocol import shapes as s
+from gexdaemon.storage.jobs import jobs_for_source_url
 
 if TYPE_CHECKING:
     from gexdaemon.daemon.app import Daemon
@@ -366,23 +367,19 @@ class DropFolder:
             os.replace(left, target)
 
     async def _finish_chain(self, path: Path) -> None:
-        found = await self.d.require_store().fetch(
-            "SELECT CAST(r.request_id AS VARCHAR) AS request_id, "
-            "CAST(j.job_id AS VARCHAR) AS job_id, r.market_symbol, r.priority_level "
-            "FROM priority_requests r JOIN processing_jobs j USING (request_id) "
-            "WHERE r.source_url = ? ORDER BY j.job_id",
-            [await asyncio.to_thread(_uri_of, path)],
+        found = await self.d.require_store().read(
+            jobs_for_source_url, await asyncio.to_thread(_uri_of, path)
         )
         if found:
             log.warning("drop file queued before a crash: writing its receipt", file=path.name)
             _write_json(
                 _receipt_of(path),
-                {
-                    "file": path.name,
-                    "accepted_at": None,
-                    "recovered": "the daemon stopped before writing this receipt",
-                    "requests": [dict(row) for row in found],
-                },
+                s.DropReceipt(
+                    file=path.name,
+                    accepted_at=None,
+                    recovered="the daemon stopped before writing this receipt",
+                    requests=[msgspec.convert(row, s.ReceiptEntry) for row in found],
+                ),
             )
             return
         log.warning("drop file moved but never queued before a crash: queueing it", file=path.name)
@@ -396,13 +393,13 @@ class DropFolder:
             # A request file from before receipts were written first: accepted, ids unknown.
             _write_json(
                 _receipt_of(path),
-                {
-                    "file": path.name,
-                    "accepted_at": None,
-                    "recovered": "accepted before the daemon stopped; the request ids were "
+                s.DropReceipt(
+                    file=path.name,
+                    accepted_at=None,
+                    recovered="accepted before the daemon stopped; the request ids were "
                     "not recorded (see `gexdaemon jobs`)",
-                    "requests": [],
-                },
+                    requests=[],
+                ),
             )
             return
         await self._queue_chain(path, path.name, verdict)

@@ -29,9 +29,9 @@ from typing import Any
 import msgspec
 
 from gexdaemon.core.errors import InvalidInput, Problem
-from gexdaemon.core.models import ExpiryFilter
-from gexdaemon.ingest import STRIKE_COLUMNS, SnapshotResult
+from gexdaemon.core.models import GEX_STRIKE_FIELDS, ExpiryFilter
 from gexdaemon.storage import lake as lakefs
+from gexdaemon.storage.snapshot_record import SnapshotRecord
 from gexdaemon.storage.store import PutSnapshot, Store
 
 SNAPSHOT_FIELDS = (
@@ -63,17 +63,6 @@ SNAPSHOT_FIELDS = (
 )
 
 
-def lake_path_for(lake_dir: Path, result: SnapshotResult) -> Path:
-    snap = result.snapshot
-    return lakefs.snapshot_path(
-        lake_dir,
-        snap.market_symbol,
-        snap.snapshot_date,
-        snap.snapshot_at,
-        snap.snapshot_id,
-    )
-
-
 def _existing_lake_path(cur: Any, snapshot_id: uuid.UUID) -> str | None:
     found = cur.execute(
         "SELECT coalesce(lake_path, '') FROM gex_snapshots WHERE snapshot_id = ?",
@@ -82,42 +71,42 @@ def _existing_lake_path(cur: Any, snapshot_id: uuid.UUID) -> str | None:
     return None if found is None else str(found[0])
 
 
-def _write_lake(lake_dir: Path, result: SnapshotResult) -> tuple[Path, bool]:
+def _write_lake(lake_dir: Path, record: SnapshotRecord) -> tuple[Path, bool]:
     """Write the lake file; returns (path, whether this was the lake's first symbol folder)."""
-    path = lake_path_for(lake_dir, result)
+    path = record.lake_path(lake_dir)
     first = not lake_dir.exists() or not any(lake_dir.glob("symbol=*"))
-    lakefs.write_parquet_atomic(result.lake, path)
+    lakefs.write_parquet_atomic(record.lake, path)
     return path, first
 
 
-def _change(result: SnapshotResult, path: Path) -> PutSnapshot:
-    row = dict(result.snapshot_row)
+def _change(record: SnapshotRecord, path: Path) -> PutSnapshot:
+    row = dict(record.row)
     row["lake_path"] = str(path)
-    return PutSnapshot(snapshot=row, strikes=result.strikes)
+    return PutSnapshot(snapshot=row, strikes=record.strikes)
 
 
-def persist_snapshot(store: Store, lake_dir: Path, result: SnapshotResult) -> Path:
+def persist_snapshot(store: Store, lake_dir: Path, record: SnapshotRecord) -> Path:
     """Write the lake file then commit the rows (see the module docstring); returns the lake path.
 
     Blocking: call it from a worker thread, or use `persist_snapshot_async`.
     """
-    existing = store.read_sync(lambda cur: _existing_lake_path(cur, result.snapshot_id))
+    existing = store.read_sync(lambda cur: _existing_lake_path(cur, record.snapshot_id))
     if existing is not None:
-        return Path(existing) if existing else lake_path_for(lake_dir, result)
-    path, first = _write_lake(lake_dir, result)
-    store.commit_sync([_change(result, path)])
+        return Path(existing) if existing else record.lake_path(lake_dir)
+    path, first = _write_lake(lake_dir, record)
+    store.commit_sync([_change(record, path)])
     if first:
         store.refresh_views().result()
     return path
 
 
-async def persist_snapshot_async(store: Store, lake_dir: Path, result: SnapshotResult) -> Path:
+async def persist_snapshot_async(store: Store, lake_dir: Path, record: SnapshotRecord) -> Path:
     """`persist_snapshot` for the event loop: file I/O in a thread, the commit awaited."""
-    existing = await store.read(lambda cur: _existing_lake_path(cur, result.snapshot_id))
+    existing = await store.read(lambda cur: _existing_lake_path(cur, record.snapshot_id))
     if existing is not None:
-        return Path(existing) if existing else lake_path_for(lake_dir, result)
-    path, first = await asyncio.to_thread(_write_lake, lake_dir, result)
-    await store.commit([_change(result, path)])
+        return Path(existing) if existing else record.lake_path(lake_dir)
+    path, first = await asyncio.to_thread(_write_lake, lake_dir, record)
+    await store.commit([_change(record, path)])
     if first:
         await asyncio.wrap_future(store.refresh_views())
     return path
@@ -155,7 +144,7 @@ def _fetch(cur: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 _SELECT = f"SELECT {', '.join(SNAPSHOT_FIELDS)} FROM gex_snapshots"
-_STRIKES_SELECT = f"SELECT {', '.join(STRIKE_COLUMNS)} FROM gex_strikes"
+_STRIKES_SELECT = f"SELECT {', '.join(GEX_STRIKE_FIELDS)} FROM gex_strikes"
 
 
 def _with_strikes(cur: Any, snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +192,14 @@ def list_snapshots(
     sql += " ORDER BY snapshot_at DESC, processed_at DESC LIMIT ?"
     params.append(max(1, min(int(limit), 10_000)))
     return _fetch(cur, sql, params)
+
+
+def snapshot_id_of_job(cur: Any, job_id: uuid.UUID) -> uuid.UUID | None:
+    """The snapshot a job produced, if it has finished one."""
+    found = cur.execute(
+        "SELECT snapshot_id FROM gex_snapshots WHERE job_id = ?", [str(job_id)]
+    ).fetchone()
+    return None if found is None else uuid.UUID(str(found[0]))
 
 
 def gex_history(cur: Any, symbol: str, limit: int) -> list[tuple[str, float]]:

@@ -6,7 +6,8 @@ connection object is used by two threads at once. So the store owns one
 connection; the writer thread uses its own cursor and is the only code that
 writes; every reader thread gets its own cursor (thread-local). The asyncio
 event loop never calls DuckDB: `commit()` hands changes to the writer and awaits
-a future; `read()` runs on the reader pool.
+a future; `read()` runs on the reader pool; `edit()` runs a read-check-write on
+the writer between group commits (see `Edit`).
 
 Group commit: the writer takes whatever changes are waiting (up to
 `group_commit_max_changes`, waiting at most `group_commit_window_ms` for more),
@@ -32,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -41,11 +42,9 @@ from gexdaemon.config import Config
 from gexdaemon.core.models import (
     DataSource,
     JobEvent,
-    JobStatus,
     PriorityRequest,
     PriorityRule,
     ProcessingJob,
-    id_instant,
 )
 from gexdaemon.core.settings import StorageSettings
 from gexdaemon.storage import lake as lakefs
@@ -60,6 +59,7 @@ from gexdaemon.storage.errors import DataDirLocked, StorageError, StoreClosed, W
 from gexdaemon.storage.schema import migrate
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Connection = duckdb.DuckDBPyConnection
 
 
@@ -95,7 +95,7 @@ class PutJob:
     the caller's thread, so that work overlaps the writer's time inside DuckDB.
 
     The creation event (none -> QUEUED) is not stored: it is exactly the job row's
-    `queued_at` and status, and `Store.job_history` derives it. That keeps a
+    `queued_at` and status, and `jobs.job_history` derives it. That keeps a
     submission to two statements (DuckDB pays about 1 ms per statement).
     """
 
@@ -176,6 +176,20 @@ class Statement:
 
     def add_to(self, plan: WritePlan) -> None:
         plan.statement(self.sql, self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class Edit(Generic[T]):
+    """What a read-check-write returns: the caller's answer and the changes that go with it.
+
+    Run with `Store.edit` (or `edit_sync`): the function reads through the writer's
+    connection between group commits and its changes commit before the next batch,
+    so no other write lands between the check and the write (two rules can never
+    take one name) and no lock is needed.
+    """
+
+    result: T
+    changes: Sequence[Change] = ()
 
 
 class WritePlan:
@@ -504,66 +518,51 @@ class Store:
         self._queue.put(_Exclusive(fn, fut))
         return fut
 
-    async def exclusive(self, fn: Callable[[Connection], T]) -> T:
-        return await asyncio.wrap_future(self.run_exclusive(fn))
+    def edit_sync(
+        self, fn: Callable[Concatenate[Connection, P], Edit[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Read, check and write in one step on the writer (see `Edit`); returns the result."""
+        return self._queue_edit(lambda con: fn(con, *args, **kwargs)).result()
 
-    # -- reads -----------------------------------------------------------------
+    async def edit(
+        self, fn: Callable[Concatenate[Connection, P], Edit[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await asyncio.wrap_future(self._queue_edit(lambda con: fn(con, *args, **kwargs)))
 
-    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+    def _queue_edit(self, decide: Callable[[Connection], Edit[T]]) -> concurrent.futures.Future[T]:
+        def run(wcon: Connection) -> T:
+            edit = decide(wcon)  # its own errors (a taken name, a bad condition) reach the caller
+            if edit.changes:
+                written: concurrent.futures.Future[None] = concurrent.futures.Future()
+                self._flush(wcon, [_Pending(tuple(edit.changes), future=written)])
+                written.result()
+            return edit.result
+
+        return self.run_exclusive(run)
+
+    # -- reads ----------------------------------------------------------------
+
+    def read_sync(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(cursor, *args, **kwargs)` on this thread's reader cursor."""
         self._check_open()
-        return fn(self._cursor())
+        return fn(self._cursor(), *args, **kwargs)
 
-    async def read(self, fn: Callable[[Connection], T]) -> T:
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(cursor, *args, **kwargs)` on the reader pool, off the event loop."""
         self._check_open()
         assert self._readers is not None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, lambda: fn(self._cursor()))
+        return await loop.run_in_executor(
+            self._readers, lambda: fn(self._cursor(), *args, **kwargs)
+        )
 
     def fetch_sync(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return self.read_sync(lambda cur: _fetch_dicts(cur, sql, params))
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return await self.read(lambda cur: _fetch_dicts(cur, sql, params))
-
-    # -- typed reads used across the daemon -------------------------------------
-
-    def load_job(self, cur: Connection, job_id: uuid.UUID) -> ProcessingJob | None:
-        found = _fetch_dicts(cur, rows.JOBS.select_sql() + " WHERE job_id = ?", (str(job_id),))
-        return rows.job_from_row(found[0]) if found else None
-
-    def load_request(self, cur: Connection, request_id: uuid.UUID) -> PriorityRequest | None:
-        found = _fetch_dicts(
-            cur, rows.REQUESTS.select_sql() + " WHERE request_id = ?", (str(request_id),)
-        )
-        return rows.request_from_row(found[0]) if found else None
-
-    def job_history(self, cur: Connection, job_id: uuid.UUID) -> list[JobEvent]:
-        """A job's state changes in order, its creation first (derived, see PutJob)."""
-        found = _fetch_dicts(
-            cur,
-            rows.EVENTS.select_sql() + " WHERE job_id = ? ORDER BY seq",
-            (str(job_id),),
-        )
-        events = [rows.event_from_row(r) for r in found]
-        if events and events[0].seq == 1:
-            return events  # written by a build that stored the creation event
-        job = _fetch_dicts(
-            cur, "SELECT requested_at FROM processing_jobs_all WHERE job_id = ?", (str(job_id),)
-        )
-        if job:
-            created = id_instant(job_id) or job[0]["requested_at"]
-            events.insert(
-                0,
-                JobEvent.model_construct(
-                    job_id=job_id,
-                    seq=1,
-                    occurred_at=created,
-                    from_status=None,
-                    to_status=JobStatus.QUEUED,
-                    reason="submitted",
-                ),
-            )
-        return events
+        """Rows of one statement as dicts: for scripts, tests and benchmarks."""
+        return self.read_sync(fetch_dicts, sql, params)
 
     # -- internals -------------------------------------------------------------
 
@@ -755,7 +754,8 @@ def _settle_on_loop(items: list[tuple[asyncio.Future[None], BaseException | None
             fut.set_exception(error)
 
 
-def _fetch_dicts(cur: Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+def fetch_dicts(cur: Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Rows of one parameterised statement as dicts keyed by column name."""
     result = cur.execute(sql, list(params))
     names = [d[0] for d in result.description or ()]
     return rows.rows_as_dicts(names, result.fetchall())

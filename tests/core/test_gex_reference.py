@@ -19,7 +19,7 @@ import pytest
 
 from gexdaemon.core.models import DomainContext, GammaSource
 from gexdaemon.core.settings import GexSettings
-from gexdaemon.ingest import SnapshotResult, compute_snapshot
+from gexdaemon.pipeline.snapshot import SnapshotResult, compute_snapshot
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 

@@ -119,7 +119,11 @@ def test_a_chain_file_becomes_a_snapshot(daemon: RunningDaemon) -> None:
     moved = wait_until(
         lambda: processed(daemon, "NDX_quotedata.csv"), what="the chain file to be processed"
     )
-    receipt = json.loads(moved.with_name("NDX_quotedata.csv.receipt.json").read_text())
+    # A chain file moves before its job is queued (its source_url names where it stays),
+    # so its receipt comes a moment after it.
+    written = moved.with_name("NDX_quotedata.csv.receipt.json")
+    wait_until(written.exists, what="the chain file's receipt")
+    receipt = json.loads(written.read_text())
     job = daemon.wait_job(receipt["requests"][0]["job_id"])
     assert job["job"]["status"] == "completed", job
     snap = c.snapshot(job["snapshot_id"])

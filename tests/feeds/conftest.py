@@ -12,7 +12,7 @@ import pytest
 from gexdaemon.core.models import DomainContext
 from gexdaemon.core.settings import GexSettings
 from gexdaemon.feeds.base import FeedFile
-from gexdaemon.ingest import SnapshotResult, compute_snapshot_from_bytes
+from gexdaemon.pipeline.snapshot import SnapshotResult, compute_snapshot_from_bytes
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_feeds"
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from gexdaemon.core.chain import ChainError
 from gexdaemon.core.models import DomainContext
 from gexdaemon.core.settings import GexSettings
 from gexdaemon.feeds.base import FeedFile
-from gexdaemon.ingest import compute_snapshot_from_bytes
+from gexdaemon.pipeline.snapshot import compute_snapshot_from_bytes
 from gexdaemon.storage.snapshots import persist_snapshot
 from gexdaemon.storage.store import Store, StoreOptions
 from tests.feeds.conftest import NOW, SAMPLES, ingest_bytes
@@ -96,7 +96,7 @@ def attempt(name: str, data: bytes, store: tuple[Store, Path]) -> bool:
     except ChainError as err:
         assert err.message.startswith(f"{name}: ")
         return False
-    persist_snapshot(store[0], store[1], result)
+    persist_snapshot(store[0], store[1], result.record)
     return True
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gexdaemon.feedserver import build_feed_app
+from gexdaemon.demo.feedserver import build_feed_app
 from tests.daemon.harness import SAMPLE_FEEDS
 
 

@@ -32,7 +32,7 @@ from gexdaemon.core.errors import InvalidInput
 from gexdaemon.core.models import DomainContext
 from gexdaemon.core.settings import GexSettings
 from gexdaemon.feeds.base import FeedFile
-from gexdaemon.ingest import compute_snapshot_from_bytes
+from gexdaemon.pipeline.snapshot import compute_snapshot_from_bytes
 from tests.conftest import SHARED_SPX_CSV
 from tests.daemon.harness import SAMPLE_FEEDS, RunningDaemon, wait_until
 

@@ -13,6 +13,7 @@ import pytest
 
 from gexdaemon.core.models import JobStatus
 from gexdaemon.storage.errors import SchemaTooNew, StorageError
+from gexdaemon.storage.jobs import load_job
 from gexdaemon.storage.schema import LATEST, MIGRATIONS, current_version, migrate
 from gexdaemon.storage.store import Store, StoreOptions
 
@@ -81,9 +82,7 @@ def test_an_older_file_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -> 
     try:
         assert store.read_sync(current_version) == LATEST
         job = store.read_sync(
-            lambda c: store.load_job(
-                c, __import__("uuid").UUID("6f1d4c9a-0000-4000-8000-0000000000aa")
-            )
+            load_job, __import__("uuid").UUID("6f1d4c9a-0000-4000-8000-0000000000aa")
         )
         assert job is not None
         assert job.status is JobStatus.COMPLETED

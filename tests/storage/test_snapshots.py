@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,25 +12,12 @@ import pytest
 from gexdaemon.core.errors import InvalidInput
 from gexdaemon.core.models import DomainContext, ExpiryFilter
 from gexdaemon.core.settings import GexSettings
-from gexdaemon.ingest import SnapshotResult, compute_snapshot
+from gexdaemon.pipeline.snapshot import SnapshotResult, compute_snapshot
 from gexdaemon.storage import snapshots as snaps
-from gexdaemon.storage.store import Store, StoreOptions
+from gexdaemon.storage.store import Store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_feeds"
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(
-        StoreOptions(
-            path=tmp_path / "gex.duckdb",
-            lake_dir=tmp_path / "gex",
-            archive_dir=tmp_path / "archive",
-        )
-    )
-    yield opened
-    opened.close()
 
 
 def compute(name: str, job: uuid.UUID, **settings: object) -> SnapshotResult:
@@ -51,7 +37,7 @@ def count(store: Store, table: str) -> int:
 
 def test_persist_writes_the_lake_file_then_the_rows(store: Store, tmp_path: Path) -> None:
     result = compute("SPY.json", uuid.UUID(int=1))
-    path = snaps.persist_snapshot(store, tmp_path / "gex", result)
+    path = snaps.persist_snapshot(store, tmp_path / "gex", result.record)
     assert path.parent == tmp_path / "gex" / "symbol=SPY" / "date=2026-11-24"
     assert path.name.startswith("snapshot_20261124T204500") and path.exists()
     assert pq.read_table(path).num_rows == result.lake.num_rows
@@ -63,13 +49,13 @@ def test_persist_writes_the_lake_file_then_the_rows(store: Store, tmp_path: Path
 
 def test_processing_the_same_job_twice_stores_one_snapshot(store: Store, tmp_path: Path) -> None:
     job = uuid.UUID(int=2)
-    first = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job))
-    again = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job))
+    first = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job).record)
+    again = snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", job).record)
     assert first == again
     assert count(store, "gex_snapshots") == 1
     assert count(store, "gex_strikes") == 131
     assert len(list((tmp_path / "gex").rglob("*.parquet"))) == 1
-    snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", uuid.UUID(int=3)))
+    snaps.persist_snapshot(store, tmp_path / "gex", compute("SPY.json", uuid.UUID(int=3)).record)
     assert count(store, "gex_snapshots") == 2
 
 
@@ -77,9 +63,9 @@ async def test_async_persist_and_readers(store: Store, tmp_path: Path) -> None:
     lake = tmp_path / "gex"
     a = compute("_NDX.json", uuid.UUID(int=4))
     b = compute("_NDX.json", uuid.UUID(int=5), expiry_filter=ExpiryFilter.EX_NEXT)
-    await snaps.persist_snapshot_async(store, lake, a)
-    await snaps.persist_snapshot_async(store, lake, b)
-    await snaps.persist_snapshot_async(store, lake, b)
+    await snaps.persist_snapshot_async(store, lake, a.record)
+    await snaps.persist_snapshot_async(store, lake, b.record)
+    await snaps.persist_snapshot_async(store, lake, b.record)
     assert count(store, "gex_snapshots") == 2
 
     loaded = await store.read(lambda cur: snaps.load_snapshot(cur, a.snapshot_id))

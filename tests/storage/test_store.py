@@ -23,6 +23,7 @@ from gexdaemon.core.models import (
     ProcessingJob,
 )
 from gexdaemon.storage.errors import StorageError, StoreClosed
+from gexdaemon.storage.jobs import job_history, load_job, load_request
 from gexdaemon.storage.store import (
     DeleteRule,
     PutJob,
@@ -79,11 +80,11 @@ def test_request_and_job_round_trip(store: Store) -> None:
     running, e2 = job.transition(JobStatus.PROCESSING, T0 + timedelta(seconds=1), lease_owner="w1")
     store.commit_sync([PutJob(running, e2)])
 
-    loaded_req = store.read_sync(lambda c: store.load_request(c, req.request_id))
-    loaded_job = store.read_sync(lambda c: store.load_job(c, job.job_id))
+    loaded_req = store.read_sync(load_request, req.request_id)
+    loaded_job = store.read_sync(load_job, job.job_id)
     assert loaded_req == req
     assert loaded_job == running
-    history = store.read_sync(lambda c: store.job_history(c, job.job_id))
+    history = store.read_sync(job_history, job.job_id)
     assert [(e.from_status, e.to_status) for e in history] == [
         (None, JobStatus.QUEUED),
         (JobStatus.QUEUED, JobStatus.PROCESSING),
@@ -173,8 +174,8 @@ def test_changes_to_one_row_in_one_batch_coalesce(store: Store) -> None:
     job2, ev2 = job.transition(JobStatus.PROCESSING, T0 + timedelta(seconds=1))
     job3, ev3 = job2.transition(JobStatus.COMPLETED, T0 + timedelta(seconds=2))
     store.commit_sync([PutRequest(req), PutJob(job, ev), PutJob(job2, ev2), PutJob(job3, ev3)])
-    assert store.read_sync(lambda c: store.load_job(c, job.job_id)) == job3
-    assert len(store.read_sync(lambda c: store.job_history(c, job.job_id))) == 3
+    assert store.read_sync(load_job, job.job_id) == job3
+    assert len(store.read_sync(job_history, job.job_id)) == 3
 
 
 def test_partial_updates_write_only_what_changed_and_merge_in_a_batch(tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_partial_updates_write_only_what_changed_and_merge_in_a_batch(tmp_path: 
         f2 = store.submit([PutJob(done, e3, previous=running)])
         f1.result(5)
         f2.result(5)
-        assert store.read_sync(lambda c: store.load_job(c, job.job_id)) == done
+        assert store.read_sync(load_job, job.job_id) == done
         # A delta whose insert is in the same batch still writes the whole row.
         req2 = make_request(2)
         new, created = ProcessingJob.for_request(req2, T0, context=CTX)
@@ -202,7 +203,7 @@ def test_partial_updates_write_only_what_changed_and_merge_in_a_batch(tmp_path: 
         store.commit_sync(
             [PutRequest(req2), PutJob(new, created), PutJob(started, e4, previous=new)]
         )
-        assert store.read_sync(lambda c: store.load_job(c, new.job_id)) == started
+        assert store.read_sync(load_job, new.job_id) == started
     finally:
         store.close()
 

@@ -27,9 +27,9 @@ from gexdaemon.config import Config
 from gexdaemon.core.errors import GexError
 from gexdaemon.core.vocab import Origin
 from gexdaemon.daemon.app import Daemon
-from gexdaemon.feedserver import start_feed_server
+from gexdaemon.demo.feedserver import start_feed_server
 
-REPO_FEEDS = Path(__file__).resolve().parent.parent / "sample_feeds"
+REPO_FEEDS = Path(__file__).resolve().parents[2] / "sample_feeds"
 
 
 def find_sample_feeds(explicit: Path | None = None) -> Path:

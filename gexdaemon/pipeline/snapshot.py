@@ -60,6 +60,7 @@ from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.core.timeutil import as_utc
 from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile, RawStrikes
+from gexdaemon.storage.snapshot_record import SnapshotRecord
 
 SNAPSHOT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://gexdaemon.local/snapshot")
 
@@ -97,6 +98,11 @@ class SnapshotResult:
     @property
     def snapshot_id(self) -> uuid.UUID:
         return self.snapshot.snapshot_id
+
+    @property
+    def record(self) -> SnapshotRecord:
+        """What storage persists: the row, the strike rows and the lake table."""
+        return SnapshotRecord(row=self.snapshot_row, strikes=self.strikes, lake=self.lake)
 
 
 # Exceptions computing a parsed chain can raise on hostile values; each becomes a ChainError.

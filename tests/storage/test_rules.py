@@ -1,44 +1,36 @@
-"""Priority rules in a real DuckDB file: CRUD, history in the same commit, seeding, shadow-test
-requests and the processing estimates."""
+"""Priority rules in a real DuckDB file: CRUD, history in the same commit, seeding."""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
 from gexdaemon.core.errors import InvalidInput, NotFound
-from gexdaemon.core.estimates import EstimateState, ProcessingEstimates
-from gexdaemon.core.models import DomainContext, PriorityRequest
 from gexdaemon.core.rulebook import DuplicateRuleName, RuleNotFound, TooManyActiveRules, find_rule
 from gexdaemon.core.rules import RuleConditionError
 from gexdaemon.core.scoring import RuleSet
 from gexdaemon.core.settings import RulesSettings, SeedRule
-from gexdaemon.storage import rules_repo as repo
 from gexdaemon.storage.errors import StorageError
-from gexdaemon.storage.store import PutRequest, Store, StoreOptions
+from gexdaemon.storage.rules import (
+    AppendRuleVersion,
+    create_rule,
+    delete_rule,
+    get_rule,
+    list_rules,
+    rule_history,
+    seed_rules_if_empty,
+    set_rule_active,
+    update_rule,
+)
+from gexdaemon.storage.store import Store
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 SEEDS = RulesSettings().seed
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(
-        StoreOptions(
-            path=tmp_path / "gex.duckdb",
-            lake_dir=tmp_path / "gex",
-            archive_dir=tmp_path / "archive",
-        )
-    )
-    yield s
-    s.close()
 
 
 def history_count(store: Store) -> int:
@@ -51,8 +43,8 @@ def create(
     condition: str = "market_symbol == 'SPX' and ny_hour >= 15.5",
     **kw: Any,
 ):  # type: ignore[no-untyped-def]
-    return repo.create_rule_sync(
-        store,
+    return store.edit_sync(
+        create_rule,
         name=name,
         condition=condition,
         priority_score=kw.pop("score", 0.8),
@@ -65,19 +57,19 @@ def create(
 
 
 def test_seeds_are_created_once_on_first_start(store: Store) -> None:
-    created = repo.seed_rules_if_empty_sync(store, SEEDS, T0)
+    created = store.edit_sync(seed_rules_if_empty, SEEDS, T0)
     assert [r.name for r in created] == [s.name for s in SEEDS]
-    assert repo.list_rules_sync(store) == created
-    assert [h.change for h in repo.rule_history_sync(store)] == ["create", "create"]
-    assert repo.seed_rules_if_empty_sync(store, SEEDS, T0 + timedelta(days=1)) == []
-    assert len(repo.list_rules_sync(store)) == 2
+    assert store.read_sync(list_rules) == created
+    assert [h.change for h in store.read_sync(rule_history)] == ["create", "create"]
+    assert store.edit_sync(seed_rules_if_empty, SEEDS, T0 + timedelta(days=1)) == []
+    assert len(store.read_sync(list_rules)) == 2
 
 
 def test_a_desk_that_deleted_every_rule_does_not_get_the_seeds_back(store: Store) -> None:
-    for r in repo.seed_rules_if_empty_sync(store, SEEDS, T0):
-        repo.delete_rule_sync(store, r.rule_id, now=T0 + timedelta(minutes=1))
-    assert repo.list_rules_sync(store) == []
-    assert repo.seed_rules_if_empty_sync(store, SEEDS, T0 + timedelta(days=1)) == []
+    for r in store.edit_sync(seed_rules_if_empty, SEEDS, T0):
+        store.edit_sync(delete_rule, r.rule_id, now=T0 + timedelta(minutes=1))
+    assert store.read_sync(list_rules) == []
+    assert store.edit_sync(seed_rules_if_empty, SEEDS, T0 + timedelta(days=1)) == []
 
 
 def test_seeds_that_break_a_rule_name_the_config_entry(store: Store) -> None:
@@ -86,10 +78,10 @@ def test_seeds_that_break_a_rule_name_the_config_entry(store: Store) -> None:
         SeedRule(name=SEEDS[0].name.upper(), condition="volume > 1", priority_score=0.5),
     ]
     with pytest.raises(InvalidInput) as exc:
-        repo.seed_rules_if_empty_sync(store, twins, T0)
+        store.edit_sync(seed_rules_if_empty, twins, T0)
     assert "[[rules.seed]] number 2" in exc.value.message
     assert exc.value.details[0].path == "rules.seed.1.name"
-    assert repo.list_rules_sync(store) == []  # all or nothing
+    assert store.read_sync(list_rules) == []  # all or nothing
 
 
 # --- create ----------------------------------------------------------------------------
@@ -98,8 +90,8 @@ def test_seeds_that_break_a_rule_name_the_config_entry(store: Store) -> None:
 def test_create_writes_the_rule_and_its_first_version(store: Store) -> None:
     r = create(store, description="close auction")
     assert r.version == 1 and r.created_at == r.updated_at == T0
-    assert repo.get_rule_sync(store, r.rule_id) == r
-    (h,) = repo.rule_history_sync(store, r.rule_id)
+    assert store.read_sync(get_rule, r.rule_id) == r
+    (h,) = store.read_sync(rule_history, r.rule_id)
     assert (h.rule_id, h.version, h.change, h.condition, h.priority_score, h.is_active) == (
         r.rule_id,
         1,
@@ -115,7 +107,7 @@ def test_create_refuses_bad_conditions_at_save_time_and_writes_nothing(store: St
     with pytest.raises(RuleConditionError) as exc:
         create(store, condition="market_symbol == 'SPX' and len(tags) > 2")
     assert (exc.value.line, exc.value.column) == (1, 28)
-    assert repo.list_rules_sync(store) == [] and history_count(store) == 0
+    assert store.read_sync(list_rules) == [] and history_count(store) == 0
 
 
 def test_duplicate_names_are_refused_ignoring_case_and_spaces(store: Store) -> None:
@@ -124,7 +116,7 @@ def test_duplicate_names_are_refused_ignoring_case_and_spaces(store: Store) -> N
         create(store, name="  spx   CLOSE ")
     assert exc.value.code == "rule_name_taken"
     assert "already has this name" in exc.value.message
-    assert len(repo.list_rules_sync(store)) == 1 and history_count(store) == 1
+    assert len(store.read_sync(list_rules)) == 1 and history_count(store) == 1
 
 
 def test_invalid_fields_are_refused(store: Store) -> None:
@@ -151,7 +143,7 @@ def test_concurrent_creates_with_one_name_leave_one_rule(store: Store) -> None:
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["created"] + ["refused"] * 5
-    assert len(repo.list_rules_sync(store)) == 1 and history_count(store) == 1
+    assert len(store.read_sync(list_rules)) == 1 and history_count(store) == 1
 
 
 def test_the_active_rule_cap(store: Store) -> None:
@@ -163,9 +155,9 @@ def test_the_active_rule_cap(store: Store) -> None:
     assert "max_active allows 2" in exc.value.message
     c = create(store, name="c", condition="volume > 3", settings=cap, is_active=False)
     with pytest.raises(TooManyActiveRules):
-        repo.enable_rule_sync(store, c.rule_id, now=T0, settings=cap)
-    repo.disable_rule_sync(store, "a", now=T0)
-    assert repo.enable_rule_sync(store, c.rule_id, now=T0, settings=cap).is_active
+        store.edit_sync(set_rule_active, c.rule_id, True, now=T0, settings=cap)
+    store.edit_sync(set_rule_active, "a", False, now=T0)
+    assert store.edit_sync(set_rule_active, c.rule_id, True, now=T0, settings=cap).is_active
 
 
 # --- update, enable, disable, delete ---------------------------------------------------
@@ -174,8 +166,8 @@ def test_the_active_rule_cap(store: Store) -> None:
 def test_update_bumps_the_version_and_records_the_new_text(store: Store) -> None:
     r = create(store)
     later = T0 + timedelta(minutes=5)
-    u = repo.update_rule_sync(
-        store,
+    u = store.edit_sync(
+        update_rule,
         "SPX CLOSE",
         now=later,
         condition="market_symbol == 'SPX' and ny_hour >= 15.75",
@@ -183,16 +175,16 @@ def test_update_bumps_the_version_and_records_the_new_text(store: Store) -> None
     )
     assert (u.version, u.updated_at, u.created_at) == (2, later, T0)
     assert u.condition.endswith("15.75") and u.priority_score == 0.9
-    assert repo.get_rule_sync(store, r.rule_id) == u
-    history = repo.rule_history_sync(store, r.rule_id)
+    assert store.read_sync(get_rule, r.rule_id) == u
+    history = store.read_sync(rule_history, r.rule_id)
     assert [(h.version, h.change) for h in history] == [(1, "create"), (2, "update")]
     assert history[0].condition == r.condition and history[1].condition == u.condition
 
 
 def test_an_update_that_changes_nothing_makes_no_version(store: Store) -> None:
     r = create(store)
-    same = repo.update_rule_sync(
-        store, r.rule_id, now=T0 + timedelta(hours=1), priority_score=0.8, name=" spx close "
+    same = store.edit_sync(
+        update_rule, r.rule_id, now=T0 + timedelta(hours=1), priority_score=0.8, name=" spx close "
     )
     assert same == r
     assert history_count(store) == 1
@@ -202,35 +194,35 @@ def test_update_refuses_bad_conditions_and_taken_names(store: Store) -> None:
     r = create(store)
     create(store, name="other", condition="volume > 1")
     with pytest.raises(RuleConditionError):
-        repo.update_rule_sync(store, r.rule_id, now=T0, condition="volume ** 2 > 1")
+        store.edit_sync(update_rule, r.rule_id, now=T0, condition="volume ** 2 > 1")
     with pytest.raises(DuplicateRuleName):
-        repo.update_rule_sync(store, r.rule_id, now=T0, name="OTHER")
-    assert repo.get_rule_sync(store, r.rule_id) == r
+        store.edit_sync(update_rule, r.rule_id, now=T0, name="OTHER")
+    assert store.read_sync(get_rule, r.rule_id) == r
     assert history_count(store) == 2
 
 
 def test_enable_and_disable_are_versioned_and_idempotent(store: Store) -> None:
     r = create(store)
-    off = repo.disable_rule_sync(store, r.rule_id, now=T0 + timedelta(minutes=1))
+    off = store.edit_sync(set_rule_active, r.rule_id, False, now=T0 + timedelta(minutes=1))
     assert (off.is_active, off.version) == (False, 2)
-    assert repo.disable_rule_sync(store, r.rule_id, now=T0 + timedelta(minutes=2)) == off
-    on = repo.enable_rule_sync(store, r.rule_id, now=T0 + timedelta(minutes=3))
+    assert store.edit_sync(set_rule_active, r.rule_id, False, now=T0 + timedelta(minutes=2)) == off
+    on = store.edit_sync(set_rule_active, r.rule_id, True, now=T0 + timedelta(minutes=3))
     assert (on.is_active, on.version) == (True, 3)
-    changes = [h.change for h in repo.rule_history_sync(store, r.rule_id)]
+    changes = [h.change for h in store.read_sync(rule_history, r.rule_id)]
     assert changes == ["create", "disable", "enable"]
-    assert len(RuleSet.from_rules(repo.list_rules_sync(store))) == 1
+    assert len(RuleSet.from_rules(store.read_sync(list_rules))) == 1
 
 
 def test_delete_removes_the_rule_and_keeps_its_history(store: Store) -> None:
     r = create(store)
-    gone = repo.delete_rule_sync(store, r.rule_id, now=T0 + timedelta(minutes=1))
+    gone = store.edit_sync(delete_rule, r.rule_id, now=T0 + timedelta(minutes=1))
     assert gone.version == 2
-    assert repo.list_rules_sync(store) == []
-    history = repo.rule_history_sync(store, r.rule_id)
+    assert store.read_sync(list_rules) == []
+    history = store.read_sync(rule_history, r.rule_id)
     assert [(h.version, h.change) for h in history] == [(1, "create"), (2, "delete")]
     assert history[-1].condition == r.condition
     with pytest.raises(RuleNotFound) as exc:
-        repo.get_rule_sync(store, r.rule_id)
+        store.read_sync(get_rule, r.rule_id)
     assert "gexdaemon rules list" in exc.value.message
     assert isinstance(exc.value, NotFound)  # 404 on the socket API
     wire = history[-1].as_dict()
@@ -238,16 +230,16 @@ def test_delete_removes_the_rule_and_keeps_its_history(store: Store) -> None:
     assert wire["change"] == "delete" and wire["rule_id"] == str(r.rule_id)
     assert wire["changed_at"] == (T0 + timedelta(minutes=1)).isoformat()
     with pytest.raises(RuleNotFound):
-        repo.delete_rule_sync(store, r.rule_id, now=T0)
+        store.edit_sync(delete_rule, r.rule_id, now=T0)
 
 
 def test_rules_are_found_by_id_name_or_id_prefix(store: Store) -> None:
     r = create(store)
-    assert repo.get_rule_sync(store, str(r.rule_id).upper()) == r
-    assert repo.get_rule_sync(store, "Spx Close") == r
-    assert repo.get_rule_sync(store, str(r.rule_id)[:8]) == r
+    assert store.read_sync(get_rule, str(r.rule_id).upper()) == r
+    assert store.read_sync(get_rule, "Spx Close") == r
+    assert store.read_sync(get_rule, str(r.rule_id)[:8]) == r
     with pytest.raises(RuleNotFound):
-        repo.get_rule_sync(store, str(r.rule_id)[:4])  # too short to be a prefix
+        store.read_sync(get_rule, str(r.rule_id)[:4])  # too short to be a prefix
     a = create(
         store,
         name="a",
@@ -269,107 +261,38 @@ def test_the_rule_and_its_history_row_share_one_commit(
 ) -> None:
     r = create(store)
 
-    def broken(self: repo.AppendRuleVersion, plan: Any) -> None:
+    def broken(self: AppendRuleVersion, plan: Any) -> None:
         plan.statement("INSERT INTO priority_rule_versions (rule_id) VALUES (NULL)", ())
 
-    monkeypatch.setattr(repo.AppendRuleVersion, "add_to", broken)
+    monkeypatch.setattr(AppendRuleVersion, "add_to", broken)
     with pytest.raises(StorageError):
-        repo.update_rule_sync(store, r.rule_id, now=T0 + timedelta(minutes=1), priority_score=0.5)
+        store.edit_sync(update_rule, r.rule_id, now=T0 + timedelta(minutes=1), priority_score=0.5)
     with pytest.raises(StorageError):
         create(store, name="never", condition="volume > 1")
-    assert repo.list_rules_sync(store) == [r]  # neither the update nor the create landed
+    assert store.read_sync(list_rules) == [r]  # neither the update nor the create landed
     assert history_count(store) == 1
 
 
-async def test_async_variants(store: Store) -> None:
-    r = await repo.create_rule(
-        store, name="async", condition="volume > 1", priority_score=0.5, now=T0
+async def test_edits_and_reads_from_the_event_loop(store: Store) -> None:
+    r = await store.edit(
+        create_rule, name="async", condition="volume > 1", priority_score=0.5, now=T0
     )
-    assert await repo.get_rule(store, "async") == r
-    u = await repo.update_rule(store, r.rule_id, now=T0 + timedelta(seconds=1), description="why")
+    assert await store.read(get_rule, "async") == r
+    u = await store.edit(update_rule, r.rule_id, now=T0 + timedelta(seconds=1), description="why")
     assert u.description == "why" and u.version == 2
     assert (
-        await repo.disable_rule(store, r.rule_id, now=T0 + timedelta(seconds=2))
+        await store.edit(set_rule_active, r.rule_id, False, now=T0 + timedelta(seconds=2))
     ).is_active is False
     assert (
-        await repo.enable_rule(store, r.rule_id, now=T0 + timedelta(seconds=3))
+        await store.edit(set_rule_active, r.rule_id, True, now=T0 + timedelta(seconds=3))
     ).is_active is True
-    assert await repo.list_rules(store) == [await repo.get_rule(store, r.rule_id)]
-    await repo.delete_rule(store, r.rule_id, now=T0 + timedelta(seconds=4))
-    assert [h.change for h in await repo.rule_history(store, r.rule_id)] == [
+    assert await store.read(list_rules) == [await store.read(get_rule, r.rule_id)]
+    await store.edit(delete_rule, r.rule_id, now=T0 + timedelta(seconds=4))
+    assert [h.change for h in await store.read(rule_history, r.rule_id)] == [
         "create",
         "update",
         "disable",
         "enable",
         "delete",
     ]
-    assert await repo.seed_rules_if_empty(store, SEEDS, T0) == []  # history exists
-
-
-# --- requests for shadow testing ----------------------------------------------------------
-
-
-def test_recent_requests_are_newest_first_and_limited(store: Store) -> None:
-    ctx = DomainContext(now=T0)
-    made = []
-    for i in range(5):
-        req = PriorityRequest.parse(
-            {
-                "source_url": f"https://cdn.cboe.com/x/{i}.json",
-                "data_type": "snapshot",
-                "market_symbol": "SPX",
-                "requested_at": T0 - timedelta(minutes=i),
-                "priority_score": 0.5,
-                "priority_level": "medium",
-                "metadata": {"volume": i},
-                "explanation": {"scored_at": T0.isoformat()},
-            },
-            context=ctx,
-        )
-        made.append(req)
-    store.commit_sync([PutRequest(r) for r in reversed(made)])
-    recent = repo.recent_requests_sync(store, 3)
-    assert [r.request_id for r in recent] == [r.request_id for r in made[:3]]
-    assert recent[0].metadata == {"volume": 0}
-    assert recent[0].explanation == {"scored_at": T0.isoformat()}
-    with pytest.raises(InvalidInput, match="between 1 and"):
-        repo.recent_requests_sync(store, 0)
-
-
-async def test_recent_requests_async(store: Store) -> None:
-    assert await repo.recent_requests(store, 10) == []
-
-
-# --- processing estimates ---------------------------------------------------------------
-
-
-def test_estimates_round_trip_and_upsert(store: Store) -> None:
-    book = ProcessingEstimates(default_s=5.0, alpha=0.5)
-    book.observe("https://cdn.cboe.com", "real_time", 2.0, T0)
-    book.observe("https://cdn.cboe.com", "snapshot", 8.0, T0)
-    repo.save_estimates_sync(store, book.take_changed())
-    book.observe("https://cdn.cboe.com", "real_time", 4.0, T0 + timedelta(minutes=1))
-    repo.save_estimates_sync(store, book.take_changed())
-    repo.save_estimates_sync(store, [])  # nothing to write is fine
-    loaded = repo.load_estimates_sync(store)
-    assert loaded == book.export_state()
-    assert loaded[0] == EstimateState(
-        "https://cdn.cboe.com", "real_time", 3.0, 2, T0 + timedelta(minutes=1)
-    )
-    fresh = ProcessingEstimates(default_s=5.0, alpha=0.5)
-    fresh.import_state(loaded)
-    assert fresh.estimate("https://cdn.cboe.com", "real_time") == 3.0
-
-
-async def test_estimates_async(store: Store) -> None:
-    state = EstimateState("https://a.example", "historical", 30.0, 4, T0)
-    await repo.save_estimates(store, [state])
-    assert await repo.load_estimates(store) == [state]
-
-
-def test_unstamped_estimates_are_stamped_when_saved(store: Store) -> None:
-    book = ProcessingEstimates(default_s=5.0, alpha=0.5)
-    book.observe("https://a.example", "snapshot", 2.0)
-    repo.save_estimates_sync(store, book.take_changed(), now=T0)
-    (loaded,) = repo.load_estimates_sync(store)
-    assert loaded.updated_at == T0
+    assert await store.edit(seed_rules_if_empty, SEEDS, T0) == []  # history exists

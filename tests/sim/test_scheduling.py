@@ -9,7 +9,9 @@ from dataclasses import replace
 import pytest
 
 from gexdaemon.core.models import PriorityLevel
-from gexdaemon.core.sched_sim import (
+from gexdaemon.core.scheduler import Phase, SchedJob
+from gexdaemon.core.settings import SchedulerSettings
+from gexdaemon.sim.scheduling import (
     Policy,
     Workload,
     build_policy,
@@ -18,8 +20,6 @@ from gexdaemon.core.sched_sim import (
     run_policy,
     simulate,
 )
-from gexdaemon.core.scheduler import Phase, SchedJob
-from gexdaemon.core.settings import SchedulerSettings
 
 # Twenty simulated minutes of a LOW flood at 1.5x capacity with a little deadline work;
 # short-tailed service times so no job is inherently too long for the CRITICAL SLA.
