@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gextui: {exc.message}", file=sys.stderr)
         return 2
-    client = AsyncClient(config.socket_path, timeout=CALL_TIMEOUT_S)
+    client = AsyncClient(config.socket_path, timeout=CALL_TIMEOUT_S, origin="tui")
     GexTui(client, read_only=args.read_only, flush_hz=args.refresh_hz, initial_view=args.view).run()
     return 0
 

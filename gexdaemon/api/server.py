@@ -16,7 +16,6 @@ import random
 import socket
 import struct
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -306,12 +305,17 @@ def query_of(request: web.Request, route: Route) -> Any:
     return wire.fit_query(request.query, route.query)
 
 
-def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
-    raw = request.match_info[name]
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"{raw!r} is not an id this daemon issued (ids are UUIDs)") from None
+def path_id(request: web.Request) -> str:
+    """The id in the path as sent: a full id or a short one (the daemon resolves it)."""
+    return request.match_info["id"]
+
+
+def actor(request: web.Request) -> str:
+    """Who asks for a change, as a job's history records it: the dashboard, or the peer's uid."""
+    if request.headers.get("X-Gexd-Origin") == "tui":
+        return "tui"
+    uid = peer_uid(request)
+    return f"uid {uid}" if uid is not None else "the API"
 
 
 @handles(routes.HEALTH)
@@ -355,14 +359,18 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 @handles(routes.RETRY_JOB)
 async def retry_job(request: web.Request) -> web.Response:
-    return answer(routes.RETRY_JOB, await ops(request).retry_job(path_id(request)))
+    return answer(
+        routes.RETRY_JOB, await ops(request).retry_job(path_id(request), by=actor(request))
+    )
 
 
 @handles(routes.CHANGE_JOB)
 async def change_job(request: web.Request) -> web.Response:
     job_id = path_id(request)
     change = await body_of(request, routes.CHANGE_JOB)
-    return answer(routes.CHANGE_JOB, await ops(request).change_job(job_id, change))
+    return answer(
+        routes.CHANGE_JOB, await ops(request).change_job(job_id, change, by=actor(request))
+    )
 
 
 @handles(routes.QUEUES)

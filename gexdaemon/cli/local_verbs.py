@@ -200,7 +200,12 @@ def analyze_verb(inv: Invocation) -> int:
     if not a.file.is_file():
         raise UsageError(f"{a.file} is not a file")
     inv.output.progress(f"analyzing {a.file.name} ...")
-    result = analyze_file(a.file, symbol=a.symbol, settings=inv.config.settings.gex)
+    result = analyze_file(
+        a.file,
+        symbol=a.symbol,
+        settings=inv.config.settings.gex,
+        optionable=inv.config.domain_context().optionable,
+    )
     inv.output.progress_done()
     snap = snapshot_view(result)
     inv.output.result(snap, lambda x: render.snapshot_text(x, top=a.top))

@@ -68,7 +68,7 @@ class AsyncClient(Calls):
                 route.method,
                 url,
                 data=payload,
-                headers=headers(json_body=body is not None, origin=origin),
+                headers=headers(json_body=body is not None, origin=origin or self.origin),
             ) as response:
                 data = await response.read()
         except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:

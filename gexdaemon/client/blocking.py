@@ -63,7 +63,7 @@ class Client(Calls):
     ) -> Any:
         payload = raw if raw is not None else (encoder.encode(body) if body is not None else None)
         target = route.url(**(path or {})) + query_string(query)
-        sent = headers(json_body=body is not None, origin=origin)
+        sent = headers(json_body=body is not None, origin=origin or self.origin)
         for attempt in (1, 2):  # a kept-alive connection the daemon closed: reconnect once
             conn = self._connection()
             try:

@@ -149,7 +149,7 @@ class Calls:
             body = requests
         else:
             body = {"requests": list(requests)}
-        return self._call(routes.SUBMIT, body=body, origin=origin or self.origin)
+        return self._call(routes.SUBMIT, body=body, origin=origin)
 
     def request(self, request_id: str) -> Any:
         return self._call(routes.GET_REQUEST, path={"id": request_id})

@@ -547,12 +547,15 @@ class ProcessingJob(DomainModel):
         *,
         reason: str = "",
         context: DomainContext | None = None,
+        new_cycle: bool = False,
         **changes: Any,
     ) -> tuple[ProcessingJob, JobEvent]:
         """Move to `target` at instant `at`; returns the new job and its history event.
 
         Raises `IllegalTransition` naming both states for anything `TRANSITIONS`
-        does not allow, and `RetryLimitReached` for a retry past the limit.
+        does not allow, and `RetryLimitReached` for a retry past the limit. A
+        trader's retry of a job that used up its automatic retries starts a new
+        cycle (`new_cycle`): its retry count starts again from zero.
         """
         check_transition(self.status, target)
         at = as_utc(at)
@@ -574,10 +577,10 @@ class ProcessingJob(DomainModel):
             update.update(completed_at=at, lease_owner=None, lease_expires_at=None)
         elif target is JobStatus.QUEUED:  # a retry
             limit = (context or _DEFAULT_CONTEXT).max_retries
-            if self.retry_count >= limit:
+            if self.retry_count >= limit and not new_cycle:
                 raise RetryLimitReached(self.retry_count, limit)
             update.update(
-                retry_count=self.retry_count + 1,
+                retry_count=0 if new_cycle else self.retry_count + 1,
                 queued_at=max(at, self.requested_at),
                 started_at=None,
                 completed_at=None,

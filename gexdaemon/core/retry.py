@@ -41,6 +41,7 @@ class FailureCode(StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     WRONG_CONTENT = "wrong_content"
     UNSUPPORTED = "unsupported"
+    SOURCE_DOWN = "source_down"  # queued past its deadline while its source was down
 
 
 RETRYABLE: frozenset[FailureCode] = frozenset(

@@ -63,11 +63,13 @@ class JobStatus(StrEnum):
 
 TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     # The seed's four transitions ...
-    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.CANCELLED}),
+    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.CANCELLED, JobStatus.FAILED}),
     JobStatus.PROCESSING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
-    # ... plus CANCELLED from QUEUED or PROCESSING (a trader's cancel). COMPLETED and
-    # CANCELLED are final. A PROCESSING job whose lease expired (its worker died) goes
+    # ... plus CANCELLED from QUEUED or PROCESSING (a trader's cancel), and FAILED from
+    # QUEUED: a job whose source stayed down (breaker open, disabled) past its deadline
+    # fails then, with that reason, instead of waiting unseen. COMPLETED and CANCELLED
+    # are final. A PROCESSING job whose lease expired (its worker died) goes
     # PROCESSING -> FAILED -> QUEUED, two seed transitions, so the attempt is counted.
     JobStatus.COMPLETED: frozenset(),
     JobStatus.CANCELLED: frozenset(),
@@ -172,6 +174,7 @@ class EventType(StrEnum):
     JOB_RETRYING = "job.retrying"
     JOB_LEVEL_CHANGED = "job.level_changed"
     SLA_AT_RISK = "sla.at_risk"
+    SLA_RISK_CLEARED = "sla.risk_cleared"  # the forecast recovered: the job will make it after all
     SLA_BREACHED = "sla.breached"
     SNAPSHOT_CREATED = "snapshot.created"
     SOURCE_CREATED = "source.created"

@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import resource
-import select
 import signal
 import socket as socket_module
 import stat
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,26 +34,29 @@ from gexdaemon.api.server import IDLE_TIMEOUT_S, LINGER_S, build_app
 from gexdaemon.config import Config
 from gexdaemon.core.errors import GexError
 from gexdaemon.core.estimates import ProcessingEstimates
-from gexdaemon.core.models import JobStatus, PriorityLevel
 from gexdaemon.core.scheduler import Scheduler
 from gexdaemon.core.timeutil import utc_now
 from gexdaemon.core.vocab import EventType
-from gexdaemon.daemon import present
-from gexdaemon.daemon.events import EventBus, EventData
+from gexdaemon.daemon.clock import Clock
+from gexdaemon.daemon.events import EventBus
+from gexdaemon.daemon.execute import ComputePools, Executor, Places
 from gexdaemon.daemon.intake import Intake
-from gexdaemon.daemon.jobbook import JobBook, LiveJob
+from gexdaemon.daemon.jobbook import JobBook
 from gexdaemon.daemon.operations import Operations
+from gexdaemon.daemon.queue import JobQueue
 from gexdaemon.daemon.rules import RuleService
 from gexdaemon.daemon.runner import Runner
+from gexdaemon.daemon.sla import WINDOW_S as SLA_WINDOW_S
 from gexdaemon.daemon.sla import SlaWatch
+from gexdaemon.daemon.snapshots import LatestSnapshots
 from gexdaemon.daemon.sources import SourceBook
+from gexdaemon.daemon.writes import BackgroundWrites
 from gexdaemon.drop.watcher import DropFolder
-from gexdaemon.pipeline.snapshot import warm_up
-from gexdaemon.protocol.shapes import DaemonNotice, LevelFigures, SnapshotSummary
+from gexdaemon.protocol.shapes import DaemonNotice
 from gexdaemon.storage.errors import DataDirLocked
 from gexdaemon.storage.estimates import PutEstimates, load_estimates
+from gexdaemon.storage.jobs import sla_record
 from gexdaemon.storage.lock import DataDirLock
-from gexdaemon.storage.snapshots import list_snapshots
 from gexdaemon.storage.store import Store, StoreOptions
 
 log = structlog.get_logger("gexdaemon.daemon")
@@ -95,41 +93,13 @@ def clear_spool(folder: Path) -> int:
     return removed
 
 
-def exit_with_daemon(daemon_pid: int) -> None:
-    """Compute-process initializer: end this process when the daemon ends, even by SIGKILL.
-
-    The pool's processes are children of the forkserver, not of the daemon, and wait on
-    their call queue for ever: without this, every crash left them running (and the
-    forkserver and resource tracker they keep alive), three processes per crash.
-    """
-
-    def watch() -> None:
-        try:
-            handle = os.pidfd_open(daemon_pid)
-        except OSError:  # the daemon is already gone, or no pidfd on this kernel
-            handle = None
-        if handle is not None:
-            select.select([handle], [], [])  # a pidfd turns readable when its process exits
-        else:
-            while _alive(daemon_pid):
-                time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="gexd-daemon-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, under another user
-        pass
-    return True
-
-
 class Daemon:
-    """One running daemon. `await start()`, then `await stop()`; or `run_until_signalled()`."""
+    """One running daemon. `await start()`, then `await stop()`; or `run_until_signalled()`.
+
+    The daemon wires: it owns the process-wide resources (the data-directory lock,
+    the store, the HTTP session, the compute pools, the socket) and builds each
+    service with the few collaborators it uses. No service holds the daemon.
+    """
 
     def __init__(
         self,
@@ -140,43 +110,40 @@ class Daemon:
     ) -> None:
         self.config = config
         self.settings = config.settings
-        self.now = now
-        self.mono = mono
+        self.clock = Clock(now=now, mono=mono)
         self.instance = f"{socket_module.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.version = __version__
-        self.state = "created"
+        self._state = "created"
         self.started_mono = mono()
         self.bus = EventBus(self.settings.api.event_buffer, clock=now)
-        self.book = JobBook(self.settings.daemon.recent_jobs)
-        src = self.settings.sources
-        self.scheduler = Scheduler(
-            self.settings.scheduler,
-            self.settings.sla,
-            self.settings.daemon.workers,
-            source_cap=src.max_concurrency,
-            rate_per_s=src.rate_per_s,
-            burst=src.burst,
-            clock=mono,
-        )
         self.estimates = ProcessingEstimates.from_settings(self.settings.priority)
-        self.sources = SourceBook(self)
-        self.latest_snapshots: dict[str, SnapshotSummary] = {}
-        self.store: Store | None = None
+        self.latest = LatestSnapshots()
         self.lock: DataDirLock | None = None
+        self.store: Store | None = None
         self.http: aiohttp.ClientSession | None = None
-        self.compute_pool: ThreadPoolExecutor | None = None  # CRITICAL chains, in this process
-        self.compute_procs: ProcessPoolExecutor | None = None  # every other chain
-        self.sla: SlaWatch | None = None
+        self.pools: ComputePools | None = None
+        self.sla_watch: SlaWatch | None = None
+        self.sources: SourceBook | None = None
+        self.intake: Intake | None = None
+        self.runner: Runner | None = None
+        self.ops: Operations | None = None
+        self.drop: DropFolder | None = None
+        self._writes: BackgroundWrites | None = None
         self._web_runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = asyncio.Event()
-        self.rules = RuleService(self)
-        self.intake = Intake(self)
-        self.runner = Runner(self)
-        self.ops = Operations(self)
-        self.drop = DropFolder(self)
 
-    # -- paths and small helpers ------------------------------------------------
+    # -- what the API says about the daemon (operations.Identity) --------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def uptime_s(self) -> float:
+        return self.clock.mono() - self.started_mono
+
+    def mono(self) -> float:
+        return self.clock.mono()
 
     @property
     def tmp_dir(self) -> Path:
@@ -185,24 +152,6 @@ class Daemon:
     @property
     def ingest_dir(self) -> Path:
         return self.config.data_dir / "ingest"
-
-    def require_store(self) -> Store:
-        if self.store is None:
-            raise GexError("the store is not open")
-        return self.store
-
-    def publish(self, type_: EventType, data: EventData | Callable[[], EventData]) -> None:
-        self.bus.publish(type_, data)
-
-    def to_mono(self, instant: datetime | None) -> float | None:
-        """An instant on the scheduler's monotonic clock."""
-        if instant is None:
-            return None
-        return self.mono() + (instant - self.now()).total_seconds()
-
-    @property
-    def accepting(self) -> bool:
-        return self.state == "running"
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -213,7 +162,6 @@ class Daemon:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         raise_open_file_limit()
         cfg = self.config
-        loop = asyncio.get_running_loop()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         for folder in (self.tmp_dir, self.ingest_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -228,28 +176,20 @@ class Daemon:
                 log.info("cleared the fetch spool", files=cleared, folder=str(self.tmp_dir))
             await self._claim_socket_path()
             self.store = await asyncio.to_thread(Store.open, StoreOptions.from_config(cfg))
-            self.compute_pool = ThreadPoolExecutor(
-                max_workers=self.settings.daemon.workers, thread_name_prefix="gexd-compute"
+            self.pools = ComputePools(
+                self.settings.daemon.workers,
+                self.settings.daemon.shared_compute_slots(os.cpu_count() or 1),
             )
-            try:
-                self.compute_procs = await asyncio.to_thread(self._start_compute_processes)
-            except (OSError, BrokenProcessPool) as exc:
-                # An embedding program without a `__main__` guard breaks the forkserver:
-                # keep running, computing every chain in threads.
-                log.warning("compute processes unavailable; computing in threads", error=str(exc))
+            await asyncio.to_thread(self.pools.start_processes)
             self.http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=self.settings.sources.connect_timeout_s
                 ),
                 auto_decompress=False,
             )
-            self.sla = SlaWatch(loop, self.mono, self.runner.on_deadline)
-            await self.rules.load()
-            await self.sources.load()
-            await self._load_estimates()
-            await self._load_latest_snapshots()
-            await self.runner.recover()
-            self.state = "running"
+            await self._build(self.store, self.http, self.pools)
+            self._state = "running"
+            assert self.runner is not None and self.drop is not None
             self._tasks.append(asyncio.create_task(self.runner.loop(), name="gexd-runner"))
             self._tasks.append(
                 asyncio.create_task(self.runner.lease_reaper(), name="gexd-lease-reaper")
@@ -259,34 +199,144 @@ class Daemon:
         except BaseException:
             await self._teardown()
             raise
-        self.started_mono = self.mono()
+        self.started_mono = self.clock.mono()
         log.info(
             "daemon ready",
             socket=str(cfg.socket_path),
             data_dir=str(cfg.data_dir),
             drop=str(cfg.drop_dir),
             workers=self.settings.daemon.workers,
-            queued=self.scheduler.queued_count,
+            queued=self.runner.queued if self.runner else 0,
             version=self.version,
         )
-        self.publish(
+        self.bus.publish(
             EventType.DAEMON_STARTED, DaemonNotice(instance=self.instance, version=self.version)
         )
 
+    async def _build(self, store: Store, http: aiohttp.ClientSession, pools: ComputePools) -> None:
+        """Every service, each with the few collaborators it uses; then the state they load."""
+        cfg, settings, clock, bus = self.config, self.settings, self.clock, self.bus
+        src = settings.sources
+        scheduler = Scheduler(
+            settings.scheduler,
+            settings.sla,
+            settings.daemon.workers,
+            source_cap=src.max_concurrency,
+            rate_per_s=src.rate_per_s,
+            burst=src.burst,
+            clock=clock.mono,
+        )
+        writes = self._writes = BackgroundWrites(store)
+        sla_watch = self.sla_watch = SlaWatch(asyncio.get_running_loop(), clock.mono)
+        queue = JobQueue(
+            book=JobBook(settings.daemon.recent_jobs),
+            scheduler=scheduler,
+            sla_watch=sla_watch,
+            sla=settings.sla,
+            bus=bus,
+            clock=clock,
+            writes=writes,
+        )
+        sources = self.sources = SourceBook(
+            settings=src, scheduler=scheduler, store=store, writes=writes, bus=bus, clock=clock
+        )
+        rules = RuleService(
+            store=store,
+            bus=bus,
+            now=clock.now,
+            settings=settings.rules,
+            priority=settings.priority,
+            reliability=sources.reliability,
+        )
+        executor = Executor(
+            settings=settings,
+            places=Places(
+                spool=self.tmp_dir,
+                readable=(cfg.drop_dir, self.ingest_dir),
+                lake=cfg.lake_dir,
+            ),
+            store=store,
+            http=http,
+            pools=pools,
+            record_fetch=sources.record,
+            domain_context=lambda: cfg.domain_context(allow_any_symbol=True),
+            now=clock.now,
+        )
+        runner = self.runner = Runner(
+            settings=settings,
+            instance=self.instance,
+            queue=queue,
+            store=store,
+            writes=writes,
+            sources=sources,
+            estimates=self.estimates,
+            executor=executor,
+            latest=self.latest,
+            bus=bus,
+            clock=clock,
+            domain_context=cfg.domain_context,
+        )
+        sla_watch.on_deadline = runner.on_deadline
+        sources.on_change = runner.kick
+        intake = self.intake = Intake(
+            settings=settings,
+            domain_context=cfg.domain_context,
+            sources=sources,
+            rules=rules,
+            estimates=self.estimates,
+            queue=queue,
+            store=store,
+            clock=clock,
+            accepting=lambda: self._state == "running",
+            wake=runner.kick,
+        )
+        self.ops = Operations(
+            identity=self,
+            config=cfg,
+            store=store,
+            queue=queue,
+            runner=runner,
+            intake=intake,
+            rules=rules,
+            sources=sources,
+            latest=self.latest,
+            bus=bus,
+            clock=clock,
+            ingest_dir=self.ingest_dir,
+        )
+        self.drop = DropFolder(
+            root=cfg.drop_dir,
+            settings=settings.drop,
+            intake=intake,
+            store=store,
+            bus=bus,
+            clock=clock,
+            domain_context=cfg.domain_context,
+        )
+        await rules.load()
+        await sources.load()
+        self.estimates.import_state(await store.read(load_estimates))
+        await self.latest.load(store)
+        since = clock.now() - timedelta(seconds=SLA_WINDOW_S)
+        sla_watch.load(await store.read(sla_record, since), clock.to_mono)
+        await runner.recover()
+
     async def stop(self) -> None:
-        if self.state in ("stopping", "stopped"):
+        if self._state in ("stopping", "stopped"):
             await self._stopped.wait()
             return
-        log.info("daemon stopping", in_flight=self.scheduler.in_flight_count)
-        self.state = "stopping"
-        self.publish(
+        log.info("daemon stopping", in_flight=self.runner.running if self.runner else 0)
+        self._state = "stopping"
+        self.bus.publish(
             EventType.DAEMON_STOPPING, DaemonNotice(instance=self.instance, version=self.version)
         )
-        with contextlib.suppress(Exception):
-            await self.drop.stop()
-        await self.runner.drain(self.settings.daemon.shutdown_grace_s)
+        if self.drop is not None:
+            with contextlib.suppress(Exception):
+                await self.drop.stop()
+        if self.runner is not None:
+            await self.runner.drain(self.settings.daemon.shutdown_grace_s)
         await self._teardown()
-        self.state = "stopped"
+        self._state = "stopped"
         self._stopped.set()
         log.info("daemon stopped")
 
@@ -297,8 +347,10 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self.sla is not None:
-            self.sla.cancel_all()
+        if self.sla_watch is not None:
+            self.sla_watch.cancel_all()
+        if self.sources is not None:
+            self.sources.cancel_timers()
         self.bus.close_all()
         if self._web_runner is not None:
             await self._web_runner.cleanup()
@@ -309,14 +361,16 @@ class Daemon:
         if self.http is not None:
             await self.http.close()
             self.http = None
-        if self.compute_pool is not None:
-            self.compute_pool.shutdown(wait=False, cancel_futures=True)
-            self.compute_pool = None
-        if self.compute_procs is not None:
-            procs, self.compute_procs = self.compute_procs, None
-            await asyncio.to_thread(procs.shutdown, wait=True, cancel_futures=True)
+        if self.pools is not None:
+            pools, self.pools = self.pools, None
+            await pools.close()
+        if self._writes is not None:
+            await self._writes.drain()
         if self.store is not None:
-            await self._save_estimates()
+            changed = self.estimates.take_changed()
+            if changed:
+                with contextlib.suppress(GexError):
+                    await self.store.commit([PutEstimates(changed, self.clock.now())])
             store, self.store = self.store, None
             await asyncio.to_thread(store.close)
         if self.lock is not None:
@@ -347,30 +401,6 @@ class Daemon:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 
-    def _start_compute_processes(self) -> ProcessPoolExecutor:
-        """Processes for non-CRITICAL chains: their CPU work cannot take the GIL from CRITICAL.
-
-        forkserver, not fork: this process already runs threads (the store's writer).
-        The pool is warmed up here so the first job does not pay the imports.
-        """
-        slots = self.settings.daemon.shared_compute_slots(os.cpu_count() or 1)
-        pool = ProcessPoolExecutor(
-            max_workers=slots,
-            mp_context=multiprocessing.get_context("forkserver"),
-            initializer=exit_with_daemon,
-            initargs=(os.getpid(),),
-        )
-        for warm in [pool.submit(warm_up) for _ in range(slots)]:
-            warm.result()
-        return pool
-
-    def restart_compute_processes(self) -> None:
-        """After a compute process died (killed, out of memory): a fresh pool for what follows."""
-        old = self.compute_procs
-        self.compute_procs = self._start_compute_processes()
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
-
     # -- the socket -------------------------------------------------------------
 
     async def _claim_socket_path(self) -> None:
@@ -400,6 +430,7 @@ class Daemon:
         path = self.config.socket_path
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)  # noqa: PTH101 - the folder guards the socket
+        assert self.ops is not None
         app = build_app(
             self.ops,
             max_body_bytes=self.settings.api.max_body_bytes,
@@ -429,80 +460,3 @@ class Daemon:
             return inode is not None and self.config.socket_path.stat().st_ino == inode
         except FileNotFoundError:
             return False
-
-    # -- persisted learning -----------------------------------------------------
-
-    async def _load_estimates(self) -> None:
-        store = self.require_store()
-        states = await store.read(load_estimates)
-        self.estimates.import_state(states)
-
-    async def _save_estimates(self) -> None:
-        if self.store is None:
-            return
-        changed = self.estimates.take_changed()
-        if changed:
-            with contextlib.suppress(GexError):
-                await self.store.commit([PutEstimates(changed, now=self.now())])
-
-    async def _load_latest_snapshots(self) -> None:
-        rows = await self.require_store().read(lambda cur: list_snapshots(cur, limit=200))
-        for row in rows:
-            self.note_snapshot(present.snapshot_summary(row))
-
-    def note_snapshot(self, summary: SnapshotSummary) -> None:
-        """Keep the latest snapshot per symbol: latest by the chain's market time, as
-        `gexdaemon gex` and GET /v1/snapshots/latest define it (an old file processed
-        now does not replace a newer one)."""
-        held = self.latest_snapshots.get(summary.market_symbol)
-        if held is None or (summary.snapshot_at, summary.processed_at) >= (
-            held.snapshot_at,
-            held.processed_at,
-        ):
-            self.latest_snapshots[summary.market_symbol] = summary
-
-    # -- facts for the API and the dashboard ------------------------------------
-
-    def uptime_s(self) -> float:
-        return self.mono() - self.started_mono
-
-    def level_summary(self) -> list[LevelFigures]:
-        stats = self.scheduler.stats(self.mono())
-        out = []
-        for level in PriorityLevel:
-            st = stats[level]
-            sla = self.sla.summary(level) if self.sla is not None else SlaWatch.empty(level)
-            out.append(
-                LevelFigures(
-                    level=level,
-                    depth=st.depth,
-                    delayed=st.delayed,
-                    in_flight=st.in_flight,
-                    at_risk=st.at_risk,
-                    oldest_wait_s=st.oldest_wait_s,
-                    next_deadline_in_s=(st.next_deadline - self.mono())
-                    if st.next_deadline is not None
-                    else None,
-                    sla_s=self.settings.sla.seconds_for(level),
-                    sla_met_ratio=sla.sla_met_ratio,
-                    finished_last_hour=sla.finished_last_hour,
-                    breaches_last_hour=sla.breaches_last_hour,
-                    throughput_per_min=sla.throughput_per_min,
-                    met_total=sla.met_total,
-                    breached_total=sla.breached_total,
-                    at_risk_precision=sla.at_risk_precision,
-                )
-            )
-        return out
-
-    def live_jobs(self, limit: int = 500) -> list[LiveJob]:
-        order = {JobStatus.PROCESSING: 0, JobStatus.QUEUED: 1}
-        jobs = sorted(
-            self.book,
-            key=lambda e: (
-                order.get(e.job.status, 2),
-                e.job.priority_level.rank,
-                e.job.deadline or e.job.queued_at + timedelta(days=3650),
-            ),
-        )
-        return jobs[:limit]

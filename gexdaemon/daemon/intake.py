@@ -11,10 +11,10 @@ and a refused batch can be fixed and sent again without creating duplicates.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -27,29 +27,30 @@ from gexdaemon.core.errors import (
     Problem,
     ShuttingDown,
 )
+from gexdaemon.core.estimates import ProcessingEstimates
 from gexdaemon.core.models import (
+    DomainContext,
     JobEvent,
     Origin,
     PriorityLevel,
     PriorityRequest,
     ProcessingJob,
     RequestSubmission,
-    SlaStatus,
     base_url_of,
     problems_of,
     time_ordered_id,
 )
-from gexdaemon.core.scheduler import Admission, SchedJob
 from gexdaemon.core.scoring import score_request
-from gexdaemon.core.vocab import EventType
+from gexdaemon.core.settings import Settings
 from gexdaemon.daemon import present
+from gexdaemon.daemon.clock import Clock
 from gexdaemon.daemon.jobbook import LiveJob
+from gexdaemon.daemon.queue import JobQueue
+from gexdaemon.daemon.rules import RuleService
+from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.fetch.http import host_allowed as fetch_host_allowed
 from gexdaemon.protocol import shapes as s
-from gexdaemon.storage.store import Change, PutJob, PutRequest, PutSource
-
-if TYPE_CHECKING:
-    from gexdaemon.daemon.app import Daemon
+from gexdaemon.storage.store import Change, PutJob, PutRequest, PutSource, Store
 
 log = structlog.get_logger("gexdaemon.intake")
 
@@ -99,8 +100,30 @@ def entries_of(payload: Any) -> tuple[list[Any], str]:
 
 
 class Intake:
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        domain_context: Callable[..., DomainContext],
+        sources: SourceBook,
+        rules: RuleService,
+        estimates: ProcessingEstimates,
+        queue: JobQueue,
+        store: Store,
+        clock: Clock,
+        accepting: Callable[[], bool],
+        wake: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._context = domain_context
+        self._sources = sources
+        self._rules = rules
+        self._estimates = estimates
+        self._queue = queue
+        self._store = store
+        self._clock = clock
+        self._accepting = accepting
+        self._wake = wake
 
     def parse(self, payload: Any, *, allow_files: bool = False) -> list[RequestSubmission]:
         """Validate every entry; raise one InvalidInput naming each bad entry and field."""
@@ -109,13 +132,13 @@ class Intake:
             raise InvalidInput.from_problems(
                 "the batch", [Problem(prefix or "(root)", "holds no requests")]
             )
-        limit = self.d.settings.api.max_batch
+        limit = self._settings.api.max_batch
         if len(entries) > limit:
             raise PayloadTooLarge(
                 f"the batch holds {len(entries)} requests; at most {limit} ([api] max_batch)"
             )
-        context = self.d.config.domain_context(allow_file_urls=allow_files)
-        allowed = self.d.settings.sources.allowed_hosts
+        context = self._context(allow_file_urls=allow_files)
+        allowed = self._settings.sources.allowed_hosts
         problems: list[Problem] = []
         bad: set[int] = set()
         subs: list[RequestSubmission] = []
@@ -160,18 +183,19 @@ class Intake:
         origin: Origin,
         level_override: PriorityLevel | None = None,
     ) -> list[Accepted]:
-        if not self.d.accepting:
+        if not self._accepting():
             raise ShuttingDown(
                 "the daemon is shutting down and accepts no new requests; retry when it is back"
             )
-        d = self.d
-        now = d.now()
+        clock, queue = self._clock, self._queue
+        now = clock.now()
         changes: list[Change] = []
         staged: list[tuple[LiveJob, JobEvent]] = []
-        rule_set = d.rules.current
+        rule_set = self._rules.current
+        priority = self._settings.priority
         for sub in subs:
             base = base_url_of(sub.source_url)
-            source, created = d.sources.ensure(base, now)
+            source, created = self._sources.ensure(base, now)
             if created:
                 changes.append(PutSource(source))
             requested_at = sub.requested_at or now
@@ -185,15 +209,14 @@ class Intake:
                 origin=origin,
                 reliability_score=source.reliability_score,
                 now=now,
-                settings=d.settings.priority,
+                settings=priority,
             )
             level = level_override or scored.level
             explanation = dict(scored.explanation)
             if level_override is not None and level_override is not scored.level:
                 explanation["override"] = {"level": level_override.value, "by": origin}
-            sla_s = d.settings.sla.seconds_for(level)
-            deadline = requested_at + timedelta(seconds=sla_s) if sla_s is not None else None
-            estimate_s = d.estimates.estimate(base, sub.data_type)
+            deadline = queue.deadline_for(level, requested_at)
+            estimate_s = self._estimates.estimate(base, sub.data_type)
             # Every field was validated by RequestSubmission (the same annotated types) or
             # made by the scorer and the SLA table; validating them again would double
             # the cost of intake. The cross-field rule (deadline >= requested_at) holds by
@@ -219,64 +242,26 @@ class Intake:
                 job=job,
                 source_key=base,
                 estimate_s=estimate_s,
-                enqueued_mono=d.mono(),
-                deadline_mono=d.to_mono(deadline),
+                enqueued_mono=clock.mono(),
+                deadline_mono=clock.to_mono(deadline),
             )
             staged.append((live, created_event))
         # The scheduler's forecast comes before the commit, so an at-risk flag is written
         # with the job rather than in a second transaction. A job it dispatches while the
         # commit is in flight is safe: its first update queues behind the insert.
-        admissions = [self._admit(live) for live, _ in staged]
+        admissions = [queue.admit(live) for live, _ in staged]
         changes += [
             c for live, event in staged for c in (PutRequest(live.request), PutJob(live.job, event))
         ]
         try:
-            await d.require_store().commit(changes)  # durable before anyone hears of it
+            await self._store.commit(changes)  # durable before anyone hears of it
         except BaseException:
             for live, _ in staged:
-                d.scheduler.cancel(live.job_id)
-                d.book.discard(live.job_id)
+                queue.forget(live.job_id)
             raise
         accepted = []
         for (live, _), admission in zip(staged, admissions, strict=True):
-            self._announce(live, admission)
-            accepted.append(Accepted(live, admission.reason))
-        d.runner.kick()
+            queue.announce(live)
+            accepted.append(Accepted(live, admission.reason if admission.at_risk else ""))
+        self._wake()
         return accepted
-
-    def _admit(self, live: LiveJob, *, not_before: float = 0.0) -> Admission:
-        d = self.d
-        d.book.add(live)
-        admission = d.scheduler.submit(
-            SchedJob(
-                job_id=live.job_id,
-                level=live.job.priority_level,
-                source=live.source_key,
-                deadline=live.deadline_mono,
-                estimate_s=live.estimate_s,
-                enqueued_at=live.enqueued_mono,
-                not_before=not_before,
-            )
-        )
-        if admission.at_risk and not live.job.at_risk:
-            live.job = live.job.model_copy(update={"at_risk": True})  # a bool on a valid job
-        return admission
-
-    def _announce(self, live: LiveJob, admission: Admission) -> None:
-        d = self.d
-        if (
-            live.deadline_mono is not None
-            and d.sla is not None
-            and live.job.sla_status is SlaStatus.PENDING
-        ):
-            d.sla.watch(live.job_id, live.deadline_mono)
-        live.at_risk_reason = admission.reason if live.job.at_risk else ""
-        d.publish(EventType.JOB_QUEUED, lambda: present.job_notice(live))
-
-    def requeue_loaded(self, live: LiveJob, *, not_before: float = 0.0) -> None:
-        """Put a job loaded at start-up (or retried) back into the scheduler."""
-        before = live.job
-        admission = self._admit(live, not_before=not_before)
-        if live.job.at_risk and not before.at_risk:
-            self.d.runner.persist_soon(PutJob(live.job, previous=before))
-        self._announce(live, admission)

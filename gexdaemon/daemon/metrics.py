@@ -8,13 +8,12 @@ commits and the event stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
 
-from gexdaemon.core.models import CircuitState, PriorityLevel
-
-if TYPE_CHECKING:
-    from gexdaemon.daemon.app import Daemon
+from gexdaemon.core.models import CircuitState, DataSource, PriorityLevel
+from gexdaemon.daemon.events import EventBus
+from gexdaemon.protocol.shapes import Queues
+from gexdaemon.storage.store import WriterStats
 
 
 def _escape(value: str) -> str:
@@ -43,13 +42,20 @@ class _Writer:
                 self.lines.append(f"{name}{_labels(**labels)} {float(value):.6g}")
 
 
-def render_metrics(d: Daemon) -> str:
+def render_metrics(
+    *,
+    queues: Queues,
+    sources: Sequence[DataSource],
+    store: WriterStats,
+    bus: EventBus,
+    uptime_s: float,
+) -> str:
+    """The same figures /v1/queues answers (one source for both), in Prometheus text."""
     w = _Writer()
-    levels = d.level_summary()
-    by = {row["level"]: row for row in levels}
+    by = {row.level: row for row in queues.levels}
 
     def per_level(key: str) -> list[tuple[dict[str, str], float | None]]:
-        return [({"level": lv.value}, by[lv.value].get(key)) for lv in PriorityLevel]
+        return [({"level": lv.value}, getattr(by[lv], key)) for lv in PriorityLevel]
 
     w.family(
         "gexd_queue_depth",
@@ -104,10 +110,9 @@ def render_metrics(d: Daemon) -> str:
         "gexd_dispatch_total",
         "counter",
         "Dispatch decisions per scheduler phase.",
-        [({"phase": p.value}, n) for p, n in d.scheduler.phase_counts.items()],
+        [({"phase": p.value}, n) for p, n in queues.phases.items()],
     )
-    w.family("gexd_workers", "gauge", "Worker slots.", [({}, d.settings.daemon.workers)])
-    sources = d.sources.all()
+    w.family("gexd_workers", "gauge", "Worker slots.", [({}, queues.workers.total)])
     w.family(
         "gexd_source_reliability",
         "gauge",
@@ -143,36 +148,30 @@ def render_metrics(d: Daemon) -> str:
         "1 while a source may be fetched from.",
         [({"source": s.base_url}, 1.0 if s.is_active else 0.0) for s in sources],
     )
-    store = d.store
-    if store is not None:
-        w.family(
-            "gexd_store_commits_total", "counter", "Group commits.", [({}, store.stats.commits)]
-        )
-        w.family(
-            "gexd_store_changes_total",
-            "counter",
-            "Changes written through group commit.",
-            [({}, store.stats.changes)],
-        )
-        w.family(
-            "gexd_store_last_commit_ms",
-            "gauge",
-            "Duration of the last group commit.",
-            [({}, store.stats.last_commit_ms)],
-        )
+    w.family("gexd_store_commits_total", "counter", "Group commits.", [({}, store.commits)])
+    w.family(
+        "gexd_store_changes_total",
+        "counter",
+        "Changes written through group commit.",
+        [({}, store.changes)],
+    )
+    w.family(
+        "gexd_store_last_commit_ms",
+        "gauge",
+        "Duration of the last group commit.",
+        [({}, store.last_commit_ms)],
+    )
     w.family(
         "gexd_events_published_total",
         "counter",
         "Events published on the stream.",
-        [({}, d.bus.published)],
+        [({}, bus.published)],
     )
     w.family(
         "gexd_event_subscribers",
         "gauge",
         "Connected event-stream clients.",
-        [({}, d.bus.subscriber_count)],
+        [({}, bus.subscriber_count)],
     )
-    w.family(
-        "gexd_uptime_seconds", "gauge", "Seconds since the daemon started.", [({}, d.uptime_s())]
-    )
+    w.family("gexd_uptime_seconds", "gauge", "Seconds since the daemon started.", [({}, uptime_s)])
     return "\n".join(w.lines) + "\n"

@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
+from gexdaemon import readout
+from gexdaemon.config import Config
 from gexdaemon.core.errors import Conflict, InvalidInput, MalformedInput, NotFound, Problem
 from gexdaemon.core.models import (
     ExpiryFilter,
@@ -25,19 +27,28 @@ from gexdaemon.core.models import (
     JobStatus,
     Origin,
     PriorityLevel,
+    ProcessingJob,
     RequestSubmission,
 )
-from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
+from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.daemon import present
+from gexdaemon.daemon.clock import Clock
 from gexdaemon.daemon.events import EventBus
+from gexdaemon.daemon.intake import Intake
 from gexdaemon.daemon.metrics import render_metrics
-from gexdaemon.daemon.sla import SlaWatch
-from gexdaemon.drop.watcher import symbol_from_name
+from gexdaemon.daemon.queue import JobQueue
+from gexdaemon.daemon.rules import RuleService
+from gexdaemon.daemon.runner import Runner, finished_conflict
+from gexdaemon.daemon.snapshots import LatestSnapshots
+from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile
+from gexdaemon.feeds.naming import symbol_of
 from gexdaemon.protocol import shapes as s
 from gexdaemon.storage import snapshots
 from gexdaemon.storage.jobs import (
+    IdKind,
+    ids_matching,
     job_detail,
     job_page,
     jobs_of_request,
@@ -46,9 +57,14 @@ from gexdaemon.storage.jobs import (
     sla_breaches,
 )
 from gexdaemon.storage.sql import run_read_only
+from gexdaemon.storage.store import Store
 
-if TYPE_CHECKING:
-    from gexdaemon.daemon.app import Daemon
+
+class AmbiguousId(InvalidInput):
+    """A short id that matches more than one job (or request, or snapshot)."""
+
+    code = "ambiguous_id"
+
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 QUERY_TIMEOUT_S = 30.0
@@ -69,49 +85,92 @@ def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _json_value(value) for key, value in row.items()}
 
 
-class Operations:
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+class Identity(Protocol):
+    """What the daemon says about itself (`Daemon` is one)."""
+
+    version: str
+    instance: str
 
     @property
-    def bus(self) -> EventBus:
-        return self.d.bus
+    def state(self) -> str: ...
+
+    def uptime_s(self) -> float: ...
+
+
+class Operations:
+    """Every operation of the socket API, over the daemon's services."""
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        config: Config,
+        store: Store,
+        queue: JobQueue,
+        runner: Runner,
+        intake: Intake,
+        rules: RuleService,
+        sources: SourceBook,
+        latest: LatestSnapshots,
+        bus: EventBus,
+        clock: Clock,
+        ingest_dir: Path,
+    ) -> None:
+        self._identity = identity
+        self._config = config
+        self._settings = config.settings
+        self._store = store
+        self._queue = queue
+        self._runner = runner
+        self._intake = intake
+        self._rules = rules
+        self._sources = sources
+        self._latest = latest
+        self.bus = bus
+        self._clock = clock
+        self._ingest_dir = ingest_dir
 
     @property
     def max_ingest_bytes(self) -> int:
-        return self.d.settings.drop.max_file_bytes
+        return self._settings.drop.max_file_bytes
 
     # -- health and queues ---------------------------------------------------------
 
     def health(self) -> s.Health:
-        d = self.d
-        store = d.store
+        me, cfg, stats, sched = (
+            self._identity,
+            self._config,
+            self._store.stats,
+            self._queue.scheduler,
+        )
         return s.Health(
-            status="ok" if d.state == "running" else d.state,
-            version=d.version,
-            uptime_s=round(d.uptime_s(), 3),
-            instance=d.instance,
+            status="ok" if me.state == "running" else me.state,
+            version=me.version,
+            uptime_s=round(me.uptime_s(), 3),
+            instance=me.instance,
             pid=os.getpid(),
-            socket=str(d.config.socket_path),
-            data_dir=str(d.config.data_dir),
-            drop_dir=str(d.config.drop_dir),
-            workers=d.settings.daemon.workers,
-            queued=d.scheduler.queued_count,
-            in_flight=d.scheduler.in_flight_count,
+            socket=str(cfg.socket_path),
+            data_dir=str(cfg.data_dir),
+            drop_dir=str(cfg.drop_dir),
+            workers=self._settings.daemon.workers,
+            queued=sched.queued_count,
+            in_flight=sched.in_flight_count,
             store=s.StoreFigures(
-                commits=store.stats.commits if store else 0,
-                changes=store.stats.changes if store else 0,
-                last_commit_ms=round(store.stats.last_commit_ms, 3) if store else None,
+                commits=stats.commits,
+                changes=stats.changes,
+                last_commit_ms=round(stats.last_commit_ms, 3),
             ),
-            events=s.EventFigures(last_seq=d.bus.last_seq, subscribers=d.bus.subscriber_count),
+            events=s.EventFigures(
+                last_seq=self.bus.last_seq, subscribers=self.bus.subscriber_count
+            ),
         )
 
     def queues(self) -> s.Queues:
-        d = self.d
+        sched = self._queue.scheduler
         return s.Queues(
-            levels=d.level_summary(),
-            workers=s.Workers(total=d.settings.daemon.workers, busy=d.scheduler.in_flight_count),
-            phases=dict(d.scheduler.phase_counts),
+            levels=self._queue.figures(),
+            workers=s.Workers(total=self._settings.daemon.workers, busy=sched.in_flight_count),
+            phases=dict(sched.phase_counts),
             sources=[
                 s.SourceLane(
                     source=lane.source,
@@ -121,14 +180,13 @@ class Operations:
                     tokens=round(lane.tokens, 2),
                     access=lane.access,
                 )
-                for lane in d.scheduler.source_stats()
+                for lane in sched.source_stats()
             ],
         )
 
     async def sla(self) -> s.SlaReport:
-        d = self.d
-        breached = await d.require_store().read(sla_breaches, 200)
-        now = d.now()
+        breached = await self._store.read(sla_breaches, 200)
+        now = self._clock.now()
         breaches = []
         for row in breached:
             listed = present.listed_job(row)
@@ -141,8 +199,8 @@ class Operations:
             )
         return s.SlaReport(
             breaches=breaches,
-            at_risk=[present.job_row(live) for live in d.book if live.job.at_risk],
-            levels=[d.sla.summary(lv) if d.sla else SlaWatch.empty(lv) for lv in PriorityLevel],
+            at_risk=[present.job_row(live) for live in self._queue.book if live.job.at_risk],
+            levels=[self._queue.sla_watch.summary(lv) for lv in PriorityLevel],
         )
 
     # -- requests and jobs -----------------------------------------------------------
@@ -152,14 +210,15 @@ class Operations:
     ) -> s.Accepted | s.AcceptedBatch:
         # A client may say it is the CLI or the dashboard; anything else counts as the API.
         said = CLIENT_ORIGINS.get(origin, Origin.API)
-        subs = self.d.intake.parse(payload)
-        accepted = await self.d.intake.submit(subs, origin=said)
+        subs = self._intake.parse(payload)
+        accepted = await self._intake.submit(subs, origin=said)
         single = isinstance(payload, Mapping) and "requests" not in payload
         items = [a.receipt(explain=single) for a in accepted]
         return items[0] if single else s.AcceptedBatch(requests=items, accepted=len(items))
 
-    async def get_request(self, request_id: uuid.UUID) -> s.RequestView:
-        store = self.d.require_store()
+    async def get_request(self, ref: str) -> s.RequestView:
+        request_id = await self._resolve(ref, "request")
+        store = self._store
         request = await store.read(load_request, request_id)
         if request is None:
             raise NotFound(f"no request {request_id}")
@@ -186,7 +245,7 @@ class Operations:
                 raise InvalidInput.from_problems(
                     "the filter", [Problem("cursor", "is not a cursor this API returned")]
                 ) from None
-        page = await self.d.require_store().read(
+        page = await self._store.read(
             job_page, status=status, level=level, symbol=sym, before=before, limit=limit
         )
         jobs = [self._listed(row) for row in page.jobs]
@@ -195,18 +254,19 @@ class Operations:
     def _listed(self, row: Mapping[str, Any]) -> s.JobRow:
         """A stored job's row; a live one says why it is at risk, as the book knows."""
         listed = present.listed_job(row)
-        live = self.d.book.live(uuid.UUID(listed.job_id))
+        live = self._queue.book.live(uuid.UUID(listed.job_id))
         if live is not None and live.at_risk_reason:
             listed.at_risk_reason = live.at_risk_reason
         return listed
 
-    async def get_job(self, job_id: uuid.UUID) -> s.JobDetail:
-        found = await self.d.require_store().read(job_detail, job_id)
+    async def get_job(self, ref: str) -> s.JobDetail:
+        job_id = await self._resolve(ref, "job")
+        found = await self._store.read(job_detail, job_id)
         if found is None:
             raise NotFound(
                 f"no job {job_id} (archived jobs are in the processing_jobs_all view: gexdaemon query)"
             )
-        live = self.d.book.get(job_id)
+        live = self._queue.book.get(job_id)
         return s.JobDetail(
             job=present.job_view(found.job),
             request=present.request_view(found.request) if found.request else None,
@@ -215,43 +275,71 @@ class Operations:
             live=present.job_row(live) if live is not None else None,
         )
 
-    async def cancel_job(self, job_id: uuid.UUID) -> s.JobRow:
-        if self.d.book.get(job_id) is None:
-            await self._known_job(job_id)
+    async def cancel_job(self, ref: str) -> s.JobRow:
+        job_id = await self._resolve(ref, "job")
+        if self._queue.book.get(job_id) is None:
+            job = await self._stored_job(job_id)
+            raise finished_conflict(job)
+        live = await self._runner.cancel(job_id)
+        return present.job_row(live)
+
+    async def retry_job(self, ref: str, *, by: str) -> s.JobRow:
+        job_id = await self._resolve(ref, "job")
+        live = await self._runner.retry(job_id, by=by)
+        return present.job_row(live)
+
+    async def change_job(self, ref: str, change: s.JobChange, *, by: str) -> s.JobRow:
+        job_id = await self._resolve(ref, "job")
+        if self._queue.book.live(job_id) is None:
+            job = await self._stored_job(job_id)
             raise Conflict(
-                f"job {job_id} has already finished; only QUEUED or PROCESSING jobs can be cancelled"
+                f"only a QUEUED job can change level; job {readout.short_id(job_id)} is "
+                f"{job.status.value.upper()}"
             )
-        live = await self.d.runner.cancel(job_id)
+        live = await self._runner.set_level(job_id, change.priority_level, by=by)
         return present.job_row(live)
 
-    async def retry_job(self, job_id: uuid.UUID) -> s.JobRow:
-        live = await self.d.runner.retry(job_id)
-        return present.job_row(live)
-
-    async def change_job(self, job_id: uuid.UUID, change: s.JobChange) -> s.JobRow:
-        if self.d.book.live(job_id) is None:
-            await self._known_job(job_id)
-        live = await self.d.runner.set_level(job_id, change.priority_level)
-        return present.job_row(live)
-
-    async def _known_job(self, job_id: uuid.UUID) -> None:
-        job = await self.d.require_store().read(load_job, job_id)
+    async def _stored_job(self, job_id: uuid.UUID) -> ProcessingJob:
+        job = await self._store.read(load_job, job_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
+        return job
+
+    async def _resolve(self, ref: str, kind: IdKind) -> uuid.UUID:
+        """A full id, or the short id the CLI and the dashboard show (or a unique start of it)."""
+        try:
+            return uuid.UUID(ref)
+        except ValueError:
+            pass
+        text = ref.strip().lower().replace("-", "")
+        if not 4 <= len(text) <= 31 or any(c not in "0123456789abcdef" for c in text):
+            raise NotFound(
+                f"{ref!r} is not a {kind} id: give the full id or its short form "
+                "(the 8 characters `gexdaemon jobs` shows; a unique start of them is enough)"
+            )
+        found = await self._store.read(ids_matching, kind, text)
+        if not found:
+            raise NotFound(f"no {kind} matches {ref!r}")
+        if len(found) > 1:
+            raise AmbiguousId(
+                f"{ref!r} matches {len(found)} {kind}s; give more of the id",
+                details=[Problem(readout.short_id(m.id), m.describe()) for m in found],
+            )
+        return found[0].id
 
     # -- rules ---------------------------------------------------------------------
 
     async def list_rules(self) -> s.RuleList:
         return s.RuleList(
-            rules=[present.rule_view(r) for r in self.d.rules.rules],
-            fingerprint=self.d.rules.current.fingerprint,
+            rules=[present.rule_view(r) for r in self._rules.rules],
+            fingerprint=self._rules.current.fingerprint,
         )
 
     async def get_rule(self, ref: str) -> s.RuleView:
-        return present.rule_view(self.d.rules.find(ref))
+        return present.rule_view(self._rules.find(ref))
 
     async def create_rule(self, draft: s.RuleDraft) -> s.SavedRule:
-        return await self.d.rules.create(draft.to_builtins())
+        return await self._rules.create(draft.to_builtins())
 
     async def update_rule(self, ref: str, change: s.RuleChange) -> s.SavedRule:
         sent = {k: v for k, v in change.to_builtins().items() if v is not None}
@@ -259,21 +347,21 @@ class Operations:
             raise InvalidInput.from_problems(
                 "the rule change", [Problem("(root)", "names no field to change")]
             )
-        return await self.d.rules.update(ref, sent)
+        return await self._rules.update(ref, sent)
 
     async def delete_rule(self, ref: str) -> s.RuleView:
-        return await self.d.rules.delete(ref)
+        return await self._rules.delete(ref)
 
     async def rule_history(self, ref: str) -> s.RuleHistory:
-        return s.RuleHistory(history=await self.d.rules.history(ref))
+        return s.RuleHistory(history=await self._rules.history(ref))
 
     async def test_rules(self, test: s.ShadowTest) -> s.ShadowReport:
-        return await self.d.rules.test(test.to_builtins())
+        return await self._rules.test(test.to_builtins())
 
     # -- sources -------------------------------------------------------------------
 
     def list_sources(self) -> s.SourceList:
-        return s.SourceList(sources=[present.source_view(src) for src in self.d.sources.all()])
+        return s.SourceList(sources=[present.source_view(src) for src in self._sources.all()])
 
     async def change_source(self, ref: str, change: s.SourceChange) -> s.SourceView:
         value = change.is_active if change.is_active is not None else change.enabled
@@ -287,7 +375,7 @@ class Operations:
                     )
                 ],
             )
-        source = await self.d.sources.set_enabled(ref, value)
+        source = await self._sources.set_enabled(ref, value)
         return present.source_view(source)
 
     # -- snapshots -----------------------------------------------------------------
@@ -296,33 +384,26 @@ class Operations:
         self, *, symbol: str | None, date: str | None, limit: int
     ) -> s.SnapshotList:
         sym = normalize_symbol(symbol) if symbol else None
-        found = await self.d.require_store().read(
-            lambda cur: snapshots.list_snapshots(cur, sym, date, limit)
-        )
+        found = await self._store.read(snapshots.list_snapshots, sym, date, limit)
         return s.SnapshotList(snapshots=[present.snapshot_summary(row) for row in found])
 
     async def latest_snapshot(self, symbol: str, expiry: ExpiryFilter | None) -> s.SnapshotView:
         sym = normalize_symbol(symbol)
-        found = await self.d.require_store().read(
-            lambda cur: snapshots.latest_snapshot(cur, sym, expiry)
-        )
+        found = await self._store.read(snapshots.latest_snapshot, sym, expiry)
         if found is None:
             raise NotFound(f"no snapshot of {sym} yet")
         return present.snapshot_view(found)
 
-    async def get_snapshot(self, snapshot_id: uuid.UUID) -> s.SnapshotView:
-        found = await self.d.require_store().read(
-            lambda cur: snapshots.load_snapshot(cur, snapshot_id)
-        )
+    async def get_snapshot(self, ref: str) -> s.SnapshotView:
+        snapshot_id = await self._resolve(ref, "snapshot")
+        found = await self._store.read(snapshots.load_snapshot, snapshot_id)
         if found is None:
             raise NotFound(f"no snapshot {snapshot_id}")
         return present.snapshot_view(found)
 
     async def gex_history(self, symbol: str, limit: int) -> s.GexHistory:
         sym = normalize_symbol(symbol)
-        points = await self.d.require_store().read(
-            lambda cur: snapshots.gex_history(cur, sym, limit)
-        )
+        points = await self._store.read(snapshots.gex_history, sym, limit)
         return msgspec.convert(
             {"symbol": sym, "points": [{"snapshot_at": at, "total_gex": g} for at, g in points]},
             s.GexHistory,
@@ -332,9 +413,7 @@ class Operations:
 
     async def query(self, sql: str, *, limit: int) -> s.QueryResult:
         """Read-only SQL: one SELECT; the database cannot touch files outside the data directory."""
-        found = await self.d.require_store().read(
-            run_read_only, sql, limit=limit, timeout_s=QUERY_TIMEOUT_S
-        )
+        found = await self._store.read(run_read_only, sql, limit=limit, timeout_s=QUERY_TIMEOUT_S)
         return s.QueryResult(
             columns=found.columns,
             rows=[[_json_value(v) for v in r] for r in found.rows],
@@ -351,22 +430,20 @@ class Operations:
         if not data:
             raise MalformedInput("the uploaded file is empty")
         name = SAFE_NAME.sub("_", Path(filename).name)[:120] or "upload"
-        fmt, _ = registry.detect(FeedFile(name=name, data=data))
-        optionable = self.d.config.domain_context().optionable
-        sym = normalize_symbol(symbol) if symbol else symbol_from_name(name, optionable)
-        if sym is None:
-            _, parsed = await asyncio.to_thread(registry.parse, FeedFile(name=name, data=data))
-            sym = (
-                underlying_of_root(normalize_symbol(parsed.underlying))
-                if parsed.underlying
-                else None
-            )
+        feed = FeedFile(name=name, data=data)
+        fmt, _ = registry.detect(feed)
+        optionable = self._config.domain_context().optionable
+        sym = (
+            normalize_symbol(symbol)
+            if symbol
+            else await asyncio.to_thread(symbol_of, feed, optionable)
+        )
         if sym is None:
             raise InvalidInput.from_problems(
                 name, [Problem("symbol", "the file does not say its underlying; pass --symbol")]
             )
         lv = level
-        target = self.d.ingest_dir / f"{uuid.uuid4().hex[:12]}_{name}"
+        target = self._ingest_dir / f"{uuid.uuid4().hex[:12]}_{name}"
         await asyncio.to_thread(target.write_bytes, data)
         sub = RequestSubmission.parse(
             {
@@ -375,11 +452,11 @@ class Operations:
                 "market_symbol": sym,
                 "metadata": {"file": name, "format": fmt.name, "bytes": len(data)},
             },
-            context=self.d.config.domain_context(allow_file_urls=True),
+            context=self._config.domain_context(allow_file_urls=True),
             what=name,
         )
         try:
-            accepted = await self.d.intake.submit([sub], origin=Origin.INGEST, level_override=lv)
+            accepted = await self._intake.submit([sub], origin=Origin.INGEST, level_override=lv)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -391,28 +468,32 @@ class Operations:
         )
 
     async def archive(self) -> s.ArchiveResult:
-        store = self.d.require_store()
-        report = await asyncio.wrap_future(store.archive(now=self.d.now()))
+        report = await asyncio.wrap_future(self._store.archive(now=self._clock.now()))
         return msgspec.convert(report.as_dict(), s.ArchiveResult)
 
     def metrics_text(self) -> str:
-        return render_metrics(self.d)
+        return render_metrics(
+            queues=self.queues(),
+            sources=self._sources.all(),
+            store=self._store.stats,
+            bus=self.bus,
+            uptime_s=self._identity.uptime_s(),
+        )
 
     # -- the event stream's first message ------------------------------------------
 
     def state_message(self) -> s.StateMessage:
         """Everything a dashboard needs to draw itself, built without awaiting (so no event slips in)."""
-        d = self.d
         return s.StateMessage(
-            seq=d.bus.last_seq,
-            at=d.now(),
+            seq=self.bus.last_seq,
+            at=self._clock.now(),
             state=s.DeskState(
                 health=self.health(),
                 queues=self.queues(),
-                jobs=[present.job_row(live) for live in d.live_jobs(limit=2000)],
-                recent=[present.job_row(live) for live in d.book.recent()[:500]],
+                jobs=[present.job_row(live) for live in self._queue.live_jobs(limit=2000)],
+                recent=[present.job_row(live) for live in self._queue.book.recent()[:500]],
                 sources=self.list_sources().sources,
-                rules=[present.rule_view(r) for r in d.rules.rules],
-                snapshots=list(d.latest_snapshots.values()),
+                rules=[present.rule_view(r) for r in self._rules.rules],
+                snapshots=self._latest.all(),
             ),
         )

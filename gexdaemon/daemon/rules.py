@@ -7,19 +7,22 @@ swapped in, so the next request is scored with it and records its versions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
 
 import msgspec
 
-from gexdaemon.core.errors import InvalidInput, Problem
+from gexdaemon.core.errors import InvalidInput, NotFound, Problem
 from gexdaemon.core.models import PriorityRule
 from gexdaemon.core.rulebook import find_rule, name_key
 from gexdaemon.core.rules import compile_condition
 from gexdaemon.core.scoring import RuleSet
+from gexdaemon.core.settings import PrioritySettings, RulesSettings
 from gexdaemon.core.shadow import shadow_test
 from gexdaemon.core.vocab import EventType
 from gexdaemon.daemon import present
+from gexdaemon.daemon.events import EventBus
 from gexdaemon.protocol.shapes import RuleVersionView, RuleView, SavedRule, ShadowReport
 from gexdaemon.storage.jobs import MAX_RECENT_REQUESTS, recent_requests
 from gexdaemon.storage.rules import (
@@ -30,9 +33,7 @@ from gexdaemon.storage.rules import (
     seed_rules_if_empty,
     update_rule,
 )
-
-if TYPE_CHECKING:
-    from gexdaemon.daemon.app import Daemon
+from gexdaemon.storage.store import Store
 
 RULE_FIELDS = {"name", "description", "condition", "priority_score", "is_active"}
 DEFAULT_SHADOW_LIMIT = 500
@@ -60,19 +61,32 @@ def _fields(payload: Any, *, required: set[str], what: str) -> dict[str, Any]:
 
 
 class RuleService:
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        now: Callable[[], datetime],
+        settings: RulesSettings,
+        priority: PrioritySettings,
+        reliability: Callable[[], Mapping[str, float]],
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._now = now
+        self._settings = settings
+        self._priority = priority
+        self._reliability = reliability
         self.rules: list[PriorityRule] = []
         self.current = RuleSet.from_rules([])
 
     async def load(self) -> None:
-        store = self.d.require_store()
-        settings = self.d.settings.rules
-        await store.edit(seed_rules_if_empty, settings.seed, self.d.now(), settings=settings)
+        settings = self._settings
+        await self._store.edit(seed_rules_if_empty, settings.seed, self._now(), settings=settings)
         await self._reload()
 
     async def _reload(self) -> None:
-        self.rules = await self.d.require_store().read(list_rules)
+        self.rules = await self._store.read(list_rules)
         self.current = RuleSet.from_rules(self.rules)
 
     def find(self, ref: str) -> PriorityRule:
@@ -80,32 +94,43 @@ class RuleService:
 
     async def create(self, payload: Any) -> SavedRule:
         data = _fields(payload, required={"name", "condition", "priority_score"}, what="the rule")
-        rule = await self.d.require_store().edit(
-            create_rule, now=self.d.now(), settings=self.d.settings.rules, **data
-        )
+        rule = await self._store.edit(create_rule, now=self._now(), settings=self._settings, **data)
         await self._reload()
-        self.d.publish(EventType.RULE_CREATED, present.rule_view(rule))
+        self._bus.publish(EventType.RULE_CREATED, present.rule_view(rule))
         return saved_rule(rule)
 
     async def update(self, ref: str, payload: Any) -> SavedRule:
         data = _fields(payload, required=set(), what="the rule change")
-        rule = await self.d.require_store().edit(
-            update_rule, ref, now=self.d.now(), settings=self.d.settings.rules, **data
+        rule = await self._store.edit(
+            update_rule, ref, now=self._now(), settings=self._settings, **data
         )
         await self._reload()
-        self.d.publish(EventType.RULE_UPDATED, present.rule_view(rule))
+        self._bus.publish(EventType.RULE_UPDATED, present.rule_view(rule))
         return saved_rule(rule)
 
     async def delete(self, ref: str) -> RuleView:
-        rule = await self.d.require_store().edit(delete_rule, ref, now=self.d.now())
+        rule = await self._store.edit(delete_rule, ref, now=self._now())
         await self._reload()
         view = present.rule_view(rule)
-        self.d.publish(EventType.RULE_DELETED, view)
+        self._bus.publish(EventType.RULE_DELETED, view)
         return view
 
     async def history(self, ref: str) -> list[RuleVersionView]:
-        rule = self.find(ref)
-        versions = await self.d.require_store().read(rule_history, rule.rule_id)
+        """Every version of a rule, found by id or name among live and deleted rules."""
+        try:
+            rule_id = self.find(ref).rule_id
+            versions = await self._store.read(rule_history, rule_id)
+        except NotFound:
+            # A deleted rule lives on in its history: the newest rule of that name or id.
+            every = await self._store.read(rule_history)
+            key = ref.strip()
+            matches = [
+                v for v in every if str(v.rule_id) == key or name_key(v.name) == name_key(key)
+            ]
+            if not matches:
+                raise
+            rule_id = matches[-1].rule_id
+            versions = [v for v in every if v.rule_id == rule_id]
         return [present.rule_version(v) for v in versions]
 
     async def test(self, payload: Any) -> ShadowReport:
@@ -139,7 +164,7 @@ class RuleService:
             raise InvalidInput.from_problems(
                 "the shadow test", [Problem("rules", "must be a list of rules")]
             )
-        now = self.d.now()
+        now = self._now()
         drafts: list[PriorityRule] = []
         problems: list[Problem] = []
         for i, item in enumerate(raw):
@@ -166,14 +191,13 @@ class RuleService:
             for draft in drafts:
                 by_name[name_key(draft.name)] = draft
             candidate_rules = list(by_name.values())
-        requests = await self.d.require_store().read(recent_requests, limit)
-        reliability = {s.base_url: s.reliability_score for s in self.d.sources.all()}
+        requests = await self._store.read(recent_requests, limit)
         report = shadow_test(
             requests,
             self.current,
             RuleSet.from_rules(candidate_rules),
-            settings=self.d.settings.priority,
-            reliability=reliability,
+            settings=self._priority,
+            reliability=self._reliability(),
             now=now,
         )
         return msgspec.convert(report.as_dict() | {"mode": mode}, ShadowReport)

@@ -1,14 +1,17 @@
-"""Job execution: the worker pool the scheduler drives, leases, retries and recovery.
+"""Job execution: the worker pool the scheduler drives, leases, retries, deadlines and recovery.
 
 A dispatched job moves QUEUED -> PROCESSING with a lease (owner = this daemon
-instance) that a heartbeat renews; it fetches its chain (HTTP, or a file the
-drop folder or `ingest` stored inside the data directory), computes the
-snapshot on the compute threads, persists it (idempotent per job), and ends
-COMPLETED. A failure is classified: transient ones are retried with full-jitter
-backoff capped by the remaining slack (PROCESSING -> FAILED -> QUEUED, the
-attempt counted), permanent ones end FAILED with a message a trader can act on.
+instance) that a heartbeat renews; the executor performs the attempt (fetch,
+compute, persist); the runner decides what its outcome means. A failure is
+classified: transient ones are retried with full-jitter backoff capped by the
+remaining slack (PROCESSING -> FAILED -> QUEUED, the attempt counted),
+permanent ones end FAILED with a message a trader can act on.
 
-Recovery: at start every QUEUED job goes back to the scheduler, and every
+Deadlines: an unfinished job is breached the moment its deadline passes; a
+queued job whose source is down (breaker open, disabled) fails then, with that
+reason, instead of waiting unseen for probes.
+
+Recovery: at start every QUEUED job goes back to the queue, and every
 PROCESSING job whose lease expired is requeued with the attempt counted (or
 failed, if its retries are used up); a lease still running is reaped when it
 expires. Processing is idempotent, so running a job twice is harmless.
@@ -18,22 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import os
 import random
-import time
 import uuid
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from gexdaemon.core.errors import Conflict, GexError, IllegalTransition, InvalidInput, NotFound
+from gexdaemon import readout
+from gexdaemon.core.errors import Conflict, NotFound
+from gexdaemon.core.estimates import ProcessingEstimates
 from gexdaemon.core.models import (
+    DomainContext,
+    JobEvent,
     JobStatus,
     PriorityLevel,
     PriorityRequest,
@@ -42,55 +42,67 @@ from gexdaemon.core.models import (
     base_url_of,
     check_transition,
 )
-from gexdaemon.core.retry import SOURCE_FAULTS, FailureCode, decide_retry, is_retryable
+from gexdaemon.core.retry import FailureCode, decide_retry, is_retryable
+from gexdaemon.core.scheduler import Dispatch
+from gexdaemon.core.settings import Settings
 from gexdaemon.core.vocab import EventType
 from gexdaemon.daemon import present
+from gexdaemon.daemon.clock import Clock
+from gexdaemon.daemon.events import EventBus
+from gexdaemon.daemon.execute import Executor, Outcome
 from gexdaemon.daemon.jobbook import LiveJob
-from gexdaemon.fetch.http import FetchError, fetch_to_file
-from gexdaemon.pipeline.snapshot import compute_snapshot
+from gexdaemon.daemon.queue import JobQueue
+from gexdaemon.daemon.snapshots import LatestSnapshots
+from gexdaemon.daemon.sources import SourceBook
+from gexdaemon.daemon.writes import BackgroundWrites
 from gexdaemon.storage.jobs import load_job, load_request, load_unfinished
-from gexdaemon.storage.snapshots import persist_snapshot_async
-from gexdaemon.storage.store import Change, PutJob
-
-if TYPE_CHECKING:
-    from gexdaemon.core.scheduler import Dispatch
-    from gexdaemon.daemon.app import Daemon
+from gexdaemon.storage.store import Change, PutJob, Store
 
 log = structlog.get_logger("gexdaemon.runner")
 
-# Extra time a job may take beyond its fetch timeout for parse, compute and persist.
-COMPUTE_BUDGET_S = 120.0
-
-
-@dataclass
-class Outcome:
-    ok: bool
-    records: int = 0
-    size_bytes: int = 0
-    snapshot_id: str | None = None
-    code: FailureCode | None = None
-    message: str = ""
-    retry_after_s: float | None = None
-    source_fault: bool = False
-    fetch_s: float = 0.0
-
 
 class Runner:
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        instance: str,
+        queue: JobQueue,
+        store: Store,
+        writes: BackgroundWrites,
+        sources: SourceBook,
+        estimates: ProcessingEstimates,
+        executor: Executor,
+        latest: LatestSnapshots,
+        bus: EventBus,
+        clock: Clock,
+        domain_context: Callable[[], DomainContext],
+    ) -> None:
+        self._settings = settings
+        self._instance = instance
+        self._queue = queue
+        self._store = store
+        self._writes = writes
+        self._sources = sources
+        self._estimates = estimates
+        self._executor = executor
+        self._latest = latest
+        self._bus = bus
+        self._clock = clock
+        self._context = domain_context
         self._wake = asyncio.Event()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._foreign_leases: dict[uuid.UUID, datetime] = {}
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._stopping = False
-        self._pending_writes: set[asyncio.Future[None]] = set()
-        # Python shares one core between threads (the GIL): left alone, three LOW chains
-        # computing in threads beside a CRITICAL one gave it a quarter of the CPU. So
-        # non-CRITICAL chains compute in separate processes, at most `compute_slots` at
-        # once (a slot here), and CRITICAL ones in this process's threads, at once.
-        self.compute_gate = asyncio.Semaphore(
-            daemon.settings.daemon.shared_compute_slots(os.cpu_count() or 1)
-        )
+
+    @property
+    def queued(self) -> int:
+        return self._queue.scheduler.queued_count
+
+    @property
+    def running(self) -> int:
+        return self._queue.scheduler.in_flight_count
 
     # -- scheduling loop ----------------------------------------------------------
 
@@ -98,100 +110,82 @@ class Runner:
         self._wake.set()
 
     async def loop(self) -> None:
-        sched = self.d.scheduler
+        sched, queue, mono = self._queue.scheduler, self._queue, self._clock.mono
         while not self._stopping:
             self._dispatch_ready()
-            self._flag_new_risks()
-            wake_at = sched.next_wakeup()
-            timeout = None if wake_at is None else max(0.0, wake_at - self.d.mono())
+            forecast_at = queue.forecast_due()
+            if forecast_at is not None and forecast_at <= mono():
+                queue.forecast()
+            wakes = [t for t in (sched.next_wakeup(), queue.forecast_due()) if t is not None]
+            timeout = max(0.0, min(wakes) - mono()) if wakes else 60.0
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=min(timeout, 60.0) if timeout is not None else 60.0
-                )
+                await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 60.0))
 
     def _dispatch_ready(self) -> None:
-        sched = self.d.scheduler
+        sched, book = self._queue.scheduler, self._queue.book
         while not self._stopping and sched.free_slots > 0:
             dispatch = sched.dispatch()
             if dispatch is None:
                 return
-            live = self.d.book.live(dispatch.job_id)  # type: ignore[arg-type]
+            live = book.live(dispatch.job_id)  # type: ignore[arg-type]
             if live is None or live.job.status is not JobStatus.QUEUED:
                 sched.finish(dispatch.job_id, 0.0)
                 continue
             task = asyncio.create_task(self._run(live, dispatch), name=f"job-{live.job_id}")
             self._tasks[live.job_id] = task
 
-    def _flag_new_risks(self) -> None:
-        for job_id in self.d.scheduler.take_at_risk():
-            live = self.d.book.live(job_id)  # type: ignore[arg-type]
-            if live is None or live.job.at_risk:
-                continue
-            flagged = live.job.evolve(at_risk=True)
-            self.persist_soon(PutJob(flagged, previous=live.job))
-            live.job = flagged
-            self.d.publish(EventType.SLA_AT_RISK, present.job_notice(live))
-
-    def persist_soon(self, *changes: Change) -> None:
-        """Write without waiting (flags and lease renewals); failures are logged."""
-        store = self.d.store
-        if store is None:
-            return
-        fut = asyncio.ensure_future(store.commit(list(changes)))
-        self._pending_writes.add(fut)
-
-        def done(f: asyncio.Future[None]) -> None:
-            self._pending_writes.discard(f)
-            if not f.cancelled() and f.exception() is not None:
-                log.error("background write failed", error=str(f.exception()))
-
-        fut.add_done_callback(done)
-
     # -- one job --------------------------------------------------------------------
 
     async def _run(self, live: LiveJob, dispatch: Dispatch) -> None:
-        d = self.d
+        clock = self._clock
         structlog.contextvars.bind_contextvars(job_id=str(live.job_id))
-        started_mono = d.mono()
+        started_mono = clock.mono()
         slot_held = True
 
         def release_slot() -> float:
             # The scheduler must see the slot free before a retry re-enters it.
             nonlocal slot_held
-            ran_s = d.mono() - started_mono
+            ran_s = clock.mono() - started_mono
             if slot_held:
                 slot_held = False
-                d.scheduler.finish(live.job_id, ran_s)
+                self._queue.scheduler.finish(live.job_id, ran_s)
             return ran_s
 
         try:
-            now = d.now()
+            now = clock.now()
             before = live.job
             running, event = before.transition(
                 JobStatus.PROCESSING,
                 now,
-                lease_owner=d.instance,
-                lease_expires_at=now + timedelta(seconds=d.settings.daemon.lease_s),
+                lease_owner=self._instance,
+                lease_expires_at=now + timedelta(seconds=self._settings.daemon.lease_s),
                 dispatch_phase=dispatch.phase.value,
                 at_risk=before.at_risk or dispatch.at_risk,
                 next_attempt_at=None,
-                context=d.config.domain_context(),
+                context=self._context(),
             )
-            await d.require_store().commit([PutJob(running, event, previous=before)])
+            await self._store.commit([PutJob(running, event, previous=before)])
             live.job = running
             live.dispatch_phase = dispatch.phase.value
-            d.publish(
+            self._bus.publish(
                 EventType.JOB_STARTED,
                 lambda: present.job_notice(live, waited_s=round(dispatch.waited_s, 3)),
             )
             heartbeat = asyncio.create_task(self._heartbeat(live))
             try:
-                outcome = await self._guarded_execute(live)
+                outcome = await self._executor.attempt(live)
             finally:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
+            if outcome.ok and outcome.snapshot is not None:
+                summary = present.snapshot_summary(outcome.snapshot.snapshot_row)
+                live.snapshot_id = summary.snapshot_id
+                self._latest.note(summary)
+                self._bus.publish(
+                    EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, live)
+                )
             await self._finish(live, outcome, release_slot())
         except asyncio.CancelledError:
             release_slot()
@@ -212,166 +206,24 @@ class Runner:
         finally:
             release_slot()
             self._tasks.pop(live.job_id, None)
-            d.sources.job_ended(live.source_key)
+            self._sources.job_ended(live.source_key)
             structlog.contextvars.unbind_contextvars("job_id")
             self.kick()
 
-    async def _guarded_execute(self, live: LiveJob) -> Outcome:
-        timeout = (
-            self.d.settings.sources.timeouts.for_level(live.job.priority_level) + COMPUTE_BUDGET_S
-        )
-        try:
-            return await asyncio.wait_for(self._execute(live), timeout)
-        except TimeoutError:
-            return Outcome(
-                ok=False,
-                code=FailureCode.TIMEOUT,
-                source_fault=True,
-                message=f"the job ran longer than {timeout:.0f} s and was stopped",
-            )
-
-    async def _execute(self, live: LiveJob) -> Outcome:
-        d = self.d
-        request = live.request
-        url = request.source_url
-        fetched: Path | None = None
-        fetch_started = time.perf_counter()
-        try:
-            if url.startswith("file://"):
-                path = self._local_file(url)
-                size = path.stat().st_size
-                fetch_s = 0.0
-            else:
-                assert d.http is not None
-                src = d.settings.sources
-                download = await fetch_to_file(
-                    d.http,
-                    url,
-                    d.tmp_dir,
-                    timeout_s=src.timeouts.for_level(live.job.priority_level),
-                    connect_timeout_s=src.connect_timeout_s,
-                    max_bytes=src.max_body_bytes,
-                    max_redirects=src.max_redirects,
-                    allowed_hosts=src.allowed_hosts,
-                )
-                fetched = path = download.path
-                size = download.size_bytes
-                fetch_s = download.elapsed_s
-            d.sources.record(
-                live.source_key, ok=True, elapsed_s=time.perf_counter() - fetch_started
-            )
-        except FetchError as exc:
-            # Every failed fetch counts against reliability (successful / total); only the
-            # faults that say the source is unwell (timeouts, 5xx, ...) feed its breaker.
-            fault = exc.failure in SOURCE_FAULTS
-            d.sources.record(
-                live.source_key,
-                ok=False,
-                elapsed_s=time.perf_counter() - fetch_started,
-                breaker_fault=fault,
-            )
-            return Outcome(
-                ok=False,
-                code=exc.failure,
-                message=exc.message,
-                source_fault=fault,
-                retry_after_s=getattr(exc, "retry_after_s", None),
-            )
-        except OSError as exc:
-            return Outcome(
-                ok=False,
-                code=FailureCode.UNPARSEABLE,
-                message=f"cannot read {unquote(urlsplit(url).path)}: {exc.strerror or exc}",
-            )
-        try:
-            loop = asyncio.get_running_loop()
-            compute = functools.partial(
-                compute_snapshot,
-                path,
-                job_id=live.job_id,
-                symbol_hint=request.market_symbol,
-                settings=d.settings.gex,
-                now=d.now(),
-                context=d.config.domain_context(allow_any_symbol=True),
-            )
-            try:
-                if live.job.priority_level is PriorityLevel.CRITICAL or d.compute_procs is None:
-                    snapshot = await loop.run_in_executor(d.compute_pool, compute)
-                else:
-                    async with self.compute_gate:  # CPU stays free for CRITICAL work
-                        try:
-                            snapshot = await loop.run_in_executor(d.compute_procs, compute)
-                        except BrokenProcessPool:
-                            d.restart_compute_processes()
-                            return Outcome(
-                                ok=False,
-                                code=FailureCode.WORKER_LOST,
-                                size_bytes=size,
-                                message="the compute process died (killed or out of memory)",
-                            )
-            except GexError:
-                raise
-            except Exception as exc:
-                # A parser failing other than with a ChainError (a file odd enough to find a
-                # bug): the same file fails the same way again, so no retry. The trader gets
-                # the file and the error; the log keeps the traceback.
-                log.exception("chain parser failed", error=str(exc))
-                where = url if fetched is not None else path.name
-                return Outcome(
-                    ok=False,
-                    code=FailureCode.UNPARSEABLE,
-                    size_bytes=size,
-                    message=f"{where}: could not be parsed ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}); not retried: check that the file is complete and unedited",
-                )
-            await persist_snapshot_async(d.require_store(), d.config.lake_dir, snapshot.record)
-        except InvalidInput as exc:  # ChainError and friends: the file itself is wrong
-            message = exc.message
-            if fetched is not None:  # the parser names the spool file; the trader knows the URL
-                message = message.replace(fetched.name, url)
-            return Outcome(
-                ok=False, code=FailureCode.INVALID_FILE, message=message, size_bytes=size
-            )
-        finally:
-            if fetched is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    fetched.unlink()
-        summary = present.snapshot_summary(snapshot.snapshot_row)
-        d.note_snapshot(summary)
-        d.publish(EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, live))
-        return Outcome(
-            ok=True,
-            records=snapshot.rows_read,
-            size_bytes=size,
-            snapshot_id=str(snapshot.snapshot_id),
-            fetch_s=fetch_s,
-        )
-
-    def _local_file(self, url: str) -> Path:
-        """A file:// URL may only point inside the drop folder or the ingest folder."""
-        path = Path(unquote(urlsplit(url).path)).resolve()
-        roots = [self.d.config.drop_dir.resolve(), self.d.ingest_dir.resolve()]
-        if not any(path.is_relative_to(root) for root in roots):
-            raise FetchError.refused(
-                url, "file:// sources must be inside the drop folder or the ingest folder"
-            )
-        return path
-
     async def _heartbeat(self, live: LiveJob) -> None:
-        interval = self.d.settings.daemon.heartbeat_s
-        lease = timedelta(seconds=self.d.settings.daemon.lease_s)
+        interval = self._settings.daemon.heartbeat_s
+        lease = timedelta(seconds=self._settings.daemon.lease_s)
         while True:
             await asyncio.sleep(interval)
             current = live.job
             if current.status is not JobStatus.PROCESSING:
                 return
-            renewed = current.evolve(lease_expires_at=self.d.now() + lease)
+            renewed = current.evolve(lease_expires_at=self._clock.now() + lease)
             live.job = renewed
-            self.persist_soon(PutJob(renewed, previous=current))
+            self._writes.soon(PutJob(renewed, previous=current))
 
     async def _finish(self, live: LiveJob, outcome: Outcome, ran_s: float) -> None:
-        d = self.d
-        now = d.now()
+        now = self._clock.now()
         before = live.job
         if before.status is not JobStatus.PROCESSING:
             return  # cancelled meanwhile; the cancel wrote the final state
@@ -384,11 +236,10 @@ class Runner:
                 data_size_bytes=outcome.size_bytes,
                 sla_status=sla_status,
             )
-            live.snapshot_id = outcome.snapshot_id
-            await d.require_store().commit([PutJob(done, event, previous=before)])
-            self._settle(live, done, ran_s)
-            d.estimates.observe(live.source_key, live.request.data_type, ran_s)
-            d.publish(
+            await self._store.commit([PutJob(done, event, previous=before)])
+            self._settle(live, done)
+            self._estimates.observe(live.source_key, live.request.data_type, ran_s)
+            self._bus.publish(
                 EventType.JOB_COMPLETED, lambda: present.job_notice(live, ran_s=round(ran_s, 3))
             )
             return
@@ -399,12 +250,13 @@ class Runner:
         if deadline is not None:
             remaining = (deadline - now).total_seconds() - live.estimate_s
             slack = remaining if remaining > 0 else None  # past hope: late data still beats none
+        retry = self._settings.retry
         decision = decide_retry(
             code,
             retries_done=before.retry_count,
-            max_retries=d.settings.retry.max_retries,
-            base_s=d.settings.retry.base_delay_s,
-            max_s=d.settings.retry.max_delay_s,
+            max_retries=retry.max_retries,
+            base_s=retry.base_delay_s,
+            max_s=retry.max_delay_s,
             remaining_slack_s=slack,
             rng=self._rng,
             retry_after_s=outcome.retry_after_s,
@@ -425,9 +277,9 @@ class Runner:
                 SlaStatus.BREACHED if before.sla_status is not SlaStatus.NONE else SlaStatus.NONE
             )
             failed = failed.evolve(sla_status=final_status)
-            await d.require_store().commit([PutJob(failed, fail_event, previous=before)])
-            self._settle(live, failed, ran_s)
-            d.publish(
+            await self._store.commit([PutJob(failed, fail_event, previous=before)])
+            self._settle(live, failed)
+            self._bus.publish(
                 EventType.JOB_FAILED,
                 present.job_notice(live, reason=decision.reason, code=code.value),
             )
@@ -440,17 +292,17 @@ class Runner:
             now,
             reason=decision.reason,
             next_attempt_at=now + timedelta(seconds=decision.delay_s),
-            context=d.config.domain_context(),
+            context=self._context(),
         )
-        await d.require_store().commit(
+        await self._store.commit(
             [
                 PutJob(failed, fail_event, previous=before),
                 PutJob(requeued, retry_event, previous=failed),
             ]
         )
         live.job = requeued
-        d.book.update(requeued)
-        d.publish(
+        self._queue.book.update(requeued)
+        self._bus.publish(
             EventType.JOB_RETRYING,
             present.job_notice(
                 live,
@@ -465,59 +317,84 @@ class Runner:
             delay_s=round(decision.delay_s, 2),
             retry=requeued.retry_count,
         )
-        d.intake.requeue_loaded(live, not_before=d.mono() + decision.delay_s)
+        self._queue.requeue(live, not_before=self._clock.mono() + decision.delay_s)
 
-    def _sla_at(self, job: ProcessingJob, now: datetime) -> SlaStatus:
+    @staticmethod
+    def _sla_at(job: ProcessingJob, now: datetime) -> SlaStatus:
         if job.deadline is None:
             return SlaStatus.NONE
         if job.sla_status is SlaStatus.BREACHED or now > job.deadline:
             return SlaStatus.BREACHED
         return SlaStatus.MET
 
-    def _settle(self, live: LiveJob, job: ProcessingJob, ran_s: float) -> None:
-        d = self.d
+    def _settle(self, live: LiveJob, job: ProcessingJob) -> None:
         live.job = job
-        d.book.update(job)
-        if d.sla is not None:
-            d.sla.unwatch(job.job_id)
-            met = None if job.sla_status is SlaStatus.NONE else job.sla_status is SlaStatus.MET
-            d.sla.record_finish(job.priority_level, met=met, flagged=job.at_risk)
+        live.at_risk_reason = live.at_risk_reason if job.at_risk else ""
+        self._queue.book.update(job)
+        watch = self._queue.sla_watch
+        watch.unwatch(job.job_id)
+        met = None if job.sla_status is SlaStatus.NONE else job.sla_status is SlaStatus.MET
+        watch.record_finish(job.priority_level, met=met, flagged=job.at_risk)
 
     # -- deadlines ---------------------------------------------------------------
 
     def on_deadline(self, job_id: uuid.UUID) -> None:
-        """A deadline passed: an unfinished job is breached now, not when it ends."""
-        live = self.d.book.live(job_id)
+        """A deadline passed: an unfinished job is breached now, not when it ends; a queued
+        job whose source is down fails now, with that reason."""
+        live = self._queue.book.live(job_id)
         if live is None or live.job.status.is_final or live.job.sla_status is not SlaStatus.PENDING:
             return
         before = live.job
-        breached = before.evolve(sla_status=SlaStatus.BREACHED)
-        live.job = breached
-        self.persist_soon(PutJob(breached, previous=before))
-        if self.d.sla is not None:
-            self.d.sla.record_breach(before.priority_level)
-        late_by = (self.d.now() - before.deadline).total_seconds() if before.deadline else 0.0
-        self.d.publish(
-            EventType.SLA_BREACHED, present.job_notice(live, late_by_s=round(late_by, 3))
-        )
+        now = self._clock.now()
+        late_by = (now - before.deadline).total_seconds() if before.deadline else 0.0
+        self._queue.sla_watch.record_breach(before.priority_level)
         log.warning(
             "sla breached",
+            job_id=str(job_id),
+            job=readout.short_id(job_id),
             level=before.priority_level.value,
             status=before.status.value,
             phase=before.dispatch_phase,
             retries=before.retry_count,
             source=live.source_key,
         )
+        blocked = self._sources.blocked_reason(live.source_key)
+        if before.status is JobStatus.QUEUED and blocked is not None:
+            self._expire(live, f"the deadline passed while {blocked}")
+            return
+        breached = before.evolve(sla_status=SlaStatus.BREACHED)
+        live.job = breached
+        self._writes.soon(PutJob(breached, previous=before))
+        self._bus.publish(
+            EventType.SLA_BREACHED, present.job_notice(live, late_by_s=round(late_by, 3))
+        )
+
+    def _expire(self, live: LiveJob, reason: str) -> None:
+        """QUEUED -> FAILED at the deadline: its source is down and nothing will run it in time."""
+        self._queue.scheduler.cancel(live.job_id)
+        before = live.job
+        failed, event = before.transition(
+            JobStatus.FAILED,
+            self._clock.now(),
+            reason=f"{FailureCode.SOURCE_DOWN.value}: {reason}",
+            sla_status=SlaStatus.BREACHED,
+        )
+        self._writes.soon(PutJob(failed, event, previous=before))
+        self._settle(live, failed)
+        self._bus.publish(
+            EventType.JOB_FAILED,
+            present.job_notice(live, reason=reason, code=FailureCode.SOURCE_DOWN.value),
+        )
 
     # -- trader actions -------------------------------------------------------------
 
     async def cancel(self, job_id: uuid.UUID) -> LiveJob:
-        live = self.d.book.get(job_id)
+        live = self._queue.book.get(job_id)
         if live is None:
             raise NotFound(f"no live job {job_id}; finished jobs cannot be cancelled")
         status = live.job.status
         if status is JobStatus.QUEUED:
-            self.d.scheduler.cancel(job_id)
+            self._queue.scheduler.cancel(job_id)
             await self._write_cancel(live, "cancelled by a trader while queued")
             return live
         if status is JobStatus.PROCESSING:
@@ -534,117 +411,141 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(task)
             return live
-        raise IllegalTransition(
-            status.value,
-            JobStatus.CANCELLED.value,
-            [s.value for s in (JobStatus.QUEUED, JobStatus.PROCESSING)],
-        )
+        raise finished_conflict(live.job)
 
     async def _write_cancel(self, live: LiveJob, reason: str) -> None:
         before = live.job
-        cancelled, event = before.transition(JobStatus.CANCELLED, self.d.now(), reason=reason)
-        await self.d.require_store().commit([PutJob(cancelled, event, previous=before)])
+        cancelled, event = before.transition(JobStatus.CANCELLED, self._clock.now(), reason=reason)
+        await self._store.commit([PutJob(cancelled, event, previous=before)])
         live.job = cancelled
-        self.d.book.update(cancelled)
-        if self.d.sla is not None:
-            self.d.sla.unwatch(before.job_id)
-        self.d.publish(EventType.JOB_CANCELLED, present.job_notice(live, reason=reason))
+        self._queue.book.update(cancelled)
+        self._queue.sla_watch.unwatch(before.job_id)
+        self._bus.publish(EventType.JOB_CANCELLED, present.job_notice(live, reason=reason))
 
-    async def retry(self, job_id: uuid.UUID) -> LiveJob:
-        """A trader's retry of a FAILED job (FAILED -> QUEUED, counted against the limit)."""
-        live = self.d.book.get(job_id)
+    async def retry(self, job_id: uuid.UUID, *, by: str) -> LiveJob:
+        """A trader's retry of a FAILED job: a new cycle of attempts, in its history.
+
+        Its deadline runs from the retry (the old one passed, or the job would not
+        have failed); a breach already recorded stands.
+        """
+        live = self._queue.book.get(job_id)
         if live is None:
             live = await self._load_live(job_id)
         before = live.job
         check_transition(before.status, JobStatus.QUEUED)  # names both states unless FAILED
-        now = self.d.now()
+        now = self._clock.now()
+        deadline = self._queue.deadline_for(before.priority_level, now)
+        cycle = before.retry_count >= self._settings.retry.max_retries
         requeued, event = before.transition(
             JobStatus.QUEUED,
             now,
-            reason="retried by a trader",
+            reason=f"retried by {by}"
+            + ("; a new cycle of attempts" if cycle else "")
+            + (f"; deadline {readout.clock_time(deadline)} (from the retry)" if deadline else ""),
             next_attempt_at=None,
-            context=self.d.config.domain_context(),
+            context=self._context(),
+            new_cycle=cycle,
+            deadline=deadline,
+            sla_status=before.sla_status
+            if before.sla_status in (SlaStatus.BREACHED, SlaStatus.NONE)
+            else SlaStatus.PENDING,
         )
-        await self.d.require_store().commit([PutJob(requeued, event, previous=before)])
+        await self._store.commit([PutJob(requeued, event, previous=before)])
         live.job = requeued
-        live.enqueued_mono = self.d.mono()
-        self.d.publish(
-            EventType.JOB_RETRYING, present.job_notice(live, reason="retried by a trader")
+        live.enqueued_mono = self._clock.mono()
+        live.deadline_mono = self._clock.to_mono(deadline)
+        self._bus.publish(
+            EventType.JOB_RETRYING, present.job_notice(live, reason=f"retried by {by}")
         )
-        self.d.intake.requeue_loaded(live)
+        self._queue.requeue(live)
         self.kick()
         return live
 
-    async def set_level(self, job_id: uuid.UUID, level: PriorityLevel) -> LiveJob:
-        """Move a queued job to another level (a trader's bump); its deadline follows the level."""
-        live = self.d.book.live(job_id)
+    async def set_level(self, job_id: uuid.UUID, level: PriorityLevel, *, by: str) -> LiveJob:
+        """A trader's bump: a queued job moves to another level, its deadline running from now.
+
+        The bump is in the job's history (when, from, to, by whom). The deadline is
+        the new level's SLA counted from the bump, not from the request: a job queued
+        for minutes and bumped to CRITICAL gets its 30 s from the moment it is bumped.
+        """
+        live = self._queue.book.live(job_id)
         if live is None or live.job.status is not JobStatus.QUEUED:
             raise Conflict(
                 "only a QUEUED job can change level; this one is "
                 f"{live.job.status.value.upper() if live else 'not live'}"
             )
-        if level is live.job.priority_level:
-            return live
-        self.d.scheduler.cancel(job_id)
-        sla_s = self.d.settings.sla.seconds_for(level)
-        deadline = (
-            live.request.requested_at + timedelta(seconds=sla_s) if sla_s is not None else None
-        )
         before = live.job
+        if level is before.priority_level:
+            return live
+        self._queue.scheduler.cancel(job_id)
+        now = self._clock.now()
+        deadline = self._queue.deadline_for(level, now)
         moved = before.evolve(
             priority_level=level,
             deadline=deadline,
-            sla_status=SlaStatus.NONE
-            if deadline is None
-            else (SlaStatus.BREACHED if deadline < self.d.now() else SlaStatus.PENDING),
+            sla_status=SlaStatus.NONE if deadline is None else SlaStatus.PENDING,
+            at_risk=False,
             version=before.version + 1,
-            updated_at=self.d.now(),
+            updated_at=now,
         )
-        await self.d.require_store().commit([PutJob(moved, previous=before)])
+        when = (
+            f"deadline {readout.clock_time(deadline)} (from the bump)"
+            if deadline
+            else "no deadline"
+        )
+        event = JobEvent.model_construct(
+            job_id=job_id,
+            seq=moved.version,
+            occurred_at=now,
+            from_status=JobStatus.QUEUED,
+            to_status=JobStatus.QUEUED,
+            reason=f"bumped from {before.priority_level.value.upper()} to "
+            f"{level.value.upper()} by {by}; {when}",
+        )
+        await self._store.commit([PutJob(moved, event, previous=before)])
         live.job = moved
-        live.deadline_mono = self.d.to_mono(deadline)
-        if self.d.sla is not None:
-            self.d.sla.unwatch(job_id)
-        self.d.publish(
+        live.at_risk_reason = ""
+        live.enqueued_mono = self._clock.mono()
+        live.deadline_mono = self._clock.to_mono(deadline)
+        self._queue.sla_watch.unwatch(job_id)
+        self._bus.publish(
             EventType.JOB_LEVEL_CHANGED,
-            present.job_notice(live, from_level=before.priority_level),
+            present.job_notice(live, from_level=before.priority_level, reason=event.reason),
         )
-        self.d.intake.requeue_loaded(live)
+        self._queue.requeue(live)
         self.kick()
         return live
 
     async def _load_live(self, job_id: uuid.UUID) -> LiveJob:
-        store = self.d.require_store()
-        job = await store.read(load_job, job_id)
+        job = await self._store.read(load_job, job_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
-        request = await store.read(load_request, job.request_id)
+        request = await self._store.read(load_request, job.request_id)
         if request is None:
             raise NotFound(f"job {job_id} has no request (archived?)")
         return self._live_from(request, job)
 
     def _live_from(self, request: PriorityRequest, job: ProcessingJob) -> LiveJob:
         source = base_url_of(request.source_url)
+        clock = self._clock
         live = LiveJob(
             request=request,
             job=job,
             source_key=source,
             estimate_s=request.estimated_processing_time.total_seconds()
-            or self.d.estimates.estimate(source, request.data_type),
-            enqueued_mono=self.d.to_mono(job.queued_at) or self.d.mono(),
-            deadline_mono=self.d.to_mono(job.deadline),
+            or self._estimates.estimate(source, request.data_type),
+            enqueued_mono=clock.to_mono(job.queued_at) or clock.mono(),
+            deadline_mono=clock.to_mono(job.deadline),
         )
-        self.d.book.add(live)
+        self._queue.book.add(live)
         return live
 
     # -- start-up and shutdown ----------------------------------------------------
 
     async def recover(self) -> None:
         """Reload unfinished jobs; requeue those whose lease expired (a crash), count it."""
-        d = self.d
-        store = d.require_store()
-        found = await store.read(load_unfinished)
-        now = d.now()
+        found = await self._store.read(load_unfinished)
+        now = self._clock.now()
         requeue_changes: list[Change] = []
         loaded = reaped = 0
         for request, job in found:
@@ -653,7 +554,7 @@ class Runner:
                 if (
                     job.lease_expires_at is not None
                     and job.lease_expires_at > now
-                    and job.lease_owner != d.instance
+                    and job.lease_owner != self._instance
                 ):
                     self._foreign_leases[job.job_id] = job.lease_expires_at
                     continue
@@ -661,17 +562,14 @@ class Runner:
                 reaped += 1
             loaded += 1
         if requeue_changes:
-            await store.commit(requeue_changes)
-        for live in list(d.book):
+            await self._store.commit(requeue_changes)
+        watch = self._queue.sla_watch
+        for live in list(self._queue.book):
             if live.job.status is JobStatus.QUEUED:
-                not_before = d.to_mono(live.job.next_attempt_at) or 0.0
-                d.intake.requeue_loaded(live, not_before=not_before)
-            if (
-                live.job.deadline is not None
-                and live.job.sla_status is SlaStatus.PENDING
-                and d.sla is not None
-            ):
-                d.sla.watch(live.job_id, live.deadline_mono or d.mono())
+                not_before = self._clock.to_mono(live.job.next_attempt_at) or 0.0
+                self._queue.requeue(live, not_before=not_before)
+            elif live.job.deadline is not None and live.job.sla_status is SlaStatus.PENDING:
+                watch.watch(live.job_id, live.deadline_mono or self._clock.mono())
         log.info(
             "recovered jobs",
             loaded=loaded,
@@ -689,19 +587,19 @@ class Runner:
             JobStatus.FAILED, max(now, before.started_at or now), reason=reason
         )
         changes: list[Change] = [PutJob(failed, fail_event, previous=before)]
-        if before.retry_count < self.d.settings.retry.max_retries:
+        if before.retry_count < self._settings.retry.max_retries:
             requeued, event = failed.transition(
                 JobStatus.QUEUED,
                 now,
                 reason="requeued after the lease expired",
-                context=self.d.config.domain_context(),
+                context=self._context(),
             )
             changes.append(PutJob(requeued, event, previous=failed))
             live.job = requeued
-            self.d.book.add(live)
+            self._queue.book.add(live)
         else:
             live.job = failed
-            self.d.book.update(failed)
+            self._queue.book.update(failed)
         return changes
 
     async def lease_reaper(self) -> None:
@@ -711,16 +609,14 @@ class Runner:
                 await asyncio.sleep(3600)
                 continue
             job_id, expires = min(self._foreign_leases.items(), key=lambda kv: kv[1])
-            await asyncio.sleep(max(0.0, (expires - self.d.now()).total_seconds()))
+            await asyncio.sleep(max(0.0, (expires - self._clock.now()).total_seconds()))
             self._foreign_leases.pop(job_id, None)
-            live = self.d.book.live(job_id)
+            live = self._queue.book.live(job_id)
             if live is None or live.job.status is not JobStatus.PROCESSING:
                 continue
-            await self.d.require_store().commit(self._reap(live, self.d.now()))
-            if (
-                live.job.status.value == JobStatus.QUEUED.value
-            ):  # _reap requeued it (mypy cannot see)
-                self.d.intake.requeue_loaded(live)
+            await self._store.commit(self._reap(live, self._clock.now()))
+            if live.job.status.value == JobStatus.QUEUED.value:  # _reap requeued it
+                self._queue.requeue(live)
                 self.kick()
 
     async def drain(self, grace_s: float) -> None:
@@ -737,17 +633,25 @@ class Runner:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             released = []
-            now = self.d.now()
-            for live in self.d.book:
+            now = self._clock.now()
+            for live in self._queue.book:
                 if (
                     live.job.status is JobStatus.PROCESSING
-                    and live.job.lease_owner == self.d.instance
+                    and live.job.lease_owner == self._instance
                 ):
                     before = live.job
                     live.job = before.evolve(lease_expires_at=now)
                     released.append(PutJob(live.job, previous=before))
-            if released and self.d.store is not None:
-                await self.d.store.commit(released)
+            if released:
+                await self._store.commit(released)
                 log.info("released leases", count=len(released))
-        if self._pending_writes:
-            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        await self._writes.drain()
+
+
+def finished_conflict(job: ProcessingJob) -> Conflict:
+    """The answer to changing a job that already ended: what it ended as, and when."""
+    when = readout.market_time(job.completed_at) if job.completed_at else "an unknown time"
+    return Conflict(
+        f"job {readout.short_id(job.job_id)} already {job.status.value} at {when}; "
+        "only QUEUED or PROCESSING jobs can be cancelled"
+    )

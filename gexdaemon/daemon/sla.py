@@ -15,11 +15,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from gexdaemon.core.models import PriorityLevel
+from gexdaemon.core.models import PriorityLevel, SlaStatus
 from gexdaemon.protocol.shapes import LevelSla
+from gexdaemon.storage.jobs import SlaRecord
 
 WINDOW_S = 3600.0
+"""The window of the rolling SLA figures (`*_last_hour`, `sla_met_ratio`)."""
 
 
 @dataclass
@@ -46,13 +49,30 @@ class SlaWatch:
         self,
         loop: asyncio.AbstractEventLoop,
         mono: Callable[[], float],
-        on_deadline: Callable[[uuid.UUID], None],
     ) -> None:
         self._loop = loop
         self._mono = mono
-        self._on_deadline = on_deadline
+        # Who hears a deadline pass (the runner); set when the daemon is wired.
+        self.on_deadline: Callable[[uuid.UUID], None] = lambda _job_id: None
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self.ledgers: dict[PriorityLevel, LevelLedger] = {lv: LevelLedger() for lv in PriorityLevel}
+
+    def load(self, record: SlaRecord, to_mono: Callable[[datetime], float | None]) -> None:
+        """Start the figures from the store's record: the last hour and the totals since the
+        first job, so a restart does not reset what the desk reads."""
+        for level, (met, breached, flagged, flagged_missed) in record.totals.items():
+            ledger = self.ledgers[level]
+            ledger.met_total, ledger.breached_total = met, breached
+            ledger.flagged_total, ledger.flagged_and_missed = flagged, flagged_missed
+        for level, completed_at, status in record.finished:
+            at = to_mono(completed_at)
+            if at is not None:
+                ok = status is not SlaStatus.BREACHED
+                self.ledgers[level].finished.append((at, ok))
+        for level, deadline in record.breaches:
+            at = to_mono(deadline)
+            if at is not None:
+                self.ledgers[level].breaches.append(at)
 
     def watch(self, job_id: uuid.UUID, deadline_mono: float) -> None:
         """Call `on_deadline(job_id)` when the deadline passes (at once if it already has)."""
@@ -70,7 +90,7 @@ class SlaWatch:
 
     def _fire(self, job_id: uuid.UUID) -> None:
         self._timers.pop(job_id, None)
-        self._on_deadline(job_id)
+        self.on_deadline(job_id)
 
     def record_breach(self, level: PriorityLevel) -> None:
         ledger = self.ledgers[level]

@@ -11,23 +11,26 @@ source by id, base URL or host.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import structlog
 
+from gexdaemon import readout
 from gexdaemon.core import breaker
 from gexdaemon.core.breaker import BreakerChange, BreakerUpdate
 from gexdaemon.core.errors import NotFound
 from gexdaemon.core.models import DataSource
+from gexdaemon.core.scheduler import Scheduler
+from gexdaemon.core.settings import SourcesSettings
 from gexdaemon.core.vocab import EventType, SourceAccess
 from gexdaemon.daemon import present
+from gexdaemon.daemon.clock import Clock
+from gexdaemon.daemon.events import EventBus
+from gexdaemon.daemon.writes import BackgroundWrites
 from gexdaemon.storage.sources import load_sources
-from gexdaemon.storage.store import PutSource
-
-if TYPE_CHECKING:
-    from gexdaemon.daemon.app import Daemon
+from gexdaemon.storage.store import PutSource, Store
 
 log = structlog.get_logger("gexdaemon.sources")
 
@@ -42,13 +45,29 @@ def new_source(base_url: str, now: datetime) -> DataSource:
 
 
 class SourceBook:
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    def __init__(
+        self,
+        *,
+        settings: SourcesSettings,
+        scheduler: Scheduler,
+        store: Store,
+        writes: BackgroundWrites,
+        bus: EventBus,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._scheduler = scheduler
+        self._store = store
+        self._writes = writes
+        self._bus = bus
+        self._clock = clock
         self._by_url: dict[str, DataSource] = {}
         self._probe_timers: dict[str, asyncio.TimerHandle] = {}
+        # The runner's wake-up: a breaker change may let work through again.
+        self.on_change: Callable[[], None] = lambda: None
 
     async def load(self) -> None:
-        for source in await self.d.require_store().read(load_sources):
+        for source in await self._store.read(load_sources):
             self._by_url[source.base_url] = source
             self._sync_scheduler(source)
             self._arm_probe(source)
@@ -59,6 +78,10 @@ class SourceBook:
     def get(self, base_url: str) -> DataSource | None:
         return self._by_url.get(base_url)
 
+    def reliability(self) -> dict[str, float]:
+        """Each source's reliability score by base URL (what scoring reads)."""
+        return {s.base_url: s.reliability_score for s in self._by_url.values()}
+
     def ensure(self, base_url: str, now: datetime) -> tuple[DataSource, bool]:
         """The source of a base URL; a new one is created in memory (the caller persists it)."""
         found = self._by_url.get(base_url)
@@ -67,7 +90,7 @@ class SourceBook:
         source = new_source(base_url, now)
         self._by_url[base_url] = source
         self._sync_scheduler(source)
-        self.d.publish(EventType.SOURCE_CREATED, lambda: present.source_notice(source))
+        self._bus.publish(EventType.SOURCE_CREATED, lambda: present.source_notice(source))
         return source, True
 
     def find(self, ref: str) -> DataSource:
@@ -82,21 +105,32 @@ class SourceBook:
                 return source
         raise NotFound(f"no source {ref!r}; `gexdaemon sources` lists them (id, base URL or host)")
 
+    def blocked_reason(self, base_url: str) -> str | None:
+        """Why the source's jobs cannot run now, in words; None when they can."""
+        source = self._by_url.get(base_url)
+        if source is None or breaker.access(source) is not SourceAccess.BLOCKED:
+            return None
+        if source.manually_disabled:
+            return f"source {source.name} is disabled"
+        since = readout.clock_time(source.circuit_opened_at)
+        due = breaker.probe_due_at(source, self._settings.breaker_cooldown_s)
+        return f"source {source.name} circuit open since {since}, next try at {readout.clock_time(due)}"
+
     def record(
         self, base_url: str, *, ok: bool, elapsed_s: float, breaker_fault: bool = False
     ) -> None:
         """Count one fetch: reliability and response time always, the breaker only for faults."""
+        now = self._clock.now()
         source = self._by_url.get(base_url)
         if source is None:
-            source, _ = self.ensure(base_url, self.d.now())
-        now = self.d.now()
+            source, _ = self.ensure(base_url, now)
+        s = self._settings
         counted = source.record_fetch(
             success=ok,
             response_time=timedelta(seconds=max(0.0, elapsed_s)),
             at=now,
-            alpha=self.d.settings.sources.ema_alpha,
+            alpha=s.ema_alpha,
         )
-        s = self.d.settings.sources
         if ok:
             update = breaker.record_success(counted, now)
         elif breaker_fault:
@@ -115,13 +149,13 @@ class SourceBook:
         if source is None or breaker.access(source) is not SourceAccess.PROBE:
             return
         # The scheduler lets a new probe through only after the source was blocked in between.
-        self.d.scheduler.set_source_access(base_url, SourceAccess.BLOCKED)
+        self._scheduler.set_source_access(base_url, SourceAccess.BLOCKED)
         self._sync_scheduler(source)
 
     async def set_enabled(self, ref: str, enabled: bool) -> DataSource:
         source = self.find(ref)
-        update = breaker.set_disabled(source, not enabled, self.d.now())
-        await self.d.require_store().commit([PutSource(update.source)])
+        update = breaker.set_disabled(source, not enabled, self._clock.now())
+        await self._store.commit([PutSource(update.source)])
         self._apply(update, persist_now=True)
         return update.source
 
@@ -129,7 +163,7 @@ class SourceBook:
         source = update.source
         self._by_url[source.base_url] = source
         if not persist_now:
-            self.d.runner.persist_soon(PutSource(source))
+            self._writes.soon(PutSource(source))
         self._sync_scheduler(source)
         self._arm_probe(source)
         if update.changed:
@@ -139,25 +173,28 @@ class SourceBook:
                 change=update.change.value,
                 message=update.message,
             )
-            self.d.publish(
+            self._bus.publish(
                 EventType(f"source.{update.change.value}"),
                 present.source_notice(source, update.message),
             )
-            self.d.runner.kick()
-        self.d.publish(EventType.SOURCE_UPDATED, lambda: present.source_notice(source))
+            self.on_change()
+        self._bus.publish(EventType.SOURCE_UPDATED, lambda: present.source_notice(source))
 
     def _sync_scheduler(self, source: DataSource) -> None:
-        self.d.scheduler.set_source_access(source.base_url, breaker.access(source))
+        """The scheduler's view of the source: may it run, and when an open breaker retries."""
+        due = breaker.probe_due_at(source, self._settings.breaker_cooldown_s)
+        until = None if due is None or source.manually_disabled else self._clock.to_mono(due)
+        self._scheduler.set_source_access(source.base_url, breaker.access(source), until=until)
 
     def _arm_probe(self, source: DataSource) -> None:
         """While a breaker is open, wake when its cool-down ends to let one probe through."""
         timer = self._probe_timers.pop(source.base_url, None)
         if timer is not None:
             timer.cancel()
-        due = breaker.probe_due_at(source, self.d.settings.sources.breaker_cooldown_s)
+        due = breaker.probe_due_at(source, self._settings.breaker_cooldown_s)
         if due is None:
             return
-        delay = max(0.0, (due - self.d.now()).total_seconds())
+        delay = max(0.0, (due - self._clock.now()).total_seconds())
         loop = asyncio.get_running_loop()
         self._probe_timers[source.base_url] = loop.call_later(delay, self._probe, source.base_url)
 
@@ -167,7 +204,12 @@ class SourceBook:
         if source is None:
             return
         update = breaker.poll(
-            source, self.d.now(), cooldown_s=self.d.settings.sources.breaker_cooldown_s
+            source, self._clock.now(), cooldown_s=self._settings.breaker_cooldown_s
         )
         if update.changed:
             self._apply(update, persist_now=False)
+
+    def cancel_timers(self) -> None:
+        for timer in self._probe_timers.values():
+            timer.cancel()
+        self._probe_timers.clear()

@@ -165,6 +165,7 @@ async def _traffic(
                     | {"desk": rng.choice(["vol", "delta-one", "index"])},
                 }
                 try:
+                    assert daemon.intake is not None
                     subs = daemon.intake.parse(payload)
                     await daemon.intake.submit(subs, origin=Origin.DEMO)
                     counts["submitted"] += 1

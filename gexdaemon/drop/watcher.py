@@ -22,8 +22,8 @@ import contextlib
 import functools
 import hashlib
 import os
-import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,24 +40,26 @@ from gexdaemon.core.errors import (
     ShuttingDown,
 )
 from gexdaemon.core.jsontext import JsonTextError, decode_json
-from gexdaemon.core.models import GEXDataType, Origin, RequestSubmission
-from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
+from gexdaemon.core.models import DomainContext, GEXDataType, Origin, RequestSubmission
+from gexdaemon.core.settings import DropSettings
 from gexdaemon.core.timeutil import NEW_YORK
 from gexdaemon.core.vocab import EventType
+from gexdaemon.daemon.clock import Clock
+from gexdaemon.daemon.events import EventBus
 from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile
+from gexdaemon.feeds.naming import symbol_of
 from gexdaemon.protocol import shapes as s
 from gexdaemon.storage.jobs import jobs_for_source_url
+from gexdaemon.storage.store import Store
 
 if TYPE_CHECKING:
-    from gexdaemon.daemon.app import Daemon
-    from gexdaemon.daemon.intake import Accepted
+    from gexdaemon.daemon.intake import Accepted, Intake
 
 log = structlog.get_logger("gexdaemon.drop")
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".error.json", ".receipt.json")
 REQUEST_SUFFIXES = (".json", ".toml")
-SYMBOL_IN_NAME = re.compile(r"^[_^$]?([A-Za-z][A-Za-z0-9]{0,5})(?=[_\-. ]|$)")
 POLL_S = 0.05
 MAX_WAIT_FOR_WRITER_S = 600.0
 
@@ -65,15 +67,6 @@ MAX_WAIT_FOR_WRITER_S = 600.0
 def ignored(path: Path) -> bool:
     name = path.name
     return name.startswith(".") or name.endswith(IGNORED_SUFFIXES)
-
-
-def symbol_from_name(name: str, optionable: frozenset[str]) -> str | None:
-    """`SPX_2026-11-26.csv`, `_SPX.json`, `spx_quotedata.csv` -> SPX (only if optionable)."""
-    match = SYMBOL_IN_NAME.match(name)
-    if not match:
-        return None
-    symbol = underlying_of_root(normalize_symbol(match.group(1)))
-    return symbol if symbol in optionable else None
 
 
 @dataclass
@@ -85,9 +78,24 @@ class Verdict:
 
 
 class DropFolder:
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
-        self.root = daemon.config.drop_dir
+    def __init__(
+        self,
+        *,
+        root: Path,
+        settings: DropSettings,
+        intake: Intake,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        domain_context: Callable[..., DomainContext],
+    ) -> None:
+        self._settings = settings
+        self._intake = intake
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._context = domain_context
+        self.root = root
         self.processed = self.root / "processed"
         self.rejected = self.root / "rejected"
         self._stop = asyncio.Event()
@@ -125,7 +133,7 @@ class DropFolder:
         return found
 
     async def _watch(self) -> None:
-        settings = self.d.settings.drop
+        settings = self._settings
         async for changes in awatch(
             self.root,
             recursive=False,
@@ -154,7 +162,7 @@ class DropFolder:
     # -- one file ---------------------------------------------------------------
 
     async def _handle(self, path: Path) -> None:
-        started = self.d.mono()
+        started = self._clock.mono()
         try:
             verdict = await self._read_when_ready(path)
             if verdict is None:
@@ -168,7 +176,7 @@ class DropFolder:
                 "drop file accepted",
                 file=path.name,
                 kind=verdict.kind,
-                ms=round((self.d.mono() - started) * 1000, 1),
+                ms=round((self._clock.mono() - started) * 1000, 1),
             )
         except ShuttingDown:
             log.info("drop file left for the next start", file=path.name)
@@ -186,9 +194,9 @@ class DropFolder:
 
     async def _read_when_ready(self, path: Path) -> Verdict | None:
         """Read and classify the file once its writer is done; None if it disappeared."""
-        settle = self.d.settings.drop.settle_ms / 1000.0
-        limit = self.d.settings.drop.max_file_bytes
-        give_up = self.d.mono() + MAX_WAIT_FOR_WRITER_S
+        settle = self._settings.settle_ms / 1000.0
+        limit = self._settings.max_file_bytes
+        give_up = self._clock.mono() + MAX_WAIT_FOR_WRITER_S
         # A request file is tried at once (a half-written one does not decode); a chain
         # file is only read once it has stopped changing (half a CSV still parses).
         try_now = path.suffix.lower() in REQUEST_SUFFIXES
@@ -222,7 +230,7 @@ class DropFolder:
                 else:
                     last, stable_for = after, 0.0
             await asyncio.sleep(POLL_S)
-            if self.d.mono() > give_up:
+            if self._clock.mono() > give_up:
                 raise MalformedInput(
                     f"was still changing after {MAX_WAIT_FOR_WRITER_S:.0f} s; write it under a "
                     ".tmp name and rename it when complete"
@@ -248,13 +256,9 @@ class DropFolder:
                 raise MalformedInput(exc.problem.sentence()) from None
             if _looks_like_requests(payload):
                 return Verdict("requests", payload)
-        fmt, _seen = registry.detect(FeedFile(name=path.name, data=data))
-        optionable = self.d.config.domain_context().optionable
-        symbol = symbol_from_name(path.name, optionable)
-        if symbol is None:
-            _, parsed = registry.parse(FeedFile(name=path.name, data=data))
-            found = parsed.underlying
-            symbol = underlying_of_root(normalize_symbol(found)) if found else None
+        feed = FeedFile(name=path.name, data=data)
+        fmt, _seen = registry.detect(feed)
+        symbol = symbol_of(feed, self._context().optionable)
         if symbol is None:
             raise InvalidInput.from_problems(
                 path.name,
@@ -269,9 +273,9 @@ class DropFolder:
         return Verdict("chain", symbol=symbol, format_name=fmt.name)
 
     async def _submit_requests(self, path: Path, payload: Any) -> None:
-        subs = self.d.intake.parse(payload)
+        subs = self._intake.parse(payload)
         digest = await asyncio.to_thread(_sha256, path)
-        accepted = await self.d.intake.submit(subs, origin=Origin.DROP)
+        accepted = await self._intake.submit(subs, origin=Origin.DROP)
         target = _free_name(self._processed_dir() / path.name)
         # The receipt before the move: after a crash between the two, the next start finds
         # a receipt whose file is still in the drop folder and finishes the move, rather
@@ -281,7 +285,7 @@ class DropFolder:
             s.DropReceipt(
                 file=path.name,
                 sha256=digest,
-                accepted_at=self.d.now(),
+                accepted_at=self._clock.now(),
                 requests=[_entry(a) for a in accepted],
             ),
         )
@@ -302,11 +306,11 @@ class DropFolder:
                 "market_symbol": verdict.symbol,
                 "metadata": {"file": original, "format": verdict.format_name},
             },
-            context=self.d.config.domain_context(allow_file_urls=True, allow_any_symbol=True),
+            context=self._context(allow_file_urls=True, allow_any_symbol=True),
             what=original,
         )
         try:
-            accepted = await self.d.intake.submit([sub], origin=Origin.DROP)
+            accepted = await self._intake.submit([sub], origin=Origin.DROP)
         except GexError as exc:
             if isinstance(exc, ShuttingDown):
                 self._move(target, self.root)  # back where it was, for the next start
@@ -317,7 +321,7 @@ class DropFolder:
             _receipt_of(target),
             s.DropReceipt(
                 file=original,
-                accepted_at=self.d.now(),
+                accepted_at=self._clock.now(),
                 format=verdict.format_name,
                 requests=[_entry(a) for a in accepted],
             ),
@@ -367,9 +371,7 @@ class DropFolder:
             os.replace(left, target)
 
     async def _finish_chain(self, path: Path) -> None:
-        found = await self.d.require_store().read(
-            jobs_for_source_url, await asyncio.to_thread(_uri_of, path)
-        )
+        found = await self._store.read(jobs_for_source_url, await asyncio.to_thread(_uri_of, path))
         if found:
             log.warning("drop file queued before a crash: writing its receipt", file=path.name)
             _write_json(
@@ -405,7 +407,7 @@ class DropFolder:
         await self._queue_chain(path, path.name, verdict)
 
     def _processed_dir(self) -> Path:
-        day = self.d.now().astimezone(NEW_YORK).date().isoformat()
+        day = self._clock.now().astimezone(NEW_YORK).date().isoformat()
         folder = self.processed / day
         folder.mkdir(parents=True, exist_ok=True)
         return folder
@@ -429,10 +431,10 @@ class DropFolder:
             details=[msgspec.convert(d.as_dict(), s.ProblemDetail) for d in exc.details],
         )
         report = s.DropRejection(
-            file=str(original), moved_to=str(target), rejected_at=self.d.now(), error=error
+            file=str(original), moved_to=str(target), rejected_at=self._clock.now(), error=error
         )
         _write_json(_report_of(target), report)
-        self.d.publish(EventType.DROP_REJECTED, s.DropNotice(file=original.name, error=error))
+        self._bus.publish(EventType.DROP_REJECTED, s.DropNotice(file=original.name, error=error))
         log.warning("drop file rejected", file=original.name, error=exc.message)
 
 

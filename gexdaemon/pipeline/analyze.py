@@ -15,6 +15,8 @@ import msgspec
 
 from gexdaemon.core.models import DomainContext
 from gexdaemon.core.settings import GexSettings
+from gexdaemon.core.symbols import BUNDLED_OPTIONABLE
+from gexdaemon.feeds.naming import symbol_from_name
 from gexdaemon.pipeline.snapshot import SnapshotResult, compute_snapshot
 from gexdaemon.protocol.shapes import SnapshotView
 
@@ -29,12 +31,14 @@ def analyze_file(
     now: datetime | None = None,
     spot: float | None = None,
     snapshot_at: datetime | None = None,
+    optionable: frozenset[str] = BUNDLED_OPTIONABLE,
 ) -> SnapshotResult:
     """Compute a file's snapshot without a daemon; raises ChainError for a bad file.
 
     The job id is derived from the file's path, size and modification time, so the
     printed snapshot id is stable for an unchanged file. Any well-formed ticker is
-    accepted (a local file needs no optionable-symbol list).
+    accepted (a local file needs no optionable-symbol list). Without `symbol`, the
+    file's underlying is found as the drop folder finds it: its name, then its content.
     """
     path = Path(path)
     instant = now or datetime.now(UTC)
@@ -46,7 +50,7 @@ def analyze_file(
     return compute_snapshot(
         path,
         job_id=uuid.uuid5(ANALYZE_NAMESPACE, key),
-        symbol_hint=symbol,
+        symbol_hint=symbol or symbol_from_name(path.name, optionable),
         settings=settings,
         now=instant,
         context=DomainContext(now=instant, allow_any_symbol=True),

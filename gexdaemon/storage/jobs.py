@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from gexdaemon.core.errors import InvalidInput, Problem
 from gexdaemon.core.models import (
@@ -19,6 +20,7 @@ from gexdaemon.core.models import (
     PriorityLevel,
     PriorityRequest,
     ProcessingJob,
+    SlaStatus,
     id_instant,
 )
 from gexdaemon.storage import rows
@@ -214,3 +216,105 @@ def recent_requests(cur: Connection, limit: int) -> list[PriorityRequest]:
         (limit,),
     )
     return [rows.request_from_row(r) for r in found]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaRecord:
+    """The SLA record the daemon's figures start from (so they survive a restart)."""
+
+    finished: list[tuple[PriorityLevel, datetime, SlaStatus]]  # since the window start
+    breaches: list[tuple[PriorityLevel, datetime]]  # deadlines missed since the window start
+    # Per level, over every job ever finished (archived too): met, breached, flagged at
+    # risk and met or missed, flagged and missed.
+    totals: dict[PriorityLevel, tuple[int, int, int, int]]
+
+
+def sla_record(cur: Connection, since: datetime) -> SlaRecord:
+    finished = [
+        (PriorityLevel(r["priority_level"]), r["completed_at"], SlaStatus(r["sla_status"]))
+        for r in fetch_dicts(
+            cur,
+            "SELECT priority_level, completed_at, sla_status FROM processing_jobs_all "
+            "WHERE status IN ('completed', 'failed') AND completed_at >= ? ORDER BY completed_at",
+            (since,),
+        )
+    ]
+    breaches = [
+        (PriorityLevel(r["priority_level"]), r["deadline"])
+        for r in fetch_dicts(
+            cur,
+            "SELECT priority_level, deadline FROM processing_jobs_all "
+            "WHERE sla_status = 'breached' AND deadline >= ? ORDER BY deadline",
+            (since,),
+        )
+    ]
+    totals = {
+        PriorityLevel(r["priority_level"]): (
+            r["met"],
+            r["breached"],
+            r["flagged"],
+            r["flagged_missed"],
+        )
+        for r in fetch_dicts(
+            cur,
+            "SELECT priority_level, "
+            "count(*) FILTER (WHERE sla_status = 'met') AS met, "
+            "count(*) FILTER (WHERE sla_status = 'breached') AS breached, "
+            "count(*) FILTER (WHERE at_risk AND sla_status IN ('met', 'breached')) AS flagged, "
+            "count(*) FILTER (WHERE at_risk AND sla_status = 'breached') AS flagged_missed "
+            "FROM processing_jobs_all WHERE status IN ('completed', 'failed') GROUP BY 1",
+        )
+    }
+    return SlaRecord(finished=finished, breaches=breaches, totals=totals)
+
+
+IdKind = Literal["job", "request", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class IdMatch:
+    """An id that a short form matched, with a few words to tell it from the others."""
+
+    id: uuid.UUID
+    summary: str
+
+    def describe(self) -> str:
+        return self.summary
+
+
+# Per kind: where its ids live (archived rows included) and how a match is summarised.
+_ID_SOURCES: dict[str, tuple[str, str, str]] = {
+    "job": (
+        "processing_jobs_all j JOIN priority_requests_all r USING (request_id)",
+        "j.job_id",
+        "r.market_symbol || ' ' || upper(j.priority_level) || ' ' || upper(j.status) "
+        "|| ' queued ' || strftime(j.queued_at, '%Y-%m-%d %H:%M:%S UTC')",
+    ),
+    "request": (
+        "priority_requests_all r",
+        "r.request_id",
+        "r.market_symbol || ' ' || upper(r.priority_level) "
+        "|| ' requested ' || strftime(r.requested_at, '%Y-%m-%d %H:%M:%S UTC')",
+    ),
+    "snapshot": (
+        "gex_snapshots g",
+        "g.snapshot_id",
+        "g.market_symbol || ' ' || strftime(g.snapshot_at, '%Y-%m-%d %H:%M:%S UTC')",
+    ),
+}
+
+
+def ids_matching(cur: Connection, kind: IdKind, hex_text: str, limit: int = 10) -> list[IdMatch]:
+    """Ids of `kind` that a short form names: up to 8 hex digits match the start of the short
+    id (an id's last 8 hex digits, the random part of a time-ordered id); more digits match
+    the start of the whole id. `hex_text` is lower-case hex without dashes."""
+    table, column, summary = _ID_SOURCES[kind]
+    digits = f"replace(CAST({column} AS VARCHAR), '-', '')"
+    where = f"substr({digits}, 25, 8)" if len(hex_text) <= 8 else digits
+    found = fetch_dicts(
+        cur,
+        f"SELECT {column} AS id, {summary} AS summary FROM {table} "
+        f"WHERE starts_with({where}, ?) ORDER BY {column} DESC LIMIT ?",
+        (hex_text, limit),
+    )
+    return [IdMatch(uuid.UUID(str(r["id"])), str(r["summary"])) for r in found]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gexdaemon.core.errors import IllegalTransition, InvalidInput, RetryLimitReached
 from gexdaemon.core.models import (
+    MAX_RETRIES,
     TRANSITIONS,
     CircuitState,
     DataSource,
@@ -226,11 +227,13 @@ SEED_TRANSITIONS = {
     (JobStatus.FAILED, JobStatus.QUEUED),
 }
 CANCELS = {(JobStatus.QUEUED, JobStatus.CANCELLED), (JobStatus.PROCESSING, JobStatus.CANCELLED)}
+# A queued job whose source stays down past its deadline fails then, with the reason.
+EXPIRED = {(JobStatus.QUEUED, JobStatus.FAILED)}
 
 
-def test_the_state_machine_is_exactly_the_seed_plus_cancel() -> None:
+def test_the_state_machine_is_exactly_the_seed_plus_cancel_and_expiry() -> None:
     allowed = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
-    assert allowed == SEED_TRANSITIONS | CANCELS
+    assert allowed == SEED_TRANSITIONS | CANCELS | EXPIRED
 
 
 @pytest.mark.parametrize(("current", "target"), list(itertools.product(JobStatus, JobStatus)))
@@ -239,7 +242,7 @@ def test_every_transition_is_allowed_or_refused_naming_both_states(
 ) -> None:
     job = reach(current)
     at = FIXED_NOW + timedelta(seconds=10)
-    if (current, target) in SEED_TRANSITIONS | CANCELS:
+    if (current, target) in SEED_TRANSITIONS | CANCELS | EXPIRED:
         moved, event = job.transition(target, at, reason="why")
         assert moved.status is target
         assert (event.from_status, event.to_status) == (current, target)
@@ -249,6 +252,20 @@ def test_every_transition_is_allowed_or_refused_naming_both_states(
             job.transition(target, at)
         assert current.value.upper() in str(exc.value)
         assert target.value.upper() in str(exc.value)
+
+
+def test_a_traders_retry_starts_a_new_cycle_of_retries() -> None:
+    job = reach(JobStatus.FAILED)
+    at = FIXED_NOW + timedelta(seconds=10)
+    for _ in range(MAX_RETRIES):
+        job, _ = job.transition(JobStatus.QUEUED, at)
+        job, _ = job.transition(JobStatus.PROCESSING, at)
+        job, _ = job.transition(JobStatus.FAILED, at, reason="boom")
+    with pytest.raises(RetryLimitReached):
+        job.transition(JobStatus.QUEUED, at)
+    again, event = job.transition(JobStatus.QUEUED, at, new_cycle=True, reason="by a trader")
+    assert again.retry_count == 0 and again.status is JobStatus.QUEUED
+    assert event.reason == "by a trader"
 
 
 def test_processing_duration_is_derived() -> None:

@@ -69,13 +69,12 @@ class Fault:
     phrases: tuple[str, ...] = ()  # what the trader's message must say
     per_fetch: int = 1  # HTTP requests the server sees per fetch (redirect hops + 1)
     retry_after_s: float = 0.0
-    # A fetch that brought a whole body counts as a successful request of its source even
-    # when the body is no chain: reliability measures the source's delivery; the job's
-    # failure (invalid_file) says what was wrong with the file.
-    delivered: bool = False
 
     def successes(self, fetches: int) -> int:
-        return fetches if self.delivered or self.status == "completed" else 0
+        # Only a chain that arrives and computes is a successful request of its source: a
+        # body that is no chain, or does not parse, counts against it (the seed's
+        # successful / total), like a failed fetch.
+        return fetches if self.status == "completed" else 0
 
 
 FAULTS = (
@@ -142,7 +141,6 @@ FAULTS = (
         "invalid_file",
         False,
         ("not an option chain",),
-        delivered=True,
     ),
     Fault(
         "invalid JSON",
@@ -151,7 +149,6 @@ FAULTS = (
         "invalid_file",
         False,
         ("truncated_SPX.json", "not valid JSON"),
-        delivered=True,
     ),
     Fault(
         "gzip bomb",

@@ -49,7 +49,7 @@ def daemon() -> Iterator[RunningDaemon]:
 def live_app(daemon: RunningDaemon, *, read_only: bool = False) -> GexTui:
     return still(
         GexTui(
-            AsyncClient(daemon.socket, timeout=15),
+            AsyncClient(daemon.socket, timeout=15, origin="tui"),
             read_only=read_only,
             backoff=Backoff(first_s=0.1, cap_s=0.5),
         )
@@ -212,7 +212,7 @@ async def test_retry_a_failed_job_from_recent(daemon: RunningDaemon, feeds: Feed
         detail = await until_async(
             pilot,
             lambda: gexd.job(job_id),
-            lambda d: any("retried by a trader" in (h.get("reason") or "") for h in d["history"]),
+            lambda d: any("retried by tui" in (h.get("reason") or "") for h in d["history"]),
         )
         assert detail["job"]["retry_count"] >= 1
 
