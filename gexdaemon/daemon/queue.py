@@ -112,7 +112,7 @@ class JobQueue:
         self.scheduler.forecast()
         for change in self.scheduler.take_risk_changes():
             live = self.book.live(change.job_id)  # type: ignore[arg-type]
-            if live is None or live.job.status is not JobStatus.QUEUED:
+            if live is None or not live.job.status.is_live:
                 continue
             live.at_risk_reason = change.reason
             if live.job.at_risk != change.at_risk:

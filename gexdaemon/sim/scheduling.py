@@ -21,12 +21,12 @@ import math
 import random
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Protocol, cast
 
 from gexdaemon.core.models import PriorityLevel
 from gexdaemon.core.retry import FailureCode, decide_retry
-from gexdaemon.core.scheduler import LEVELS, SchedJob, Scheduler
+from gexdaemon.core.scheduler import LEVELS, SchedJob, Scheduler, SourceAccess
 from gexdaemon.core.settings import RetrySettings, SchedulerSettings, SlaSettings
 
 POLICIES: tuple[str, ...] = ("fifo", "strict", "wfq", "gexd")
@@ -68,6 +68,8 @@ class Workload:
     source_cap: int = 2
     rate_per_s: float = 20.0
     burst: int = 40
+    outage_at_s: float | None = None  # the first source goes down (its breaker opens) ...
+    outage_for_s: float = 0.0  # ... for this long; its reopening time is known (the cool-down)
 
     def mean_service_s(self) -> float:
         short = self.service_median_s * math.exp(self.service_sigma**2 / 2)
@@ -168,9 +170,21 @@ class Policy(Protocol):
 
     def next_wakeup(self) -> float | None: ...
 
-    def take_at_risk(self) -> list[Hashable]:
-        """Queued jobs flagged at risk since the last call."""
+    def forecast(self) -> list[tuple[Hashable, bool]]:
+        """Forecast the queue; the at-risk flags raised (True) or cleared (False) since the
+        last call, admission flags excepted (submit returns those)."""
         ...
+
+    def risk_changes(self) -> list[tuple[Hashable, bool]]:
+        """Flags raised or cleared since the last call without a forecast (jobs turned
+        hopeless while dispatching)."""
+        ...
+
+    def block(self, source: str, until: float | None) -> None:
+        """The source is down (its breaker opened) until `until`: none of its jobs start."""
+        ...
+
+    def unblock(self, source: str) -> None: ...
 
 
 class GexdPolicy:
@@ -192,16 +206,27 @@ class GexdPolicy:
     def next_wakeup(self) -> float | None:
         return self.scheduler.next_wakeup()
 
-    def take_at_risk(self) -> list[Hashable]:
-        return self.scheduler.take_at_risk()
+    def forecast(self) -> list[tuple[Hashable, bool]]:
+        self.scheduler.forecast()
+        return self.risk_changes()
+
+    def risk_changes(self) -> list[tuple[Hashable, bool]]:
+        return [(r.job_id, r.at_risk) for r in self.scheduler.take_risk_changes()]
+
+    def block(self, source: str, until: float | None) -> None:
+        self.scheduler.set_source_access(source, SourceAccess.BLOCKED, until=until)
+
+    def unblock(self, source: str) -> None:
+        self.scheduler.set_source_access(source, SourceAccess.ALLOWED)
 
 
 class _Gate:
     """A source's concurrency cap and token bucket, as the baselines respect them."""
 
-    __slots__ = ("burst", "cap", "in_flight", "rate", "refilled_at", "tokens")
+    __slots__ = ("blocked", "burst", "cap", "in_flight", "rate", "refilled_at", "tokens")
 
     def __init__(self, cap: int, rate: float, burst: int) -> None:
+        self.blocked = False
         self.cap = cap
         self.rate = rate
         self.burst = burst
@@ -214,7 +239,7 @@ class _Gate:
         self.refilled_at = now
 
     def open(self, now: float) -> bool:
-        if self.in_flight >= self.cap:
+        if self.in_flight >= self.cap or self.blocked:
             return False
         self.refill(now)
         return self.tokens >= 1.0
@@ -329,8 +354,17 @@ class BaselinePolicy:
         rank = job.level.rank
         self._vtime[rank] += (max(ran_s, 1e-3) - charge) / self._weights[rank]
 
-    def take_at_risk(self) -> list[Hashable]:
+    def forecast(self) -> list[tuple[Hashable, bool]]:
         return []
+
+    def risk_changes(self) -> list[tuple[Hashable, bool]]:
+        return []
+
+    def block(self, source: str, until: float | None) -> None:
+        self._gate(source).blocked = True
+
+    def unblock(self, source: str) -> None:
+        self._gate(source).blocked = False
 
     def next_wakeup(self) -> float | None:
         wake = self._delayed[0][0] if self._delayed else math.inf
@@ -355,8 +389,25 @@ class JobOutcome:
     first_start: float | None = None
     completed_at: float | None = None
     gave_up: bool = False
-    flagged: bool = False
+    flagged: bool = False  # the at-risk flag standing when the job started (or at its deadline)
+    flagged_since: float | None = None  # when the flag now standing was raised
+    lead_s: float | None = None  # deadline - flagged_since, for a job flagged then
+    settled: bool = False
     attempts: int = 0
+
+    def raise_flag(self, now: float) -> None:
+        if self.flagged_since is None:
+            self.flagged_since = now
+
+    def settle_flag(self, now: float) -> None:
+        """The flag as the desk saw it: settled when the job completes, or at its deadline
+        if it has not completed by then."""
+        if self.settled:
+            return
+        self.settled = True
+        if self.flagged_since is not None and self.deadline is not None:
+            self.flagged = True
+            self.lead_s = self.deadline - self.flagged_since
 
     def met(self) -> bool:
         return (
@@ -392,7 +443,11 @@ class RunResult:
         self.stops.append(other.stop_s)
 
 
-_ARRIVE, _END, _WAKE = 0, 1, 2
+_ARRIVE, _END, _WAKE, _FORECAST, _DEADLINE, _OUTAGE = 0, 1, 2, 3, 4, 5
+EARLY_S = 10.0
+"""A miss flagged this long before its deadline counts as flagged early (the desk's target)."""
+FORECAST_EVERY_S = 1.0
+"""How often the simulated daemon forecasts its queue (the daemon's own interval)."""
 
 
 def build_policy(
@@ -436,6 +491,7 @@ def simulate(
     retry: RetrySettings | None = None,
     policy: Policy | None = None,
     clock_cell: list[float] | None = None,
+    forecast_every_s: float | None = FORECAST_EVERY_S,
 ) -> RunResult:
     """Run one policy over a trace until every measured deadline has passed.
 
@@ -473,8 +529,23 @@ def simulate(
     events: list[tuple[float, int, int, int]] = [
         (j.arrival, i, _ARRIVE, i) for i, j in enumerate(trace)
     ]
+    # Each deadline settles its job's flag if the job has not started by then.
+    events += [
+        (o.deadline, len(trace) + i, _DEADLINE, i)
+        for i, o in enumerate(outcomes)
+        if o.deadline is not None
+    ]
     events.sort()
     seq = len(events)
+    if forecast_every_s is not None:
+        seq += 1
+        events.append((forecast_every_s, seq, _FORECAST, -1))
+    if workload.outage_at_s is not None:
+        outage_end = workload.outage_at_s + workload.outage_for_s
+        events.append((workload.outage_at_s, seq + 1, _OUTAGE, 1))
+        events.append((outage_end, seq + 2, _OUTAGE, 0))
+        seq += 2
+    heapify(events)
     running = [0, 0, 0, 0]
     low_queued = 0
     woken_at = math.inf
@@ -508,11 +579,32 @@ def simulate(
                 result.low_backlog_busy_s += running[3] * dt
         last = now
         cell[0] = now
-        job = trace[i] if kind != _WAKE else None
+        job = trace[i] if kind in (_ARRIVE, _END) else None
+        if kind == _FORECAST:
+            for job_id, raised in policy.forecast():
+                flagged_out = outcomes[cast(int, job_id)]
+                if raised:
+                    flagged_out.raise_flag(now)
+                else:
+                    flagged_out.flagged_since = None
+            assert forecast_every_s is not None
+            seq += 1
+            heappush(events, (now + forecast_every_s, seq, _FORECAST, -1))
+            continue
+        if kind == _DEADLINE:
+            if outcomes[i].completed_at is None:
+                outcomes[i].settle_flag(now)
+            continue
+        if kind == _OUTAGE:
+            down = "src0"
+            if i:
+                policy.block(down, now + workload.outage_for_s)
+            else:
+                policy.unblock(down)
         if kind == _ARRIVE:
             assert job is not None
             if policy.submit(sched_job(i, 0.0)):
-                outcomes[i].flagged = True
+                outcomes[i].raise_flag(now)
             if job.rank == 3:
                 low_queued += 1
         elif kind == _END:
@@ -524,6 +616,7 @@ def simulate(
             running[job.rank] -= 1
             if not attempt.fails:
                 out.completed_at = now
+                out.settle_flag(now)
             else:
                 slack = None if out.deadline is None else out.deadline - now - job.estimate_s
                 decision = decide_retry(
@@ -537,7 +630,7 @@ def simulate(
                 )
                 if decision.retry:
                     if policy.submit(sched_job(i, now + decision.delay_s)):
-                        out.flagged = True
+                        out.raise_flag(now)
                     if job.rank == 3:
                         low_queued += 1
                 else:
@@ -553,10 +646,10 @@ def simulate(
             k = cast(int, job_id)
             started = trace[k]
             out = outcomes[k]
+            if at_risk:
+                out.raise_flag(now)
             if out.first_start is None:
                 out.first_start = now
-            if at_risk:
-                out.flagged = True
             attempt = started.attempts[out.attempts]
             out.attempts += 1
             run = started.service_s * (attempt.fail_fraction if attempt.fails else 1.0)
@@ -567,8 +660,9 @@ def simulate(
             result.decisions += 1
             seq += 1
             heappush(events, (now + run, seq, _END, k))
-        for flagged in policy.take_at_risk():
-            outcomes[cast(int, flagged)].flagged = True
+        for job_id, raised in policy.risk_changes():  # jobs turned hopeless in dispatch
+            if raised:
+                outcomes[cast(int, job_id)].raise_flag(now)
         wake = policy.next_wakeup()
         if wake is not None and now < wake < woken_at:
             woken_at = wake
@@ -634,6 +728,9 @@ class RunFigures:
     at_risk_flagged: int
     at_risk_precision: float | None  # flagged jobs that really missed / flagged
     at_risk_recall: float | None  # missed jobs that were flagged / missed
+    at_risk_lead_p50_s: float | None  # how long before its deadline a missed job was flagged
+    critical_missed: int
+    critical_flagged_early: float | None  # CRITICAL misses flagged >= EARLY_S before the deadline
     phases: dict[str, int]
 
 
@@ -677,6 +774,7 @@ def figures(result: RunResult, workload: Workload, sla: SlaSettings | None = Non
     with_deadline = [o for o in measured if o.deadline is not None]
     flagged = [o for o in with_deadline if o.flagged]
     missed = [o for o in with_deadline if not o.met()]
+    critical_missed = [o for o in missed if o.rank == 0]
     return RunFigures(
         policy=result.policy,
         levels=tuple(levels),
@@ -691,6 +789,13 @@ def figures(result: RunResult, workload: Workload, sla: SlaSettings | None = Non
             sum(1 for o in flagged if not o.met()) / len(flagged) if flagged else None
         ),
         at_risk_recall=(sum(1 for o in missed if o.flagged) / len(missed) if missed else None),
+        at_risk_lead_p50_s=_quantile([o.lead_s for o in missed if o.lead_s is not None], 0.5),
+        critical_missed=len(critical_missed),
+        critical_flagged_early=(
+            sum(1 for o in critical_missed if (o.lead_s or 0.0) >= EARLY_S) / len(critical_missed)
+            if critical_missed
+            else None
+        ),
         phases=dict(result.phases),
     )
 

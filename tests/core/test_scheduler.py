@@ -252,8 +252,10 @@ def test_a_hopeless_job_is_flagged_and_left_to_the_fair_phase() -> None:
     sched.finish("blocker", 15.0)
     first = sched.dispatch()
     assert first is not None and first.job_id == "fine" and first.phase is Phase.URGENT
-    assert sched.take_at_risk() == ["doomed"]
-    assert sched.take_at_risk() == []
+    raised = [r for r in sched.take_risk_changes() if r.at_risk]
+    assert [r.job_id for r in raised] == ["doomed"]
+    assert raised[0].reason == "it can no longer start in time"
+    assert sched.take_risk_changes() == []
     assert sched.stats()[H].at_risk == 1
     sched.finish("fine", 2.0)
     second = sched.dispatch()

@@ -125,8 +125,11 @@ class CheckingPolicy:
     def next_wakeup(self) -> float | None:
         return self.inner.next_wakeup()
 
-    def take_at_risk(self) -> list[Hashable]:
-        return self.inner.take_at_risk()
+    def forecast(self) -> list[tuple[Hashable, bool]]:
+        return self.inner.forecast()
+
+    def risk_changes(self) -> list[tuple[Hashable, bool]]:
+        return self.inner.risk_changes()
 
     def dispatch(self) -> tuple[Hashable, str, bool] | None:
         chosen = self.inner.dispatch()
