@@ -18,7 +18,9 @@ class Clock:
         return self.now
 
 
-def scheduler(slots: int = 2, *, cap: int = 10, rate: float = 1000.0) -> tuple[Scheduler, Clock]:
+def scheduler(
+    slots: int = 2, *, cap: int = 10, rate: float = 1000.0, margin: float | None = 1.0
+) -> tuple[Scheduler, Clock]:
     clock = Clock()
     sched = Scheduler(
         SchedulerSettings(reserved_critical_slot=False),
@@ -29,6 +31,8 @@ def scheduler(slots: int = 2, *, cap: int = 10, rate: float = 1000.0) -> tuple[S
         burst=1000,
         clock=clock,
     )
+    if margin is not None:  # the plan as it is, unless a test asks for the default
+        sched.risk_margin = margin
     return sched, clock
 
 
@@ -151,3 +155,37 @@ def test_a_flag_is_reported_once_until_its_reason_changes() -> None:
     assert "c3" in flags(sched.take_risk_changes())
     sched.forecast()
     assert "c3" not in flags(sched.take_risk_changes())
+
+
+def test_a_job_planned_to_end_just_in_time_is_flagged_with_the_default_margin() -> None:
+    sched, _ = scheduler(
+        slots=1,
+        margin=Scheduler(
+            SchedulerSettings(),
+            SlaSettings(),
+            1,
+            source_cap=1,
+            rate_per_s=1.0,
+            burst=1,
+            clock=Clock(),
+        ).risk_margin,
+    )
+    submit(sched, "first", estimate=10.0)
+    submit(sched, "second", estimate=10.0)  # planned 10..20 s: in time, but 2 x 10 s is not
+    sched.forecast()
+    assert [r.job_id for r in sched.take_risk_changes() if r.at_risk] == ["second"]
+
+
+def test_a_running_job_far_past_its_estimate_is_flagged_before_its_deadline() -> None:
+    sched, clock = scheduler(slots=1)
+    submit(sched, "slow", estimate=2.0)
+    assert sched.dispatch() is not None
+    sched.take_risk_changes()
+    clock.now += 8.0  # 4 times its estimate; at that pace it ends at 16 s: still in time
+    sched.forecast()
+    assert sched.take_risk_changes() == []
+    clock.now += 8.0  # 16 s in: as long again ends at 32 s, past the 30 s deadline
+    sched.forecast()
+    found = flags(sched.take_risk_changes())["slow"]
+    assert found.at_risk and found.reason == "running 16 s, 8 times its estimate"
+    assert found.deadline - clock.now == 14.0
