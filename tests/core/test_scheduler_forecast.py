@@ -158,20 +158,9 @@ def test_a_flag_is_reported_once_until_its_reason_changes() -> None:
 
 
 def test_a_job_planned_to_end_just_in_time_is_flagged_with_the_default_margin() -> None:
-    sched, _ = scheduler(
-        slots=1,
-        margin=Scheduler(
-            SchedulerSettings(),
-            SlaSettings(),
-            1,
-            source_cap=1,
-            rate_per_s=1.0,
-            burst=1,
-            clock=Clock(),
-        ).risk_margin,
-    )
-    submit(sched, "first", estimate=10.0)
-    submit(sched, "second", estimate=10.0)  # planned 10..20 s: in time, but 2 x 10 s is not
+    sched, _ = scheduler(slots=1, margin=None)
+    submit(sched, "first", estimate=11.0)
+    submit(sched, "second", estimate=11.0)  # planned 11..22 s: in time; 11 + 2 x 11 s is not
     sched.forecast()
     assert [r.job_id for r in sched.take_risk_changes() if r.at_risk] == ["second"]
 
