@@ -49,6 +49,12 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
         "--exit-after", action="store_true", help="stop when the traffic ends instead of idling"
     )
     p.add_argument("--seed", type=int, help="make the traffic repeatable")
+    p.add_argument(
+        "--feed-port",
+        type=int,
+        default=8765,
+        help="the feed server's port on 127.0.0.1 (default 8765; a free one if it is taken)",
+    )
     p.set_defaults(handler=demo_verb)
 
     p = verbs.add_parser(
@@ -162,7 +168,14 @@ def demo_verb(inv: Invocation) -> int:
     configure_logging(config.settings.logging.model_copy(update={"level": "warning"}))
     a = inv.args
     asyncio.run(
-        run_demo(config, feeds=a.feeds, minutes=a.minutes, exit_after=a.exit_after, seed=a.seed)
+        run_demo(
+            config,
+            feeds=a.feeds,
+            minutes=a.minutes,
+            exit_after=a.exit_after,
+            seed=a.seed,
+            feed_port=a.feed_port,
+        )
     )
     return EXIT_OK
 

@@ -529,6 +529,8 @@ class Scheduler:
         in simulation, 2.0 flagged 95% of CRITICAL misses 10 s or more ahead in a surge
         (1.0: 85%) for three points of precision."""
         self.describe_time: Callable[[float], str] = self._in_seconds
+        self.describe_source: Callable[[str], str] = str
+        """Words for a source in reasons (the daemon names its host)."""
         """Words for an instant on the scheduler's clock in reasons ("in 12 s"; the daemon
         says the wall-clock time instead)."""
         self._hopeless_budget = _HOPELESS_PER_CALL
@@ -840,17 +842,23 @@ class Scheduler:
                     start, why = entry.not_before, "waiting out its retry backoff"
                 cap = src.cap + (self._overshoot if lv.rank == _CRITICAL else 0)
                 if len(sp.ends) >= cap and sp.ends[0] > start:
-                    start, why = sp.ends[0], f"{src.name} runs at most {cap} at once"
+                    start, why = (
+                        sp.ends[0],
+                        f"{self.describe_source(src.name)} runs at most {cap} at once",
+                    )
                 if src.access is SourceAccess.BLOCKED:
                     until = src.blocked_until
                     if until is None:
-                        start, why = _INF, f"source {src.name} is disabled"
+                        start, why = _INF, f"source {self.describe_source(src.name)} is disabled"
                     elif until > start:
                         start = until
-                        why = f"source {src.name} circuit open until {self.describe_time(until)}"
+                        why = f"source {self.describe_source(src.name)} circuit open until {self.describe_time(until)}"
                 token_at = sp.token_at(src)
                 if token_at > start:
-                    start, why = token_at, f"{src.name} is rate limited to {src.rate:g} fetches/s"
+                    start, why = (
+                        token_at,
+                        f"{self.describe_source(src.name)} is rate limited to {src.rate:g} fetches/s",
+                    )
                 finish = start + entry.estimate * stretch
                 if start != _INF:
                     # The worker that frees latest but still in time: an earlier one
@@ -1426,20 +1434,20 @@ class Scheduler:
             wait = (source_running_left + source_ahead_work) / cap
             if now + wait > start:
                 start = now + wait
-                why = f"{source_ahead_jobs:.0f} jobs ahead at {src.name} (at most {cap} at once)"
+                why = f"{source_ahead_jobs:.0f} jobs ahead at {self.describe_source(src.name)} (at most {cap} at once)"
         src.refill(now)
         if source_ahead_jobs + 1 > src.tokens:
             wait = (source_ahead_jobs + 1 - src.tokens) / src.rate
             if now + wait > start:
                 start = now + wait
-                why = f"{src.name} is rate limited to {src.rate:g} fetches/s"
+                why = f"{self.describe_source(src.name)} is rate limited to {src.rate:g} fetches/s"
         if src.access is SourceAccess.BLOCKED:
             until = src.blocked_until
             if until is None:
-                start, why = _INF, f"source {src.name} is disabled"
+                start, why = _INF, f"source {self.describe_source(src.name)} is disabled"
             elif until > start:
                 start = until
-                why = f"source {src.name} circuit open until {self.describe_time(until)}"
+                why = f"source {self.describe_source(src.name)} circuit open until {self.describe_time(until)}"
         finish = start + est
         deadline = entry.deadline
         if deadline is None:

@@ -191,7 +191,10 @@ class Operations:
         for row in breached:
             listed = present.listed_job(row)
             end = row["completed_at"] or now
-            late = round((end - row["deadline"]).total_seconds(), 3) if row["deadline"] else None
+            late = None
+            if row["deadline"] is not None and end > row["deadline"]:
+                late = round((end - row["deadline"]).total_seconds(), 3)
+            # else: it failed for good before its deadline (a breach without lateness)
             breaches.append(
                 s.Breach(
                     **{k: getattr(listed, k) for k in listed.__struct_fields__}, late_by_s=late

@@ -51,6 +51,7 @@ class JobQueue:
         self._forecast_at = -1e18
         # Reasons name the wall-clock time a source reopens, as the desk reads clocks.
         scheduler.describe_time = lambda mono: readout.clock_time(clock.to_wall(mono))
+        scheduler.describe_source = readout.source_host
 
     # -- admission ------------------------------------------------------------------
 

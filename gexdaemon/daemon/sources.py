@@ -21,7 +21,7 @@ from gexdaemon import readout
 from gexdaemon.core import breaker
 from gexdaemon.core.breaker import BreakerChange, BreakerUpdate
 from gexdaemon.core.errors import NotFound
-from gexdaemon.core.models import DataSource
+from gexdaemon.core.models import CircuitState, DataSource
 from gexdaemon.core.scheduler import Scheduler
 from gexdaemon.core.settings import SourcesSettings
 from gexdaemon.core.vocab import EventType, SourceAccess
@@ -108,11 +108,15 @@ class SourceBook:
     def blocked_reason(self, base_url: str) -> str | None:
         """Why the source's jobs cannot run now, in words; None when they can."""
         source = self._by_url.get(base_url)
-        if source is None or breaker.access(source) is not SourceAccess.BLOCKED:
+        if source is None:
             return None
         if source.manually_disabled:
             return f"source {source.name} is disabled"
+        if source.circuit_state is CircuitState.CLOSED:
+            return None
         since = readout.clock_time(source.circuit_opened_at)
+        if source.circuit_state is CircuitState.HALF_OPEN:
+            return f"source {source.name} circuit open since {since}, one probe fetch under way"
         due = breaker.probe_due_at(source, self._settings.breaker_cooldown_s)
         return f"source {source.name} circuit open since {since}, next try at {readout.clock_time(due)}"
 

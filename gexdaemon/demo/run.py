@@ -1,12 +1,19 @@
-"""`gexdaemon demo`: the daemon, a local feed server on the sample feeds, and a desk's request mix.
+"""`gexdaemon demo`: the daemon, local feed servers on the sample feeds, and a desk's request mix.
 
-The daemon runs on a fresh data directory (`<data_dir>/demo/<time>`) but listens
-on the configured socket, so `gextui` and `gexdaemon status` attach with no
-arguments. For `--minutes` the generator submits what a desk sends: real-time
-index snapshots that the seed rules make CRITICAL, high-volume requests they
-make HIGH, routine snapshots and history (MEDIUM, LOW), a few flaky or slow
-sources (retries, a breaker that opens), a broken URL (a clear failure), and
-chain files dropped into the drop folder. Then the daemon keeps serving until
+The daemon keeps its database in a fresh folder (`<data_dir>/demo/<time>`) but
+listens on the configured socket and watches the configured drop folder, so
+`gextui`, `gexdaemon status` and the README's examples work as written. The
+feed server answers on 127.0.0.1:8765 (`--feed-port`; another free port if that
+one is taken, said in the banner).
+
+For `--minutes` the generator submits what a desk sends: real-time index
+snapshots that the seed rules make CRITICAL, high-volume requests they make
+HIGH, routine snapshots and history (MEDIUM, LOW), a flaky source (retries) and
+a broken URL (a clear failure), and chain files dropped into the drop folder.
+Within the first two minutes it also stages every state a desk must recognise
+(`TIMELINE`): a rejected drop file, a source whose circuit opens (its jobs at
+risk until it reopens), and a CRITICAL surge on a slow source that cannot all
+make 30 s (at risk first, then breached). Then the daemon keeps serving until
 Ctrl-C.
 """
 
@@ -71,15 +78,34 @@ DESK_MIX = (
 )
 
 DROP_FILES = ("SPX_strikes.csv", "NDX_contracts.parquet", "SPY_quotedata.csv")
+FEED_PORT = 8765
+# The slow source answers in 7 s (inside CRITICAL's 10 s fetch timeout) and takes three
+# CRITICAL jobs at once (its cap of 2, plus the one CRITICAL may go over): a surge of 15
+# runs in five waves, and the last wave ends 35 s after it was sent.
+SLOW_S = 7.0
+SURGE = 15
+
+
+@dataclasses.dataclass(frozen=True)
+class Moment:
+    """A staged state of the desk: when (seconds into the demo) and what a trader sees."""
+
+    at_s: float
+    shows: str
+
+
+TIMELINE = (
+    Moment(8.0, f"a slow source learns its pace (two CRITICAL snapshots, {SLOW_S:g} s each)"),
+    Moment(15.0, "a rejected drop file: SPX_broken.json moves to drop/rejected/ with its error"),
+    Moment(20.0, "retries, then an open circuit: a source answering 503 (its jobs at risk)"),
+    Moment(45.0, f"{SURGE} CRITICAL jobs on the slow source: flagged at risk, then breached"),
+)
 
 
 def demo_config(config: Config, *, stamp: str) -> Config:
     data_dir = config.data_dir / "demo" / stamp
     return dataclasses.replace(
-        config,
-        data_dir=data_dir,
-        drop_dir=data_dir / "drop",
-        duckdb_path=data_dir / config.settings.storage.duckdb_file,
+        config, data_dir=data_dir, duckdb_path=data_dir / config.settings.storage.duckdb_file
     )
 
 
@@ -90,13 +116,23 @@ async def run_demo(
     minutes: float,
     exit_after: bool,
     seed: int | None,
+    feed_port: int = FEED_PORT,
     out: TextIO = sys.stdout,
 ) -> None:
     feed_dir = find_sample_feeds(feeds)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     cfg = demo_config(config, stamp=stamp)
-    feed_runner, port = await start_feed_server(feed_dir, seed=seed)
+    try:
+        feed_runner, port = await start_feed_server(feed_dir, port=feed_port, seed=seed)
+    except OSError:  # 8765 taken (another demo, another program): any free port
+        feed_runner, port = await start_feed_server(feed_dir, seed=seed)
+    # A second server is a second source (sources are told apart by host and port): the
+    # slow one. The down one is the first server under another name (localhost).
+    slow_runner, slow_port = await start_feed_server(feed_dir, seed=seed)
     base = f"http://127.0.0.1:{port}"
+    places = Places(
+        main=base, slow=f"http://127.0.0.1:{slow_port}", down=f"http://localhost:{port}"
+    )
     daemon = Daemon(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,7 +147,10 @@ async def run_demo(
             f"  socket       {sock}\n"
             f"  drop folder  {cfg.drop_dir}\n"
             f"  feed server  {base}/ serving {feed_dir}\n"
-            f"  traffic      a desk's request mix for {minutes:g} min, then idle until Ctrl-C\n\n"
+            f"  traffic      a desk's request mix for {minutes:g} min, then idle until Ctrl-C\n"
+            f"\nIn the first two minutes:\n"
+            + "".join(f"  ~{m.at_s:3.0f} s  {m.shows}\n" for m in TIMELINE)
+            + "\n"
             f"Watch it:      gextui{'' if sock == config.socket_path else f' --socket {sock}'}\n"
             f"Script it:     gexdaemon status --socket {sock}\n"
             f"               gexdaemon gex SPX --socket {sock}\n"
@@ -120,7 +159,7 @@ async def run_demo(
         )
         out.flush()
         rng = random.Random(seed)  # noqa: S311 - demo traffic, not security
-        traffic = asyncio.create_task(_traffic(daemon, base, feed_dir, minutes * 60.0, rng))
+        traffic = asyncio.create_task(_traffic(daemon, places, feed_dir, minutes * 60.0, rng))
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({traffic, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if traffic.done():
@@ -141,18 +180,63 @@ async def run_demo(
             loop.remove_signal_handler(signum)
         await daemon.stop()
         await feed_runner.cleanup()
+        await slow_runner.cleanup()
+
+
+@dataclasses.dataclass(frozen=True)
+class Places:
+    """The demo's three sources: the feed server, a slow one, and one that is down."""
+
+    main: str
+    slow: str
+    down: str
+
+
+def _staged(places: Places) -> list[tuple[float, list[dict[str, Any]]]]:
+    """The requests that stage the timeline's states, by when they are sent."""
+
+    def req(base: str, path: str, symbol: str, kind: str, **meta: Any) -> dict[str, Any]:
+        return {"source_url": f"{base}/{path}", "market_symbol": symbol, "data_type": kind} | (
+            {"metadata": meta} if meta else {}
+        )
+
+    slow = f"_SPX.json?delay={SLOW_S:g}"
+    high_volume = {"open_interest": 25000, "volume": 9000}  # the seed rules make these HIGH
+    return [
+        (8.0, [req(places.slow, slow, "SPX", "real_time") for _ in range(2)]),
+        (
+            20.0,
+            [
+                req(places.down, "SPY.json?status=503", "SPY", "snapshot", **high_volume)
+                for _ in range(6)
+            ],
+        ),
+        (45.0, [req(places.slow, slow, "SPX", "real_time") for _ in range(SURGE)]),
+    ]
 
 
 async def _traffic(
-    daemon: Daemon, base: str, feed_dir: Path, seconds: float, rng: random.Random
+    daemon: Daemon, places: Places, feed_dir: Path, seconds: float, rng: random.Random
 ) -> dict[str, int]:
     """Submit the desk mix through the daemon's own intake, as the socket API would."""
+    base = places.main
     started = daemon.mono()
     due = {i: started + rng.uniform(0, m.every_s) for i, m in enumerate(DESK_MIX)}
     next_drop = started + 10.0
+    staged = _staged(places)
+    broken_dropped = False
     counts = {"submitted": 0, "dropped": 0}
     while daemon.mono() - started < seconds:
         now = daemon.mono()
+        while staged and started + staged[0][0] <= now:
+            for payload in staged.pop(0)[1]:
+                if not await _submit(daemon, payload):
+                    return counts
+                counts["submitted"] += 1
+        if not broken_dropped and now - started >= 15.0:
+            broken_dropped = True
+            await _drop(daemon, feed_dir / "broken" / "truncated_SPX.json", "SPX_broken.json")
+            counts["dropped"] += 1
         for i, mix in enumerate(DESK_MIX):
             if due[i] <= now:
                 due[i] = now + rng.expovariate(1.0 / mix.every_s)
@@ -164,22 +248,34 @@ async def _traffic(
                     "metadata": dict(mix.metadata)
                     | {"desk": rng.choice(["vol", "delta-one", "index"])},
                 }
-                try:
-                    assert daemon.intake is not None
-                    subs = daemon.intake.parse(payload)
-                    await daemon.intake.submit(subs, origin=Origin.DEMO)
-                    counts["submitted"] += 1
-                except GexError:
-                    return counts  # shutting down
+                if not await _submit(daemon, payload):
+                    return counts
+                counts["submitted"] += 1
         if now >= next_drop:
             next_drop = now + rng.uniform(20.0, 40.0)
             name = rng.choice(DROP_FILES)
-            target = (
-                daemon.config.drop_dir / f"{Path(name).stem}_{counts['dropped']}{Path(name).suffix}"
+            await _drop(
+                daemon, feed_dir / name, f"{Path(name).stem}_{counts['dropped']}{Path(name).suffix}"
             )
-            tmp = target.with_name(f".{target.name}.part")
-            await asyncio.to_thread(shutil.copyfile, feed_dir / name, tmp)
-            tmp.rename(target)  # the drop folder convention: write aside, then rename
             counts["dropped"] += 1
         await asyncio.sleep(0.1)
     return counts
+
+
+async def _submit(daemon: Daemon, payload: dict[str, Any]) -> bool:
+    """Submit through the daemon's intake; False once it is shutting down."""
+    assert daemon.intake is not None
+    try:
+        subs = daemon.intake.parse(payload)
+        await daemon.intake.submit(subs, origin=Origin.DEMO)
+    except GexError:
+        return False
+    return True
+
+
+async def _drop(daemon: Daemon, source: Path, name: str) -> None:
+    """Put a file in the drop folder as a desk's tools should: write aside, then rename."""
+    target = daemon.config.drop_dir / name
+    tmp = target.with_name(f".{target.name}.part")
+    await asyncio.to_thread(shutil.copyfile, source, tmp)
+    tmp.rename(target)
