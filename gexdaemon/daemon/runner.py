@@ -278,6 +278,8 @@ class Runner:
             )
             failed = failed.evolve(sla_status=final_status)
             await self._store.commit([PutJob(failed, fail_event, previous=before)])
+            if before.sla_status is SlaStatus.PENDING:  # failed for good before its deadline
+                self._queue.sla_watch.record_breach(before.priority_level)
             self._settle(live, failed)
             self._bus.publish(
                 EventType.JOB_FAILED,

@@ -223,7 +223,7 @@ class SlaRecord:
     """The SLA record the daemon's figures start from (so they survive a restart)."""
 
     finished: list[tuple[PriorityLevel, datetime, SlaStatus]]  # since the window start
-    breaches: list[tuple[PriorityLevel, datetime]]  # deadlines missed since the window start
+    breaches: list[tuple[PriorityLevel, datetime]]  # SLAs missed since the window start, and when
     # Per level, over every job ever finished (archived too): met, breached, flagged at
     # risk and met or missed, flagged and missed.
     totals: dict[PriorityLevel, tuple[int, int, int, int]]
@@ -243,8 +243,11 @@ def sla_record(cur: Connection, since: datetime) -> SlaRecord:
         (PriorityLevel(r["priority_level"]), r["deadline"])
         for r in fetch_dicts(
             cur,
-            "SELECT priority_level, deadline FROM processing_jobs_all "
-            "WHERE sla_status = 'breached' AND deadline >= ? ORDER BY deadline",
+            # A breach happens when the deadline passes unfinished, or earlier when the job
+            # fails for good: whichever came first.
+            "SELECT priority_level, least(deadline, coalesce(completed_at, deadline)) AS deadline "
+            "FROM processing_jobs_all WHERE sla_status = 'breached' "
+            "AND least(deadline, coalesce(completed_at, deadline)) >= ? ORDER BY 2",
             (since,),
         )
     ]

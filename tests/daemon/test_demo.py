@@ -41,7 +41,12 @@ def test_demo_runs_a_desk_mix_and_produces_snapshots() -> None:
     )
     try:
         assert proc.stdout is not None
-        banner = "".join(proc.stdout.readline() for _ in range(12))
+        lines = []
+        for line in iter(proc.stdout.readline, ""):
+            lines.append(line)
+            if line.startswith("Stop:"):
+                break
+        banner = "".join(lines)
         assert (
             "gexdaemon demo is running" in banner
             and "gextui" in banner
