@@ -335,7 +335,8 @@ def query_text(r: s.QueryResult) -> str:
     """A query's rows with every number at full precision (and separators), instants in UTC."""
     cols = [Col(name, _sql_cell(i), right=_numeric(r.rows, i)) for i, name in enumerate(r.columns)]
     body = table(r.rows, cols)
-    return body + f"\n({r.row_count:,} rows{', truncated' if r.truncated else ''}; times in UTC)"
+    rows = f"{r.row_count:,} row{'' if r.row_count == 1 else 's'}"
+    return body + f"\n({rows}{', truncated' if r.truncated else ''}; times in UTC)"
 
 
 def _sql_cell(i: int) -> Callable[[Sequence[Any]], str]:

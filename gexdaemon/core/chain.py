@@ -267,6 +267,27 @@ def to_micros(instant: datetime) -> int:
     return int(as_utc(instant).timestamp() * 1_000_000)
 
 
+def chain_underlying(raw: RawChain) -> str | None:
+    """The underlying a chain's contracts are on (their OCC symbols say it; failing that,
+    what the file says); ChainError when they are on several."""
+    if raw.table.num_rows == 0:
+        return raw.underlying
+    return _only_underlying(raw, _identity(raw.table))
+
+
+def _only_underlying(raw: RawChain, identity: _Identity) -> str | None:
+    seen = np.unique(identity.underlying.codes[identity.valid])
+    names = sorted({str(identity.underlying.values[c]) for c in seen.tolist()} - {"None"})
+    if len(names) > 1:
+        raise ChainError.at(
+            raw.source,
+            "underlying",
+            f"the file holds options on several underlyings ({', '.join(names[:10])}); "
+            "name the one to snapshot (--symbol / market_symbol)",
+        )
+    return names[0] if names else raw.underlying
+
+
 def validate_contracts(
     raw: RawChain, *, spot: float, snapshot_at: datetime, underlying: str | None
 ) -> ValidatedChain:
@@ -295,18 +316,7 @@ def validate_contracts(
         reason[(reason == 0) & mask] = len(codes)
 
     flag("unparseable_symbol", ~identity.valid)
-    chosen = underlying
-    if chosen is None:
-        seen = np.unique(identity.underlying.codes[identity.valid])
-        names = sorted({str(identity.underlying.values[c]) for c in seen.tolist()} - {"None"})
-        if len(names) > 1:
-            raise ChainError.at(
-                raw.source,
-                "underlying",
-                f"the file holds options on several underlyings ({', '.join(names[:10])}); "
-                "name the one to snapshot (--symbol / market_symbol)",
-            )
-        chosen = names[0] if names else raw.underlying
+    chosen = underlying if underlying is not None else _only_underlying(raw, identity)
     if chosen is not None:
         same = identity.underlying.flags(lambda v: v == chosen)
         flag("other_underlying", identity.valid & ~same)

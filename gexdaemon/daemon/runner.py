@@ -354,7 +354,7 @@ class Runner:
             "sla breached",
             job_id=str(job_id),
             job=readout.short_id(job_id),
-            level=before.priority_level.value,
+            priority_level=before.priority_level.value,
             status=before.status.value,
             phase=before.dispatch_phase,
             retries=before.retry_count,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from gexdaemon.core.chain import RawChain, chain_underlying
 from gexdaemon.core.symbols import normalize_symbol, underlying_of_root
 from gexdaemon.feeds import registry
 from gexdaemon.feeds.base import FeedFile
@@ -32,5 +33,7 @@ def symbol_of(feed: FeedFile, optionable: frozenset[str]) -> str | None:
     if found is not None:
         return found
     _, parsed = registry.parse(feed)
-    named = parsed.underlying
+    # A chain's contracts say their underlying (as the snapshot will be filed); a
+    # strike-level file can only say it in its metadata.
+    named = chain_underlying(parsed) if isinstance(parsed, RawChain) else parsed.underlying
     return underlying_of_root(normalize_symbol(named)) if named else None
