@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gexdaemon.core.errors import GexError, Problem
+from gexdaemon.core.errors import ConfigError, Problem
 from gexdaemon.core.models import DomainContext
 from gexdaemon.core.settings import Settings
 from gexdaemon.core.symbols import BUNDLED_OPTIONABLE, normalize_symbol
@@ -37,12 +37,6 @@ ENV_PREFIX = "GEXD__"
 DEFAULT_CONFIG_NAME = "config.toml"
 # sun_path is 108 bytes on Linux; keep a margin for the NUL and odd filesystems.
 MAX_SOCKET_PATH = 100
-
-
-class ConfigError(GexError):
-    """A configuration file or variable that cannot be used; says which key and why."""
-
-    code = "config_invalid"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from gexdaemon import __version__
 from gexdaemon.client import AsyncClient
-from gexdaemon.config import ConfigError, load_config
+from gexdaemon.config import load_config
+from gexdaemon.core.errors import ConfigError
 from gextui.actions import VIEWS
 from gextui.app import GexTui
 

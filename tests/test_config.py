@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gexdaemon.config import MAX_SOCKET_PATH, ConfigError, load_config
+from gexdaemon.config import MAX_SOCKET_PATH, load_config
+from gexdaemon.core.errors import ConfigError
 from gexdaemon.core.settings import Settings
 from tests.conftest import REPO
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gexdaemon.cli.output import Output
-from gexdaemon.config import Config, load_config
 from gexdaemon.core.errors import GexError
+
+if TYPE_CHECKING:
+    from gexdaemon.config import Config
 
 Handler = Callable[["Invocation"], int]
 
@@ -24,6 +27,8 @@ class Invocation:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from gexdaemon.config import load_config  # noqa: PLC0415 - only verbs that need it
+
             self._config = load_config(
                 self.args.config or None,
                 data_dir=getattr(self.args, "data_dir", None),

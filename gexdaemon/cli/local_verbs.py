@@ -1,13 +1,15 @@
-"""Verbs that work on the data directory itself, without a running daemon."""
+"""Verbs that work on the data directory itself, without a running daemon.
+
+Each verb imports what it uses when it runs: `gexdaemon --help` and the remote verbs must
+not pay for the daemon, DuckDB, pyarrow or numpy.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -15,15 +17,11 @@ from gexdaemon.cli import render
 from gexdaemon.cli.invocation import Invocation, UsageError
 from gexdaemon.cli.output import EXIT_OK, key_values
 from gexdaemon.client import Client, DaemonUnreachable
-from gexdaemon.daemon.app import Daemon
-from gexdaemon.demo.feedserver import start_feed_server
-from gexdaemon.demo.run import run_demo
-from gexdaemon.logs import configure as configure_logging
-from gexdaemon.pipeline.analyze import analyze_file, snapshot_view
 from gexdaemon.protocol.shapes import ArchiveResult
-from gexdaemon.storage.lock import DataDirLock
-from gexdaemon.storage.schema import LATEST, current_version, migrate
-from gexdaemon.storage.store import Store, StoreOptions, connect, move_wal_aside, wal_path
+
+if TYPE_CHECKING:
+    from gexdaemon.storage.lock import DataDirLock
+    from gexdaemon.storage.store import StoreOptions
 
 
 def register(verbs: Any, common: argparse.ArgumentParser) -> None:
@@ -157,6 +155,11 @@ def _settings_text(settings: dict[str, Any], prefix: str = "") -> str:
 
 
 def run_verb(inv: Invocation) -> int:
+    import asyncio  # noqa: PLC0415 - loaded when the verb runs
+
+    from gexdaemon.daemon.app import Daemon  # noqa: PLC0415
+    from gexdaemon.logs import configure as configure_logging  # noqa: PLC0415
+
     config = inv.config
     configure_logging(config.settings.logging)
     asyncio.run(Daemon(config).run_until_signalled())
@@ -164,6 +167,11 @@ def run_verb(inv: Invocation) -> int:
 
 
 def demo_verb(inv: Invocation) -> int:
+    import asyncio  # noqa: PLC0415 - loaded when the verb runs
+
+    from gexdaemon.demo.run import run_demo  # noqa: PLC0415
+    from gexdaemon.logs import configure as configure_logging  # noqa: PLC0415
+
     config = inv.config
     configure_logging(config.settings.logging.model_copy(update={"level": "warning"}))
     a = inv.args
@@ -181,6 +189,11 @@ def demo_verb(inv: Invocation) -> int:
 
 
 def feed_server_verb(inv: Invocation) -> int:
+    import asyncio  # noqa: PLC0415 - loaded when the verb runs
+    import signal  # noqa: PLC0415
+
+    from gexdaemon.demo.feedserver import start_feed_server  # noqa: PLC0415
+
     a = inv.args
     if not a.dir.is_dir():
         raise UsageError(f"--dir {a.dir} is not a folder")
@@ -209,6 +222,8 @@ def feed_server_verb(inv: Invocation) -> int:
 
 
 def analyze_verb(inv: Invocation) -> int:
+    from gexdaemon.pipeline.analyze import analyze_file, snapshot_view  # noqa: PLC0415
+
     a = inv.args
     if not a.file.is_file():
         raise UsageError(f"{a.file} is not a file")
@@ -226,12 +241,18 @@ def analyze_verb(inv: Invocation) -> int:
 
 
 def _locked_store(inv: Invocation, purpose: str) -> tuple[DataDirLock, StoreOptions]:
+    from gexdaemon.storage.lock import DataDirLock  # noqa: PLC0415 - loaded when a verb runs
+    from gexdaemon.storage.store import StoreOptions  # noqa: PLC0415
+
     cfg = inv.config
     lock = DataDirLock(cfg.data_dir, purpose=purpose).acquire()
     return lock, StoreOptions.from_config(cfg)
 
 
 def migrate_verb(inv: Invocation) -> int:
+    from gexdaemon.storage.schema import LATEST, current_version, migrate  # noqa: PLC0415
+    from gexdaemon.storage.store import connect  # noqa: PLC0415
+
     running = daemon_or_none(inv)
     if running is not None:  # it migrated at start, and it holds the database
         with running:
@@ -285,6 +306,8 @@ def migrate_verb(inv: Invocation) -> int:
 
 
 def archive_verb(inv: Invocation) -> int:
+    from gexdaemon.storage.store import Store  # noqa: PLC0415 - loaded when the verb runs
+
     running = daemon_or_none(inv)
     if running is not None:  # the daemon owns the database: ask it
         with running:
@@ -317,6 +340,8 @@ def archive_verb(inv: Invocation) -> int:
 
 
 def recover_verb(inv: Invocation) -> int:
+    from gexdaemon.storage.store import Store, move_wal_aside, wal_path  # noqa: PLC0415
+
     if not inv.args.move_wal:
         raise UsageError("say what to recover: --move-wal")
     lock, options = _locked_store(inv, "gexdaemon recover")

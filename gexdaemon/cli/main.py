@@ -12,8 +12,7 @@ from gexdaemon.cli import local_verbs, remote_verbs
 from gexdaemon.cli.invocation import Handler, Invocation, UsageError
 from gexdaemon.cli.output import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, Output
 from gexdaemon.client import DaemonUnreachable
-from gexdaemon.config import ConfigError
-from gexdaemon.core.errors import GexError
+from gexdaemon.core.errors import ConfigError, GexError
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

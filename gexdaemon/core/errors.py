@@ -136,3 +136,9 @@ def utf8_problem(data: bytes) -> str | None:
             f"(offset {exc.start}); save it as UTF-8"
         )
     return None
+
+
+class ConfigError(GexError):
+    """A configuration file or variable that cannot be used; says which key and why."""
+
+    code = "config_invalid"
