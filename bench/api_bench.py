@@ -138,10 +138,13 @@ async def drop_latency(sock: Path, drop: Path, files: int) -> list[float]:
     return latencies
 
 
-def huey_baseline(root: Path, total: int) -> float:
+def huey_baseline(root: Path, total: int, *, fsync: bool = True) -> float:
+    """SqliteHuey enqueues in this process. With fsync (synchronous=FULL) each enqueue is
+    durable as our submits are: the comparison line. Without (huey's default,
+    synchronous=OFF) an enqueue can vanish with the machine; printed for reference."""
     from huey import SqliteHuey
 
-    huey = SqliteHuey(filename=str(root / "huey.db"))
+    huey = SqliteHuey(filename=str(root / f"huey-{int(fsync)}.db"), fsync=fsync)
 
     @huey.task()
     def ingest(url: str) -> str:
@@ -183,7 +186,11 @@ def main() -> int:
             f"p99 {pct(drop_lat, 0.99) * 1000:.1f} ms"
         )
         huey_rate = huey_baseline(root, 5000)
-        print(f"huey SqliteHuey enqueue (in-process, no HTTP): {huey_rate:,.0f}/s")
+        huey_volatile = huey_baseline(root, 5000, fsync=False)
+        print(
+            f"huey SqliteHuey enqueue (in-process, no HTTP): {huey_rate:,.0f}/s with fsync; "
+            f"{huey_volatile:,.0f}/s without (its default; not durable)"
+        )
         print("\nsummary")
         print(
             f"  single durable submits  {single_rate:>10,.0f}/s  p99 {pct(single_lat, 0.99) * 1000:.1f} ms"

@@ -176,6 +176,7 @@ class Daemon:
                 log.info("cleared the fetch spool", files=cleared, folder=str(self.tmp_dir))
             await self._claim_socket_path()
             self.store = await asyncio.to_thread(Store.open, StoreOptions.from_config(cfg))
+            self._report_journal(self.store)
             self.pools = ComputePools(
                 self.settings.daemon.workers,
                 self.settings.daemon.shared_compute_slots(os.cpu_count() or 1),
@@ -212,6 +213,21 @@ class Daemon:
         self.bus.publish(
             EventType.DAEMON_STARTED, DaemonNotice(instance=self.instance, version=self.version)
         )
+
+    @staticmethod
+    def _report_journal(store: Store) -> None:
+        replay = store.journal_replay
+        if replay is None:
+            return
+        if replay.records:
+            log.info("replayed the intake journal", records=replay.records)
+        for path in replay.damaged:
+            log.error(
+                "an intake journal segment did not read back; it is kept for inspection",
+                path=str(path),
+            )
+        for path in replay.refused:
+            log.error("the database refused a journaled request; it is kept", path=str(path))
 
     async def _build(self, store: Store, http: aiohttp.ClientSession, pools: ComputePools) -> None:
         """Every service, each with the few collaborators it uses; then the state they load."""

@@ -50,7 +50,7 @@ from gexdaemon.daemon.rules import RuleService
 from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.fetch.http import host_allowed as fetch_host_allowed
 from gexdaemon.protocol import shapes as s
-from gexdaemon.storage.store import Change, PutJob, PutRequest, PutSource, Store
+from gexdaemon.storage.store import NewRows, PutJob, PutRequest, PutSource, Store
 
 log = structlog.get_logger("gexdaemon.intake")
 
@@ -189,7 +189,7 @@ class Intake:
             )
         clock, queue = self._clock, self._queue
         now = clock.now()
-        changes: list[Change] = []
+        changes: list[NewRows] = []
         staged: list[tuple[LiveJob, JobEvent]] = []
         rule_set = self._rules.current
         priority = self._settings.priority
@@ -254,7 +254,7 @@ class Intake:
             c for live, event in staged for c in (PutRequest(live.request), PutJob(live.job, event))
         ]
         try:
-            await self._store.commit(changes)  # durable before anyone hears of it
+            await self._store.accept(changes)  # durable before anyone hears of it
         except BaseException:
             for live, _ in staged:
                 queue.forget(live.job_id)

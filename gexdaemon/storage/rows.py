@@ -106,6 +106,16 @@ class TableSpec:
             sql += f" RETURNING {returning}"
         return sql
 
+    def insert_missing_sql(self, relation: str) -> str:
+        """INSERT of the rows whose key is not taken yet (replaying what may be there)."""
+        cols = ", ".join(self.column_names)
+        exprs = ", ".join(c.select_expr() for c in self.columns)
+        key = ", ".join(self.key)
+        return (
+            f"INSERT INTO {self.name} ({cols}) SELECT {exprs} FROM {relation} "
+            f"ON CONFLICT ({key}) DO NOTHING"
+        )
+
     def plain_insert_sql(self, relation: str, *, returning: str = "") -> str:
         """INSERT without a conflict clause: a duplicate key is an error, as it should be."""
         cols = ", ".join(self.column_names)

@@ -56,6 +56,15 @@ from gexdaemon.storage.archive import (
     refresh_archive_views,
 )
 from gexdaemon.storage.errors import DataDirLocked, StorageError, StoreClosed, WalReplayFailed
+from gexdaemon.storage.journal import (
+    Journal,
+    JournalError,
+    Replay,
+    keep_refused,
+    next_segment_no,
+)
+from gexdaemon.storage.journal import iter_rows as iter_journal_rows
+from gexdaemon.storage.journal import replay as journal_replay
 from gexdaemon.storage.schema import migrate
 
 T = TypeVar("T")
@@ -72,6 +81,12 @@ class Change(Protocol):
     def add_to(self, plan: WritePlan) -> None: ...
 
 
+class NewRows(Change, Protocol):
+    """A change that only inserts (a new request, job or source): it may be journaled."""
+
+    def journal_rows(self) -> list[tuple[rows.TableSpec, Mapping[str, Any]]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PutRequest:
     request: PriorityRequest
@@ -82,6 +97,9 @@ class PutRequest:
 
     def add_to(self, plan: WritePlan) -> None:
         plan.upsert(rows.REQUESTS, (self._row["request_id"],), self._row)
+
+    def journal_rows(self) -> list[tuple[rows.TableSpec, Mapping[str, Any]]]:
+        return [(rows.REQUESTS, self._row)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +149,11 @@ class PutJob:
         if self._event_row is not None:
             plan.append(rows.EVENTS, self._event_row)
 
+    def journal_rows(self) -> list[tuple[rows.TableSpec, Mapping[str, Any]]]:
+        if self.event is None or self.event.from_status is not None or self.previous is not None:
+            raise TypeError("only a job's creation goes through the intake journal")
+        return [(rows.JOBS, self._row)]
+
 
 @dataclass(frozen=True, slots=True)
 class PutSource:
@@ -138,6 +161,9 @@ class PutSource:
 
     def add_to(self, plan: WritePlan) -> None:
         plan.upsert(rows.SOURCES, (str(self.source.source_id),), rows.source_row(self.source))
+
+    def journal_rows(self) -> list[tuple[rows.TableSpec, Mapping[str, Any]]]:
+        return [(rows.SOURCES, rows.source_row(self.source))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +230,15 @@ class WritePlan:
         self._appends: dict[str, list[Mapping[str, Any]]] = {}
         self._snapshots: list[tuple[Mapping[str, Any], pa.Table]] = []
         self._statements: list[tuple[str, Sequence[Any]]] = []
+        self._missing: dict[str, dict[tuple[str, ...], Mapping[str, Any]]] = {}
         self.size = 0
+
+    def insert_missing(
+        self, spec: rows.TableSpec, key: tuple[str, ...], row: Mapping[str, Any]
+    ) -> None:
+        """Insert unless a row with this key exists (a journal replay)."""
+        self._missing.setdefault(spec.name, {})[key] = row
+        self.size += 1
 
     def upsert(self, spec: rows.TableSpec, key: tuple[str, ...], row: Mapping[str, Any]) -> None:
         self._upserts.setdefault(spec.name, {})[key] = row
@@ -239,6 +273,9 @@ class WritePlan:
 
     def execute(self, con: Connection) -> None:
         for spec in self.ORDER:
+            missing = list(self._missing.get(spec.name, {}).values())
+            if missing:
+                _with_relation(con, spec, missing, None, spec.insert_missing_sql, fetch=False)
             fresh = list(self._inserts.get(spec.name, {}).values())
             if fresh:
                 _insert_rows(con, spec, fresh, plain=True)
@@ -365,6 +402,7 @@ class _Pending:
     future: concurrent.futures.Future[None] | None = None
     aio: asyncio.Future[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    journal_seq: int = 0  # > 0: these changes are also in the intake journal
 
 
 @dataclass
@@ -398,6 +436,11 @@ class StoreOptions:
     max_changes: int = 5000
     read_threads: int = 2
     retention_days: float = 30.0
+    journal: bool = True  # new requests are durable in the intake journal (see journal.py)
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.path.parent / "journal"
 
     @classmethod
     def from_config(cls, config: Config) -> StoreOptions:
@@ -439,7 +482,10 @@ class Store:
     _cursor_lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
     _fatal: BaseException | None = None
+    _journal: Journal | None = None
     stats: WriterStats = field(default_factory=WriterStats)
+    # What the intake journal held at open (replayed with insert-if-missing).
+    journal_replay: Replay | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -454,6 +500,8 @@ class Store:
             finish_interrupted_batches(con, options.archive_dir)
             lakefs.remove_stale_temporaries(options.lake_dir)
             store._refresh_views(con)
+            if options.journal:
+                store.journal_replay = replay_journal(con, options.journal_dir)
         except BaseException:
             con.close()
             raise
@@ -462,6 +510,9 @@ class Store:
         )
         store._writer = threading.Thread(target=store._writer_loop, name="gexd-writer", daemon=True)
         store._writer.start()
+        if options.journal:
+            store._journal = Journal(options.journal_dir)
+            store._journal.start(next_segment_no(options.journal_dir))
         return store
 
     def close(self) -> None:
@@ -471,6 +522,10 @@ class Store:
         if self._writer is not None:
             self._queue.put(_STOP)
             self._writer.join()
+        if self._journal is not None:
+            # The writer drained its queue: unless the database failed, DuckDB holds every
+            # journaled record and the segments can go.
+            self._journal.close(all_applied=self._fatal is None and self._journal.backlog == 0)
         if self._readers is not None:
             self._readers.shutdown(wait=True)
         with contextlib.suppress(duckdb.Error):
@@ -507,6 +562,33 @@ class Store:
         fut: asyncio.Future[None] = loop.create_future()
         self._queue.put(_Pending(tuple(changes), aio=fut, loop=loop))
         await fut  # if the caller is cancelled here, the writer still writes and skips the wake-up
+
+    async def accept(self, changes: Sequence[NewRows]) -> None:
+        """Write new rows; returns once they are durable (journaled or committed).
+
+        The rows go to the intake journal and to the writer at once, in the same order
+        as every other change, so a later update of the same row always lands after
+        them. The journal's sync (about 0.15 ms) usually answers first; if the journal
+        cannot be written, the answer waits for DuckDB's commit instead.
+        """
+        self._check_open()
+        journal = self._journal
+        if journal is None:
+            await self.commit(changes)
+            return
+        try:
+            seq, synced = journal.append([row for c in changes for row in c.journal_rows()])
+        except JournalError:
+            await self.commit(changes)
+            return
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[None] = loop.create_future()
+        committed.add_done_callback(_observed)
+        self._queue.put(_Pending(tuple(changes), aio=committed, loop=loop, journal_seq=seq))
+        try:
+            await synced
+        except JournalError:
+            await committed
 
     def commit_sync(self, changes: Sequence[Change], timeout: float | None = None) -> None:
         self.submit(changes).result(timeout)
@@ -547,14 +629,24 @@ class Store:
     ) -> T:
         """Run `fn(cursor, *args, **kwargs)` on this thread's reader cursor."""
         self._check_open()
+        if self._journal is not None:
+            self._journal.wait_applied_sync(self._journal.last_seq)
         return fn(self._cursor(), *args, **kwargs)
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run `fn(cursor, *args, **kwargs)` on the reader pool, off the event loop."""
+        """Run `fn(cursor, *args, **kwargs)` on the reader pool, off the event loop.
+
+        A read sees every request accepted before it was called (it waits, a few ms at
+        most, for DuckDB to hold what the journal already acknowledged).
+        """
         self._check_open()
         assert self._readers is not None
+        if self._journal is not None:
+            behind = self._journal.wait_applied(self._journal.last_seq)
+            if behind is not None:
+                await behind
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._readers, lambda: fn(self._cursor(), *args, **kwargs)
@@ -619,7 +711,7 @@ class Store:
                         break
                     batch.append(nxt)
                     size += len(nxt.changes)
-                self._flush(wcon, batch)
+                self._flush_or_stop(wcon, batch)
             # Drain what was queued before the stop so nothing accepted is dropped.
             leftovers: list[_Pending] = []
             while True:
@@ -632,9 +724,20 @@ class Store:
                 elif isinstance(item, _Exclusive):
                     item.future.set_exception(StoreClosed("the store closed before this ran"))
             if leftovers:
-                self._flush(wcon, leftovers)
+                self._flush_or_stop(wcon, leftovers)
         finally:
             wcon.close()
+
+    def _flush_or_stop(self, wcon: Connection, batch: list[_Pending]) -> None:
+        """A flush that fails in our own code (not in DuckDB) stops writes, not the thread:
+        a dead writer would leave every caller waiting for an answer that never comes."""
+        try:
+            self._flush(wcon, batch)
+        except Exception as exc:
+            self._fatal = exc
+            _settle([(p, _wrap_write_error(exc)) for p in batch])
+            if self._journal is not None:
+                self._journal.release_waiters()
 
     def _run_exclusive(self, wcon: Connection, item: _Exclusive) -> None:
         if not item.future.set_running_or_notify_cancel():
@@ -648,6 +751,8 @@ class Store:
         if self._fatal is not None:
             error = StorageError(f"database unavailable: {self._fatal}")
             _settle([(p, error) for p in batch])
+            if self._journal is not None:
+                self._journal.release_waiters()  # journaled rows wait for the next start
             return
         started = time.perf_counter()
         plan = WritePlan()
@@ -659,7 +764,9 @@ class Store:
         except Exception as exc:
             self.stats.failed_batches += 1
             if len(batch) == 1 or self._fatal is not None:
-                _settle([(p, _wrap_write_error(exc)) for p in batch])
+                failed = [(p, _wrap_write_error(exc)) for p in batch]
+                self._journal_outcomes(failed)
+                _settle(failed)
                 return
             outcomes: list[tuple[_Pending, BaseException | None]] = []
             for p in batch:  # isolate the bad caller; the others still commit
@@ -672,8 +779,10 @@ class Store:
                     outcomes.append((p, _wrap_write_error(one_exc)))
                 else:
                     outcomes.append((p, None))
+            self._journal_outcomes(outcomes)
             _settle(outcomes)
             return
+        self._journal_applied([p.journal_seq for p in batch if p.journal_seq])
         elapsed = (time.perf_counter() - started) * 1000
         st = self.stats
         st.commits += 1
@@ -683,6 +792,28 @@ class Store:
         st.max_batch_callers = max(st.max_batch_callers, len(batch))
         st.last_commit_ms = elapsed
         _settle([(p, None) for p in batch])
+
+    def _journal_applied(self, seqs: list[int]) -> None:
+        if seqs and self._journal is not None:
+            self._journal.applied(seqs)
+
+    def _journal_outcomes(self, outcomes: Sequence[tuple[_Pending, BaseException | None]]) -> None:
+        """Journaled changes DuckDB committed are done; those it refused are set aside."""
+        journal = self._journal
+        if journal is None:
+            return
+        if self._fatal is not None:
+            journal.release_waiters()  # kept in the journal: replayed at the next start
+            return
+        done = []
+        for p, error in outcomes:
+            if not p.journal_seq:
+                continue
+            if error is None:
+                done.append(p.journal_seq)
+            else:
+                journal.refused(p.journal_seq, str(error))
+        journal.applied(done)
 
     def _transaction(self, wcon: Connection, plan: WritePlan) -> None:
         wcon.execute("BEGIN TRANSACTION")
@@ -733,6 +864,8 @@ def _settle(outcomes: Sequence[tuple[_Pending, BaseException | None]]) -> None:
     ] = {}
     for pending, error in outcomes:
         if pending.future is not None:
+            if pending.future.done():
+                continue
             if error is None:
                 pending.future.set_result(None)
             else:
@@ -752,6 +885,63 @@ def _settle_on_loop(items: list[tuple[asyncio.Future[None], BaseException | None
             fut.set_result(None)
         else:
             fut.set_exception(error)
+
+
+def _observed(fut: asyncio.Future[None]) -> None:
+    """The writer's answer to an accepted change is a fallback; nobody may await it."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def replay_journal(con: Connection, folder: Path) -> Replay:
+    """Insert what the intake journal holds and DuckDB does not; then drop the segments.
+
+    All records go in one transaction; if the database refuses it, each record goes
+    on its own and a record it still refuses is kept beside the journal with the
+    reason (`refused-*.json`), so one bad record never stops the daemon from starting.
+    """
+    found = journal_replay(folder)
+    refused: list[Path] = []
+    if found.records:
+        cur = con.cursor()
+        try:
+            try:
+                _insert_missing(cur, [record for _raw, record in found.found])
+            except duckdb.FatalException:
+                raise
+            except duckdb.Error:
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+                for i, (raw, record) in enumerate(found.found):
+                    try:
+                        _insert_missing(cur, [record])
+                    except duckdb.FatalException:
+                        raise
+                    except duckdb.Error as exc:
+                        reason = str(_wrap_write_error(exc))
+                        refused.append(keep_refused(folder, f"{stamp}-replay-{i:06d}", raw, reason))
+        finally:
+            cur.close()
+    for path in found.segments:
+        path.unlink()
+    if found.segments:
+        lakefs.fsync_dir(folder)
+    return Replay(
+        found=found.found, segments=found.segments, damaged=found.damaged, refused=refused
+    )
+
+
+def _insert_missing(cur: Connection, records: Sequence[Mapping[str, list[dict[str, Any]]]]) -> None:
+    plan = WritePlan()
+    for spec, row in iter_journal_rows(records):
+        plan.insert_missing(spec, tuple(str(row[k]) for k in spec.key), row)
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        plan.execute(cur)
+        cur.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cur.execute("ROLLBACK")
+        raise
 
 
 def fetch_dicts(cur: Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

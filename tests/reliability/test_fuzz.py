@@ -198,13 +198,20 @@ def test_an_unknown_expiry_filter_is_refused_not_a_500(fuzz_daemon: RunningDaemo
     assert error["details"][0]["path"] == "expiry_filter" and "0dte" in error["message"]
 
 
-def test_an_upload_with_a_stray_quote_is_refused_not_a_500(fuzz_daemon: RunningDaemon) -> None:
+def test_an_upload_with_a_stray_quote_is_not_a_500(fuzz_daemon: RunningDaemon) -> None:
     """The same stray quote through POST /v1/ingest, under a file name that names no
-    symbol: Operations.ingest_upload calls registry.parse directly to find the symbol,
-    csv.Error escapes, and the answer is a 500. Fixed where the csv module is called
-    (gexdaemon/feeds/cboe_csv.py), it would be a 422 naming the line."""
+    symbol. Found by the fuzzer: csv.Error escaped while the daemon looked for the symbol
+    and the answer was a 500. The file reads line by line now, and its contracts name
+    the underlying (one rule for every entry point), so the upload is queued as SPY and
+    its snapshot leaves out the one spoiled row, as the drop folder does."""
     answer = send(fuzz_daemon, "POST", "/v1/ingest?filename=quotes.csv", stray_quote())
-    assert answer.status == 422, answer.body[:300]
+    assert answer.status == 201, answer.body[:300]
+    receipt = answer.json()
+    assert receipt["market_symbol"] == "SPY"
+    found = fuzz_daemon.wait_job(receipt["job_id"])
+    assert found["job"]["status"] == "completed", found
+    snapshot = fuzz_daemon.client().snapshot(found["snapshot_id"])
+    assert snapshot["excluded_rows"] == {"malformed_row": 2}, snapshot
 
 
 def test_a_json_file_that_is_not_utf8_is_refused_with_the_byte_and_line(

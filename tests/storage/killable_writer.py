@@ -1,7 +1,9 @@
 """A writer process for the SIGKILL durability test: commits job transitions, prints each ack.
 
-Run: python -m tests.storage.killable_writer DATA_DIR. Prints `ACK <job_id> <status>` after
-each commit returns (the caller was told "durable") and flushes stdout, until killed.
+Run: python -m tests.storage.killable_writer DATA_DIR [commit|accept]. Prints
+`ACK <job_id> <status>` after each commit returns (the caller was told "durable") and
+flushes stdout, until killed. With `accept`, new jobs go in the way intake writes them
+(`Store.accept`: acknowledged once the intake journal has synced them).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 CTX = DomainContext(now=datetime(2030, 1, 1, tzinfo=UTC))
 
 
-async def worker(store: Store, n: int) -> None:
+async def worker(store: Store, n: int, how: str) -> None:
     i = 0
     while True:
         i += 1
@@ -34,7 +36,10 @@ async def worker(store: Store, n: int) -> None:
             context=CTX,
         )
         job, event = ProcessingJob.for_request(req, START, context=CTX)
-        await store.commit([PutRequest(req), PutJob(job, event)])
+        if how == "accept":
+            await store.accept([PutRequest(req), PutJob(job, event)])
+        else:
+            await store.commit([PutRequest(req), PutJob(job, event)])
         print(f"ACK {job.job_id} queued", flush=True)
         t = START
         for target in (JobStatus.PROCESSING, JobStatus.COMPLETED):
@@ -44,7 +49,7 @@ async def worker(store: Store, n: int) -> None:
             print(f"ACK {job.job_id} {target.value}", flush=True)
 
 
-async def main(data_dir: Path) -> None:
+async def main(data_dir: Path, how: str) -> None:
     store = Store.open(
         StoreOptions(
             path=data_dir / "gex.duckdb",
@@ -54,8 +59,8 @@ async def main(data_dir: Path) -> None:
         )
     )
     print("READY", flush=True)
-    await asyncio.gather(*(worker(store, n) for n in range(32)))
+    await asyncio.gather(*(worker(store, n, how) for n in range(32)))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1])))
+    asyncio.run(main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "commit"))

@@ -259,12 +259,13 @@ def _acked_state(lines: list[str]) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["commit", "accept"])
+def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path, how: str) -> None:
     rng = random.Random(7)
     total_acks = 0
     for cycle in range(3):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.storage.killable_writer", str(tmp_path)],
+            [sys.executable, "-m", "tests.storage.killable_writer", str(tmp_path), how],
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,
