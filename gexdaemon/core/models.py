@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Protocol, Self
 from urllib.parse import urlsplit
 
 import msgspec
@@ -152,7 +152,14 @@ class DomainContext:
 _DEFAULT_CONTEXT = DomainContext()
 
 
-def domain_context(info: ValidationInfo | None) -> DomainContext:
+class HasContext(Protocol):
+    """What a field check reads from pydantic's ValidationInfo (or RequestSubmission.quick)."""
+
+    @property
+    def context(self) -> Any: ...
+
+
+def domain_context(info: HasContext | None) -> DomainContext:
     ctx = info.context if info is not None else None
     if isinstance(ctx, Mapping):
         found = ctx.get("domain")
@@ -173,7 +180,7 @@ PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
-def _check_not_future(value: datetime, info: ValidationInfo) -> datetime:
+def _check_not_future(value: datetime, info: HasContext) -> datetime:
     now = domain_context(info).current_time()
     if value > now:
         raise ValueError(
@@ -189,7 +196,7 @@ def _normalize_symbol_input(value: object) -> object:
     return normalize_symbol(value) if isinstance(value, str) else value
 
 
-def _check_symbol(value: str, info: ValidationInfo) -> str:
+def _check_symbol(value: str, info: HasContext) -> str:
     if not 1 <= len(value) <= 10:
         raise ValueError(f"must be 1 to 10 characters (got {len(value)})")
     if not SYMBOL_PATTERN.match(value):
@@ -210,7 +217,7 @@ MarketSymbol = Annotated[
 ]
 
 
-def _check_source_url(value: str, info: ValidationInfo) -> str:
+def _check_source_url(value: str, info: HasContext) -> str:
     text = value.strip()
     if len(text) > MAX_URL_LENGTH:
         raise ValueError(f"is longer than {MAX_URL_LENGTH} characters")
@@ -412,6 +419,82 @@ class RequestSubmission(DomainModel):
     requested_at: PastUtcDatetime | None = None
     metadata: Metadata = Field(default_factory=dict)
 
+    @classmethod
+    def quick(cls, entry: object, context: DomainContext) -> RequestSubmission | None:
+        """The submission if `entry` (decoded JSON) is plainly valid; None to mean "ask `parse`".
+
+        Intake's hot path: the same field checks as the model (the very functions its
+        annotated types run), without pydantic's machinery, for the common shape of a
+        request. Anything out of the ordinary (whitespace to strip, a number for a time,
+        a missing field, any problem at all) returns None, and the full validation
+        decides and words the error, so this can only ever accept what `parse` accepts,
+        with the same values (tests/core/test_quick_submission.py fuzzes both).
+        """
+        if type(entry) is not dict or not entry.keys() <= _SUBMISSION_FIELDS:
+            return None
+        url = entry.get("source_url")
+        kind = entry.get("data_type")
+        symbol = entry.get("market_symbol")
+        at = entry.get("requested_at")
+        metadata = entry.get("metadata", _NO_METADATA)
+        if type(url) is not str or type(kind) is not str or type(symbol) is not str:
+            return None
+        if type(metadata) is not dict or (at is not None and type(at) is not str):
+            return None
+        if url != url.strip() or symbol != symbol.strip() or not _plain_strings(metadata):
+            return None
+        data_type = _DATA_TYPES.get(kind)
+        if data_type is None:
+            return None
+        info = _QuickInfo(context)
+        try:
+            url = _check_source_url(url, info)
+            symbol = _check_symbol(normalize_symbol(symbol), info)
+            requested_at = None
+            if at is not None:
+                if not _RFC3339.fullmatch(at):
+                    return None
+                requested_at = _check_not_future(as_utc(datetime.fromisoformat(at)), info)
+            metadata = _check_metadata(metadata) if metadata else {}
+        except ValueError:
+            return None
+        return cls.model_construct(
+            source_url=url,
+            data_type=data_type,
+            market_symbol=symbol,
+            requested_at=requested_at,
+            metadata=metadata,
+        )
+
+
+_SUBMISSION_FIELDS = frozenset(RequestSubmission.model_fields)
+_NO_METADATA: dict[str, Any] = {}
+_DATA_TYPES = {t.value: t for t in GEXDataType}
+# RFC 3339 with an offset: the one time format both validators read alike.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+class _QuickInfo:
+    """What the field checks read from pydantic's ValidationInfo: the context only."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: DomainContext) -> None:
+        self.context = {"domain": context}
+
+
+def _plain_strings(value: object) -> bool:
+    """No string in a JSON value has whitespace the model would strip."""
+    if type(value) is str:
+        return value == value.strip()
+    if type(value) is dict:
+        return all(k == k.strip() and _plain_strings(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_plain_strings(v) for v in value)
+    return True
+
 
 class PriorityRequest(DomainModel):
     """A request to ingest GEX data, scored and levelled by the priority rules."""
@@ -537,6 +620,52 @@ class ProcessingJob(DomainModel):
         )
         event = JobEvent(
             job_id=job.job_id, seq=1, occurred_at=at, from_status=None, to_status=JobStatus.QUEUED
+        )
+        return job, event
+
+    @classmethod
+    def queued(
+        cls, request: PriorityRequest, at: datetime, *, job_id: uuid.UUID | None = None
+    ) -> tuple[ProcessingJob, JobEvent]:
+        """`for_request` for intake's hot path: built, not validated again.
+
+        Every field comes from `request` (validated, or built by intake from validated
+        parts), the clock or a constant, so the model's checks could not fail; the
+        database's CHECK constraints back them up. Equal to `for_request`'s answer
+        (tests/core/test_models.py holds them side by side).
+        """
+        at = max(as_utc(at), request.requested_at)
+        # Every field given (pydantic resolves a default for each one left out).
+        job = cls.model_construct(
+            job_id=job_id or time_ordered_id(),
+            request_id=request.request_id,
+            status=JobStatus.QUEUED,
+            priority_level=request.priority_level,
+            requested_at=request.requested_at,
+            queued_at=at,
+            started_at=None,
+            completed_at=None,
+            records_processed=0,
+            data_size_bytes=0,
+            error_message=None,
+            retry_count=0,
+            deadline=request.deadline,
+            sla_status=SlaStatus.PENDING if request.deadline is not None else SlaStatus.NONE,
+            at_risk=False,
+            lease_owner=None,
+            lease_expires_at=None,
+            dispatch_phase=None,
+            next_attempt_at=None,
+            version=1,
+            updated_at=at,
+        )
+        event = JobEvent.model_construct(
+            job_id=job.job_id,
+            seq=1,
+            occurred_at=at,
+            from_status=None,
+            to_status=JobStatus.QUEUED,
+            reason="",
         )
         return job, event
 

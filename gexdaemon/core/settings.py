@@ -211,6 +211,9 @@ class StorageSettings(Section):
     threads: int = Field(default=2, ge=1, le=256)
     group_commit_window_ms: float = Field(default=1.0, ge=0, le=1000)
     group_commit_max_changes: int = Field(default=5000, ge=1, le=1_000_000)
+    # New requests are durable once in the intake journal; their DuckDB rows may wait this
+    # long to share one bigger commit (reads wait for them, so none is ever missed).
+    journal_window_ms: float = Field(default=20.0, ge=0, le=1000)
     retention_days: float = Field(default=30.0, gt=0)
     read_threads: int = Field(default=2, ge=1, le=64)
 

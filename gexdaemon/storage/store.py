@@ -437,6 +437,7 @@ class StoreOptions:
     read_threads: int = 2
     retention_days: float = 30.0
     journal: bool = True  # new requests are durable in the intake journal (see journal.py)
+    journal_window_ms: float = 20.0  # how long journaled rows may wait to share a commit
 
     @property
     def journal_dir(self) -> Path:
@@ -455,6 +456,7 @@ class StoreOptions:
             max_changes=s.group_commit_max_changes,
             read_threads=s.read_threads,
             retention_days=s.retention_days,
+            journal_window_ms=s.journal_window_ms,
         )
 
 
@@ -679,6 +681,7 @@ class Store:
     def _writer_loop(self) -> None:
         wcon = self._con.cursor()
         window = self.options.window_ms / 1000.0
+        journal_window = max(window, self.options.journal_window_ms / 1000.0)
         held: Any = None
         stopping = False
         try:
@@ -692,8 +695,16 @@ class Store:
                     continue
                 batch: list[_Pending] = [item]
                 size = len(item.changes)
-                deadline = time.monotonic() + window
+                first = time.monotonic()
+                deadline = first + window
+                # Rows the journal already made durable have nobody waiting on DuckDB:
+                # while only they are in the batch, wait longer and write one bigger
+                # transaction (DuckDB's cost is per statement, not per row). Anything
+                # a caller awaits ends the wait.
+                only_journaled = item.journal_seq > 0
                 while size < self.options.max_changes:
+                    if only_journaled:
+                        deadline = first + journal_window
                     remaining = deadline - time.monotonic()
                     try:
                         nxt = (
@@ -711,6 +722,9 @@ class Store:
                         break
                     batch.append(nxt)
                     size += len(nxt.changes)
+                    if not nxt.journal_seq and only_journaled:
+                        only_journaled = False
+                        deadline = min(deadline, time.monotonic() + window)
                 self._flush_or_stop(wcon, batch)
             # Drain what was queued before the stop so nothing accepted is dropped.
             leftovers: list[_Pending] = []

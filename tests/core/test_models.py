@@ -204,6 +204,22 @@ def queued_job(**overrides: object) -> ProcessingJob:
     return job.evolve(context=CTX, **overrides) if overrides else job
 
 
+@pytest.mark.parametrize("deadline", [None, FIXED_NOW + timedelta(seconds=30)])
+@pytest.mark.parametrize("at", [FIXED_NOW, FIXED_NOW - timedelta(days=3)])
+def test_intake_builds_the_same_job_as_the_validated_path(
+    deadline: datetime | None, at: datetime
+) -> None:
+    """ProcessingJob.queued skips validation on the hot path; it must not skip a rule."""
+    req = request(deadline=deadline)
+    job_id = uuid.uuid4()
+    built, built_event = ProcessingJob.queued(req, at, job_id=job_id)
+    checked, checked_event = ProcessingJob.for_request(req, at, job_id=job_id, context=CTX)
+    assert built.model_dump() == checked.model_dump()
+    assert built_event.model_dump() == checked_event.model_dump()
+    valid = ProcessingJob.parse(built.model_dump(exclude={"processing_duration"}), context=CTX)
+    assert valid == built  # and it passes every check of the model
+
+
 def reach(status: JobStatus) -> ProcessingJob:
     job = queued_job()
     t = FIXED_NOW
