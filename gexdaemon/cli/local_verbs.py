@@ -16,10 +16,10 @@ import msgspec
 from gexdaemon.cli import render
 from gexdaemon.cli.invocation import Invocation, UsageError
 from gexdaemon.cli.output import EXIT_OK, key_values
-from gexdaemon.client import Client, DaemonUnreachable
 from gexdaemon.protocol.shapes import ArchiveResult
 
 if TYPE_CHECKING:
+    from gexdaemon.client import Client
     from gexdaemon.storage.lock import DataDirLock
     from gexdaemon.storage.store import StoreOptions
 
@@ -373,6 +373,8 @@ def daemon_or_none(inv: Invocation) -> Client | None:
     """A client when a daemon answers on the socket, else None (then the verb works on the files)."""
     if not inv.config.socket_path.exists():
         return None
+    from gexdaemon.client import Client, DaemonUnreachable  # noqa: PLC0415
+
     gexd = Client(inv.config.socket_path, timeout=600.0)
     try:
         gexd.health()

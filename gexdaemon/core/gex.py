@@ -57,9 +57,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gexdaemon.core.chain import ChainError, settlement_instants, to_micros
-from gexdaemon.core.models import ExpiryFilter, GammaSource, GexUnit, SignModel
 from gexdaemon.core.settings import GexSettings
 from gexdaemon.core.timeutil import new_york_date
+from gexdaemon.core.vocab import ExpiryFilter, GammaSource, GexUnit, SignModel
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

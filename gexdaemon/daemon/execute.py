@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -39,9 +40,11 @@ from gexdaemon.core.settings import Settings
 from gexdaemon.core.vocab import PriorityLevel
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.fetch.http import FetchError, fetch_to_file
-from gexdaemon.pipeline.snapshot import SnapshotResult, compute_snapshot, warm_up
 from gexdaemon.storage.snapshots import persist_snapshot_async
 from gexdaemon.storage.store import Store
+
+if TYPE_CHECKING:
+    from gexdaemon.pipeline.snapshot import SnapshotResult
 
 log = structlog.get_logger("gexdaemon.execute")
 
@@ -95,6 +98,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def warm_up_compute() -> None:
+    """Run in each compute process at start: the chain pipeline's imports and first calls.
+
+    Named here (not imported from the pipeline) so that the daemon itself loads numpy
+    and pyarrow with its first chain, not at start: an idle daemon stays small.
+    """
+    from gexdaemon.pipeline.snapshot import warm_up  # noqa: PLC0415
+
+    warm_up()
+
+
 class ComputePools:
     """Threads for CRITICAL chains, processes (forkserver) for every other chain."""
 
@@ -121,7 +135,7 @@ class ComputePools:
             initializer=exit_with_daemon,
             initargs=(os.getpid(),),
         )
-        for warm in [pool.submit(warm_up) for _ in range(self.shared_slots)]:
+        for warm in [pool.submit(warm_up_compute) for _ in range(self.shared_slots)]:
             warm.result()
         return pool
 
@@ -265,6 +279,8 @@ class Executor:
     async def _compute(
         self, live: LiveJob, path: Path, size: int, fetched: Path | None, url: str
     ) -> Outcome:
+        from gexdaemon.pipeline.snapshot import compute_snapshot  # noqa: PLC0415 - see warm_up_compute
+
         work = functools.partial(
             compute_snapshot,
             path,

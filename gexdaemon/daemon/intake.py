@@ -36,6 +36,7 @@ from gexdaemon.core.models import (
     PriorityRequest,
     ProcessingJob,
     RequestSubmission,
+    assembled,
     base_url_of,
     problems_of,
     time_ordered_id,
@@ -227,20 +228,23 @@ class Intake:
             # made by the scorer and the SLA table; validating them again would double
             # the cost of intake. The cross-field rule (deadline >= requested_at) holds by
             # construction, and the database's CHECK constraints back all of it up.
-            request = PriorityRequest.model_construct(
-                request_id=time_ordered_id(),
-                source_url=sub.source_url,
-                data_type=sub.data_type,
-                market_symbol=sub.market_symbol,
-                requested_at=requested_at,
-                priority_score=scored.score,
-                priority_level=level,
-                estimated_processing_time=timedelta(seconds=estimate_s),
-                metadata=sub.metadata,
-                source_id=source.source_id,
-                deadline=deadline,
-                origin=origin,
-                explanation=explanation,
+            request = assembled(
+                PriorityRequest,
+                {
+                    "request_id": time_ordered_id(),
+                    "source_url": sub.source_url,
+                    "data_type": sub.data_type,
+                    "market_symbol": sub.market_symbol,
+                    "requested_at": requested_at,
+                    "priority_score": scored.score,
+                    "priority_level": level,
+                    "estimated_processing_time": timedelta(seconds=estimate_s),
+                    "metadata": sub.metadata,
+                    "source_id": source.source_id,
+                    "deadline": deadline,
+                    "origin": origin,
+                    "explanation": explanation,
+                },
             )
             job, created_event = ProcessingJob.queued(request, now)
             live = LiveJob(

@@ -41,9 +41,6 @@ from gexdaemon.daemon.rules import RuleService
 from gexdaemon.daemon.runner import Runner, finished_conflict
 from gexdaemon.daemon.snapshots import LatestSnapshots
 from gexdaemon.daemon.sources import SourceBook
-from gexdaemon.feeds import registry
-from gexdaemon.feeds.base import FeedFile
-from gexdaemon.feeds.naming import symbol_of
 from gexdaemon.protocol import shapes as s
 from gexdaemon.storage import snapshots
 from gexdaemon.storage.jobs import (
@@ -433,6 +430,11 @@ class Operations:
         if not data:
             raise MalformedInput("the uploaded file is empty")
         name = SAFE_NAME.sub("_", Path(filename).name)[:120] or "upload"
+        # The chain readers (numpy, pyarrow) load with the first upload, not at start.
+        from gexdaemon.feeds import registry  # noqa: PLC0415
+        from gexdaemon.feeds.base import FeedFile  # noqa: PLC0415
+        from gexdaemon.feeds.naming import symbol_of  # noqa: PLC0415
+
         feed = FeedFile(name=name, data=data)
         fmt, _ = registry.detect(feed)
         optionable = self._config.domain_context().optionable

@@ -46,9 +46,6 @@ from gexdaemon.core.timeutil import NEW_YORK
 from gexdaemon.core.vocab import EventType
 from gexdaemon.daemon.clock import Clock
 from gexdaemon.daemon.events import EventBus
-from gexdaemon.feeds import registry
-from gexdaemon.feeds.base import FeedFile
-from gexdaemon.feeds.naming import symbol_of
 from gexdaemon.protocol import shapes as s
 from gexdaemon.storage.jobs import jobs_for_source_url
 from gexdaemon.storage.store import Store
@@ -256,6 +253,11 @@ class DropFolder:
                 raise MalformedInput(exc.problem.sentence()) from None
             if _looks_like_requests(payload):
                 return Verdict("requests", payload)
+        # The chain readers (numpy, pyarrow) load with the first chain file, not at start.
+        from gexdaemon.feeds import registry  # noqa: PLC0415
+        from gexdaemon.feeds.base import FeedFile  # noqa: PLC0415
+        from gexdaemon.feeds.naming import symbol_of  # noqa: PLC0415
+
         feed = FeedFile(name=path.name, data=data)
         fmt, _seen = registry.detect(feed)
         symbol = symbol_of(feed, self._context().optionable)

@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 
 from gexdaemon.core.chain import ChainError, RawChain
 from gexdaemon.core.errors import Problem
-from gexdaemon.core.models import ExpiryFilter, GammaSource, GexUnit, SignModel
 from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.core.timeutil import NEW_YORK
+from gexdaemon.core.vocab import ExpiryFilter, GammaSource, GexUnit, SignModel
 
 HEAD_BYTES = 64 * 1024
 

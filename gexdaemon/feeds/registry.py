@@ -12,15 +12,12 @@ from typing import TypeVar
 
 import msgspec
 import pyarrow as pa
-import pyarrow.parquet as pq
-import structlog
 
 from gexdaemon.core.chain import ChainError
 from gexdaemon.feeds import cboe_csv, cboe_json, long_contracts, strike_level
 from gexdaemon.feeds.base import HEAD_BYTES, FeedFile, FeedFormat, ParsedFeed, Sniffed
 from gexdaemon.feeds.tabular import column_key, csv_header_columns
 
-log = structlog.get_logger("gexdaemon.feeds")
 T = TypeVar("T")
 
 FORMATS: tuple[FeedFormat, ...] = (
@@ -44,6 +41,8 @@ def sniff(name: str, data: bytes) -> Sniffed:
     if data[:4] == PARQUET_MAGIC:
         columns: tuple[str, ...] = ()
         try:
+            import pyarrow.parquet as pq  # noqa: PLC0415 - only for Parquet, ~30 ms to import
+
             schema = pq.read_schema(pa.BufferReader(data))
             columns = tuple(column_key(n) for n in schema.names)
         except (pa.ArrowException, OSError, ValueError):
@@ -92,7 +91,11 @@ def _guarded(read: Callable[[FeedFile], T], feed: FeedFile) -> T:
     except ChainError:
         raise
     except Exception as exc:
-        log.exception("chain parser failed", file=feed.name)
+        # structlog is imported here, not at the top: `gexdaemon analyze` never logs and
+        # pays ~50 ms for the import (it pulls in rich for its console renderer).
+        import structlog  # noqa: PLC0415
+
+        structlog.get_logger("gexdaemon.feeds").exception("chain parser failed", file=feed.name)
         raise ChainError.at(
             feed.name,
             "(file)",

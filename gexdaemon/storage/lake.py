@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from gexdaemon.core.timeutil import as_utc
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # the lake's writers load it; its paths and views do not need it
 
 TMP_SUFFIX = ".tmp"
 
@@ -43,6 +44,8 @@ def write_parquet_atomic(table: pa.Table, final: Path, *, compression: str = "zs
     tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
     try:
         with tmp.open("wb") as fh:
+            import pyarrow.parquet as pq  # noqa: PLC0415
+
             pq.write_table(table, fh, compression=compression)
             fh.flush()
             os.fsync(fh.fileno())

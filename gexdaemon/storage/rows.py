@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from gexdaemon.core.models import (
     DataSource,
@@ -26,8 +28,35 @@ from gexdaemon.core.models import (
     ProcessingJob,
 )
 
-TS = pa.timestamp("us", tz="UTC")
-DUR = pa.duration("us")
+# Column types by name: pyarrow is loaded when a batch is first written as Arrow, not when
+# the daemon starts (an idle daemon never needs it; it is ~45 MiB of the process).
+TS = "timestamp_us_utc"
+DUR = "duration_us"
+
+
+def arrow_type(code: str) -> pa.DataType:
+    """The Arrow type of a column type name."""
+    import pyarrow  # noqa: PLC0415 - see above
+
+    found = _ARROW_TYPES.get(code)
+    if found is None:
+        makers = {
+            "string": pyarrow.string,
+            "float64": pyarrow.float64,
+            "int64": pyarrow.int64,
+            "int32": pyarrow.int32,
+            "bool": pyarrow.bool_,
+            "date32": pyarrow.date32,
+            "time64_us": lambda: pyarrow.time64("us"),
+            "list_float64": lambda: pyarrow.list_(pyarrow.float64()),
+            TS: lambda: pyarrow.timestamp("us", tz="UTC"),
+            DUR: lambda: pyarrow.duration("us"),
+        }
+        found = _ARROW_TYPES[code] = makers[code]()
+    return found
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {}
 
 # Reading back trusts the database's CHECK constraints but still validates types; the
 # environment-dependent rules (symbol list, "not in the future") held when the row was
@@ -40,7 +69,7 @@ READ_CONTEXT = DomainContext(
 @dataclass(frozen=True)
 class Column:
     name: str
-    arrow: pa.DataType
+    arrow: str  # a type name (see arrow_type)
     sql_cast: str = ""  # e.g. "UUID": the Arrow string is cast on the way in
 
     def select_expr(self) -> str:
@@ -61,7 +90,9 @@ class TableSpec:
         return [c.name for c in self.columns]
 
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
+        import pyarrow  # noqa: PLC0415 - loaded with the first Arrow batch
+
+        return pyarrow.schema([pyarrow.field(c.name, arrow_type(c.arrow)) for c in self.columns])
 
     def to_arrow(
         self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
@@ -69,15 +100,20 @@ class TableSpec:
         """Rows as an Arrow table with this table's types; `columns` picks a subset."""
         # Column by column is about twice as fast as Table.from_pylist for these shapes;
         # StrEnum members go in as they are (they are str).
+        import pyarrow  # noqa: PLC0415 - loaded with the first Arrow batch
+
         if columns is None:
-            return pa.Table.from_arrays(
-                [pa.array([r[c.name] for r in rows], type=c.arrow) for c in self.columns],
+            return pyarrow.Table.from_arrays(
+                [
+                    pyarrow.array([r[c.name] for r in rows], type=arrow_type(c.arrow))
+                    for c in self.columns
+                ],
                 schema=self._schema,
             )
         picked = [self._by_name[name] for name in columns]
-        return pa.Table.from_arrays(
-            [pa.array([r[c.name] for r in rows], type=c.arrow) for c in picked],
-            schema=pa.schema([pa.field(c.name, c.arrow) for c in picked]),
+        return pyarrow.Table.from_arrays(
+            [pyarrow.array([r[c.name] for r in rows], type=arrow_type(c.arrow)) for c in picked],
+            schema=pyarrow.schema([pyarrow.field(c.name, arrow_type(c.arrow)) for c in picked]),
         )
 
     @property
@@ -157,19 +193,19 @@ REQUESTS = TableSpec(
     "priority_requests",
     key=("request_id",),
     columns=(
-        Column("request_id", pa.string(), "UUID"),
-        Column("source_url", pa.string()),
-        Column("data_type", pa.string()),
-        Column("market_symbol", pa.string()),
+        Column("request_id", "string", "UUID"),
+        Column("source_url", "string"),
+        Column("data_type", "string"),
+        Column("market_symbol", "string"),
         Column("requested_at", TS),
-        Column("priority_score", pa.float64()),
-        Column("priority_level", pa.string()),
+        Column("priority_score", "float64"),
+        Column("priority_level", "string"),
         Column("estimated_processing_time", DUR),
-        Column("metadata", pa.string(), "JSON"),
-        Column("source_id", pa.string(), "UUID"),
+        Column("metadata", "string", "JSON"),
+        Column("source_id", "string", "UUID"),
         Column("deadline", TS),
-        Column("origin", pa.string()),
-        Column("explanation", pa.string(), "JSON"),
+        Column("origin", "string"),
+        Column("explanation", "string", "JSON"),
     ),
     on_conflict="none",  # requests are written once (see schema.py); a repeated id is an error
 )
@@ -204,26 +240,26 @@ JOBS = TableSpec(
     "processing_jobs",
     key=("job_id",),
     columns=(
-        Column("job_id", pa.string(), "UUID"),
-        Column("request_id", pa.string(), "UUID"),
-        Column("status", pa.string()),
-        Column("priority_level", pa.string()),
+        Column("job_id", "string", "UUID"),
+        Column("request_id", "string", "UUID"),
+        Column("status", "string"),
+        Column("priority_level", "string"),
         Column("requested_at", TS),
         Column("queued_at", TS),
         Column("started_at", TS),
         Column("completed_at", TS),
-        Column("records_processed", pa.int64()),
-        Column("data_size_bytes", pa.int64()),
-        Column("error_message", pa.string()),
-        Column("retry_count", pa.int32()),
+        Column("records_processed", "int64"),
+        Column("data_size_bytes", "int64"),
+        Column("error_message", "string"),
+        Column("retry_count", "int32"),
         Column("deadline", TS),
-        Column("sla_status", pa.string()),
-        Column("at_risk", pa.bool_()),
-        Column("lease_owner", pa.string()),
+        Column("sla_status", "string"),
+        Column("at_risk", "bool"),
+        Column("lease_owner", "string"),
         Column("lease_expires_at", TS),
-        Column("dispatch_phase", pa.string()),
+        Column("dispatch_phase", "string"),
         Column("next_attempt_at", TS),
-        Column("version", pa.int32()),
+        Column("version", "int32"),
         Column("updated_at", TS),
     ),
     immutable=("request_id", "requested_at"),
@@ -283,12 +319,12 @@ EVENTS = TableSpec(
     "job_events",
     key=(),
     columns=(
-        Column("job_id", pa.string(), "UUID"),
-        Column("seq", pa.int32()),
+        Column("job_id", "string", "UUID"),
+        Column("seq", "int32"),
         Column("occurred_at", TS),
-        Column("from_status", pa.string()),
-        Column("to_status", pa.string()),
-        Column("reason", pa.string()),
+        Column("from_status", "string"),
+        Column("to_status", "string"),
+        Column("reason", "string"),
     ),
     on_conflict="none",
 )
@@ -313,18 +349,18 @@ SOURCES = TableSpec(
     "data_sources",
     key=("source_id",),
     columns=(
-        Column("source_id", pa.string(), "UUID"),
-        Column("base_url", pa.string()),
-        Column("name", pa.string()),
+        Column("source_id", "string", "UUID"),
+        Column("base_url", "string"),
+        Column("name", "string"),
         Column("last_successful_fetch", TS),
-        Column("total_requests", pa.int64()),
-        Column("successful_requests", pa.int64()),
+        Column("total_requests", "int64"),
+        Column("successful_requests", "int64"),
         Column("average_response_time", DUR),
-        Column("is_active", pa.bool_()),
-        Column("consecutive_failures", pa.int32()),
-        Column("circuit_state", pa.string()),
+        Column("is_active", "bool"),
+        Column("consecutive_failures", "int32"),
+        Column("circuit_state", "string"),
         Column("circuit_opened_at", TS),
-        Column("manually_disabled", pa.bool_()),
+        Column("manually_disabled", "bool"),
         Column("created_at", TS),
         Column("updated_at", TS),
     ),
@@ -360,15 +396,15 @@ RULES = TableSpec(
     "priority_rules",
     key=("rule_id",),
     columns=(
-        Column("rule_id", pa.string(), "UUID"),
-        Column("name", pa.string()),
-        Column("description", pa.string()),
-        Column("condition", pa.string()),
-        Column("priority_score", pa.float64()),
-        Column("is_active", pa.bool_()),
+        Column("rule_id", "string", "UUID"),
+        Column("name", "string"),
+        Column("description", "string"),
+        Column("condition", "string"),
+        Column("priority_score", "float64"),
+        Column("is_active", "bool"),
         Column("created_at", TS),
         Column("updated_at", TS),
-        Column("version", pa.int32()),
+        Column("version", "int32"),
     ),
     immutable=("created_at",),
 )
@@ -409,31 +445,31 @@ SNAPSHOTS = TableSpec(
     "gex_snapshots",
     key=("snapshot_id",),
     columns=(
-        Column("snapshot_id", pa.string(), "UUID"),
-        Column("job_id", pa.string(), "UUID"),
-        Column("market_symbol", pa.string()),
-        Column("snapshot_date", pa.date32()),
-        Column("snapshot_time", pa.time64("us")),
-        Column("total_open_interest", pa.int64()),
-        Column("total_volume", pa.int64()),
+        Column("snapshot_id", "string", "UUID"),
+        Column("job_id", "string", "UUID"),
+        Column("market_symbol", "string"),
+        Column("snapshot_date", "date32"),
+        Column("snapshot_time", "time64_us"),
+        Column("total_open_interest", "int64"),
+        Column("total_volume", "int64"),
         Column("processed_at", TS),
-        Column("data_quality_score", pa.float64()),
+        Column("data_quality_score", "float64"),
         Column("snapshot_at", TS),
-        Column("spot_price", pa.float64()),
-        Column("gex_unit", pa.string()),
-        Column("sign_model", pa.string()),
-        Column("gamma_source", pa.string()),
-        Column("expiry_filter", pa.string()),
-        Column("total_gex", pa.float64()),
-        Column("zero_gamma", pa.float64()),
-        Column("zero_gamma_crossings", pa.list_(pa.float64())),
-        Column("call_wall", pa.float64()),
-        Column("put_wall", pa.float64()),
-        Column("abs_gamma_strike", pa.float64()),
-        Column("lake_path", pa.string()),
-        Column("source_format", pa.string()),
-        Column("rows_read", pa.int64()),
-        Column("excluded_rows", pa.string(), "JSON"),
+        Column("spot_price", "float64"),
+        Column("gex_unit", "string"),
+        Column("sign_model", "string"),
+        Column("gamma_source", "string"),
+        Column("expiry_filter", "string"),
+        Column("total_gex", "float64"),
+        Column("zero_gamma", "float64"),
+        Column("zero_gamma_crossings", "list_float64"),
+        Column("call_wall", "float64"),
+        Column("put_wall", "float64"),
+        Column("abs_gamma_strike", "float64"),
+        Column("lake_path", "string"),
+        Column("source_format", "string"),
+        Column("rows_read", "int64"),
+        Column("excluded_rows", "string", "JSON"),
     ),
     on_conflict="nothing",  # processing a job twice never creates a second snapshot
 )
@@ -442,24 +478,24 @@ STRIKES = TableSpec(
     "gex_strikes",
     key=(),
     columns=(
-        Column("snapshot_id", pa.string(), "UUID"),
-        Column("snapshot_date", pa.date32()),
-        Column("strike_price", pa.float64()),
-        Column("call_open_interest", pa.int64()),
-        Column("put_open_interest", pa.int64()),
-        Column("call_volume", pa.int64()),
-        Column("put_volume", pa.int64()),
-        Column("call_bid", pa.float64()),
-        Column("call_ask", pa.float64()),
-        Column("put_bid", pa.float64()),
-        Column("put_ask", pa.float64()),
-        Column("gamma", pa.float64()),
-        Column("delta", pa.float64()),
-        Column("theta", pa.float64()),
-        Column("vega", pa.float64()),
-        Column("call_gex", pa.float64()),
-        Column("put_gex", pa.float64()),
-        Column("net_gex", pa.float64()),
+        Column("snapshot_id", "string", "UUID"),
+        Column("snapshot_date", "date32"),
+        Column("strike_price", "float64"),
+        Column("call_open_interest", "int64"),
+        Column("put_open_interest", "int64"),
+        Column("call_volume", "int64"),
+        Column("put_volume", "int64"),
+        Column("call_bid", "float64"),
+        Column("call_ask", "float64"),
+        Column("put_bid", "float64"),
+        Column("put_ask", "float64"),
+        Column("gamma", "float64"),
+        Column("delta", "float64"),
+        Column("theta", "float64"),
+        Column("vega", "float64"),
+        Column("call_gex", "float64"),
+        Column("put_gex", "float64"),
+        Column("net_gex", "float64"),
     ),
     on_conflict="none",
 )

@@ -33,10 +33,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 import duckdb
-import pyarrow as pa
 
 from gexdaemon.config import Config
 from gexdaemon.core.models import (
@@ -66,6 +65,9 @@ from gexdaemon.storage.journal import (
 from gexdaemon.storage.journal import iter_rows as iter_journal_rows
 from gexdaemon.storage.journal import replay as journal_replay
 from gexdaemon.storage.schema import migrate
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # loaded with the first snapshot or big batch, not at start
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -300,7 +302,9 @@ class WritePlan:
         }
         fresh = [t for row, t in self._snapshots if str(row["snapshot_id"]) in inserted]
         if fresh:
-            strikes = pa.concat_tables([t.select(rows.STRIKES.column_names) for t in fresh])
+            import pyarrow  # noqa: PLC0415 - a snapshot already loaded it
+
+            strikes = pyarrow.concat_tables([t.select(rows.STRIKES.column_names) for t in fresh])
             _insert_arrow(con, rows.STRIKES, strikes.cast(rows.STRIKES.arrow_schema()))
 
 

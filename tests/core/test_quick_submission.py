@@ -8,14 +8,21 @@ with the same values. Hypothesis throws near-valid and odd entries at both.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gexdaemon.core.errors import InvalidInput
-from gexdaemon.core.models import DomainContext, RequestSubmission
+from gexdaemon.core.models import (
+    DomainContext,
+    RequestSubmission,
+    _check_source_url,
+    _QuickInfo,
+)
 
 NOW = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
 CONTEXTS = {
@@ -237,3 +244,76 @@ def test_the_quick_check_leaves_every_refusal_to_the_model() -> None:
     for entry in refused:
         assert RequestSubmission.quick(entry, CONTEXTS["api"]) is None, entry
         assert full(entry, CONTEXTS["api"]) is None, entry
+
+
+# --- The source URL check, cached by scheme://host:port, against the plain one ------
+
+
+def reference_url_check(value: str, allow_file_urls: bool) -> str:
+    """The check as it was before its verdicts were cached per authority (kept verbatim)."""
+    text = value.strip()
+    if len(text) > 2048:
+        raise ValueError("is longer than 2048 characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        if not allow_file_urls:
+            raise ValueError(
+                "file:// URLs are only accepted from the drop folder and `gexdaemon ingest`; "
+                "use an http:// or https:// URL"
+            )
+        if not parts.path.startswith("/"):
+            raise ValueError("a file:// URL must hold an absolute path")
+        return text
+    if scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL (got scheme {parts.scheme!r})")
+    if not parts.hostname:
+        raise ValueError("must name a host (for example https://cdn.cboe.com/...)")
+    if port == 0:
+        raise ValueError("port 0 is not a valid port")
+    if re.search(r"\s", text):
+        raise ValueError("must not contain whitespace")
+    return text
+
+
+def outcome(check: Any, *args: Any) -> str:
+    try:
+        return "ok " + check(*args)
+    except ValueError as exc:
+        return "refused " + str(exc)
+
+
+url_parts = st.sampled_from(
+    ["http", "https", "HTTP", "HtTpS", "file", "ftp", "", "http:", "http:/"]
+)
+hosts = st.sampled_from(
+    ["127.0.0.1", "cdn.cboe.com", "", "[::1]", "[::1", "::1]", "h\tst", "ho st", "h\u00e9",
+     "\uff0e.example", "user:pw@h", "h:0", "h:80", "h:99999", "h:x", "h:", "H.EXAMPLE"]
+)  # fmt: skip
+tails = st.sampled_from(
+    ["", "/", "/x.json", "/a b", "?q=1", "#f", "/p?q#f", "/\t", "?a=[", "/%20", "/?#//"]
+)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scheme=url_parts,
+    sep=st.sampled_from(["://", ":/", ":", "//"]),
+    host=hosts,
+    tail=tails,
+    pad=st.sampled_from(["", " ", "\n"]),
+    allow_file=st.booleans(),
+    free=st.one_of(st.none(), text),
+)
+def test_the_cached_url_check_gives_the_plain_checks_verdict(
+    scheme: str, sep: str, host: str, tail: str, pad: str, allow_file: bool, free: str | None
+) -> None:
+    url = free if free is not None else f"{pad}{scheme}{sep}{host}{tail}{pad}"
+    context = DomainContext(now=NOW, allow_file_urls=allow_file)
+    for _ in range(2):  # the second time answers from the cache
+        ours = outcome(_check_source_url, url, _QuickInfo(context))
+        assert ours == outcome(reference_url_check, url, allow_file), url

@@ -39,9 +39,11 @@ import os
 import random
 import shutil
 import signal
+import struct
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -359,11 +362,45 @@ def database_copy(data_dir: Path) -> Iterator[Any]:
             )
         )
         try:
+            jobs, requests = journaled_ids(data_dir / "journal")
+            con.execute("CREATE TEMP TABLE journal_jobs (job_id UUID)")
+            con.execute("CREATE TEMP TABLE journal_requests (request_id UUID)")
+            if jobs:
+                con.executemany("INSERT INTO journal_jobs VALUES (?)", [[j] for j in jobs])
+            if requests:
+                con.executemany("INSERT INTO journal_requests VALUES (?)", [[r] for r in requests])
             yield con
         finally:
             con.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def journaled_ids(folder: Path) -> tuple[list[str], list[str]]:
+    """Job and request ids the intake journal holds on disk, read without the daemon's code.
+
+    An acknowledged request may be in the journal (synced) and not yet in DuckDB when the
+    daemon dies; the next start replays it. The format, from gexdaemon/storage/journal.py:
+    the magic line, then records of <u32 length, u32 CRC-32> and a msgpack map of table
+    name to rows; a torn record can only be the last one.
+    """
+    jobs: list[str] = []
+    requests: list[str] = []
+    for segment in sorted(folder.glob("intake-*.log")) if folder.is_dir() else []:
+        data = segment.read_bytes()
+        if not data.startswith(b"GEXJ1\n"):
+            continue
+        pos = len(b"GEXJ1\n")
+        while pos + 8 <= len(data):
+            length, crc = struct.unpack_from("<II", data, pos)
+            payload = data[pos + 8 : pos + 8 + length]
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            record = msgspec.msgpack.decode(payload)
+            jobs += [row["job_id"] for row in record.get("processing_jobs", [])]
+            requests += [row["request_id"] for row in record.get("priority_requests", [])]
+            pos += 8 + length
+    return jobs, requests
 
 
 def _rows(con: Any, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -393,8 +430,11 @@ def _check_acknowledged(con: Any, ledger: Ledger, cycle: int, findings: list[Fin
             con,
             "SELECT a.job_id, a.request_id FROM acked a "
             "LEFT JOIN processing_jobs j ON j.job_id = CAST(a.job_id AS UUID) "
+            "LEFT JOIN journal_jobs jj ON jj.job_id = CAST(a.job_id AS UUID) "
             "LEFT JOIN priority_requests r ON r.request_id = CAST(a.request_id AS UUID) "
-            "WHERE j.job_id IS NULL OR r.request_id IS NULL",
+            "LEFT JOIN journal_requests jr ON jr.request_id = CAST(a.request_id AS UUID) "
+            "WHERE (j.job_id IS NULL AND jj.job_id IS NULL) "
+            "OR (r.request_id IS NULL AND jr.request_id IS NULL)",
         ):
             findings.append(
                 Finding(cycle, "lost", f"acknowledged request {request_id} / job {job_id} is gone")
@@ -512,7 +552,10 @@ def _check_receipts(
                     ledger.acked[item["job_id"]] = item["request_id"]
                     ledger.acked_by_receipt += 1
             found = _rows(
-                con, "SELECT count(*) FROM processing_jobs WHERE job_id = ?", [item["job_id"]]
+                con,
+                "SELECT (SELECT count(*) FROM processing_jobs WHERE job_id = ?) "
+                "+ (SELECT count(*) FROM journal_jobs WHERE job_id = ?)",
+                [item["job_id"], item["job_id"]],
             )
             if not found[0][0]:
                 findings.append(

@@ -60,7 +60,7 @@ def test_a_failed_write_leaves_nothing_under_the_final_name(
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(lake.pq, "write_table", broken)
+    monkeypatch.setattr(pq, "write_table", broken)  # the lake loads pyarrow.parquet when it writes
     with pytest.raises(OSError, match="No space"):
         lake.write_parquet_atomic(strikes_table(), final)
     assert not final.exists()
