@@ -2,6 +2,7 @@
 and an in-process SQLite task queue (huey's SqliteHuey enqueue) as the comparison line.
 
 Run: python bench/api_bench.py [--single 6000] [--concurrency 16] [--batches 40] [--batch-size 1000]
+     [--quick] [--json]
 Targets (issue #6): >= 3,000 single durable submits/s with p99 <= 25 ms; >= 50,000 requests/s
 in batches; drop to QUEUED p50 <= 100 ms.
 
@@ -163,7 +164,11 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--drops", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="3,000 singles, 20 batches, 50 drops")
+    ap.add_argument("--json", action="store_true", help="end with one JSON line")
     args = ap.parse_args()
+    if args.quick:
+        args.single, args.batches, args.drops = 3000, 20, 50
     print(describe())
     root = Path(tempfile.mkdtemp(prefix="gxb-"))
     proc, sock, drop = start_daemon(root)
@@ -206,6 +211,22 @@ def main() -> int:
             f"{single_rate / huey_rate:.2f}x, batches / huey = {batch_rate / huey_rate:.1f}x"
         )
         print(f"  (median single latency {statistics.median(single_lat) * 1000:.2f} ms)")
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "intake": {
+                            "single_per_s": round(single_rate),
+                            "single_p99_ms": round(pct(single_lat, 0.99) * 1000, 2),
+                            "single_p50_ms": round(pct(single_lat, 0.5) * 1000, 2),
+                            "batch_per_s": round(batch_rate),
+                            "huey_per_s": round(huey_rate),
+                            "huey_no_fsync_per_s": round(huey_volatile),
+                            "drop_to_queued_p50_ms": round(pct(drop_lat, 0.5) * 1000, 1),
+                        }
+                    }
+                )
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -1,15 +1,18 @@
 """CPU isolation: how long a CRITICAL job takes while LOW jobs keep the CPU busy with big chains.
 
-Run: python bench/isolation_bench.py [--critical 15] [--low-in-flight 6]
+Run: python bench/isolation_bench.py [--critical 15] [--low-in-flight 6] [--quick] [--json]
 
 Measures CRITICAL submit-to-COMPLETED time (full SPX CBOE JSON, ~31k contracts: fetch,
 parse, GEX, persist) first on an idle daemon, then while LOW jobs on the same big chain keep
 every other worker computing. The daemon runs as its own process with the feed server.
+Target (issue #14): the busy median within 1.25x the idle one. --quick: 8 jobs each;
+--json ends with {"isolation": {"critical_idle_ms", "critical_busy_ms", "critical_slowdown"}}.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -56,8 +59,6 @@ def start(root: Path) -> tuple[subprocess.Popen[bytes], subprocess.Popen[str], P
         text=True,
     )
     assert feed.stdout is not None
-    import json
-
     url = json.loads(feed.stdout.readline())["url"]
     daemon, sock = start_bench_daemon(root, CONFIG, timeout=5)
     return daemon, feed, sock, url
@@ -94,7 +95,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--critical", type=int, default=15)
     ap.add_argument("--low-in-flight", type=int, default=6)
+    ap.add_argument("--quick", action="store_true", help="8 CRITICAL jobs each")
+    ap.add_argument("--json", action="store_true", help="end with one JSON line")
     args = ap.parse_args()
+    if args.quick:
+        args.critical = 8
     print(describe())
     root = Path(tempfile.mkdtemp(prefix="gxi-"))
     daemon, feed, sock, url = start(root)
@@ -129,6 +134,21 @@ def main() -> int:
             f"the CRITICAL SLA is 30,000 ms"
         )
         c.close()
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "isolation": {
+                            "critical_idle_ms": round(statistics.median(idle) * 1000, 1),
+                            "critical_busy_ms": round(statistics.median(busy) * 1000, 1),
+                            "critical_slowdown": round(
+                                statistics.median(busy) / statistics.median(idle), 3
+                            ),
+                            "low_completed": low_done,
+                        }
+                    }
+                )
+            )
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)

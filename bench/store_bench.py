@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import statistics
 import sys
@@ -237,7 +238,11 @@ def main() -> int:
         help="coroutines changing jobs at once (a daemon under a burst of work)",
     )
     ap.add_argument("--window-ms", type=float, default=1.0)
+    ap.add_argument("--quick", action="store_true", help="20,000 transitions")
+    ap.add_argument("--json", action="store_true", help="end with one JSON line")
     args = ap.parse_args()
+    if args.quick:
+        args.transitions = 20_000
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the daemon runs
     print(describe())
     print(f"store_bench: concurrency {args.concurrency}, group-commit window {args.window_ms} ms\n")
@@ -283,6 +288,19 @@ def main() -> int:
             f"  strike rows                {best_strikes:>10,.0f} rows/s  (target >= 2,000,000; best of "
             f"{len(strikes)} shapes, median {statistics.median(r for _, r in strikes):,.0f})"
         )
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "store": {
+                            "daemon_path_transitions_per_s": round(group),
+                            "store_alone_transitions_per_s": round(alone),
+                            "autocommit_transitions_per_s": round(auto),
+                            "strike_rows_per_s": round(best_strikes),
+                        }
+                    }
+                )
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0
