@@ -39,9 +39,11 @@ def test_a_critical_surge_is_flagged_at_risk_well_before_its_deadlines(feeds: Fe
             for job in c.jobs(limit=40).jobs:
                 if job.at_risk and job.job_id not in flagged:
                     flagged[job.job_id] = time.monotonic() - submitted
-            return all(c.job(a.job_id).job.status.value == "completed" for a in surge.requests[-4:])
+            # Every job of the surge, not the last submitted: jobs that turn hopeless step
+            # aside, so submission order is not the order they finish in.
+            return all(c.job(a.job_id).job.status.value == "completed" for a in surge.requests)
 
-        wait_until(all_finished, timeout=120, every=0.25, what="the surge to finish")
+        wait_until(all_finished, timeout=240, every=0.5, what="the surge to finish")
         finals = {a.job_id: c.job(a.job_id) for a in surge.requests}
         missed = [j for j, f in finals.items() if f.job.sla_status.value == "breached"]
         assert missed, "the surge was meant to miss: 40 s of work for a 30 s deadline"
