@@ -59,7 +59,21 @@ def _union_members(kind: Any) -> tuple[Any, ...]:
 
 
 def _parameters(route: routes.Route) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = [
+        {
+            "name": header.name,
+            "in": "header",
+            "required": False,
+            "description": header.description,
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": header.max_length,
+                "pattern": header.pattern,
+            },
+        }
+        for header in route.headers
+    ]
     for param in route.params:
         schema: dict[str, Any] = {"type": "string", "minLength": 1}
         if param.uuid:
@@ -120,6 +134,8 @@ def _operation(
             for name, (target, expression) in route.links.items()
         }
     responses: dict[str, Any] = {str(route.status): success}
+    for status, when in route.also.items():
+        responses[str(status)] = {**success, "description": when}
     for status in route.error_statuses:
         item: dict[str, Any] = {
             "description": ERROR_TEXT[status],

@@ -328,8 +328,14 @@ async def submit_requests(request: web.Request) -> web.Response:
     # Intake validates every entry itself and reports all bad entries at once.
     payload = await read_json(request)
     result = await ops(request).submit_payload(
-        payload, origin=request.headers.get("X-Gexd-Origin", "api")
+        payload,
+        origin=request.headers.get("X-Gexd-Origin", "api"),
+        idempotency_key=request.headers.get("Idempotency-Key"),
     )
+    items = result.requests if isinstance(result, s.AcceptedBatch) else [result]
+    if all(item.replayed for item in items):
+        # Every request was made before under its key: nothing new, the first answers again.
+        return json_response(result, 200, headers={"Idempotent-Replayed": "true"})
     return answer(routes.SUBMIT, result)
 
 

@@ -45,6 +45,12 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
         "--file", type=Path, help="a JSON or TOML file: one request, a list, or {requests = [...]}"
     )
     p.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="a repeat with the same key within 24 h returns the first job instead of a new one "
+        "(safe retries from scripts); in a file of several requests, request i gets KEY#i",
+    )
+    p.add_argument(
         "--wait", action="store_true", help="wait until the job finishes and show the snapshot"
     )
     p.add_argument(
@@ -216,7 +222,9 @@ def submit_verb(inv: Invocation) -> int:
             "metadata": _meta(args.meta),
         }
     with client(inv) as gexd:
-        result: s.Accepted | s.AcceptedBatch = gexd.submit(payload)
+        result: s.Accepted | s.AcceptedBatch = gexd.submit(
+            payload, idempotency_key=args.idempotency_key
+        )
         items = result.requests if isinstance(result, s.AcceptedBatch) else [result]
         if not args.wait:
             inv.output.result(result, lambda _: render.accepted_table(items))

@@ -104,7 +104,7 @@ def snapshots_table(snaps: Sequence[s.SnapshotSummary]) -> str:
 
 def accepted_table(items: Sequence[s.Accepted]) -> str:
     now = _now()
-    return table(
+    body = table(
         items,
         [
             Col("job", lambda a: ro.short_id(a.job_id), keep=True),
@@ -116,6 +116,18 @@ def accepted_table(items: Sequence[s.Accepted]) -> str:
             Col("at risk", lambda a: (a.at_risk_reason or "yes") if a.at_risk else "no"),
         ],
     )
+    replayed = [a for a in items if a.replayed]
+    if not replayed:
+        return body
+    if len(replayed) == len(items):
+        note = "nothing new: the idempotency key was used before; this is the first job"
+    else:
+        note = (
+            f"{len(replayed)} of {len(items)} were made before under their idempotency keys "
+            f"(jobs {', '.join(ro.short_id(a.job_id) for a in replayed[:5])}"
+            f"{', ...' if len(replayed) > 5 else ''}); the others are new"
+        )
+    return f"{body}\n{note}"
 
 
 def _deadline(deadline: datetime | None, now: datetime) -> str:

@@ -60,6 +60,7 @@ class AsyncClient(Calls):
         body: Any = None,
         raw: bytes | None = None,
         origin: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         payload = raw if raw is not None else (encoder.encode(body) if body is not None else None)
         url = "http://localhost" + route.url(**(path or {})) + query_string(query)
@@ -68,7 +69,11 @@ class AsyncClient(Calls):
                 route.method,
                 url,
                 data=payload,
-                headers=headers(json_body=body is not None, origin=origin or self.origin),
+                headers=headers(
+                    json_body=body is not None,
+                    origin=origin or self.origin,
+                    idempotency_key=idempotency_key,
+                ),
             ) as response:
                 data = await response.read()
         except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:

@@ -60,10 +60,15 @@ class Client(Calls):
         body: Any = None,
         raw: bytes | None = None,
         origin: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         payload = raw if raw is not None else (encoder.encode(body) if body is not None else None)
         target = route.url(**(path or {})) + query_string(query)
-        sent = headers(json_body=body is not None, origin=origin or self.origin)
+        sent = headers(
+            json_body=body is not None,
+            origin=origin or self.origin,
+            idempotency_key=idempotency_key,
+        )
         for attempt in (1, 2):  # a kept-alive connection the daemon closed: reconnect once
             conn = self._connection()
             try:

@@ -106,12 +106,16 @@ def query_string(query: Mapping[str, Any] | None) -> str:
     return ("?" + urllib.parse.urlencode(clean)) if clean else ""
 
 
-def headers(*, json_body: bool, origin: str | None) -> dict[str, str]:
+def headers(
+    *, json_body: bool, origin: str | None, idempotency_key: str | None = None
+) -> dict[str, str]:
     out = {"Accept": "application/json"}
     if json_body:
         out["Content-Type"] = "application/json"
     if origin:
         out["X-Gexd-Origin"] = origin
+    if idempotency_key:
+        out["Idempotency-Key"] = idempotency_key
     return out
 
 
@@ -129,6 +133,7 @@ class Calls:
         body: Any = None,
         raw: bytes | None = None,
         origin: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         raise NotImplementedError  # each client sends it its own way
 
@@ -140,16 +145,20 @@ class Calls:
         requests: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Any,
         *,
         origin: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         """One request (a mapping) or a batch (a list): 201 means durably committed.
 
         `origin` says who submits (cli, tui, demo); anything else counts as the API.
+        `idempotency_key` (sent as the Idempotency-Key header): a repeat within 24 hours
+        answers with the first job (`replayed` true) instead of making another; in a
+        batch, entry i's key is `<key>#<i>` unless it carries its own.
         """
         if isinstance(requests, Mapping) or hasattr(requests, "__struct_fields__"):
             body = requests
         else:
             body = {"requests": list(requests)}
-        return self._call(routes.SUBMIT, body=body, origin=origin)
+        return self._call(routes.SUBMIT, body=body, origin=origin, idempotency_key=idempotency_key)
 
     def request(self, request_id: str) -> Any:
         return self._call(routes.GET_REQUEST, path={"id": request_id})

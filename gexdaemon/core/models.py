@@ -16,6 +16,7 @@ Conventions:
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import random
 import re
@@ -83,6 +84,9 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_URL_LENGTH = 2048
 MAX_ERROR_MESSAGE = 4000
 MAX_CONDITION_LENGTH = 2000
+MAX_IDEMPOTENCY_KEY = 200
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+"""How long a repeated idempotency key returns the first job instead of making another."""
 
 
 # ---------------------------------------------------------------------------
@@ -322,6 +326,22 @@ def _check_metadata(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
 
 Metadata = Annotated[dict[str, JsonValue], AfterValidator(_check_metadata)]
 
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]+", re.ASCII)  # visible ASCII: no spaces or controls
+
+
+def check_idempotency_key(value: str) -> str:
+    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
+        raise ValueError(f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters (got {len(value)})")
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise ValueError(
+            "must be visible ASCII (letters, digits, punctuation) with no spaces, for example "
+            "a UUID or 'desk-7:SPX:2026-12-04T14:30'"
+        )
+    return value
+
+
+IdempotencyKey = Annotated[str, AfterValidator(check_idempotency_key)]
+
 
 def _check_condition_syntax(value: str) -> str:
     """A rule condition must pass the rule language's whitelist compiler (gexdaemon.core.rules).
@@ -474,6 +494,22 @@ class RequestSubmission(DomainModel):
     market_symbol: MarketSymbol
     requested_at: PastUtcDatetime | None = None
     metadata: Metadata = Field(default_factory=dict)
+    # A repeat within IDEMPOTENCY_WINDOW returns the first job (retries are safe).
+    idempotency_key: IdempotencyKey | None = None
+
+    def fingerprint(self) -> str:
+        """What an idempotency key vouches for: the request's own fields, not the key."""
+        body = msgspec.json.encode(
+            [
+                self.source_url,
+                self.data_type.value,
+                self.market_symbol,
+                None if self.requested_at is None else self.requested_at.isoformat(),
+                self.metadata,
+            ],
+            order="sorted",
+        )
+        return hashlib.sha256(body).hexdigest()[:32]
 
     @classmethod
     def quick(cls, entry: object, context: DomainContext) -> RequestSubmission | None:
@@ -493,7 +529,10 @@ class RequestSubmission(DomainModel):
         symbol = entry.get("market_symbol")
         at = entry.get("requested_at")
         metadata = entry.get("metadata", _NO_METADATA)
+        key = entry.get("idempotency_key")
         if type(url) is not str or type(kind) is not str or type(symbol) is not str:
+            return None
+        if key is not None and (type(key) is not str or key != key.strip()):
             return None
         if type(metadata) is not dict or (at is not None and type(at) is not str):
             return None
@@ -512,6 +551,8 @@ class RequestSubmission(DomainModel):
                     return None
                 requested_at = _check_not_future(as_utc(datetime.fromisoformat(at)), info)
             metadata = _check_metadata(metadata) if metadata else {}
+            if key is not None:
+                key = check_idempotency_key(key)
         except ValueError:
             return None
         return assembled(
@@ -522,6 +563,7 @@ class RequestSubmission(DomainModel):
                 "market_symbol": symbol,
                 "requested_at": requested_at,
                 "metadata": metadata,
+                "idempotency_key": key,
             },
         )
 

@@ -40,6 +40,7 @@ from gexdaemon.core.vocab import EventType
 from gexdaemon.daemon.clock import Clock
 from gexdaemon.daemon.events import EventBus
 from gexdaemon.daemon.execute import ComputePools, Executor, Places
+from gexdaemon.daemon.idempotency import IdempotencyBook
 from gexdaemon.daemon.intake import Intake
 from gexdaemon.daemon.jobbook import JobBook
 from gexdaemon.daemon.operations import Operations
@@ -294,6 +295,7 @@ class Daemon:
         )
         sla_watch.on_deadline = runner.on_deadline
         sources.on_change = runner.kick
+        keys = IdempotencyBook(store=store, clock=clock)
         intake = self.intake = Intake(
             settings=settings,
             domain_context=cfg.domain_context,
@@ -305,6 +307,7 @@ class Daemon:
             clock=clock,
             accepting=lambda: self._state == "running",
             wake=runner.kick,
+            keys=keys,
         )
         self.ops = Operations(
             identity=self,
@@ -331,6 +334,7 @@ class Daemon:
         )
         await rules.load()
         await sources.load()
+        await keys.load()
         self.estimates.import_state(await store.read(load_estimates))
         await self.latest.load(store)
         since = clock.now() - timedelta(seconds=SLA_WINDOW_S)

@@ -10,6 +10,7 @@ and a refused batch can be fixed and sent again without creating duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,10 +18,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import structlog
 from pydantic import ValidationError
 
+from gexdaemon import readout
 from gexdaemon.core.errors import (
+    Conflict,
     InvalidInput,
     MalformedInput,
     PayloadTooLarge,
@@ -45,25 +49,44 @@ from gexdaemon.core.scoring import score_request
 from gexdaemon.core.settings import Settings
 from gexdaemon.daemon import present
 from gexdaemon.daemon.clock import Clock
+from gexdaemon.daemon.idempotency import Held, IdempotencyBook
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.daemon.queue import JobQueue
 from gexdaemon.daemon.rules import RuleService
 from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.fetch.http import host_allowed as fetch_host_allowed
 from gexdaemon.protocol import shapes as s
-from gexdaemon.storage.store import NewRows, PutJob, PutRequest, PutSource, Store
+from gexdaemon.storage.jobs import load_job, load_request
+from gexdaemon.storage.store import (
+    NewRows,
+    PutIdempotencyKey,
+    PutJob,
+    PutRequest,
+    PutSource,
+    Store,
+)
 
 log = structlog.get_logger("gexdaemon.intake")
 
 
 @dataclass(frozen=True)
 class Accepted:
-    live: LiveJob
-    at_risk_reason: str
+    """One accepted request: a new job, or (`replayed`) the first job of a repeated key."""
+
+    live: LiveJob | None
+    at_risk_reason: str = ""
+    replayed: bool = False
+    # A replayed job that is no longer live: its rows as the store holds them.
+    stored: tuple[PriorityRequest, ProcessingJob] | None = None
 
     def receipt(self, *, explain: bool = True) -> s.Accepted:
         """The wire answer; batches leave the explanation out (GET /v1/requests/{id} has it)."""
-        return present.accepted(self.live, self.at_risk_reason, explain=explain)
+        if self.live is not None:
+            answer = present.accepted(self.live, self.at_risk_reason, explain=explain)
+        else:
+            assert self.stored is not None
+            answer = present.accepted_stored(*self.stored, explain=explain)
+        return msgspec.structs.replace(answer, replayed=True) if self.replayed else answer
 
 
 def host_allowed(url: str, allowed: Sequence[str]) -> bool:
@@ -114,6 +137,7 @@ class Intake:
         clock: Clock,
         accepting: Callable[[], bool],
         wake: Callable[[], None],
+        keys: IdempotencyBook,
     ) -> None:
         self._settings = settings
         self._context = domain_context
@@ -125,6 +149,7 @@ class Intake:
         self._clock = clock
         self._accepting = accepting
         self._wake = wake
+        self._keys = keys
         # The contexts depend on the config only (the clock is read when a check runs).
         self._contexts: dict[bool, DomainContext] = {}
 
@@ -194,13 +219,17 @@ class Intake:
             raise ShuttingDown(
                 "the daemon is shutting down and accepts no new requests; retry when it is back"
             )
+        replays = await self._replays(subs)
         clock, queue = self._clock, self._queue
         now = clock.now()
         changes: list[NewRows] = []
         staged: list[tuple[LiveJob, JobEvent]] = []
+        keyed: list[tuple[str, LiveJob]] = []
         rule_set = self._rules.current
         priority = self._settings.priority
-        for sub in subs:
+        for i, sub in enumerate(subs):
+            if i in replays:
+                continue
             base = base_url_of(sub.source_url)
             source, created = self._sources.ensure(base, now)
             if created:
@@ -256,6 +285,8 @@ class Intake:
                 deadline_mono=clock.to_mono(deadline),
             )
             staged.append((live, created_event))
+            if sub.idempotency_key is not None:
+                keyed.append((sub.idempotency_key, live))
         # The scheduler's forecast comes before the commit, so an at-risk flag is written
         # with the job rather than in a second transaction. A job it dispatches while the
         # commit is in flight is safe: its first update queues behind the insert.
@@ -263,15 +294,100 @@ class Intake:
         changes += [
             c for live, event in staged for c in (PutRequest(live.request), PutJob(live.job, event))
         ]
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fresh_subs = [sub for i, sub in enumerate(subs) if i not in replays]
+        by_job = {live.job_id: sub for sub, (live, _) in zip(fresh_subs, staged, strict=True)}
+        for key, live in keyed:
+            use = self._keys.hold(
+                key,
+                by_job[live.job_id].fingerprint(),
+                live.request.request_id,
+                live.job_id,
+                durable,
+            )
+            changes.append(
+                PutIdempotencyKey(key, use.fingerprint, use.request_id, use.job_id, use.created_at)
+            )
         try:
-            await self._store.accept(changes)  # durable before anyone hears of it
-        except BaseException:
+            if changes:
+                await self._store.accept(changes)  # durable before anyone hears of it
+        except BaseException as exc:
             for live, _ in staged:
                 queue.forget(live.job_id)
+            for key, live in keyed:
+                self._keys.release(key, live.job_id)
+            durable.set_exception(exc if isinstance(exc, Exception) else ShuttingDown("stopped"))
+            durable.exception()  # retrieved: a waiting repeat reads it through `settled`
             raise
-        accepted = []
-        for (live, _), admission in zip(staged, admissions, strict=True):
+        durable.set_result(None)
+        for key, _live in keyed:
+            self._keys.settled(key)
+        fresh = iter(zip(staged, admissions, strict=True))
+        accepted: list[Accepted] = []
+        for i in range(len(subs)):
+            if i in replays:
+                accepted.append(await self._replayed(replays[i]))
+                continue
+            (live, _), admission = next(fresh)
             queue.announce(live)
             accepted.append(Accepted(live, admission.reason if admission.at_risk else ""))
-        self._wake()
+        if staged:
+            self._wake()
         return accepted
+
+    async def _replays(self, subs: Sequence[RequestSubmission]) -> dict[int, Held]:
+        """Entries whose key was used before (or earlier in this batch) for the same request.
+
+        A key used for a different request is a 409 naming the first use; the same key
+        twice in one batch for one request counts once.
+        """
+        found: dict[int, Held] = {}
+        first_in_batch: dict[str, int] = {}
+        for i, sub in enumerate(subs):
+            key = sub.idempotency_key
+            if key is None:
+                continue
+            fingerprint = sub.fingerprint()
+            if key in first_in_batch:
+                earlier = subs[first_in_batch[key]]
+                if earlier.fingerprint() != fingerprint:
+                    raise InvalidInput.from_problems(
+                        "the batch",
+                        [
+                            Problem(
+                                f"requests.{i}.idempotency_key",
+                                f"is also the key of requests.{first_in_batch[key]}, a different "
+                                "request; give each request its own key",
+                                rule="idempotency_key_reused",
+                            )
+                        ],
+                    )
+                if first_in_batch[key] in found:
+                    found[i] = found[first_in_batch[key]]
+                continue
+            first_in_batch[key] = i
+            held = await self._keys.find(key)
+            if held is None or not await held.settled():
+                continue
+            if held.use.fingerprint != fingerprint:
+                raise Conflict(
+                    f"idempotency key {key!r} was used at {readout.market_time(held.use.created_at)} "
+                    f"for a different request (job {readout.short_id(str(held.use.job_id))}); "
+                    "a key stands for one request for 24 hours: use a new key for a new request"
+                )
+            found[i] = held
+        return found
+
+    async def _replayed(self, held: Held) -> Accepted:
+        live = self._queue.book.live(held.use.job_id)
+        if live is not None:
+            return Accepted(live, live.at_risk_reason or "", replayed=True)
+        request = await self._store.read(load_request, held.use.request_id)
+        job = await self._store.read(load_job, held.use.job_id)
+        if request is None or job is None:
+            # Archived past the retention while its key was still held: say so plainly.
+            raise Conflict(
+                f"idempotency key {held.use.key!r} stands for job "
+                f"{readout.short_id(str(held.use.job_id))}, which is no longer in the database"
+            )
+        return Accepted(None, replayed=True, stored=(request, job))

@@ -29,6 +29,7 @@ from gexdaemon.core.models import (
     PriorityLevel,
     ProcessingJob,
     RequestSubmission,
+    check_idempotency_key,
 )
 from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.daemon import present
@@ -206,10 +207,12 @@ class Operations:
     # -- requests and jobs -----------------------------------------------------------
 
     async def submit_payload(
-        self, payload: Any, *, origin: str = "api"
+        self, payload: Any, *, origin: str = "api", idempotency_key: str | None = None
     ) -> s.Accepted | s.AcceptedBatch:
         # A client may say it is the CLI or the dashboard; anything else counts as the API.
         said = CLIENT_ORIGINS.get(origin, Origin.API)
+        if idempotency_key is not None:
+            payload = with_idempotency_key(payload, idempotency_key)
         subs = self._intake.parse(payload)
         accepted = await self._intake.submit(subs, origin=said)
         single = isinstance(payload, Mapping) and "requests" not in payload
@@ -502,3 +505,37 @@ class Operations:
                 snapshots=self._latest.all(),
             ),
         )
+
+
+def with_idempotency_key(payload: Any, key: str) -> Any:
+    """The Idempotency-Key header applied to a body: the request's key, or for a batch each
+    entry's key `<key>#<index>` (an entry's own key wins). A single request that carries
+    a different key in its body is refused: which one was meant cannot be guessed."""
+    try:
+        check_idempotency_key(key)
+    except ValueError as exc:
+        raise InvalidInput.from_problems(
+            "the Idempotency-Key header", [Problem("Idempotency-Key", str(exc))]
+        ) from None
+    if isinstance(payload, Mapping) and "requests" not in payload:
+        own = payload.get("idempotency_key")
+        if own is not None and own != key:
+            raise InvalidInput.from_problems(
+                "the request",
+                [
+                    Problem(
+                        "idempotency_key",
+                        f"is {own!r} but the Idempotency-Key header says {key!r}; send one",
+                        rule="idempotency_key_mismatch",
+                    )
+                ],
+            )
+        return {**payload, "idempotency_key": key}
+    entries = payload.get("requests") if isinstance(payload, Mapping) else payload
+    if not isinstance(entries, list):
+        return payload  # not a batch either: parse() words the problem
+    keyed = [
+        {"idempotency_key": f"{key}#{i}", **entry} if isinstance(entry, Mapping) else entry
+        for i, entry in enumerate(entries)
+    ]
+    return {**payload, "requests": keyed} if isinstance(payload, Mapping) else keyed

@@ -178,6 +178,22 @@ def accepted(live: LiveJob, at_risk_reason: str, *, explain: bool) -> s.Accepted
     )
 
 
+def accepted_stored(request: PriorityRequest, job: ProcessingJob, *, explain: bool) -> s.Accepted:
+    """The receipt of a request accepted earlier whose job is no longer live (a key's repeat)."""
+    return s.Accepted(
+        request_id=str(request.request_id),
+        job_id=str(job.job_id),
+        market_symbol=request.market_symbol,
+        priority_score=request.priority_score,
+        priority_level=job.priority_level,
+        deadline=job.deadline,
+        estimated_processing_time_s=request.estimated_processing_time.total_seconds(),
+        at_risk=job.at_risk,
+        at_risk_reason=None,
+        explanation=dict(request.explanation) if explain else None,
+    )
+
+
 # -- rules and sources -----------------------------------------------------------------
 
 

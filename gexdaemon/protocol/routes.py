@@ -78,6 +78,14 @@ SYMBOL = PathParam("symbol", "an underlying symbol, e.g. SPX")
 
 
 @dataclass(frozen=True)
+class HeaderParam:
+    name: str
+    description: str
+    max_length: int = 200
+    pattern: str = "^[!-~]+$"  # visible ASCII
+
+
+@dataclass(frozen=True)
 class Route:
     name: str  # the operation id; the client method and the handler share it
     method: str
@@ -94,6 +102,9 @@ class Route:
     links: dict[str, tuple[str, str]] = field(
         default_factory=dict
     )  # name -> (route, $response path)
+    # Other success statuses with the same answer shape: status -> when.
+    also: dict[int, str] = field(default_factory=dict)
+    headers: tuple[HeaderParam, ...] = ()  # request headers the route reads
 
     def url(self, **values: Any) -> str:
         """The path with its parameters filled in (quoted)."""
@@ -125,11 +136,21 @@ SUBMIT = Route(
     "POST",
     "/v1/requests",
     'Submit one request, a list, or {"requests": [...]}; 201 = durably committed; '
-    "a batch is all or nothing",
+    "a batch is all or nothing; an idempotency key's repeat within 24 h answers with "
+    "the first job",
     s.Accepted | s.AcceptedBatch,
     status=201,
     body=s.RequestSubmission | s.RequestBatch | list[s.RequestSubmission],
     writes=True,
+    conflicts=True,
+    also={200: "every request was made before under its idempotency key: the first jobs"},
+    headers=(
+        HeaderParam(
+            "Idempotency-Key",
+            "a repeat within 24 h returns the first job; in a batch, entry i's key is "
+            "<key>#<i> unless it carries its own idempotency_key",
+        ),
+    ),
     links={
         "job": ("job", "$response.body#/job_id"),
         "request": ("request", "$response.body#/request_id"),

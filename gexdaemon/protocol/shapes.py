@@ -137,6 +137,18 @@ class RequestSubmission(Shape, forbid_unknown_fields=True, kw_only=True):
     market_symbol: Annotated[str, Meta(min_length=1, max_length=10)]
     requested_at: datetime | None = None
     metadata: dict[str, Any] = {}
+    idempotency_key: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=200,
+                pattern="^[!-~]+$",
+                description="a repeat within 24 h returns the first job instead of making another",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class RequestBatch(Shape, forbid_unknown_fields=True, kw_only=True):
@@ -156,6 +168,8 @@ class Accepted(Shape, kw_only=True):
     at_risk: bool
     at_risk_reason: str | None = None
     explanation: dict[str, Any] | None = None
+    # True when an idempotency key matched an earlier request: this is that request's job.
+    replayed: bool = False
 
 
 class AcceptedBatch(Shape, kw_only=True):
@@ -719,6 +733,7 @@ class ReceiptEntry(Shape, kw_only=True, omit_defaults=True):
     estimated_processing_time_s: Seconds | None = None
     at_risk: bool | None = None
     at_risk_reason: str | None = None
+    replayed: bool = False  # its idempotency key was used before: this is the first job
 
 
 class DropReceipt(Shape, kw_only=True, omit_defaults=True):

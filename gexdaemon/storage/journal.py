@@ -46,9 +46,8 @@ MAGIC = b"GEXJ1\n"
 FRAME = struct.Struct("<II")  # payload length, CRC-32 of the payload
 SEGMENT_BYTES = 32 * 1024 * 1024  # start a new segment past this size
 # The tables a journal record may hold rows of, and how replay writes them.
-TABLES: dict[str, rows.TableSpec] = {
-    spec.name: spec for spec in (rows.SOURCES, rows.REQUESTS, rows.JOBS)
-}
+JOURNALED = (rows.SOURCES, rows.REQUESTS, rows.JOBS, rows.IDEMPOTENCY)  # in insert order
+TABLES: dict[str, rows.TableSpec] = {spec.name: spec for spec in JOURNALED}
 _DURATIONS = {
     spec.name: [c.name for c in spec.columns if c.arrow == rows.DUR] for spec in TABLES.values()
 }
@@ -456,8 +455,8 @@ def next_segment_no(folder: Path) -> int:
 def iter_rows(
     records: Sequence[Mapping[str, list[dict[str, Any]]]],
 ) -> Iterator[tuple[rows.TableSpec, dict[str, Any]]]:
-    """Rows of records in the order they can be inserted (sources, requests, then jobs)."""
-    for spec in (rows.SOURCES, rows.REQUESTS, rows.JOBS):
+    """Rows of records in the order they can be inserted (sources, requests, jobs, keys)."""
+    for spec in JOURNALED:
         for record in records:
             for row in record.get(spec.name, ()):
                 yield spec, row

@@ -441,6 +441,21 @@ def _loads(value: Any) -> Any:
     return value
 
 
+IDEMPOTENCY = TableSpec(
+    "idempotency_keys",
+    key=("idempotency_key",),
+    columns=(
+        Column("idempotency_key", "string"),
+        Column("fingerprint", "string"),
+        Column("request_id", "string", "UUID"),
+        Column("job_id", "string", "UUID"),
+        Column("created_at", TS),
+    ),
+    # A key past its 24 hours may be taken again: the new use replaces the old row.
+    on_conflict="update",
+)
+
+
 SNAPSHOTS = TableSpec(
     "gex_snapshots",
     key=("snapshot_id",),

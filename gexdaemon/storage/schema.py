@@ -255,7 +255,28 @@ V3_SNAPSHOT_PROVENANCE = Migration(
     ],
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1_SEED, V2_OPERATIONS, V3_SNAPSHOT_PROVENANCE)
+V4_IDEMPOTENCY = Migration(
+    4,
+    "idempotency keys: a repeat within 24 h returns the first job",
+    [
+        """
+        CREATE TABLE idempotency_keys (
+            idempotency_key VARCHAR PRIMARY KEY CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+            fingerprint VARCHAR NOT NULL,
+            request_id UUID NOT NULL,
+            job_id UUID NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        )
+        """,
+    ],
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    V1_SEED,
+    V2_OPERATIONS,
+    V3_SNAPSHOT_PROVENANCE,
+    V4_IDEMPOTENCY,
+)
 LATEST = MIGRATIONS[-1].version
 
 # The connection type is duckdb's; kept as Any so this module stays importable for docs.

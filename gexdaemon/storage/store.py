@@ -169,6 +169,42 @@ class PutSource:
 
 
 @dataclass(frozen=True, slots=True)
+class PutIdempotencyKey:
+    """An idempotency key and the request and job it stands for (journaled with them)."""
+
+    key: str
+    fingerprint: str
+    request_id: uuid.UUID
+    job_id: uuid.UUID
+    created_at: datetime
+
+    def _row(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.key,
+            "fingerprint": self.fingerprint,
+            "request_id": str(self.request_id),
+            "job_id": str(self.job_id),
+            "created_at": self.created_at,
+        }
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.upsert(rows.IDEMPOTENCY, (self.key,), self._row())
+
+    def journal_rows(self) -> list[tuple[rows.TableSpec, Mapping[str, Any]]]:
+        return [(rows.IDEMPOTENCY, self._row())]
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetKeysBefore:
+    """Delete idempotency keys used before `cutoff` (past their window)."""
+
+    cutoff: datetime
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.statement("DELETE FROM idempotency_keys WHERE created_at < ?", (self.cutoff,))
+
+
+@dataclass(frozen=True, slots=True)
 class PutRule:
     rule: PriorityRule
 
@@ -223,7 +259,7 @@ class Edit(Generic[T]):
 class WritePlan:
     """Changes of one transaction, coalesced per row and grouped per table."""
 
-    ORDER = (rows.SOURCES, rows.REQUESTS, rows.JOBS, rows.EVENTS, rows.RULES)
+    ORDER = (rows.SOURCES, rows.REQUESTS, rows.JOBS, rows.EVENTS, rows.RULES, rows.IDEMPOTENCY)
 
     def __init__(self) -> None:
         self._inserts: dict[str, dict[tuple[str, ...], Mapping[str, Any]]] = {}
@@ -951,7 +987,13 @@ def replay_journal(con: Connection, folder: Path) -> Replay:
 def _insert_missing(cur: Connection, records: Sequence[Mapping[str, list[dict[str, Any]]]]) -> None:
     plan = WritePlan()
     for spec, row in iter_journal_rows(records):
-        plan.insert_missing(spec, tuple(str(row[k]) for k in spec.key), row)
+        key = tuple(str(row[k]) for k in spec.key)
+        if spec is rows.IDEMPOTENCY:
+            # Keys are only ever written through the journal, in order: the last use wins
+            # (a key may be taken again once its 24 hours are over).
+            plan.upsert(spec, key, row)
+        else:  # rows DuckDB may hold a newer state of: never replace them
+            plan.insert_missing(spec, key, row)
     cur.execute("BEGIN TRANSACTION")
     try:
         plan.execute(cur)

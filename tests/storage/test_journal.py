@@ -178,3 +178,31 @@ def test_a_record_refused_at_replay_is_kept_and_the_store_still_opens(tmp_path: 
         assert kept["record"]["processing_jobs"][0]["job_id"] == str(orphan.job.job_id)
     finally:
         store.close()
+
+
+def test_an_idempotency_key_is_replayed_with_its_request(tmp_path: Path) -> None:
+    from gexdaemon.storage.idempotency import keys_since
+    from gexdaemon.storage.store import PutIdempotencyKey
+
+    Store.open(options(tmp_path)).close()
+    folder = options(tmp_path).journal_dir
+    journal = jr.Journal(folder)
+    journal.start(jr.next_segment_no(folder))
+    put_request, put_job = new_job(1)
+    key = PutIdempotencyKey(
+        "retry-1", "f" * 32, put_request.request.request_id, put_job.job.job_id, T0
+    )
+    changes = [put_request, put_job, key]
+    journal.append_sync([r for c in changes for r in c.journal_rows()])[1].result(10)
+    journal.close(all_applied=False)
+
+    store = Store.open(options(tmp_path))
+    try:
+        (use,) = store.read_sync(keys_since, T0 - timedelta(hours=1))
+        assert (use.key, use.job_id, use.request_id) == (
+            "retry-1",
+            put_job.job.job_id,
+            put_request.request.request_id,
+        )
+    finally:
+        store.close()
