@@ -333,7 +333,9 @@ class DeskState:
                 if kind in (EventType.SOURCE_CLOSED, EventType.SOURCE_ENABLED)
                 else "warning"
             )
-            self._note(severity, f"{source.name}: {source.message or kind.value.split('.', 1)[1]}")
+            said = source.message or kind.value.split(".", 1)[1]
+            # The daemon's sentence usually names the source already.
+            self._note(severity, said if said.startswith(source.name) else f"{source.name}: {said}")
 
     def _rule_event(self, kind: EventType, rule: s.RuleView) -> None:
         if kind is EventType.RULE_DELETED:

@@ -211,7 +211,7 @@ class GexView(DeskView, can_focus=True):
         values = [p.total_gex for p in points]
         latest = (
             f"{readout.gex(values[-1], unit)}  (range {readout.gex(min(values), unit)} to "
-            f"{readout.gex(max(values), unit)}, {len(values)} snapshots; bars: size, colour: sign)"
+            f"{readout.gex(max(values), unit)}, {len(values)} snapshot{'s' if len(values) != 1 else ''}; bars: size, colour: sign)"
             if values
             else "no history yet"
         )

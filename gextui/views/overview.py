@@ -172,7 +172,7 @@ def gex_columns(snapshots: Sequence[s.SnapshotSummary]) -> tuple[Column, ...]:
         Column("put", "PUT WALL", 9, right=True),
         Column("quality", "QUALITY", 7, drop=3, right=True),
         Column("expiries", "EXPIRIES", 8, drop=2),
-        Column("at", "MARKET TIME", 11),
+        Column("at", "MARKET TIME", 14),  # another day's chain reads "11-24 15:45 ET"
         Column("processed", "PROCESSED", 9, drop=4),
     )
 
