@@ -8,8 +8,8 @@ Run from the repository root:
     same link a live daemon feeds (`gextui.replay.ReplayDaemon`), then `--rate`
     events/s (jobs queued, started, completed; snapshots; source updates) for
     `--seconds` per view. For each flush (state -> widgets, inside batch_update)
-    and the screen update that follows it: median and worst. Targets: flush
-    <= 50 ms median; first paint <= 1 s.
+    and the screen update that follows it: median and worst. Targets: worst
+    flush <= 50 ms at 10,000 jobs; first paint after attach < 100 ms.
 (b) baseline in the same process: the naive table (clear and re-add the shown rows
     every flush, and once all 10,000), and the ratio to (a).
 (c) a real daemon (`gexdaemon run` in a temporary folder) holding `--jobs` queued
@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
+import msgspec  # noqa: E402
 from machine import describe  # noqa: E402
 from machine import start_daemon as start_bench_daemon  # noqa: E402
 from rich.text import Text  # noqa: E402
@@ -45,16 +46,12 @@ from textual.app import App, ComposeResult  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
 from gexdaemon.client import AsyncClient  # noqa: E402
+from gexdaemon.protocol import shapes as s  # noqa: E402
 from gextui.app import GexTui  # noqa: E402
 from gextui.replay import ReplayDaemon  # noqa: E402
-from gextui.views.jobs import (  # noqa: E402
-    COLUMN_KEYS,
-    COLUMNS,
-    ROW_CAP,
-    JobsView,
-    static_cells,
-    time_cells,
-)
+from gextui.views.jobs.filters import ROW_CAP  # noqa: E402
+from gextui.views.jobs.table import COLUMN_KEYS, COLUMNS, static_cells, time_cells  # noqa: E402
+from gextui.views.jobs.view import JobsView  # noqa: E402
 from tests.tui import recording  # noqa: E402
 
 SIZE = (160, 50)
@@ -290,8 +287,8 @@ class NaiveTable(App[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
+        for column in COLUMNS:
+            table.add_column(column.label, key=column.key, width=column.width)
         screen = self.screen
         update = screen._on_timer_update
 
@@ -306,19 +303,19 @@ class NaiveTable(App[None]):
 async def naive_baseline(n_jobs: int, shown: int) -> tuple[list[float], list[float], float]:
     """Clear and re-add the rows on every flush (no keys, no diff): rebuild and repaint times."""
     daemon, _, _ = recorded_desk(n_jobs)
-    jobs = list(daemon._messages[0]["state"]["jobs"])
+    jobs = msgspec.convert(daemon._messages[0]["state"]["jobs"], list[s.JobRow])
     now = recording.DESK_NOW
     app = NaiveTable()
     async with app.run_test(size=SIZE) as pilot:
         table = app.query_one(DataTable)
 
-        def rebuild(rows: list[dict[str, Any]]) -> float:
+        def rebuild(rows: list[s.JobRow]) -> float:
             started = time.perf_counter()
             with app.batch_update():
                 table.clear()
                 for job in rows:
                     cells = static_cells(job) | time_cells(job, now)
-                    table.add_row(Text(job["job_id"][-8:]), *(cells[c] for c in COLUMN_KEYS[1:]))
+                    table.add_row(Text(job.job_id[-8:]), *(cells[c] for c in COLUMN_KEYS[1:]))
             return time.perf_counter() - started
 
         capped: list[float] = []
@@ -420,7 +417,7 @@ def main() -> int:
         f"(a) recorded desk: {args.jobs:,} queued jobs, {args.rate:g} events/s for {args.seconds:g} s per view"
     )
     print(
-        f"  first paint after the snapshot      {ms(recorded['attach_to_paint'])}   (target <= 1 s)"
+        f"  first paint after the snapshot      {ms(recorded['attach_to_paint'])}   (target < 100 ms)"
     )
     print(f"  app start to first paint with data  {ms(recorded['start_to_paint'])}")
     print(
@@ -459,10 +456,10 @@ def main() -> int:
             f"\n(c) real daemon: {live['held']:,} queued jobs held, {live['sent']:,} submits during the measurement"
         )
         print(
-            f"  attach to first paint, Overview     {ms(live['attach_to_paint_overview'])}   (target <= 1 s)"
+            f"  attach to first paint, Overview     {ms(live['attach_to_paint_overview'])}   (target < 100 ms)"
         )
         print(
-            f"  attach to first paint, Jobs         {ms(live['attach_to_paint_jobs'])}   (target <= 1 s)"
+            f"  attach to first paint, Jobs         {ms(live['attach_to_paint_jobs'])}   (target < 100 ms)"
         )
         print(summary("Jobs flush (state -> widgets)", live["flushes"]))
         print(summary("Jobs frame (flush + update)", live["frames"]))
@@ -475,7 +472,7 @@ def main() -> int:
     print("\nsummary")
     flushes = recorded["2"][0]
     print(
-        f"  Jobs flush median {ms(statistics.median(flushes))}, worst {ms(max(flushes))}  (target median <= 50 ms)"
+        f"  Jobs flush median {ms(statistics.median(flushes))}, worst {ms(max(flushes))}  (target: worst <= 50 ms)"
     )
     print(
         f"  Jobs frame median {ms(statistics.median(recorded['2'][2]))}, worst {ms(max(recorded['2'][2]))}"
@@ -483,7 +480,7 @@ def main() -> int:
     print(
         f"  first paint after attach {ms(recorded['attach_to_paint'])} recorded"
         + (f", {ms(live['attach_to_paint_jobs'])} real daemon (Jobs view)" if live else "")
-        + "  (target <= 1 s)"
+        + "  (target < 100 ms)"
     )
     every_flush = [f for view in ("2", "1", "4") for f in recorded[view][0]]
     print(

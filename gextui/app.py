@@ -1,44 +1,46 @@
-"""gextui's App: the views, the flush loop, the link worker and every call the views make.
+"""gextui's App: the views, the flush loop, the link worker, and the messages the views post.
 
 Threading rule: everything runs on the app's event loop. The link is an async
 worker that writes plain state (`DeskState`) and never touches a widget; a timer
 copies that state to the top bar and to the visible view only, 2 to 4 times a
 second, inside `batch_update()` (hidden views, frozen screens and views under a
-modal are not redrawn). Calls to the daemon run in async workers
-(`ask_daemon`, `perform`) and report through toasts; none of them can close the
-app, whatever the daemon does.
+modal are not redrawn). Calls to the daemon run in async workers and report
+through toasts; none of them can close the app, whatever the daemon does.
+
+The views never import this module: each is given a `DeskContext` (the desk,
+the daemon's calls, the clock, read-only or not) and posts `gextui.messages`
+for what only the App may do (confirm and make a change, open a dialog, switch
+to a job, redraw now).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-import aiohttp
-import msgspec
 from textual import on, work
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
-from gexdaemon.client import ApiError, DaemonUnreachable
-from gexdaemon.core.errors import Problem
 from gexdaemon.core.timeutil import utc_now
+from gextui import messages
 from gextui.actions import VIEWS, WRITING_ACTIONS, DeskAction, bindings_for
 from gextui.commands import DeskCommands
 from gextui.desk import DeskState
-from gextui.link import Backoff, DaemonCalls, DaemonLink
+from gextui.link import Backoff, DaemonCalls, DaemonLink, ask
+from gextui.screens.confirm import ConfirmScreen
 from gextui.screens.help import HelpScreen
+from gextui.screens.rule_editor import RuleEditor
 from gextui.screens.submit import SubmitScreen
 from gextui.statusbar import Banner, LinkBar
-from gextui.views.base import DeskView
+from gextui.views.base import DeskContext, DeskView
 from gextui.views.gex import GexView
-from gextui.views.jobs import JobsView
+from gextui.views.jobs.view import JobsView
 from gextui.views.overview import OverviewView
 from gextui.views.rules import RulesView
 from gextui.views.sla import SlaView
@@ -54,24 +56,6 @@ VIEW_CLASSES: dict[str, type[DeskView]] = {
 }
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What a call to the daemon gave: a value, or an error with its field problems."""
-
-    value: Any = None
-    error: str | None = None
-    problems: tuple[Problem, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-def _plain(value: Any) -> Any:
-    """The daemon's answer as plain JSON values, as the views read them."""
-    return msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
-
-
 class GexTui(App[None]):
     CSS_PATH = Path(__file__).with_name("gextui.tcss")  # absolute: subclasses live elsewhere
     TITLE = "gextui"
@@ -80,6 +64,10 @@ class GexTui(App[None]):
     # Focus is placed by hand: the first focusable widget may sit in a hidden pane, and
     # TabbedContent switches to the pane of whatever takes focus.
     AUTO_FOCUS = None
+    # The screen carries -short below 30 rows and -narrow below 100 columns: the CSS
+    # drops borders and shrinks panels there, so 80x24 keeps every view usable.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 - as Textual types it
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012 - as Textual types it
 
     def __init__(
         self,
@@ -103,6 +91,7 @@ class GexTui(App[None]):
         self.clock = clock
         self.flush_hz = flush_hz
         self.desk = DeskState(clock)
+        self.context = DeskContext(self.desk, calls, clock, read_only)
         # A fresh snapshot is drawn at once, not at the next tick: attaching should feel instant.
         self.link = DaemonLink(
             calls,
@@ -127,7 +116,7 @@ class GexTui(App[None]):
         with TabbedContent(initial=self.initial_view, id="views"):
             for view_id, title, keys in VIEWS:
                 with TabPane(f"{keys.split(',')[0]} {title}", id=view_id):
-                    yield VIEW_CLASSES[view_id](id=f"view-{view_id}")
+                    yield VIEW_CLASSES[view_id](self.context, id=f"view-{view_id}")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -156,9 +145,6 @@ class GexTui(App[None]):
     def active_view(self) -> DeskView:
         assert self._tabs is not None
         return self._views[str(self._tabs.active or "overview")]
-
-    def now(self) -> datetime:
-        return self.clock()
 
     @property
     def frozen(self) -> bool:
@@ -190,31 +176,55 @@ class GexTui(App[None]):
         self.flushes += 1
         self.flush_seconds.append(time.perf_counter() - started)
 
-    # -- calls to the daemon ----------------------------------------------------------
+    # -- what the views ask for -------------------------------------------------------
 
-    async def ask_daemon(self, what: str, call: Awaitable[Any], *, quiet: bool = False) -> Answer:
-        """Await one call; its failure becomes an `Answer` (and a toast unless `quiet`)."""
-        try:
-            return Answer(_plain(await call))
-        except ApiError as exc:
-            answer = Answer(error=exc.message, problems=exc.details)
-        except DaemonUnreachable as exc:
-            answer = Answer(error=exc.message)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            answer = Answer(error=f"the daemon did not answer ({type(exc).__name__}: {exc})")
-        if not quiet:
-            self.notify(answer.error or "", title=f"{what}: refused", severity="error", timeout=10)
-        return answer
+    @on(messages.Redraw)
+    def _redraw(self) -> None:
+        self.flush()
 
-    def perform(self, what: str, call: Awaitable[Any], *, done: str) -> None:
-        """Run a change in a worker; say `done` when the daemon accepted it."""
+    @on(messages.OpenJob)
+    def _open_job(self, message: messages.OpenJob) -> None:
+        jobs = self._views["jobs"]
+        assert isinstance(jobs, JobsView)
+        self.action_view("jobs")
+        jobs.open_job(message.job_id)
+
+    @on(messages.Change)
+    def _change(self, change: messages.Change) -> None:
+        if self.read_only:
+            self.notify("Read-only: this dashboard changes nothing.", severity="warning")
+            return
+        if change.confirm is None:
+            self._perform(change)
+            return
+        question = change.confirm
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._perform(change)
+
+        self.push_screen(
+            ConfirmScreen(question.title, question.body, confirm=question.confirm), answered
+        )
+
+    def _perform(self, change: messages.Change) -> None:
+        """Make the change in a worker; say `done` when the daemon accepted it, else why not."""
 
         async def run() -> None:
-            answer = await self.ask_daemon(what, call)
-            if answer.ok:
-                self.notify(done, title=what.capitalize())
+            answer = await ask(change.call(self.calls))
+            if answer.error is None:
+                self.notify(change.done, title=change.what.capitalize())
+            else:
+                self.notify(
+                    answer.error, title=f"{change.what}: refused", severity="error", timeout=10
+                )
 
         self.run_worker(run(), group="actions", exit_on_error=False)
+
+    @on(messages.EditRule)
+    def _edit_rule(self, message: messages.EditRule) -> None:
+        test_only = message.test_only or self.read_only
+        self.push_screen(RuleEditor(message.rule, self.calls, test_only=test_only))
 
     # -- actions -------------------------------------------------------------------
 
@@ -250,12 +260,6 @@ class GexTui(App[None]):
         self.active_view.focus_main()
         self.refresh_bindings()
 
-    def open_job(self, job_id: str) -> None:
-        jobs = self._views["jobs"]
-        assert isinstance(jobs, JobsView)
-        self.action_view("jobs")
-        jobs.open_job(job_id, self.desk)
-
     def action_freeze(self) -> None:
         if self.frozen:
             self.frozen_at = None
@@ -273,4 +277,4 @@ class GexTui(App[None]):
         self.push_screen(HelpScreen(read_only=self.read_only))
 
     def action_submit(self) -> None:
-        self.push_screen(SubmitScreen())
+        self.push_screen(SubmitScreen(self.calls))

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from gextui.actions import ACTIONS, DeskAction
 
-if TYPE_CHECKING:
-    from gextui.app import GexTui
+
+class ActionHost(Protocol):
+    """What the palette needs of the app it serves (the App has these; nothing imports it)."""
+
+    def action_available(self, action: DeskAction) -> bool: ...
+    async def run_desk_action(self, action: DeskAction) -> None: ...
 
 
 class DeskCommands(Provider):
     """App-wide actions, plus those of the view on screen; hidden ones (read-only) are left out."""
 
     def _commands(self) -> list[tuple[DeskAction, Callable[[], object]]]:
-        app = cast("GexTui", self.app)
+        app = cast("ActionHost", self.app)
         found: list[tuple[DeskAction, Callable[[], object]]] = []
         for action in ACTIONS:
             if app.action_available(action):

@@ -1,41 +1,39 @@
-"""The desk's picture of the daemon: plain state the link writes and the views read.
+"""The desk's picture of the daemon: the typed wire shapes the link applies and the views read.
 
 No Textual here. The link (an async worker on the app's event loop) applies the
 daemon's state snapshot, its numbered events and the polled queue figures; a
 timer in the app copies what changed to the visible view a few times a second.
 Each part of the state carries a revision number, so a view redraws only what
-moved since it last looked.
+moved since it last looked. Everything held is a `gexdaemon.protocol.shapes`
+Struct, read by attribute with its enums compared as enums, as the CLI does.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from gexdaemon.core.models import PriorityLevel
+from gexdaemon.core.vocab import CircuitState, EventType, JobStatus, PriorityLevel, SlaStatus
+from gexdaemon.protocol import shapes as s
+from gexdaemon.readout import clock_time, short_id, words
 
-LEVELS: tuple[str, ...] = tuple(level.value for level in PriorityLevel)
-FINISHING_EVENTS = frozenset({"job.completed", "job.cancelled", "job.failed"})
-LIVE_JOB_EVENTS = frozenset(
-    {
-        "job.queued",
-        "job.started",
-        "job.retrying",
-        "job.level_changed",
-        "sla.at_risk",
-        "sla.breached",
-    }
-)
+LEVELS: tuple[PriorityLevel, ...] = tuple(PriorityLevel)
+DEADLINE_LEVELS = tuple(level for level in LEVELS if level is not PriorityLevel.LOW)
 # Source events that change a circuit or a trader's switch: worth a line in the activity log.
 SOURCE_NOTICES = frozenset(
-    {"source.opened", "source.closed", "source.half_opened", "source.reopened"}
-    | {"source.disabled", "source.enabled"}
+    {
+        EventType.SOURCE_OPENED,
+        EventType.SOURCE_CLOSED,
+        EventType.SOURCE_HALF_OPENED,
+        EventType.SOURCE_REOPENED,
+        EventType.SOURCE_DISABLED,
+        EventType.SOURCE_ENABLED,
+    }
 )
-SERIES_POINTS = 240  # four minutes of one-second samples
+SERIES_POINTS = 240  # four minutes of one-second queue polls
 
 
 class LinkPhase(StrEnum):
@@ -90,18 +88,24 @@ class Revisions:
     link: int = 0
 
 
+@dataclass(frozen=True)
+class QueueSample:
+    """One queue poll's figures, with the instant it was taken (sparklines say their window)."""
+
+    at: datetime
+    depth: dict[PriorityLevel, float]
+    throughput: dict[PriorityLevel, float]
+    met_ratio: dict[PriorityLevel, float]  # deadline levels that have finished a job
+    busy_workers: float
+    events_per_s: float | None  # None for the first poll after attaching
+
+
 @dataclass
-class LevelSeries:
-    depth: deque[float] = field(default_factory=lambda: deque(maxlen=SERIES_POINTS))
-    throughput: deque[float] = field(default_factory=lambda: deque(maxlen=SERIES_POINTS))
-    met_ratio: deque[float] = field(default_factory=lambda: deque(maxlen=SERIES_POINTS))
+class Breach:
+    """A job that missed its deadline: its latest row, and how late it was when it was told."""
 
-
-def _level_rank(level: str) -> int:
-    try:
-        return LEVELS.index(level)
-    except ValueError:
-        return len(LEVELS)
+    job: s.JobRow
+    late_by_s: float | None = None
 
 
 class DeskState:
@@ -118,18 +122,18 @@ class DeskState:
         self.clock = clock
         self.link = LinkState()
         self.rev = Revisions()
-        self.health: dict[str, Any] = {}
-        self.queues: dict[str, Any] = {}
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.recent_limit = recent_limit
-        self.sources: dict[str, dict[str, Any]] = {}
-        self.rules: dict[str, dict[str, Any]] = {}
-        self.snapshots: dict[str, dict[str, Any]] = {}
-        self.gex_points: dict[str, deque[tuple[str, float]]] = {}
+        self.health: s.Health | None = None
+        self.queues: s.Queues | None = None
+        self.jobs: dict[str, s.JobRow] = {}
+        self.recent: OrderedDict[str, s.JobRow] = OrderedDict()
+        self.sources: dict[str, s.SourceView] = {}
+        self.rules: dict[str, s.RuleView] = {}
+        self.snapshots: dict[str, s.SnapshotSummary] = {}
+        self.gex_points: dict[str, list[s.GexPoint]] = {}
         self._gex_points_limit = gex_points
-        self.breaches: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self.sla_levels: list[dict[str, Any]] = []
+        self.breaches: OrderedDict[str, Breach] = OrderedDict()
+        self.sla_levels: list[s.LevelSla] = []
         self.activity: deque[Activity] = deque(maxlen=activity_limit)
         self.banner: Banner | None = None
         self.instance: str | None = None
@@ -137,9 +141,7 @@ class DeskState:
         self.last_update_at: datetime | None = None
         self.events_seen = 0
         self.polls = 0
-        self.series: dict[str, LevelSeries] = {level: LevelSeries() for level in LEVELS}
-        self.events_per_s: deque[float] = deque(maxlen=SERIES_POINTS)
-        self.busy_workers: deque[float] = deque(maxlen=SERIES_POINTS)
+        self.samples: deque[QueueSample] = deque(maxlen=SERIES_POINTS)
         self._events_at_sample = 0
         self._sampled_at: datetime | None = None
 
@@ -158,11 +160,12 @@ class DeskState:
         self.link.retry_at = retry_at
         self.rev.link += 1
         if was_connected:
+            now = self.clock()
             self._note("error", f"lost the daemon: {reason}")
             self.banner = Banner(
-                self.clock(),
+                now,
                 "error",
-                f"Lost the daemon at {self.clock():%H:%M:%S}: {reason}. Reconnecting; "
+                f"Lost the daemon at {clock_time(now)}: {reason}. Reconnecting; "
                 "what you see is the last known state.",
             )
 
@@ -178,37 +181,39 @@ class DeskState:
 
     # -- the first message: the whole state --------------------------------------------
 
-    def apply_snapshot(self, message: Mapping[str, Any]) -> None:
+    def apply_snapshot(self, message: s.StateMessage) -> None:
         """Replace everything with the daemon's state snapshot (on attach and after a resync)."""
-        state = message.get("state") or {}
+        state = message.state
         now = self.clock()
-        health = dict(state.get("health") or {})
-        instance = health.get("instance")
-        if self.instance is not None and instance and instance != self.instance:
+        health = state.health
+        if self.instance is not None and health.instance != self.instance:
             self.banner = Banner(
                 now,
                 "warning",
-                f"The daemon restarted at {now:%H:%M:%S} (instance {self.instance} → {instance}, "
-                f"version {health.get('version', '?')}); the state below was reloaded from it.",
+                f"The daemon restarted at {clock_time(now)} (instance {self.instance} → "
+                f"{health.instance}, version {health.version}); the state below was reloaded "
+                "from it.",
             )
-            self._note("warning", f"daemon restarted: now instance {instance}")
+            self._note("warning", f"daemon restarted: now instance {health.instance}")
         elif self.link.phase is LinkPhase.RECONNECTING and self.banner is not None:
-            self.banner = Banner(now, "info", f"Reconnected to the daemon at {now:%H:%M:%S}.")
-        self.instance = instance or self.instance
+            self.banner = Banner(now, "info", f"Reconnected to the daemon at {clock_time(now)}.")
+        self.instance = health.instance
         self.health = health
-        self.apply_queues(state.get("queues") or {}, sample=False)
-        self.jobs = {j["job_id"]: dict(j) for j in state.get("jobs") or ()}
-        self.recent = OrderedDict((j["job_id"], dict(j)) for j in state.get("recent") or ())
+        self.apply_queues(state.queues, sample=False)
+        self.jobs = {j.job_id: j for j in state.jobs}
+        self.recent = OrderedDict((j.job_id, j) for j in state.recent)
         self._trim_recent()
-        self.sources = {s["base_url"]: dict(s) for s in state.get("sources") or ()}
-        self.rules = {r["rule_id"]: dict(r) for r in state.get("rules") or ()}
-        self.snapshots = {s["market_symbol"]: dict(s) for s in state.get("snapshots") or ()}
+        self.sources = {src.base_url: src for src in state.sources}
+        self.rules = {r.rule_id: r for r in state.rules}
+        self.snapshots = {}
+        for summary in state.snapshots:
+            self._keep_latest(summary)
         for job in self.jobs.values():
-            if job.get("sla_status") == "breached":
+            if job.sla_status is SlaStatus.BREACHED:
                 self._remember_breach(job, None)
         if not self.activity:
             self._seed_activity()
-        self.last_seq = int(message.get("seq") or 0)
+        self.last_seq = message.seq
         self.last_update_at = now
         self.link.phase = LinkPhase.CONNECTED
         self.link.reason = ""
@@ -224,189 +229,192 @@ class DeskState:
         """Whether `seq` follows what was applied (False means events were missed)."""
         return self.last_seq is None or seq <= self.last_seq + 1
 
-    def apply_event(self, message: Mapping[str, Any]) -> None:
-        kind = str(message.get("type", ""))
-        data = message.get("data") or {}
-        seq = message.get("seq")
-        if isinstance(seq, int):
-            if self.last_seq is not None and seq <= self.last_seq:
-                return  # already in the snapshot
-            self.last_seq = seq
+    def apply_event(self, message: s.EventMessage) -> None:
+        if self.last_seq is not None and message.seq <= self.last_seq:
+            return  # already in the snapshot
+        self.last_seq = message.seq
         self.events_seen += 1
         self.last_update_at = self.clock()
-        if kind in LIVE_JOB_EVENTS:
-            self._live_job(kind, data)
-        elif kind in FINISHING_EVENTS:
-            self._finished_job(kind, data)
-        elif kind == "snapshot.created":
+        kind, data = message.type, message.data
+        if isinstance(data, s.JobRow):
+            self._job_event(kind, data)
+        elif isinstance(data, s.SnapshotSummary):
             self._snapshot_created(data)
-        elif kind.startswith("source."):
+        elif isinstance(data, s.SourceNotice):
             self._source_event(kind, data)
-        elif kind.startswith("rule."):
+        elif isinstance(data, s.RuleView):
             self._rule_event(kind, data)
-        elif kind == "drop.rejected":
-            self._note("warning", f"drop folder refused {data.get('file')}: {data.get('error')}")
-        elif kind == "daemon.stopping":
-            self.banner = Banner(
-                self.clock(),
-                "warning",
-                f"The daemon is stopping ({data.get('instance', '')}); the dashboard will "
-                "reconnect when it is back.",
-            )
-            self._note("warning", "daemon stopping")
-        elif kind == "daemon.started":
-            self._note("info", f"daemon started ({data.get('instance', '')})")
+        elif isinstance(data, s.DropNotice):
+            self._note("warning", f"drop folder refused {data.file}: {data.error.message}")
+        elif isinstance(data, s.DaemonNotice):
+            if kind is EventType.DAEMON_STOPPING:
+                self.banner = Banner(
+                    self.clock(),
+                    "warning",
+                    f"The daemon is stopping ({data.instance}); the dashboard will reconnect "
+                    "when it is back.",
+                )
+                self._note("warning", "daemon stopping")
+            else:
+                self._note("info", f"daemon started ({data.instance})")
 
-    def _live_job(self, kind: str, data: Mapping[str, Any]) -> None:
-        job_id = str(data.get("job_id"))
-        job = dict(data)
-        self.recent.pop(job_id, None)
-        self.jobs[job_id] = job
-        self.rev.jobs += 1
-        if kind == "sla.breached":
-            self._remember_breach(job, data.get("late_by_s"))
-            self._note(
-                "error",
-                f"SLA breached: {_job_words(job)} is {float(data.get('late_by_s') or 0):.0f} s late "
-                f"({job.get('status')}, phase {job.get('dispatch_phase') or '-'}, "
-                f"{job.get('retry_count', 0)} retries)",
-            )
-        elif kind == "sla.at_risk":
-            self.rev.sla += 1
-            self._note("warning", f"at risk: {_job_words(job)} may miss its deadline")
-        elif kind == "job.retrying":
-            self._note("warning", f"retrying {_job_words(job)}: {data.get('reason', '')}")
-        elif kind == "job.level_changed":
-            self._note(
-                "info",
-                f"{_job_words(job)} moved from {str(data.get('from_level', '?')).upper()}",
-            )
-
-    def _finished_job(self, kind: str, data: Mapping[str, Any]) -> None:
-        job_id = str(data.get("job_id"))
-        job = dict(data)
-        self.jobs.pop(job_id, None)
-        self.recent[job_id] = job
-        self.recent.move_to_end(job_id, last=False)
-        self._trim_recent()
+    def _job_event(self, kind: EventType, job: s.JobRow) -> None:
+        """A job's new row: live jobs stay in `jobs`, finished ones move to `recent`."""
+        job_id = job.job_id
+        if job.status.is_live:
+            self.recent.pop(job_id, None)
+            self.jobs[job_id] = job
+        else:
+            self.jobs.pop(job_id, None)
+            self.recent[job_id] = job
+            self.recent.move_to_end(job_id, last=False)
+            self._trim_recent()
         if job_id in self.breaches:
-            self.breaches[job_id] = self.breaches[job_id] | job
+            self.breaches[job_id].job = job
             self.rev.sla += 1
         self.rev.jobs += 1
-        if kind == "job.failed":
+        notice = job if isinstance(job, s.JobNotice) else None
+        if kind is EventType.SLA_BREACHED:
+            late = notice.late_by_s if notice is not None else None
+            self._remember_breach(job, late)
             self._note(
                 "error",
-                f"failed: {_job_words(job)}: {job.get('error_message') or data.get('reason', '')}",
+                f"SLA breached: {job_words(job)} is {late or 0:.0f} s late "
+                f"({words(job.status)}, phase {job.dispatch_phase or '-'}, "
+                f"{job.retry_count} retries)",
             )
+        elif kind is EventType.SLA_AT_RISK:
+            self.rev.sla += 1
+            because = f": {job.at_risk_reason}" if job.at_risk_reason else ""
+            self._note("warning", f"at risk: {job_words(job)} may miss its deadline{because}")
+        elif kind is EventType.SLA_RISK_CLEARED:
+            self.rev.sla += 1
+        elif kind is EventType.JOB_RETRYING:
+            reason = notice.reason if notice is not None else None
+            self._note("warning", f"retrying {job_words(job)}: {reason or ''}")
+        elif kind is EventType.JOB_LEVEL_CHANGED:
+            was = notice.from_level if notice is not None else None
+            self._note("info", f"{job_words(job)} moved from {words(was)}")
+        elif kind is EventType.JOB_FAILED:
+            reason = job.error_message or (notice.reason if notice is not None else None)
+            self._note("error", f"failed: {job_words(job)}: {reason or 'no reason given'}")
 
-    def _snapshot_created(self, data: Mapping[str, Any]) -> None:
-        symbol = str(data.get("market_symbol"))
-        self.snapshots[symbol] = dict(self.snapshots.get(symbol, {})) | dict(data)
-        total = data.get("total_gex")
-        if isinstance(total, int | float):
-            self.gex_points.setdefault(symbol, deque(maxlen=self._gex_points_limit)).append(
-                (str(data.get("snapshot_at", "")), float(total))
-            )
+    def _snapshot_created(self, summary: s.SnapshotSummary) -> None:
+        self._keep_latest(summary)
+        points = self.gex_points.setdefault(summary.market_symbol, [])
+        point = s.GexPoint(snapshot_at=summary.snapshot_at, total_gex=summary.total_gex)
+        self._add_points(points, [point])
         self.rev.snapshots += 1
 
-    def _source_event(self, kind: str, data: Mapping[str, Any]) -> None:
-        base_url = data.get("base_url")
-        if not base_url:
-            return
-        self.sources[str(base_url)] = {k: v for k, v in data.items() if k != "message"}
+    def _keep_latest(self, summary: s.SnapshotSummary) -> None:
+        """Hold `summary` if its chain is the newest of its symbol (market time, not processing).
+
+        A chain fetched late or re-analysed is processed after a newer one; it must
+        not replace the newer picture of the market.
+        """
+        held = self.snapshots.get(summary.market_symbol)
+        if held is None or summary.snapshot_at >= held.snapshot_at:
+            self.snapshots[summary.market_symbol] = summary
+
+    def _add_points(self, points: list[s.GexPoint], new: Iterable[s.GexPoint]) -> None:
+        """Merge points in market-time order, one per instant, the last `gex_points` kept."""
+        merged = {p.snapshot_at: p for p in points}
+        merged.update((p.snapshot_at, p) for p in new)
+        points[:] = sorted(merged.values(), key=lambda p: p.snapshot_at)[-self._gex_points_limit :]
+
+    def _source_event(self, kind: EventType, source: s.SourceNotice) -> None:
+        self.sources[source.base_url] = source
         self.rev.sources += 1
         if kind in SOURCE_NOTICES:
-            severity = "error" if kind in ("source.opened", "source.reopened") else "warning"
-            if kind in ("source.closed", "source.enabled"):
-                severity = "info"
-            self._note(
-                severity,
-                f"{data.get('name', base_url)}: {data.get('message') or kind.split('.', 1)[1]}",
+            severity = (
+                "error"
+                if source.circuit_state is CircuitState.OPEN
+                else "info"
+                if kind in (EventType.SOURCE_CLOSED, EventType.SOURCE_ENABLED)
+                else "warning"
             )
+            said = source.message or kind.value.split(".", 1)[1]
+            # The daemon's sentence usually names the source already.
+            self._note(severity, said if said.startswith(source.name) else f"{source.name}: {said}")
 
-    def _rule_event(self, kind: str, data: Mapping[str, Any]) -> None:
-        rule_id = data.get("rule_id")
-        if not rule_id:
-            return
-        if kind == "rule.deleted":
-            self.rules.pop(str(rule_id), None)
+    def _rule_event(self, kind: EventType, rule: s.RuleView) -> None:
+        if kind is EventType.RULE_DELETED:
+            self.rules.pop(rule.rule_id, None)
         else:
-            self.rules[str(rule_id)] = dict(data)
+            self.rules[rule.rule_id] = rule
         self.rev.rules += 1
-        self._note("info", f"rule {data.get('name')!r} {kind.split('.', 1)[1]}")
+        self._note("info", f"rule {rule.name!r} {kind.value.split('.', 1)[1]}")
 
     # -- polled figures ------------------------------------------------------------------
 
-    def apply_queues(self, queues: Mapping[str, Any], *, sample: bool = True) -> None:
+    def apply_queues(self, queues: s.Queues, *, sample: bool = True) -> None:
         """The per-level queue figures (polled: the event stream does not carry them)."""
-        self.queues = dict(queues)
+        self.queues = queues
         now = self.clock()
         self.last_update_at = now
         self.rev.queues += 1
         if not sample:
             return
         self.polls += 1
-        for row in queues.get("levels") or ():
-            series = self.series.get(str(row.get("level")))
-            if series is None:
-                continue
-            series.depth.append(float(row.get("depth") or 0))
-            series.throughput.append(float(row.get("throughput_per_min") or 0.0))
-            ratio = row.get("sla_met_ratio")
-            if ratio is not None:
-                series.met_ratio.append(float(ratio))
-        workers = queues.get("workers") or {}
-        self.busy_workers.append(float(workers.get("busy") or 0))
+        rate = None
         if self._sampled_at is not None:
             elapsed = (now - self._sampled_at).total_seconds()
             if elapsed > 0:
-                self.events_per_s.append((self.events_seen - self._events_at_sample) / elapsed)
+                rate = (self.events_seen - self._events_at_sample) / elapsed
+        self.samples.append(
+            QueueSample(
+                at=now,
+                depth={row.level: float(row.depth) for row in queues.levels},
+                throughput={row.level: row.throughput_per_min for row in queues.levels},
+                met_ratio={
+                    row.level: row.sla_met_ratio
+                    for row in queues.levels
+                    if row.sla_met_ratio is not None
+                },
+                busy_workers=float(queues.workers.busy),
+                events_per_s=rate,
+            )
+        )
         self._sampled_at = now
         self._events_at_sample = self.events_seen
 
-    def apply_sla(self, report: Mapping[str, Any]) -> None:
+    def apply_sla(self, report: s.SlaReport) -> None:
         """`GET /v1/sla`: recorded breaches (the store's), merged with those seen live."""
-        for row in report.get("breaches") or ():
-            job_id = str(row.get("job_id"))
-            live = self.jobs.get(job_id) or self.recent.get(job_id) or {}
-            self.breaches[job_id] = dict(live) | dict(row)
-        self.sla_levels = list(report.get("levels") or ())
+        for row in report.breaches:
+            live = self.jobs.get(row.job_id) or self.recent.get(row.job_id)
+            self.breaches[row.job_id] = Breach(live or row, row.late_by_s)
+        self.sla_levels = list(report.levels)
         self.rev.sla += 1
 
-    def apply_gex_history(self, symbol: str, points: Iterable[Mapping[str, Any]]) -> None:
-        history: deque[tuple[str, float]] = deque(maxlen=self._gex_points_limit)
-        for point in points:
-            total = point.get("total_gex")
-            if isinstance(total, int | float):
-                history.append((str(point.get("snapshot_at", "")), float(total)))
-        self.gex_points[symbol] = history
+    def apply_gex_history(self, history: s.GexHistory) -> None:
+        points = self.gex_points.setdefault(history.symbol, [])
+        self._add_points(points, history.points)
         self.rev.snapshots += 1
 
     # -- reading -------------------------------------------------------------------------
 
-    def level_rows(self) -> list[dict[str, Any]]:
-        rows = {str(r.get("level")): r for r in self.queues.get("levels") or ()}
-        return [rows.get(level, {"level": level}) for level in LEVELS]
+    def level_rows(self) -> list[s.LevelFigures]:
+        return list(self.queues.levels) if self.queues is not None else []
 
     def daemon_live_total(self) -> int:
         """Live jobs the daemon holds (queued + in flight), from the polled queue figures."""
-        return sum(
-            int(r.get("depth") or 0) + int(r.get("in_flight") or 0) for r in self.level_rows()
-        )
+        return sum(r.depth + r.in_flight for r in self.level_rows())
 
-    def at_risk_jobs(self) -> list[dict[str, Any]]:
-        risky = [j for j in self.jobs.values() if j.get("at_risk")]
-        return sorted(
-            risky,
-            key=lambda j: (_level_rank(str(j.get("priority_level"))), j.get("deadline") or "~"),
-        )
+    def at_risk_jobs(self) -> list[s.JobRow]:
+        risky = [j for j in self.jobs.values() if j.at_risk]
+        return sorted(risky, key=lambda j: (j.priority_level.rank, _instant_key(j.deadline)))
 
-    def breach_rows(self) -> list[dict[str, Any]]:
+    def breach_rows(self) -> list[Breach]:
         """Breaches by level, the most recent deadline first within a level."""
         newest_first = sorted(
-            self.breaches.values(), key=lambda b: str(b.get("deadline") or ""), reverse=True
+            self.breaches.values(), key=lambda b: _instant_key(b.job.deadline), reverse=True
         )
-        return sorted(newest_first, key=lambda b: _level_rank(str(b.get("priority_level"))))
+        return sorted(newest_first, key=lambda b: b.job.priority_level.rank)
+
+    def job(self, job_id: str) -> s.JobRow | None:
+        """A job on the desk, live or finished (breaches included)."""
+        breach = self.breaches.get(job_id)
+        return self.jobs.get(job_id) or self.recent.get(job_id) or (breach.job if breach else None)
 
     def seconds_since_update(self) -> float | None:
         if self.last_update_at is None:
@@ -416,7 +424,7 @@ class DeskState:
     def symbols(self) -> list[str]:
         """Symbols with a snapshot, the big index complexes first."""
         preferred = {"SPX": 0, "NDX": 1, "SPY": 2, "QQQ": 3}
-        return sorted(self.snapshots, key=lambda s: (preferred.get(s, 9), s))
+        return sorted(self.snapshots, key=lambda sym: (preferred.get(sym, 9), sym))
 
     def dismiss_banner(self) -> None:
         self.banner = None
@@ -424,24 +432,22 @@ class DeskState:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _remember_breach(self, job: Mapping[str, Any], late_by_s: Any) -> None:
-        job_id = str(job.get("job_id"))
-        entry = dict(self.breaches.get(job_id, {})) | dict(job)
-        if late_by_s is not None:
-            entry["late_by_s"] = late_by_s
-        self.breaches[job_id] = entry
-        self.breaches.move_to_end(job_id, last=False)
+    def _remember_breach(self, job: s.JobRow, late_by_s: float | None) -> None:
+        known = self.breaches.get(job.job_id)
+        late = late_by_s if late_by_s is not None else (known.late_by_s if known else None)
+        self.breaches[job.job_id] = Breach(job, late)
+        self.breaches.move_to_end(job.job_id, last=False)
         while len(self.breaches) > 500:
             self.breaches.popitem(last=True)
         self.rev.sla += 1
 
     def _seed_activity(self) -> None:
         """On first attach, the failures among the recently finished jobs, newest first."""
-        failed = [j for j in self.recent.values() if j.get("status") == "failed"][:20]
+        failed = [j for j in self.recent.values() if j.status is JobStatus.FAILED][:20]
         for job in reversed(failed):
-            at = _instant(job.get("completed_at")) or self.clock()
-            reason = job.get("error_message") or "no reason recorded"
-            self.activity.appendleft(Activity(at, "error", f"failed: {_job_words(job)}: {reason}"))
+            at = job.completed_at or self.clock()
+            reason = job.error_message or "no reason recorded"
+            self.activity.appendleft(Activity(at, "error", f"failed: {job_words(job)}: {reason}"))
         self.rev.activity += 1
 
     def _trim_recent(self) -> None:
@@ -453,17 +459,14 @@ class DeskState:
         self.rev.activity += 1
 
 
-def _job_words(job: Mapping[str, Any]) -> str:
+def job_words(job: s.JobRow) -> str:
+    """A job in a sentence: "HIGH SPY snapshot job 9e6e22e8" (the short id the CLI takes)."""
     return (
-        f"{str(job.get('priority_level', '?')).upper()} {job.get('market_symbol', '?')} "
-        f"{job.get('data_type', '')} job {str(job.get('job_id', ''))[-8:]}"
+        f"{words(job.priority_level)} {job.market_symbol} {job.data_type.value} "
+        f"job {short_id(job.job_id)}"
     )
 
 
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+def _instant_key(value: datetime | None) -> tuple[bool, float]:
+    """Sorts instants with None last."""
+    return (value is None, value.timestamp() if value is not None else 0.0)

@@ -31,10 +31,27 @@ def link_text(
     frozen_events: int | None,
     read_only: bool,
 ) -> Text:
+    """The bar's line, what a trader must not miss first: the state, the data's age, a freeze.
+
+    The daemon's version, instance and socket come last: on a narrow terminal
+    they are what the edge cuts.
+    """
     state = link_state(desk)
     marks = {"connected": "●", "stale": "◐", "reconnecting": "○", "connecting": "○"}
-    text = Text()
+    text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f" {marks[state]} {state.upper()} ", style="bold reverse")
+    since = desk.seconds_since_update()
+    text.append("  last update ")
+    text.append(
+        "never" if since is None else f"{since:.0f} s ago",
+        style=f"bold {readout.RED}" if state == "stale" else "bold",
+    )
+    text.append(f" · {desk.events_seen:,} events")
+    if frozen_events is not None:
+        text.append("  ❄ FROZEN", style="bold #5fd7ff")
+        text.append(f" ({frozen_events:,} events since, f resumes)", style="#5fd7ff")
+    if read_only:
+        text.append("  READ-ONLY", style=f"bold {readout.AMBER}")
     health = desk.health
     if state == "reconnecting":
         left = (
@@ -46,27 +63,13 @@ def link_text(
         text.append(desk.link.reason)
     elif state == "connecting":
         text.append(f"  attaching to {socket}…")
-    else:
-        text.append(f"  gexdaemon {health.get('version', '?')}", style="bold")
-        text.append(f" · {health.get('instance', '?')}", style="dim")
+    elif health is not None:
+        text.append(f"  gexdaemon {health.version}", style="bold")
+        text.append(f" · {health.instance}", style="dim")
         if desk.link.attached_at is not None:
-            text.append(
-                f" · attached {readout.span((now - desk.link.attached_at).total_seconds())}",
-                style="dim",
-            )
+            attached = readout.span((now - desk.link.attached_at).total_seconds())
+            text.append(f" · attached {attached}", style="dim")
         text.append(f" · {socket}", style="dim")
-    since = desk.seconds_since_update()
-    text.append("   last update ")
-    text.append(
-        "never" if since is None else f"{since:.0f} s ago",
-        style="bold #ff5f5f" if state == "stale" else "bold",
-    )
-    text.append(f" · {desk.events_seen:,} events")
-    if frozen_events is not None:
-        text.append("   ❄ FROZEN", style="bold #5fd7ff")
-        text.append(f" ({frozen_events:,} events since, f resumes)", style="#5fd7ff")
-    if read_only:
-        text.append("   READ-ONLY", style="bold #ffaf00")
     return text
 
 

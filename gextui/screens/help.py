@@ -21,6 +21,7 @@ EXTRA_KEYS = (
     ("app", "ctrl+p", "Command palette: every action by name"),
     ("jobs", "↑ ↓ pgup pgdn", "Move through the jobs (the detail pane follows)"),
     ("jobs", "click a header", "Sort by that column (again: invert)"),
+    ("sla", "↑ ↓", "Move through the jobs; the WHY line under the tables follows"),
 )
 NOTES = (
     "Filter syntax (/ in Jobs): level:critical status:queued sym:SPX type:real_time source:cboe,"
@@ -63,10 +64,14 @@ class HelpScreen(ModalScreen[None]):
                 " (read-only: actions that change the daemon are hidden)" if self.read_only else ""
             )
             yield Static(title, classes="modal-title", markup=False)
-            with VerticalScroll():
+            with VerticalScroll(id="help-keys"):
                 yield Static(keys_table(self.read_only))
                 yield Static(Text("\n".join(NOTES), style="dim"))
-            yield Static(Text("esc, ? or q closes", style="dim"))
+            yield Static(Text("↑ ↓ pgup pgdn scroll · esc, ? or q closes", style="dim"))
+
+    def on_mount(self) -> None:
+        # The list is longer than a small terminal: the keys must scroll it at once.
+        self.query_one("#help-keys", VerticalScroll).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,17 +1,18 @@
 """Add or edit a priority rule, with the evaluator's error under the spot it points at, and shadow-test it.
 
 The condition is checked as it is typed by the same compiler the daemon uses
-(`gexdaemon.core.rules.compile_condition`), so a mistake is shown before the
-daemon is asked; the daemon's answer on save is shown the same way (its message
-carries the column). The shadow test scores recent requests with the candidate
+(`gexdaemon.core.rules.compile_condition`), so a mistake is shown (a caret under
+its column) before the daemon is asked; the text cursor stays where the trader
+is typing. On save, the error's column is where the cursor goes, for the daemon's
+refusal and for a mistake found at that moment alike. The shadow test scores recent requests with the candidate
 (merged into the rules in force; nothing is saved) and lists the level changes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -25,12 +26,11 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from gexdaemon.core.errors import Problem
 from gexdaemon.core.rules import RuleConditionError, compile_condition
+from gexdaemon.protocol import shapes as s
 from gextui import readout
 from gextui.actions import BindingList
 from gextui.desk import LEVELS
-
-if TYPE_CHECKING:
-    from gextui.app import GexTui
+from gextui.link import DaemonCalls, ask
 
 RULE_INDEX = re.compile(r"^rules\.\d+\.")
 WHERE = re.compile(r"\((?:line (?P<line>\d+), )?column (?P<column>\d+)\)")
@@ -45,7 +45,7 @@ def caret_excerpt(text: str, column: int, reason: str) -> Text:
     lead = "…" if start > 0 else ""
     out = Text()
     out.append(f"column {column}: ", style="bold #ff5f5f")
-    out.append(reason + "\n", style="#ff5f5f")
+    out.append(reason + "\n", style=readout.RED)
     out.append("  " + lead + shown + ("…" if start + EXCERPT < len(text) else "") + "\n")
     out.append("  " + " " * (len(lead) + index - start) + "^", style="bold #ff5f5f")
     return out
@@ -59,72 +59,66 @@ def split_condition_problem(message: str) -> tuple[int, str] | None:
     return int(found.group("column")), message[: found.start()].strip()
 
 
-def shadow_report(report: Mapping[str, Any], limit: int = 12) -> Table:
+def shadow_report(report: s.ShadowReport, limit: int = 12) -> Table:
     """Levels before and after, the level moves, and the first changes."""
     table = Table.grid(padding=(0, 2))
     table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True, justify="right")
-    table.add_column(no_wrap=True, justify="right")
-    table.add_column(no_wrap=True, justify="right")
+    for _ in range(3):
+        table.add_column(no_wrap=True, justify="right")
     table.add_row(
         Text("LEVEL", style="bold dim"),
         Text("NOW", style="bold dim"),
         Text("WITH IT", style="bold dim"),
         "",
     )
-    before = report.get("levels_before") or {}
-    after = report.get("levels_after") or {}
     for level in LEVELS:
-        delta = int(after.get(level, 0)) - int(before.get(level, 0))
+        before, after = report.levels_before.get(level, 0), report.levels_after.get(level, 0)
+        delta = after - before
         table.add_row(
             readout.level_text(level),
-            str(before.get(level, 0)),
-            str(after.get(level, 0)),
-            Text(f"{delta:+d}" if delta else "", style="bold #ffaf00" if delta else ""),
+            str(before),
+            str(after),
+            Text(f"{delta:+d}" if delta else "", style=f"bold {readout.AMBER}" if delta else ""),
         )
     lines = Table.grid(padding=(0, 1))
     lines.add_column()
     lines.add_row(
         Text.assemble(
             ("SHADOW TEST ", "bold"),
-            f"{report.get('requests', 0)} recent requests re-scored: ",
+            f"{report.requests} recent requests re-scored: ",
             (
-                f"{report.get('changed', 0)} change level",
-                "bold #ffaf00" if report.get("changed") else "bold",
+                f"{report.changed} change level",
+                f"bold {readout.AMBER}" if report.changed else "bold",
             ),
-            f" ({report.get('promoted', 0)} up, {report.get('demoted', 0)} down), "
-            f"{report.get('score_only_changes', 0)} change score only. Nothing was saved.",
+            f" ({report.promoted} up, {report.demoted} down), "
+            f"{report.score_only_changes} change score only. Nothing was saved.",
         )
     )
     lines.add_row(table)
-    for move in report.get("transitions") or ():
+    for move in report.transitions:
         lines.add_row(
             Text.assemble(
                 "  ",
-                readout.level_text(move.get("from")),
+                readout.level_text(move.from_level),
                 " → ",
-                readout.level_text(move.get("to")),
-                f"  {move.get('requests')} request(s)",
+                readout.level_text(move.to_level),
+                f"  {move.requests} request(s)",
             )
         )
-    changes: Sequence[Mapping[str, Any]] = report.get("changes") or ()
-    for change in changes[:limit]:
-        before_side, after_side = change.get("before") or {}, change.get("after") or {}
-        matched = (
-            ", ".join(repr(m.get("name")) for m in after_side.get("matched") or ()) or "no rule"
-        )
+    for change in report.changes[:limit]:
+        matched = ", ".join(repr(m.name) for m in change.after.matched) or "no rule"
         lines.add_row(
             Text.assemble(
-                f"  {change.get('market_symbol')} {str(change.get('data_type', '')).replace('_', '-')} "
-                f"{readout.clock_time(change.get('requested_at'))}  ",
-                readout.level_text(before_side.get("level")),
-                f" {float(before_side.get('score') or 0):.3f} → ",
-                readout.level_text(after_side.get("level")),
-                f" {float(after_side.get('score') or 0):.3f}  ({matched})",
+                f"  {change.market_symbol} {change.data_type.value.replace('_', '-')} "
+                f"{readout.clock_time(change.requested_at)}  ",
+                readout.level_text(change.before.level),
+                f" {change.before.score:.3f} → ",
+                readout.level_text(change.after.level),
+                f" {change.after.score:.3f}  ({matched})",
             )
         )
-    if len(changes) > limit:
-        lines.add_row(Text(f"  … and {len(changes) - limit} more", style="dim"))
+    if len(report.changes) > limit:
+        lines.add_row(Text(f"  … and {len(report.changes) - limit} more", style="dim"))
     return lines
 
 
@@ -137,55 +131,49 @@ class RuleEditor(ModalScreen[None]):
         Binding("escape", "close", "Close"),
     ]
 
-    def __init__(self, rule: Mapping[str, Any] | None, *, test_only: bool = False) -> None:
+    def __init__(
+        self, rule: s.RuleView | None, calls: DaemonCalls, *, test_only: bool = False
+    ) -> None:
         super().__init__(classes="desk-modal")
-        self.rule = dict(rule) if rule else None
+        self.rule = rule
+        self.calls = calls
         self.test_only = test_only
         self._check_timer: Timer | None = None
-        self.last_shadow: dict[str, Any] | None = None
-
-    @property
-    def host(self) -> GexTui:
-        return cast("GexTui", self.app)
+        self.last_shadow: s.ShadowReport | None = None
 
     # -- layout ------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        rule = self.rule or {}
+        rule = self.rule
         if self.test_only:
-            title = f"Shadow-test rule {rule.get('name', '')!r}: change it and press ctrl+t (nothing is saved)"
+            title = f"Shadow-test rule {rule.name if rule else ''!r}: change it and press ctrl+t (nothing is saved)"
         else:
-            title = (
-                f"Edit rule {rule.get('name')!r} (v{rule.get('version')})"
-                if self.rule
-                else "Add a priority rule"
-            )
+            title = f"Edit rule {rule.name!r} (v{rule.version})" if rule else "Add a priority rule"
         with Vertical(id="rule-box", classes="modal-box"):
             yield Static(title, classes="modal-title", markup=False)
             with VerticalScroll(id="rule-form"):
                 yield Label("Name")
                 yield Input(
-                    str(rule.get("name", "")), id="rule-name", placeholder="e.g. expiry-day SPX"
+                    rule.name if rule else "", id="rule-name", placeholder="e.g. expiry-day SPX"
                 )
                 yield Static(id="rule-name-error", classes="field-error")
                 yield Label(
                     "Priority score (0 to 1; the levels start at CRITICAL 0.85, HIGH 0.65, MEDIUM 0.40 by default)"
                 )
-                score = rule.get("priority_score")
                 yield Input(
-                    "" if score is None else f"{float(score):g}", id="rule-score", placeholder="0.9"
+                    f"{rule.priority_score:g}" if rule else "", id="rule-score", placeholder="0.9"
                 )
                 yield Static(id="rule-score-error", classes="field-error")
                 yield Label("Condition (the rule language: docs/rules.md)")
                 yield Input(
-                    str(rule.get("condition", "")),
+                    rule.condition if rule else "",
                     id="rule-condition",
                     placeholder="data_type == 'real_time' and market_symbol in ['SPX', 'NDX']",
                 )
                 yield Static(id="rule-condition-error", classes="field-error")
                 yield Label("Description")
-                yield Input(str(rule.get("description", "")), id="rule-description")
-                yield Checkbox("Active", value=bool(rule.get("is_active", True)), id="rule-active")
+                yield Input(rule.description if rule else "", id="rule-description")
+                yield Checkbox("Active", value=rule.is_active if rule else True, id="rule-active")
                 yield Static(id="rule-error", classes="field-error")
                 yield Static(id="rule-shadow")
             with Horizontal(classes="modal-buttons"):
@@ -207,28 +195,36 @@ class RuleEditor(ModalScreen[None]):
             self._check_timer.stop()
         self._check_timer = self.set_timer(0.25, self._check_condition)
 
-    def _check_condition(self) -> bool:
+    def _check_condition(self, *, move_cursor: bool = False) -> bool:
+        """Show whether the evaluator accepts the condition; the caret marks an error's column.
+
+        The text cursor goes to that column only when asked (on save): moved while
+        the trader types, it would send the next keystroke somewhere else.
+        """
         text = self.query_one("#rule-condition", Input).value
         error = self.query_one("#rule-condition-error", Static)
         if not text.strip():
-            error.update(Text("a condition is required", style="#ff5f5f"))
+            error.update(Text("a condition is required", style=readout.RED))
             return False
         try:
             compile_condition(text)
         except RuleConditionError as exc:
-            self._show_condition_error(text, exc.column, exc.reason)
+            self._show_condition_error(text, exc.column, exc.reason, move_cursor=move_cursor)
             return False
         error.update(Text("✓ the evaluator accepts it", style="#5fff87"))
         return True
 
-    def _show_condition_error(self, text: str, column: int, reason: str) -> None:
+    def _show_condition_error(
+        self, text: str, column: int, reason: str, *, move_cursor: bool
+    ) -> None:
         self.query_one("#rule-condition-error", Static).update(caret_excerpt(text, column, reason))
-        box = self.query_one("#rule-condition", Input)
-        box.cursor_position = max(0, min(len(text), column - 1))
+        if move_cursor:
+            box = self.query_one("#rule-condition", Input)
+            box.cursor_position = max(0, min(len(text), column - 1))
 
     # -- the candidate -----------------------------------------------------------------
 
-    def _candidate(self) -> dict[str, Any] | None:
+    def _candidate(self, *, move_cursor: bool = True) -> dict[str, Any] | None:
         """The rule as typed, or None after showing what is wrong with it."""
         name = self.query_one("#rule-name", Input).value.strip()
         raw_score = self.query_one("#rule-score", Input).value.strip()
@@ -239,7 +235,7 @@ class RuleEditor(ModalScreen[None]):
         score_error.update("")
         self.query_one("#rule-error", Static).update("")
         if not name:
-            name_error.update(Text("a name is required", style="#ff5f5f"))
+            name_error.update(Text("a name is required", style=readout.RED))
             ok = False
         try:
             score = float(raw_score)
@@ -247,11 +243,11 @@ class RuleEditor(ModalScreen[None]):
                 raise ValueError
         except ValueError:
             score_error.update(
-                Text(f"must be a number from 0 to 1 (got {raw_score!r})", style="#ff5f5f")
+                Text(f"must be a number from 0 to 1 (got {raw_score!r})", style=readout.RED)
             )
             ok = False
             score = 0.0
-        ok = self._check_condition() and ok
+        ok = self._check_condition(move_cursor=move_cursor) and ok
         if not ok:
             return None
         return {
@@ -271,25 +267,25 @@ class RuleEditor(ModalScreen[None]):
                 where = split_condition_problem(problem.message)
                 if where is not None:
                     self._show_condition_error(
-                        self.query_one("#rule-condition", Input).value, *where
+                        self.query_one("#rule-condition", Input).value, *where, move_cursor=True
                     )
                 else:
                     self.query_one("#rule-condition-error", Static).update(
-                        Text(problem.message, style="#ff5f5f")
+                        Text(problem.message, style=readout.RED)
                     )
             elif field == "name":
                 self.query_one("#rule-name-error", Static).update(
-                    Text(problem.message, style="#ff5f5f")
+                    Text(problem.message, style=readout.RED)
                 )
             elif field == "priority_score":
                 self.query_one("#rule-score-error", Static).update(
-                    Text(problem.message, style="#ff5f5f")
+                    Text(problem.message, style=readout.RED)
                 )
             else:
                 general.append(str(problem))
         if general or not problems:
             self.query_one("#rule-error", Static).update(
-                Text("; ".join(general) or message, style="#ff5f5f")
+                Text("; ".join(general) or message, style=readout.RED)
             )
 
     # -- actions ---------------------------------------------------------------------------
@@ -307,21 +303,16 @@ class RuleEditor(ModalScreen[None]):
         )
 
     async def _save(self, candidate: dict[str, Any]) -> None:
-        host = self.host
         if self.rule is None:
-            call = host.calls.create_rule(candidate)
+            answer = await ask(self.calls.create_rule(candidate))
         else:
-            changes = {k: v for k, v in candidate.items() if self.rule.get(k) != v}
+            changes = {k: v for k, v in candidate.items() if getattr(self.rule, k) != v}
             if not changes:
                 self.dismiss(None)
                 return
-            call = host.calls.update_rule(str(self.rule["rule_id"]), changes)
-        answer = await host.ask_daemon("save rule", call, quiet=True)
-        if answer.ok:
-            saved = answer.value or {}
-            host.notify(
-                f"Rule {saved.get('name', candidate['name'])!r} saved (v{saved.get('version', '?')})."
-            )
+            answer = await ask(self.calls.update_rule(self.rule.rule_id, changes))
+        if answer.value is not None:
+            self.notify(f"Rule {answer.value.name!r} saved (v{answer.value.version}).")
             self.dismiss(None)
         else:
             self.show_problems(answer.error or "the daemon refused the rule", answer.problems)
@@ -332,12 +323,17 @@ class RuleEditor(ModalScreen[None]):
         if candidate is None:
             return
         rules = [candidate]
-        if self.rule and self.rule.get("name") != candidate["name"]:
+        old = self.rule
+        if old is not None and old.name != candidate["name"]:
             # Renamed: the old rule must leave the merged set, or both would count.
             rules.insert(
                 0,
-                {k: self.rule[k] for k in ("name", "condition", "priority_score")}
-                | {"is_active": False},
+                {
+                    "name": old.name,
+                    "condition": old.condition,
+                    "priority_score": old.priority_score,
+                    "is_active": False,
+                },
             )
         self.query_one("#rule-shadow", Static).update(
             Text("Scoring recent requests with the candidate…", style="dim")
@@ -347,16 +343,13 @@ class RuleEditor(ModalScreen[None]):
         )
 
     async def _shadow(self, rules: list[dict[str, Any]]) -> None:
-        host = self.host
-        answer = await host.ask_daemon(
-            "shadow test", host.calls.test_rules(rules, mode="merge", limit=500), quiet=True
-        )
-        if answer.ok and isinstance(answer.value, dict):
+        answer = await ask(self.calls.test_rules(rules, mode="merge", limit=500))
+        if answer.value is not None:
             self.last_shadow = answer.value
             self.query_one("#rule-shadow", Static).update(shadow_report(answer.value))
         else:
             self.query_one("#rule-shadow", Static).update(
-                Text(f"shadow test refused: {answer.error}", style="#ff5f5f")
+                Text(f"shadow test refused: {answer.error}", style=readout.RED)
             )
             candidate_problems = [
                 Problem(RULE_INDEX.sub("", p.path), p.message, p.rule) for p in answer.problems

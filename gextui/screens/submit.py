@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from rich.text import Text
@@ -21,11 +21,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from gexdaemon.core.errors import Problem
-from gexdaemon.core.models import GEXDataType
+from gexdaemon.core.vocab import GEXDataType
+from gexdaemon.readout import short_id, words
 from gextui.actions import BindingList
-
-if TYPE_CHECKING:
-    from gextui.app import GexTui
+from gextui.link import DaemonCalls, ask
 
 FIELDS = ("source_url", "market_symbol", "data_type", "metadata")
 
@@ -77,12 +76,9 @@ class SubmitScreen(ModalScreen[None]):
         Binding("escape", "close", "Close"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, calls: DaemonCalls) -> None:
         super().__init__(classes="desk-modal")
-
-    @property
-    def host(self) -> GexTui:
-        return cast("GexTui", self.app)
+        self.calls = calls
 
     def compose(self) -> ComposeResult:
         with Vertical(id="submit-box", classes="modal-box"):
@@ -152,19 +148,17 @@ class SubmitScreen(ModalScreen[None]):
         self.run_worker(self._submit(payload), exclusive=True, group="submit", exit_on_error=False)
 
     async def _submit(self, payload: dict[str, Any]) -> None:
-        answer = await self.host.ask_daemon(
-            "submit", self.host.calls.submit(payload, origin="tui"), quiet=True
-        )
-        if answer.ok and isinstance(answer.value, dict):
-            accepted = answer.value
-            self.host.notify(
-                f"Queued {str(accepted.get('priority_level', '?')).upper()} (score "
-                f"{float(accepted.get('priority_score') or 0):.3f}) as job {str(accepted.get('job_id', ''))[-8:]}.",
+        answer = await ask(self.calls.submit(payload, origin="tui"))
+        accepted = answer.value
+        if accepted is not None:
+            self.notify(
+                f"Queued {words(accepted.priority_level)} (score {accepted.priority_score:.3f}) "
+                f"as job {short_id(accepted.job_id)}.",
                 title="Request accepted",
             )
-            if accepted.get("at_risk"):
-                self.host.notify(
-                    f"It may miss its deadline: {accepted.get('at_risk_reason') or 'the queue ahead is long'}.",
+            if accepted.at_risk:
+                self.notify(
+                    f"It may miss its deadline: {accepted.at_risk_reason or 'the queue ahead is long'}.",
                     title="At risk on arrival",
                     severity="warning",
                 )

@@ -1,261 +1,289 @@
-"""The Overview: queues per level, workers, SLA, throughput, the GEX levels now, what just happened."""
+"""The Overview: queues per level, workers, SLA, throughput, the GEX levels now, what just happened.
+
+Its tables keep the columns a trader acts on at any width (`gextui.columns`):
+at 80 columns the QUEUED, AT RISK and NEXT DUE figures stay and the provenance
+goes first.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
-from textual.widgets import Sparkline, Static
+from textual.containers import Grid
+from textual.widgets import Static
 
+from gexdaemon.core.vocab import CircuitState
+from gexdaemon.protocol import shapes as s
 from gextui import readout
-from gextui.desk import LEVELS, DeskState
+from gextui.columns import Column, fit
+from gextui.desk import DEADLINE_LEVELS, DeskState, QueueSample
 from gextui.views.base import DeskView
+from gextui.widgets.spark import LabelledSpark
 
-SPARK_WIDTH = 24
+Cell = Text | str
 
 
-def queue_table(desk: DeskState, now: datetime) -> Table:
-    table = Table(expand=True, box=None, padding=(0, 1), header_style="bold dim")
-    for name, justify in (
-        ("LEVEL", "left"),
-        ("QUEUED", "right"),
-        ("DELAYED", "right"),
-        ("RUNNING", "right"),
-        ("AT RISK", "right"),
-        ("OLDEST WAIT", "right"),
-        ("NEXT DEADLINE", "right"),
-        ("SLA", "right"),
-        ("SLA MET 1H", "right"),
-        ("DONE/MIN", "right"),
-        ("BREACHES 1H", "right"),
-        ("QUEUED, LAST 4 MIN", "left"),
-    ):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    totals = {"depth": 0, "delayed": 0, "in_flight": 0, "at_risk": 0, "breaches": 0}
-    throughput = 0.0
-    for row in desk.level_rows():
-        level = str(row.get("level"))
-        series = desk.series[level]
-        totals["depth"] += int(row.get("depth") or 0)
-        totals["delayed"] += int(row.get("delayed") or 0)
-        totals["in_flight"] += int(row.get("in_flight") or 0)
-        totals["at_risk"] += int(row.get("at_risk") or 0)
-        totals["breaches"] += int(row.get("breaches_last_hour") or 0)
-        throughput += float(row.get("throughput_per_min") or 0.0)
-        next_deadline = row.get("next_deadline_in_s")
-        deadline_text = (
-            Text("-", style="dim")
-            if next_deadline is None
-            else Text(
-                f"LATE {readout.span(-next_deadline)}"
-                if next_deadline < 0
-                else f"in {readout.span(next_deadline)}",
-                style="bold #ff5f5f"
-                if next_deadline < 0
-                else ("bold #ffaf00" if next_deadline < 30 else ""),
-            )
+def rich_table(columns: Sequence[tuple[Column, int]]) -> Table:
+    """A borderless table of the fitted columns."""
+    table = Table(box=None, padding=(0, 1), header_style="bold dim", expand=False)
+    for column, width in columns:
+        table.add_column(
+            column.label,
+            justify="right" if column.right else "left",
+            no_wrap=True,
+            width=width,
+            overflow="ellipsis",
         )
-        met = row.get("sla_met_ratio")
-        met_style = (
-            ""
-            if met is None
-            else ("#5fff87" if met >= 0.99 else "#ffaf00" if met >= 0.9 else "bold #ff5f5f")
+    return table
+
+
+def add_row(table: Table, columns: Sequence[tuple[Column, int]], cells: dict[str, Cell]) -> None:
+    table.add_row(*(cells.get(column.key, "") for column, _ in columns))
+
+
+def queue_columns(samples: Sequence[QueueSample]) -> tuple[Column, ...]:
+    first, last = (samples[0].at, samples[-1].at) if samples else (None, None)
+    return (
+        Column("level", "LEVEL", 8),
+        Column("depth", "QUEUED", 6, right=True),
+        Column("delayed", "DELAYED", 7, drop=4, right=True),
+        Column("in_flight", "RUNNING", 7, right=True),
+        Column("at_risk", "AT RISK", 7, right=True),
+        Column("oldest", "OLDEST", 6, right=True),
+        Column("next", "NEXT DUE", 10, right=True),
+        Column("sla", "SLA", 11, drop=7, right=True),
+        Column("met", "MET 1H", 6, right=True),
+        Column("done", "DONE/MIN", 8, drop=5, right=True),
+        Column("breaches", "BREACH 1H", 9, right=True),
+        Column("spark", f"QUEUED, {readout.window_words(first, last)}", 12, drop=6, flex=True),
+    )
+
+
+def next_due(seconds: float | None) -> Text:
+    if seconds is None:
+        return Text("-", style="dim")
+    if seconds < 0:
+        return Text(f"LATE {readout.span(-seconds)}", style=f"bold {readout.RED}")
+    return Text(
+        f"in {readout.span(seconds)}", style=f"bold {readout.AMBER}" if seconds < 30 else ""
+    )
+
+
+def met_text(ratio: float | None) -> Text:
+    style = (
+        ""
+        if ratio is None
+        else readout.GREEN
+        if ratio >= 0.99
+        else readout.AMBER
+        if ratio >= 0.9
+        else f"bold {readout.RED}"
+    )
+    return Text(readout.percent(ratio), style=style)
+
+
+def queue_table(desk: DeskState, width: int) -> Table:
+    samples = list(desk.samples)
+    columns = fit(queue_columns(samples), width)
+    spark_width = next((w for c, w in columns if c.key == "spark"), 0)
+    table = rich_table(columns)
+    rows = desk.level_rows()
+    for row in rows:
+        breaches = row.breaches_last_hour
+        add_row(
+            table,
+            columns,
+            {
+                "level": readout.level_text(row.level),
+                "depth": readout.count(row.depth),
+                "delayed": readout.count(row.delayed),
+                "in_flight": readout.count(row.in_flight),
+                "at_risk": Text(
+                    readout.count(row.at_risk), style=f"bold {readout.AMBER}" if row.at_risk else ""
+                ),
+                "oldest": readout.span(row.oldest_wait_s),
+                "next": next_due(row.next_deadline_in_s),
+                "sla": "best effort" if row.sla_s is None else f"< {readout.span(row.sla_s)}",
+                "met": met_text(row.sla_met_ratio),
+                "done": f"{row.throughput_per_min:.1f}",
+                "breaches": Text(str(breaches), style=f"bold {readout.RED}" if breaches else "dim"),
+                "spark": Text(
+                    readout.spark(
+                        [sample.depth.get(row.level, 0.0) for sample in samples], spark_width
+                    ),
+                    style=readout.LEVEL_STYLE[row.level],
+                ),
+            },
         )
-        breaches = int(row.get("breaches_last_hour") or 0)
-        table.add_row(
-            readout.level_text(level),
-            readout.count(row.get("depth")),
-            readout.count(row.get("delayed")),
-            readout.count(row.get("in_flight")),
-            Text(
-                readout.count(row.get("at_risk")),
-                style="bold #ffaf00" if row.get("at_risk") else "",
-            ),
-            readout.span(row.get("oldest_wait_s")),
-            deadline_text,
-            "best effort" if row.get("sla_s") is None else f"< {readout.span(float(row['sla_s']))}",
-            Text(readout.percent(met), style=met_style),
-            f"{float(row.get('throughput_per_min') or 0.0):.1f}",
-            Text(str(breaches), style="bold #ff5f5f" if breaches else "dim"),
-            Text(
-                readout.spark(series.depth, SPARK_WIDTH), style=readout.LEVEL_STYLE.get(level, "")
-            ),
-        )
-    table.add_row(
-        Text("ALL", style="bold"),
-        readout.count(totals["depth"]),
-        readout.count(totals["delayed"]),
-        readout.count(totals["in_flight"]),
-        readout.count(totals["at_risk"]),
-        "",
-        "",
-        "",
-        "",
-        f"{throughput:.1f}",
-        Text(str(totals["breaches"]), style="bold #ff5f5f" if totals["breaches"] else "dim"),
-        "",
-        style="bold",
+    breaches = sum(r.breaches_last_hour for r in rows)
+    add_row(
+        table,
+        columns,
+        {
+            "level": Text("ALL", style="bold"),
+            "depth": readout.count(sum(r.depth for r in rows)),
+            "delayed": readout.count(sum(r.delayed for r in rows)),
+            "in_flight": readout.count(sum(r.in_flight for r in rows)),
+            "at_risk": readout.count(sum(r.at_risk for r in rows)),
+            "done": f"{sum(r.throughput_per_min for r in rows):.1f}",
+            "breaches": Text(str(breaches), style=f"bold {readout.RED}" if breaches else "dim"),
+        },
     )
     return table
 
 
 def desk_line(desk: DeskState) -> Text:
-    workers = desk.queues.get("workers") or {}
-    busy, total = int(workers.get("busy") or 0), int(workers.get("total") or 0)
-    text = Text()
-    text.append("workers ", style="dim")
-    text.append(f"{busy}/{total} busy ", style="bold")
-    text.append("▮" * busy + "▯" * max(0, total - busy), style="#5fff87")
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if desk.queues is not None:
+        busy, total = desk.queues.workers.busy, desk.queues.workers.total
+        text.append("workers ", style="dim")
+        text.append(f"{busy}/{total} busy ", style="bold")
+        text.append("▮" * busy + "▯" * max(0, total - busy), style=readout.GREEN)
     sources = list(desk.sources.values())
-    open_circuits = [s for s in sources if s.get("circuit_state") != "closed"]
-    disabled = [s for s in sources if s.get("manually_disabled")]
-    text.append("   sources ", style="dim")
+    broken = [src for src in sources if src.circuit_state is not CircuitState.CLOSED]
+    disabled = [src for src in sources if src.manually_disabled]
+    text.append("  sources ", style="dim")
     text.append(f"{len(sources)}")
-    if open_circuits:
-        text.append(
-            f"  {len(open_circuits)} circuit{'s' if len(open_circuits) > 1 else ''} not closed",
-            style="bold #ff5f5f",
-        )
+    if broken:
+        text.append(f"  {len(broken)} circuit(s) not closed", style=f"bold {readout.RED}")
     if disabled:
-        text.append(f"  {len(disabled)} disabled", style="bold #ffaf00")
-    phases = desk.queues.get("phases") or {}
-    if phases:
-        text.append("   dispatched by phase ", style="dim")
-        text.append("  ".join(f"{name} {count}" for name, count in phases.items()), style="dim")
+        text.append(f"  {len(disabled)} disabled", style=f"bold {readout.AMBER}")
+    if desk.queues is not None and desk.queues.phases:
+        text.append("  dispatched by phase ", style="dim")
+        phases = desk.queues.phases.items()
+        text.append("  ".join(f"{name.value} {n}" for name, n in phases), style="dim")
     return text
 
 
-def gex_table(desk: DeskState, now: datetime) -> Table:
-    table = Table(expand=True, box=None, padding=(0, 1), header_style="bold dim")
-    for name, justify in (
-        ("SYMBOL", "left"),
-        ("SPOT", "right"),
-        ("TOTAL GEX", "right"),
-        ("ZERO γ", "right"),
-        ("CALL WALL", "right"),
-        ("PUT WALL", "right"),
-        ("QUALITY", "right"),
-        ("EXPIRIES", "left"),
-        ("MARKET TIME", "left"),
-        ("PROCESSED", "left"),
-    ):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for symbol in desk.symbols():
-        snap = desk.snapshots[symbol]
-        total = snap.get("total_gex")
-        table.add_row(
-            Text(symbol, style="bold"),
-            readout.price(snap.get("spot_price")),
-            Text(
-                f"{readout.gex_money(total, snap.get('gex_unit'))} {readout.unit_words(snap.get('gex_unit'))}",
-                style="#5fff87" if isinstance(total, int | float) and total >= 0 else "#ff5f5f",
-            ),
-            readout.price(snap.get("zero_gamma")),
-            readout.price(snap.get("call_wall")),
-            readout.price(snap.get("put_wall")),
-            f"{float(snap.get('data_quality_score') or 0.0):.3f}",
-            str(snap.get("expiry_filter") or "-"),
-            readout.market_time(snap.get("snapshot_at")),
-            readout.ago(now, snap.get("processed_at")) if snap.get("processed_at") else "-",
+def gex_columns(snapshots: Sequence[s.SnapshotSummary]) -> tuple[Column, ...]:
+    units = {snap.gex_unit for snap in snapshots}
+    unit = readout.UNIT_SHORT[units.pop()] if len(units) == 1 else ""
+    return (
+        Column("symbol", "SYMBOL", 6),
+        Column("spot", "SPOT", 9, right=True),
+        Column("total", f"GEX {unit}".strip(), 8, right=True),
+        Column("zero", "ZERO γ", 9, right=True),
+        Column("call", "CALL WALL", 9, right=True),
+        Column("put", "PUT WALL", 9, right=True),
+        Column("quality", "QUALITY", 7, drop=3, right=True),
+        Column("expiries", "EXPIRIES", 8, drop=2),
+        Column("at", "MARKET TIME", 14),  # another day's chain reads "11-24 15:45 ET"
+        Column("processed", "PROCESSED", 9, drop=4),
+    )
+
+
+def gex_table(desk: DeskState, now: datetime, width: int) -> Table:
+    snapshots = [desk.snapshots[symbol] for symbol in desk.symbols()]
+    columns = fit(gex_columns(snapshots), width)
+    table = rich_table(columns)
+    for snap in snapshots:
+        total = snap.total_gex
+        add_row(
+            table,
+            columns,
+            {
+                "symbol": Text(snap.market_symbol, style="bold"),
+                "spot": readout.price(snap.spot_price),
+                "total": Text(
+                    readout.gex(total, snap.gex_unit),
+                    style=readout.GREEN if total >= 0 else readout.RED,
+                ),
+                "zero": readout.price(snap.zero_gamma),
+                "call": readout.price(snap.call_wall),
+                "put": readout.price(snap.put_wall),
+                "quality": f"{snap.data_quality_score:.3f}",
+                "expiries": snap.expiry_filter.value,
+                "at": readout.day_time(snap.snapshot_at, now),
+                "processed": readout.ago(now, snap.processed_at),
+            },
         )
-    if not desk.snapshots:
-        table.add_row(Text("no snapshot yet", style="dim"), *[""] * 9)
+    if not snapshots:
+        table.add_row(Text("no snapshot yet", style="dim"))
     return table
 
 
 def activity_lines(desk: DeskState, limit: int) -> Text:
     text = Text()
     for item in list(desk.activity)[:limit]:
-        text.append(f"{readout.clock_time(item.at)}  ", style="dim")
+        text.append(f"{readout.clock_time(item.at)} ", style="dim")
         text.append(item.text + "\n", style=readout.SEVERITY_STYLE.get(item.severity, ""))
     if not desk.activity:
         text.append("nothing notable yet", style="dim")
     return text
 
 
-class LabelledSpark(Vertical):
-    """A sparkline with a title that carries the latest value."""
+SPARKS: tuple[
+    tuple[str, str, Callable[[QueueSample], float | None], Callable[[float], str], float | None],
+    ...,
+] = (
+    # id, title, the figure of one sample, how its latest value reads, a fixed top
+    ("spark-queued", "queued", lambda q: sum(q.depth.values()), readout.count, None),
+    (
+        "spark-throughput",
+        "done/min",
+        lambda q: sum(q.throughput.values()),
+        lambda v: f"{v:.1f}",
+        None,
+    ),
+    (
+        "spark-met",
+        "SLA met",
+        lambda q: _mean([q.met_ratio[lv] for lv in DEADLINE_LEVELS if lv in q.met_ratio]),
+        readout.percent,
+        1.0,  # a ratio's top is 100%: a fall from 100% to 90% shows as such
+    ),
+    ("spark-events", "events/s", lambda q: q.events_per_s, lambda v: f"{v:.1f}", None),
+)
 
-    def __init__(self, title: str, *, id: str) -> None:
-        super().__init__(id=id, classes="spark-box")
-        self._title = title
 
-    def compose(self) -> ComposeResult:
-        yield Static(self._title, classes="spark-title", markup=False)
-        yield Sparkline([], classes="spark")
-
-    def show(self, values: list[float], latest: str) -> None:
-        self.query_one(".spark-title", Static).update(
-            Text.assemble((self._title, "dim"), "  ", (latest, "bold"))
-        )
-        self.query_one(Sparkline).data = values
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 class OverviewView(DeskView, can_focus=True):
     VIEW_ID = "overview"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._drawn: tuple[int, ...] | None = None
-        self._drawn_second: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="overview-queues", classes="panel")
         yield Static(id="overview-desk")
         with Grid(id="overview-sparks"):
-            yield LabelledSpark("queued, all levels", id="spark-queued")
-            yield LabelledSpark("done per minute", id="spark-throughput")
-            yield LabelledSpark("SLA met, deadline levels", id="spark-met")
-            yield LabelledSpark("events per second", id="spark-events")
+            for spark_id, title, _, _, ceiling in SPARKS:
+                yield LabelledSpark(title, id=spark_id, ceiling=ceiling)
         yield Static(id="overview-gex", classes="panel")
         yield Static(id="overview-activity", classes="panel")
 
+    def on_resize(self) -> None:
+        self._drawn = None  # the tables choose their columns by width
+
     def show_desk(self, desk: DeskState, now: datetime) -> None:
-        revision = (desk.rev.queues, desk.rev.sources, desk.rev.snapshots, desk.rev.activity)
-        second = int(now.timestamp())
-        if revision == self._drawn and second == self._drawn_second:
+        rev = desk.rev
+        revision = (rev.queues, rev.sources, rev.snapshots, rev.activity, int(now.timestamp()))
+        if revision == self._drawn:
             return
-        self._drawn, self._drawn_second = revision, second
-        self.query_one("#overview-queues", Static).update(queue_table(desk, now))
+        self._drawn = revision
+        queues = self.query_one("#overview-queues", Static)
+        queues.update(queue_table(desk, queues.content_region.width or self.size.width))
         self.query_one("#overview-desk", Static).update(desk_line(desk))
         self._show_sparks(desk)
-        self.query_one("#overview-gex", Static).update(gex_table(desk, now))
-        height = max(3, self.query_one("#overview-activity", Static).size.height)
-        self.query_one("#overview-activity", Static).update(activity_lines(desk, height))
+        gex = self.query_one("#overview-gex", Static)
+        gex.update(gex_table(desk, now, gex.content_region.width or self.size.width))
+        activity = self.query_one("#overview-activity", Static)
+        activity.update(activity_lines(desk, max(3, activity.content_region.height)))
 
     def _show_sparks(self, desk: DeskState) -> None:
-        queued = _sum_series([desk.series[lv].depth for lv in LEVELS])
-        self.query_one("#spark-queued", LabelledSpark).show(
-            queued, readout.count(queued[-1]) if queued else "-"
-        )
-        done = _sum_series([desk.series[lv].throughput for lv in LEVELS])
-        self.query_one("#spark-throughput", LabelledSpark).show(
-            done, f"{done[-1]:.1f}/min" if done else "-"
-        )
-        met = _mean_series([desk.series[lv].met_ratio for lv in LEVELS[:-1]])
-        self.query_one("#spark-met", LabelledSpark).show(
-            met, readout.percent(met[-1]) if met else "-"
-        )
-        events = list(desk.events_per_s)
-        self.query_one("#spark-events", LabelledSpark).show(
-            events, f"{events[-1]:.1f}/s" if events else "-"
-        )
-
-
-def _sum_series(series: list[Any]) -> list[float]:
-    """Point-wise sum of the series' common tail."""
-    lists = [list(s) for s in series]
-    length = min((len(s) for s in lists), default=0)
-    return [sum(s[len(s) - length + i] for s in lists) for i in range(length)]
-
-
-def _mean_series(series: list[Any]) -> list[float]:
-    present = [list(s) for s in series if len(s)]
-    if not present:
-        return []
-    length = min(len(s) for s in present)
-    return [sum(s[len(s) - length + i] for s in present) / len(present) for i in range(length)]
+        samples = list(desk.samples)
+        for spark_id, _, figure, words, _ in SPARKS:
+            taken = [(q.at, v) for q in samples if (v := figure(q)) is not None]
+            axis = readout.time_axis(taken[0][0], taken[-1][0]) if taken else ("no samples yet", "")
+            self.query_one(f"#{spark_id}", LabelledSpark).show(
+                [v for _, v in taken], axis=axis, latest=words(taken[-1][1]) if taken else "-"
+            )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,69 +10,66 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from gexdaemon.core.vocab import CircuitState
+from gexdaemon.protocol import shapes as s
 from gextui import readout
 from gextui.actions import bindings_for
+from gextui.columns import Column
 from gextui.desk import DeskState
-from gextui.screens.confirm import ConfirmScreen
-from gextui.views.base import DeskView
-from gextui.views.table import LiveTable
+from gextui.messages import Change, Confirmation
+from gextui.views.base import DeskContext, DeskView
+from gextui.widgets.livetable import LiveTable, Row
 
-COLUMNS: tuple[tuple[str, str, int | None], ...] = (
-    ("name", "SOURCE", 30),
-    ("reliability", "RELIABILITY", 11),
-    ("requests", "OK / ALL", 13),
-    ("ema", "EMA RESP.", 9),
-    ("last", "LAST SUCCESS", 13),
-    ("circuit", "CIRCUIT", 9),
-    ("failures", "FAILS IN ROW", 12),
-    ("switch", "TRADER SWITCH", 13),
-    ("access", "SCHEDULER", 9),
-    ("queue", "QUEUED/RUN/CAP", 14),
+COLUMNS = (
+    Column("name", "SOURCE", 27, flex=True),
+    Column("reliability", "RELIABILITY", 11, right=True),
+    Column("circuit", "CIRCUIT", 9),
+    Column("switch", "SWITCH", 8),
+    Column("last", "LAST SUCCESS", 13),
+    Column("failures", "FAILS IN ROW", 12, drop=2, right=True),
+    Column("requests", "OK / ALL", 13, drop=5, right=True),
+    Column("ema", "EMA RESP.", 9, drop=6, right=True),
+    Column("access", "SCHEDULER", 9, drop=4),
+    Column("queue", "QUEUED/RUN/CAP", 14, drop=3, right=True),
 )
 
 
-def source_row(
-    source: Mapping[str, Any], stats: Mapping[str, Any], now: datetime
-) -> tuple[str, list[Text]]:
-    reliability = float(source.get("reliability_score") or 0.0)
-    ema = source.get("average_response_time_s")
-    disabled = bool(source.get("manually_disabled"))
-    return str(source.get("base_url")), [
-        Text(str(source.get("name") or source.get("base_url")), style="bold"),
-        Text(
+def source_row(source: s.SourceView, lane: s.SourceLane | None, now: datetime) -> Row:
+    reliability = source.reliability_score
+    return source.base_url, {
+        "name": Text(source.name, style="bold"),
+        "reliability": Text(
             readout.percent(reliability),
-            style="#5fff87"
+            style=readout.GREEN
             if reliability >= 0.95
-            else "#ffaf00"
+            else readout.AMBER
             if reliability >= 0.8
-            else "bold #ff5f5f",
+            else f"bold {readout.RED}",
         ),
-        Text(
-            f"{readout.count(source.get('successful_requests'))} / {readout.count(source.get('total_requests'))}"
+        "requests": Text(
+            f"{readout.count(source.successful_requests)} / {readout.count(source.total_requests)}"
         ),
-        Text(readout.span(float(ema)) if isinstance(ema, int | float) else "-"),
-        Text(readout.ago(now, source.get("last_successful_fetch"))),
-        readout.circuit_text(source.get("circuit_state")),
-        Text(
-            str(source.get("consecutive_failures") or 0),
-            style="bold #ff5f5f" if source.get("consecutive_failures") else "dim",
+        "ema": Text(readout.span(source.average_response_time_s)),
+        "last": Text(readout.ago(now, source.last_successful_fetch)),
+        "circuit": readout.circuit_text(source.circuit_state),
+        "failures": Text(
+            str(source.consecutive_failures),
+            style=f"bold {readout.RED}" if source.consecutive_failures else "dim",
         ),
-        Text("DISABLED", style="bold #ffaf00") if disabled else Text("enabled", style="dim"),
-        Text(str(source.get("access") or "-")),
-        Text(
-            f"{stats.get('queued', 0)} / {stats.get('in_flight', 0)} / {stats.get('cap', '-')}"
-            if stats
-            else "-",
-        ),
-    ]
+        "switch": Text("DISABLED", style=f"bold {readout.AMBER}")
+        if source.manually_disabled
+        else Text("enabled", style="dim"),
+        "access": Text(source.access.value),
+        "queue": Text(f"{lane.queued} / {lane.in_flight} / {lane.cap}" if lane else "-"),
+    }
 
 
 class SourcesView(DeskView):
     VIEW_ID = "sources"
     BINDINGS = bindings_for("sources")
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, context: DeskContext, **kwargs: Any) -> None:
+        super().__init__(context, **kwargs)
         self._drawn: tuple[int, int, int] | None = None
 
     def compose(self) -> ComposeResult:
@@ -89,75 +85,68 @@ class SourcesView(DeskView):
         if revision == self._drawn:
             return
         self._drawn = revision
-        stats = {str(s.get("source")): s for s in desk.queues.get("sources") or ()}
-        sources = sorted(
-            desk.sources.values(), key=lambda s: str(s.get("name") or s.get("base_url"))
-        )
+        lanes = {lane.source: lane for lane in desk.queues.sources} if desk.queues else {}
+        sources = sorted(desk.sources.values(), key=lambda src: src.name)
         self.query_one(LiveTable).sync(
-            [source_row(s, stats.get(str(s.get("base_url")), {}), now) for s in sources]
+            [source_row(src, lanes.get(src.base_url), now) for src in sources]
         )
-        broken = sum(1 for s in sources if s.get("circuit_state") != "closed")
-        off = sum(1 for s in sources if s.get("manually_disabled"))
-        summary = Text(f"{len(sources)} sources", style="bold")
-        summary.append(
-            "   reliability = ok / all fetches, EMA = moving average response",
-            style="dim",
-        )
+        broken = sum(1 for src in sources if src.circuit_state is not CircuitState.CLOSED)
+        off = sum(1 for src in sources if src.manually_disabled)
+        summary = Text(f"{len(sources)} sources", style="bold", no_wrap=True, overflow="ellipsis")
         if broken:
             summary.append(
-                f"   {broken} circuit(s) not closed: their jobs wait", style="bold #ff5f5f"
+                f"  {broken} circuit(s) not closed: their jobs wait", style=f"bold {readout.RED}"
             )
         if off:
-            summary.append(f"   {off} disabled", style="bold #ffaf00")
+            summary.append(f"  {off} disabled", style=f"bold {readout.AMBER}")
+        summary.append(
+            "  reliability = ok / all fetches, EMA = moving average response", style="dim"
+        )
         self.query_one("#sources-summary", Static).update(summary)
         self._show_hint()
 
+    def _selected(self) -> s.SourceView | None:
+        return self.desk.sources.get(self.query_one(LiveTable).key_at_cursor() or "")
+
     @on(DataTable.RowHighlighted, "#sources-table")
     def _show_hint(self) -> None:
-        selected = self.host.desk.sources.get(self.query_one(LiveTable).key_at_cursor() or "")
-        hint = Text()
+        selected = self._selected()
+        hint = Text(no_wrap=True, overflow="ellipsis")
         if selected is not None:
-            hint.append(str(selected.get("base_url")), style="bold")
-            if selected.get("circuit_opened_at"):
-                opened = readout.clock_time(selected.get("circuit_opened_at"))
-                hint.append(f"  circuit opened {opened} ET", style="#ff5f5f")
-        if not self.host.read_only:
-            hint.append(
-                "   d disables or enables it (its queued jobs wait while it is off)", style="dim"
-            )
+            hint.append(selected.base_url, style="bold")
+            if selected.circuit_opened_at is not None:
+                opened = readout.clock_time(selected.circuit_opened_at)
+                hint.append(f"  circuit opened {opened}", style=readout.RED)
+        if not self.context.read_only:
+            hint.append("  d disables or enables it (its queued jobs wait while off)", style="dim")
         self.query_one("#sources-help", Static).update(hint)
 
     def action_toggle_source(self) -> None:
-        key = self.query_one(LiveTable).key_at_cursor()
-        source = self.host.desk.sources.get(key or "")
+        source = self._selected()
         if source is None:
-            self.host.notify("Select a source first.", severity="warning")
+            self.notify("Select a source first.", severity="warning")
             return
-        base_url = str(source["base_url"])
-        name = str(source.get("name") or base_url)
-        if source.get("manually_disabled"):
-            self.host.perform(
-                "enable source",
-                self.host.calls.set_source_active(base_url, True),
-                done=f"{name} is enabled again.",
+        base_url, name = source.base_url, source.name
+        if source.manually_disabled:
+            self.post_message(
+                Change(
+                    "enable source",
+                    lambda calls: calls.set_source_active(base_url, True),
+                    done=f"{name} is enabled again.",
+                )
             )
             return
-        waiting = sum(1 for j in self.host.desk.jobs.values() if j.get("source") == base_url)
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.host.perform(
-                    "disable source",
-                    self.host.calls.set_source_active(base_url, False),
-                    done=f"{name} is disabled: its jobs wait until it is enabled.",
-                )
-
-        self.host.push_screen(
-            ConfirmScreen(
-                f"Disable {name}?",
-                f"No fetch goes to {base_url} until it is enabled again; its {waiting} live "
-                "job(s) here, and any new ones, wait in the queue and may breach their SLA.",
-                confirm="Disable",
-            ),
-            answered,
+        waiting = sum(1 for j in self.desk.jobs.values() if j.source == base_url)
+        self.post_message(
+            Change(
+                "disable source",
+                lambda calls: calls.set_source_active(base_url, False),
+                done=f"{name} is disabled: its jobs wait until it is enabled.",
+                confirm=Confirmation(
+                    f"Disable {name}?",
+                    f"No fetch goes to {base_url} until it is enabled again; its {waiting} live "
+                    "job(s) here, and any new ones, wait in the queue and may breach their SLA.",
+                    confirm="Disable",
+                ),
+            )
         )

@@ -14,12 +14,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
+from gexdaemon.client.aio import decode_message
+from gexdaemon.protocol import shapes as s
 from gextui.replay import ReplayDaemon, response_key
 
 DESK_NOW = datetime(2026, 11, 26, 15, 0, 0, tzinfo=UTC)  # 10:00 in New York
 NAMESPACE = uuid.UUID("6f1f1c55-6f0e-4c55-9d3b-0f5d2f3ad001")
 FEED = "https://cdn.cboe.com"
 SLOW_FEED = "http://feeds.example-broker.test:8080"
+# The scheduler's words for why a job may miss its deadline (gexdaemon.core.scheduler).
+NDX_RISK = "cdn.cboe.com runs at most 2 at once"
+SPY_RISK = "source feeds.example-broker.test:8080 circuit open until 10:00:05 ET"
 LEVEL_SLA = {"critical": 30.0, "high": 300.0, "medium": 1800.0, "low": None}
 
 
@@ -43,6 +50,7 @@ def job_summary(
     path: str = "/api/global/delayed_quotes/options/_SPX.json",
     retries: int = 0,
     at_risk: bool = False,
+    at_risk_reason: str | None = None,
     sla_status: str | None = None,
     phase: str | None = None,
     score: float | None = None,
@@ -76,10 +84,15 @@ def job_summary(
         "deadline": (requested + timedelta(seconds=sla)).isoformat() if sla else None,
         "sla_status": sla_status or ("pending" if sla else "none"),
         "at_risk": at_risk,
+        "at_risk_reason": at_risk_reason,
         "retry_count": retries,
         "error_message": error,
         "dispatch_phase": phase or ("critical" if level == "critical" else "floor"),
+        "next_attempt_at": None,
         "estimated_processing_time_s": 0.45,
+        "processing_duration_s": (completed - started).total_seconds()
+        if completed and started
+        else None,
         "records_processed": 0,
         "snapshot_id": None,
     }
@@ -96,6 +109,7 @@ def live_jobs() -> list[dict[str, Any]]:
             data_type="real_time",
             age_s=21.5,
             at_risk=True,
+            at_risk_reason=NDX_RISK,
             path="/api/global/delayed_quotes/options/_NDX.json",
         ),
         job_summary(
@@ -113,6 +127,7 @@ def live_jobs() -> list[dict[str, Any]]:
             symbol="SPY",
             age_s=290.0,
             at_risk=True,
+            at_risk_reason=SPY_RISK,
             retries=1,
             source=SLOW_FEED,
             path="/chains/SPY.csv",
@@ -402,14 +417,14 @@ def strikes() -> list[dict[str, Any]]:
                 "put_open_interest": put_oi,
                 "call_volume": call_oi // 4,
                 "put_volume": put_oi // 4,
-                "call_bid": None,
-                "call_ask": None,
-                "put_bid": None,
-                "put_ask": None,
+                "call_bid": 0.0,
+                "call_ask": 0.0,
+                "put_bid": 0.0,
+                "put_ask": 0.0,
                 "gamma": gamma,
-                "delta": None,
-                "theta": None,
-                "vega": None,
+                "delta": 0.0,
+                "theta": 0.0,
+                "vega": 0.0,
                 "call_gex": round(call_gex, 2),
                 "put_gex": round(put_gex, 2),
                 "net_gex": round(call_gex + put_gex, 2),
@@ -537,6 +552,7 @@ def events_after(seq: int = 1000) -> list[dict[str, Any]]:
         symbol="SPY",
         age_s=301.0,
         at_risk=True,
+        at_risk_reason=SPY_RISK,
         retries=1,
         source=SLOW_FEED,
         path="/chains/SPY.csv",
@@ -551,6 +567,7 @@ def events_after(seq: int = 1000) -> list[dict[str, Any]]:
         data_type="real_time",
         age_s=22.0,
         at_risk=True,
+        at_risk_reason=NDX_RISK,
         path="/api/global/delayed_quotes/options/_NDX.json",
     )
     flaky = sources()[1] | {"message": "5 failures in a row: the circuit is open for 30 s"}
@@ -560,7 +577,15 @@ def events_after(seq: int = 1000) -> list[dict[str, Any]]:
         ("source.opened", flaky),
         (
             "drop.rejected",
-            {"file": "spx_weird.txt", "error": "no chain format matches spx_weird.txt"},
+            {
+                "file": "spx_weird.txt",
+                "error": {
+                    "code": "unknown_format",
+                    "message": "no chain format matches spx_weird.txt",
+                    "details": [],
+                    "request_id": "",
+                },
+            },
         ),
     ]
     return [
@@ -629,13 +654,23 @@ def job_detail(job: dict[str, Any]) -> dict[str, Any]:
                 "queued_at",
                 "started_at",
                 "completed_at",
+                "records_processed",
                 "error_message",
                 "retry_count",
                 "deadline",
                 "sla_status",
                 "at_risk",
                 "dispatch_phase",
+                "next_attempt_at",
             )
+        }
+        | {
+            "data_size_bytes": 0,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "version": len(history),
+            "updated_at": history[-1]["occurred_at"],
+            "processing_duration": job["processing_duration_s"],
         },
         "request": {
             "request_id": job["request_id"],
@@ -645,7 +680,10 @@ def job_detail(job: dict[str, Any]) -> dict[str, Any]:
             "requested_at": requested,
             "priority_score": job["priority_score"],
             "priority_level": job["priority_level"],
+            "estimated_processing_time": job["estimated_processing_time_s"],
             "metadata": {"desk": "index vol"},
+            "source_id": None,
+            "deadline": job["deadline"],
             "origin": "api",
             "explanation": explanation,
         },
@@ -691,3 +729,23 @@ def replay_daemon(**snapshot_options: Any) -> ReplayDaemon:
         responses(),
         label="/run/gexd/gexd.sock",
     )
+
+
+def wire(message: dict[str, Any]) -> s.StateMessage | s.EventMessage:
+    """A message as the client hands it over: decoded from the socket's JSON into its shapes."""
+    return decode_message(msgspec.json.encode(message))
+
+
+def state(**snapshot_options: Any) -> s.StateMessage:
+    decoded = wire(state_snapshot(**snapshot_options))
+    assert isinstance(decoded, s.StateMessage)
+    return decoded
+
+
+def event(seq: int, kind: str, data: Any) -> s.EventMessage:
+    """One numbered event; `data` a dict in the wire's spelling or a shape."""
+    if isinstance(data, msgspec.Struct):
+        data = msgspec.to_builtins(data)
+    decoded = wire({"seq": seq, "type": kind, "at": DESK_NOW.isoformat(), "data": data})
+    assert isinstance(decoded, s.EventMessage)
+    return decoded

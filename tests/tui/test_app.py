@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from textual.widgets import Input, Static
+
+from gexdaemon.readout import short_id
 from gextui.app import GexTui
 from gextui.commands import DeskCommands
 from gextui.replay import ReplayDaemon, response_key
+from gextui.screens.rule_editor import RuleEditor
 from gextui.statusbar import link_state
 from gextui.views.gex import GexView
-from gextui.views.jobs import JobsView
+from gextui.views.jobs.view import JobsView
+from gextui.widgets.livetable import LiveTable
 from tests.tui import recording
 from tests.tui.conftest import SIZE, screen_text, settled, still, until
 from tests.tui.recording import DESK_NOW
@@ -84,7 +89,7 @@ async def test_gex_follows_a_new_snapshot() -> None:
         )
         await until(
             pilot,
-            lambda: gex.shown is not None and gex.shown["snapshot_id"] == "spx-newer",
+            lambda: gex.shown is not None and gex.shown.snapshot_id == "spx-newer",
             what="the new chart",
         )
         app.flush()
@@ -119,3 +124,144 @@ async def test_silence_turns_the_bar_stale() -> None:
         text = screen_text(app)
         assert "STALE" in text and "last update 9 s ago" in text
         assert app.query_one("#views").has_class("-stale")
+
+
+# -- the GEX ladder: scroll, zoom, jumps, walls at the edge ------------------------------------
+
+
+async def gex_on_screen(pilot: Any, app: GexTui) -> GexView:
+    gex = app.query_one(GexView)
+    await until(pilot, lambda: gex.chart.drawn is not None, what="the ladder")
+    return gex
+
+
+async def test_ladder_scrolls_zooms_and_jumps_to_the_levels() -> None:
+    app = app_on(recording.replay_daemon(), initial_view="gex")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled(pilot)
+        gex = await gex_on_screen(pilot, app)
+        chart = gex.chart
+        assert chart.centre is None  # following spot
+        lo, hi = chart.drawn.shown if chart.drawn else (0, 0)
+        await pilot.press("up", "up")
+        await pilot.pause()
+        assert chart.drawn is not None and chart.drawn.shown[1] > hi  # higher strikes
+        assert chart.centre is not None and chart.centre > recording.SPOT
+        await pilot.press("full_stop")
+        await pilot.pause()
+        assert chart.centre is None and chart.drawn.shown == (lo, hi)
+        await pilot.press("minus")  # zoom out: two strikes a row
+        await pilot.pause()
+        assert chart.per_row == 2 and "2 STRIKES" in screen_text(app)
+        await pilot.press("plus")
+        await pilot.press("c")  # the call wall
+        await pilot.pause()
+        call_wall = recording.snapshots()[0]["call_wall"]
+        assert chart.centre == call_wall
+        assert any("CALL WALL" in line.plain for line in chart.drawn.lines)
+
+
+async def test_walls_off_screen_are_named_at_the_edge_with_their_key() -> None:
+    app = app_on(recording.replay_daemon(), initial_view="gex")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled(pilot)
+        gex = await gex_on_screen(pilot, app)
+        await pilot.press("pageup", "pageup")  # far above spot: the put wall is out of sight
+        await pilot.pause()
+        drawn = gex.chart.drawn
+        assert drawn is not None and [lv.name for lv in drawn.below][:1] == ["spot"]
+        lines = screen_text(app).splitlines()
+        edge = "\n".join(lines[next(i for i, line in enumerate(lines) if "▼" in line) :])
+        assert "PUT WALL 6,820.00 (p)" in edge and "spot 6,850.25 (.)" in edge
+        assert "CALL WALL 6,880.00 (c)" in edge
+
+
+async def test_help_scrolls_on_a_small_terminal() -> None:
+    app = app_on(recording.replay_daemon())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        keys = app.screen.query_one("#help-keys")
+        assert keys.max_scroll_y > 0  # longer than the screen
+        await pilot.press("pagedown", "pagedown")
+        await pilot.pause()
+        assert keys.scroll_offset.y > 0
+
+
+async def test_rule_editor_keeps_the_cursor_where_the_trader_types() -> None:
+    app = app_on(recording.replay_daemon(), initial_view="rules")
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, RuleEditor), what="the editor")
+        box = app.screen.query_one("#rule-condition", Input)
+        box.focus()
+        typed = "market_symbol = 'SPX' and"
+        for char in typed:
+            await pilot.press(char if char != " " else "space")
+        error = app.screen.query_one("#rule-condition-error", Static)
+        await until(pilot, lambda: "column 15" in str(error.content), what="the caret")
+        await pilot.pause(0.4)  # past the check's debounce
+        assert box.value == typed and box.cursor_position == len(typed)
+        await pilot.press("space", "x")
+        assert box.value == typed + " x"
+
+
+async def test_every_job_id_on_screen_is_the_short_id_the_cli_prints() -> None:
+    app = app_on(recording.replay_daemon(), initial_view="sla")
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        breached = recording.ident("job", 41)  # in the daemon's SLA record
+        await until(pilot, lambda: breached in app.desk.breaches, what="the SLA poll")
+        app.flush()
+        await pilot.pause()
+        text = screen_text(app)
+        assert short_id(breached) in text and breached not in text
+        await pilot.press("2")
+        jobs = app.query_one(JobsView)
+        await until(pilot, lambda: jobs.detail is not None, what="the detail")
+        app.flush()
+        await pilot.pause()
+        text = screen_text(app)
+        shown = jobs.selected()
+        assert shown is not None and f"job      {short_id(shown.job_id)}" in text
+        assert not any(job_id in text for job_id in app.desk.jobs)  # never the long form
+
+
+async def test_an_older_chain_processed_later_leaves_the_newer_on_screen() -> None:
+    daemon = recording.replay_daemon()
+    app = app_on(daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        older = recording.snapshots()[0] | {
+            "snapshot_id": recording.ident("snapshot-SPX", 6),
+            "snapshot_at": (DESK_NOW - timedelta(minutes=5)).isoformat(),
+            "processed_at": DESK_NOW.isoformat(),
+            "spot_price": 6790.0,
+        }
+        daemon.push(recording.event(1005, "snapshot.created", older).to_builtins())
+        await until(pilot, lambda: app.desk.events_seen >= 5, what="the late snapshot")
+        app.flush()
+        await pilot.pause()
+        text = screen_text(app)
+        assert "6,850.25" in text and "6,790.00" not in text
+        await pilot.press("4")
+        gex = await gex_on_screen(pilot, app)
+        assert gex.shown is not None and gex.shown.spot_price == recording.SPOT
+
+
+async def test_at_risk_jobs_say_why_in_the_jobs_table_and_the_sla_view() -> None:
+    app = app_on(recording.replay_daemon(), initial_view="jobs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled(pilot)
+        jobs = app.query_one(JobsView)
+        ndx = recording.ident("job", 2)
+        assert jobs.table.shown_columns[-1][0].key == "why"
+        assert jobs.table._cells[ndx]["why"].plain == recording.NDX_RISK
+        await pilot.press("3")
+        await pilot.pause()
+        sla = app.query_one("#sla-risk", LiveTable)
+        assert "why" in sla.shown_keys and "job" in sla.shown_keys
+        assert sla._rows[ndx]["why"].plain == recording.NDX_RISK
+        assert recording.NDX_RISK[:12] in screen_text(app)

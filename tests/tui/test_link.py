@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gexdaemon.client import DaemonUnreachable
+from gexdaemon.protocol import shapes as s
 from gextui.desk import DeskState, LinkPhase
 from gextui.link import Backoff, DaemonLink
 from tests.tui import recording
@@ -25,17 +26,17 @@ class ScriptedDaemon:
         self.connections = list(connections)
         self.connects = 0
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[s.StateMessage | s.EventMessage]:
         self.connects += 1
         if not self.connections:
             raise DaemonUnreachable("no daemon answers on scripted")
         for item in self.connections.pop(0):
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield recording.wire(item)
 
-    async def queues(self) -> dict[str, Any]:
-        return recording.queues()
+    async def queues(self) -> s.Queues:
+        return recording.state().state.queues
 
 
 class Stop(Exception):
@@ -104,7 +105,12 @@ def test_errors_mid_stream_and_resyncs_never_escape() -> None:
     broken = [recording.state_snapshot(seq=10), event(11), RuntimeError("frame garbled")]
     resync = [
         recording.state_snapshot(seq=30),
-        {"type": "resync", "seq": 40, "data": {"reason": "consumer fell behind"}},
+        {
+            "type": "resync",
+            "seq": 40,
+            "at": DESK_NOW.isoformat(),
+            "data": {"reason": "consumer fell behind"},
+        },
         recording.state_snapshot(seq=45),
         event(46),
     ]
@@ -117,7 +123,8 @@ def test_errors_mid_stream_and_resyncs_never_escape() -> None:
 
 
 def test_a_stopping_daemon_shows_a_banner_and_the_reason() -> None:
-    stopping = [recording.state_snapshot(seq=10), event(11, "daemon.stopping")]
+    notice = {"instance": "desk-7:4242:6b1e0a", "version": "0.1.0"}
+    stopping = [recording.state_snapshot(seq=10), event(11, "daemon.stopping") | {"data": notice}]
     daemon = ScriptedDaemon(stopping)
     desk, _ = run_link(daemon, sleeps_allowed=0)
     assert desk.link.phase is LinkPhase.RECONNECTING

@@ -28,8 +28,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
 )
 
-WIDTH, HEIGHT = 160, 50
-
 
 @pytest.fixture(scope="module")
 def desk() -> Iterator[tuple[RunningDaemon, FeedServer]]:
@@ -73,7 +71,10 @@ class Tmux:
             ) from None
 
 
-def test_gextui_in_a_real_terminal(desk: tuple[RunningDaemon, FeedServer]) -> None:
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (120, 35), (160, 50)])
+def test_gextui_in_a_real_terminal(
+    desk: tuple[RunningDaemon, FeedServer], width: int, height: int
+) -> None:
     daemon, feeds = desk
     with Client(daemon.socket) as gexd:
         for symbol, path, data_type in (
@@ -97,7 +98,7 @@ def test_gextui_in_a_real_terminal(desk: tuple[RunningDaemon, FeedServer]) -> No
             }
         )
 
-    tmux = Tmux(f"gextui-test-{os.getpid()}")
+    tmux = Tmux(f"gextui-test-{os.getpid()}-{width}")
     # pytest exports COLUMNS=80 and LINES=24, which would beat the pane's real size.
     command = (
         f"env -u COLUMNS -u LINES TEXTUAL_ANIMATIONS=none {sys.executable} -m gextui "
@@ -109,21 +110,23 @@ def test_gextui_in_a_real_terminal(desk: tuple[RunningDaemon, FeedServer]) -> No
         "-s",
         "gextui",
         "-x",
-        str(WIDTH),
+        str(width),
         "-y",
-        str(HEIGHT),
+        str(height),
         "-c",
         str(REPO),
         command,
     )
     try:
         overview = tmux.wait_for("CONNECTED", "CRITICAL", "QUEUED", "SPX")
-        assert "last update" in overview and "per 1% move" in overview
+        assert "last update" in overview and "GEX $/1%" in overview
         tmux.run("send-keys", "-t", "gextui", "4")
         chart = tmux.wait_for("STRIKE", "spot", "zero γ", "total GEX")
         assert "│" in chart and ("█" in chart)
         tmux.run("send-keys", "-t", "gextui", "2")
-        tmux.wait_for("LIVE", "PROCESSING")
+        tmux.wait_for("LIVE", "PROCESSING", "WHY")
+        tmux.run("send-keys", "-t", "gextui", "3")
+        tmux.wait_for("BREACHED", "AT RISK")
         tmux.run("send-keys", "-t", "gextui", "q")
         # q quits: the session (and our tmux server with it) ends.
         wait_until(lambda: not _server_up(tmux), timeout=15, what="gextui to quit on q")

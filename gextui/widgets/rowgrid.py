@@ -7,13 +7,14 @@ live queue changing at every flush that made each screen update cost ~100 ms at
 its cells changed (or the cursor moved onto or off it), so a flush that touches
 three rows repaints three lines. It keeps the DataTable's habits: a fixed header
 (click to sort), a row cursor moved by the arrow keys, page keys, home/end and
-the mouse, Enter to select, zebra stripes, horizontal scrolling.
+the mouse, Enter to select, zebra stripes. The columns that fit the width are
+drawn (`gextui.columns.fit`): a narrow terminal loses the least needed ones
+instead of cutting every column short.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.segment import Segment
@@ -28,15 +29,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from gextui.actions import BindingList
+from gextui.columns import Column, fit
 
 CELL_GAP = 1  # spaces on each side of a cell, as DataTable's cell padding
-
-
-@dataclass(frozen=True)
-class GridColumn:
-    key: str
-    label: str
-    width: int
 
 
 class _GridMessage(Message):
@@ -108,10 +103,10 @@ class RowGrid(ScrollView, can_focus=True):
             super().__init__(grid)
             self.column = column
 
-    def __init__(self, columns: Sequence[GridColumn], **kwargs: Any) -> None:
+    def __init__(self, columns: Sequence[Column], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.columns = tuple(columns)
-        self.row_width = sum(c.width + 2 * CELL_GAP for c in self.columns)
+        self._fitted: tuple[int, list[tuple[Column, int]]] | None = None
         self._order: list[str] = []
         self._index: dict[str, int] = {}
         self._cells: dict[str, dict[str, Text]] = {}
@@ -122,6 +117,24 @@ class RowGrid(ScrollView, can_focus=True):
         self.rendered_rows = 0  # rows drawn (not served from the cache): the benchmark reads it
 
     # -- contents ----------------------------------------------------------------
+
+    @property
+    def shown_columns(self) -> list[tuple[Column, int]]:
+        """The columns drawn at the current width, each with its width."""
+        width = self.scrollable_content_region.width
+        if self._fitted is None or self._fitted[0] != width:
+            self._fitted = (width, fit(self.columns, width, gap=2 * CELL_GAP))
+            self._lines.clear()
+            self._header = None
+        return self._fitted[1]
+
+    @property
+    def row_width(self) -> int:
+        return sum(width + 2 * CELL_GAP for _, width in self.shown_columns)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.row_width, len(self._order) + 1)
+        self.refresh()
 
     @property
     def order(self) -> list[str]:
@@ -197,13 +210,14 @@ class RowGrid(ScrollView, can_focus=True):
 
     def _header_strip(self) -> Strip:
         style = self.get_component_rich_style("rowgrid--header")
-        cache_key = (style, tuple(sorted(self.header_marks.items())))
+        cache_key = (style, tuple(sorted(self.header_marks.items())), self.size.width)
         if self._header is not None and self._header[0] == cache_key:
             return self._header[1]
         text = Text(style=style)
-        for column in self.columns:
-            label = column.label + self.header_marks.get(column.key, "")
-            text.append(" " * CELL_GAP + label[: column.width].ljust(column.width) + " " * CELL_GAP)
+        for column, width in self.shown_columns:
+            label = (column.label + self.header_marks.get(column.key, ""))[:width]
+            label = label.rjust(width) if column.right else label.ljust(width)
+            text.append(" " * CELL_GAP + label + " " * CELL_GAP)
         strip = self._to_strip(text)
         self._header = (cache_key, strip)
         return strip
@@ -223,10 +237,12 @@ class RowGrid(ScrollView, can_focus=True):
         cells = self._cells[key]
         text = Text(style=base, no_wrap=True, overflow="ellipsis")
         pad = " " * CELL_GAP
-        for column in self.columns:
+        for column, width in self.shown_columns:
             cell = cells.get(column.key) or Text("")
             shown = cell.copy()
-            shown.truncate(column.width, overflow="ellipsis", pad=True)
+            if column.right and cell.cell_len < width:
+                shown.pad_left(width - cell.cell_len)
+            shown.truncate(width, overflow="ellipsis", pad=True)
             text.append(pad)
             text.append_text(shown)
             text.append(pad)
@@ -294,8 +310,8 @@ class RowGrid(ScrollView, can_focus=True):
         if event.y == 0:
             x = event.x + int(self.scroll_offset.x)
             edge = 0
-            for column in self.columns:
-                edge += column.width + 2 * CELL_GAP
+            for column, width in self.shown_columns:
+                edge += width + 2 * CELL_GAP
                 if x < edge:
                     self.post_message(self.HeaderClicked(self, column.key))
                     return
