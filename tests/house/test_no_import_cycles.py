@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("gexdaemon",)  # gextui joins when its views stop importing the App
+PACKAGES = ("gexdaemon", "gextui")
 
 
 def modules() -> dict[str, Path]:
