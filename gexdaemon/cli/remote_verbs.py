@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -229,10 +229,14 @@ def submit_verb(inv: Invocation) -> int:
         if not args.wait:
             inv.output.result(result, lambda _: render.accepted_table(items))
             return EXIT_OK
-        if not inv.output.json:  # the job ids first: the wait may be long, or cut short
-            inv.output.result(result, lambda _: render.accepted_table(items) + "\n")
-        inv.output.progress(f"submitted {len(items)} request(s); waiting ...")
-        finals = _wait_all(inv, gexd, [a.job_id for a in items], args.timeout)
+        job_ids = [a.job_id for a in items]
+
+        def show_ids() -> None:  # the job ids first: the wait may be long, or cut short
+            if not inv.output.json:
+                inv.output.result(result, lambda _: render.accepted_table(items) + "\n")
+            inv.output.progress(f"submitted {len(items)} request(s); waiting ...")
+
+        finals = _wait_all(inv, gexd, job_ids, args.timeout, first=show_ids)
         inv.output.progress_done()
         snaps = [gexd.snapshot(f.snapshot_id) for f in finals if f.snapshot_id]
     failed = [f.job for f in finals if f.job.status is not JobStatus.COMPLETED]
@@ -251,11 +255,21 @@ def submit_verb(inv: Invocation) -> int:
 
 
 def _wait_all(
-    inv: Invocation, gexd: Client, job_ids: Sequence[str], timeout: float
+    inv: Invocation,
+    gexd: Client,
+    job_ids: Sequence[str],
+    timeout: float,
+    *,
+    first: Callable[[], None] = lambda: None,
 ) -> list[s.JobDetail]:
-    """Wait for each job; Ctrl-C stops waiting, not the jobs, and says how to follow them."""
+    """Wait for each job; Ctrl-C stops waiting, not the jobs, and says how to follow them.
+
+    `first` (showing the ids) runs inside the same guard: from the moment an id may be on
+    screen, an interrupt answers with how to follow the job, never a bare "interrupted".
+    """
     finals: list[s.JobDetail] = []
     try:
+        first()
         for job_id in job_ids:
             finals.append(
                 gexd.wait(
@@ -267,15 +281,19 @@ def _wait_all(
                 )
             )
     except KeyboardInterrupt:
-        inv.output.progress_done()
-        waiting = [ro.short_id(j) for j in job_ids[len(finals) :]]
-        inv.output.note(
-            f"stopped waiting; the job{'s' if len(waiting) > 1 else ''} "
-            f"{', '.join(waiting)} keep{'' if len(waiting) > 1 else 's'} running. Follow with "
-            + " or ".join(f"`gexdaemon job {j}`" for j in waiting[:3])
-        )
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        _stopped_waiting(inv, job_ids[len(finals) :])
     return finals
+
+
+def _stopped_waiting(inv: Invocation, job_ids: Sequence[str]) -> NoReturn:
+    inv.output.progress_done()
+    waiting = [ro.short_id(j) for j in job_ids]
+    inv.output.note(
+        f"stopped waiting; the job{'s' if len(waiting) > 1 else ''} "
+        f"{', '.join(waiting)} keep{'' if len(waiting) > 1 else 's'} running. Follow with "
+        + " or ".join(f"`gexdaemon job {j}`" for j in waiting[:3])
+    )
+    raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 def status_verb(inv: Invocation) -> int:

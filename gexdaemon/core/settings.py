@@ -37,6 +37,7 @@ class DaemonSettings(Section):
     heartbeat_s: float = Field(default=5.0, gt=0, le=600)
     shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
     compute_slots: int = Field(default=0, ge=0, le=256)
+    compute_nice: int = Field(default=10, ge=0, le=19)
     recent_jobs: int = Field(default=2000, ge=0, le=1_000_000)
 
     def shared_compute_slots(self, cpus: int) -> int:

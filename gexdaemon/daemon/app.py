@@ -181,6 +181,7 @@ class Daemon:
             self.pools = ComputePools(
                 self.settings.daemon.workers,
                 self.settings.daemon.shared_compute_slots(os.cpu_count() or 1),
+                nice=self.settings.daemon.compute_nice,
             )
             await asyncio.to_thread(self.pools.start_processes)
             self.http = aiohttp.ClientSession(

@@ -65,8 +65,16 @@ class Outcome:
     fetch_s: float = 0.0
 
 
+def start_compute_process(daemon_pid: int, nice: int) -> None:
+    """Compute-process initializer: below the daemon's priority, and gone when it is."""
+    if nice:
+        with contextlib.suppress(OSError):  # a platform without nice: run as we are
+            os.nice(nice)
+    exit_with_daemon(daemon_pid)
+
+
 def exit_with_daemon(daemon_pid: int) -> None:
-    """Compute-process initializer: end this process when the daemon ends, even by SIGKILL.
+    """End this compute process when the daemon ends, even by SIGKILL.
 
     The pool's processes are children of the forkserver, not of the daemon, and wait on
     their call queue for ever: without this, every crash left them running (and the
@@ -112,10 +120,11 @@ def warm_up_compute() -> None:
 class ComputePools:
     """Threads for CRITICAL chains, processes (forkserver) for every other chain."""
 
-    def __init__(self, workers: int, shared_slots: int) -> None:
+    def __init__(self, workers: int, shared_slots: int, nice: int = 0) -> None:
         self.threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gexd-compute")
         self.processes: ProcessPoolExecutor | None = None
         self.shared_slots = shared_slots
+        self.nice = nice
         self.gate = asyncio.Semaphore(shared_slots)
 
     def start_processes(self) -> None:
@@ -132,8 +141,8 @@ class ComputePools:
         pool = ProcessPoolExecutor(
             max_workers=self.shared_slots,
             mp_context=multiprocessing.get_context("forkserver"),
-            initializer=exit_with_daemon,
-            initargs=(os.getpid(),),
+            initializer=start_compute_process,
+            initargs=(os.getpid(), self.nice),
         )
         for warm in [pool.submit(warm_up_compute) for _ in range(self.shared_slots)]:
             warm.result()
