@@ -122,6 +122,18 @@ class Forbidden(GexError):
     code = "forbidden"
 
 
+class Unavailable(GexError):
+    """Something the daemon needs is not there now (cluster mode: Redis); retry later (503)."""
+
+    code = "unavailable"
+
+
+class VolatileStore(GexError):
+    """A cluster Redis that would lose acknowledged requests on a crash; refused at start."""
+
+    code = "volatile_redis"
+
+
 def utf8_problem(data: bytes) -> str | None:
     """Where bytes stop being UTF-8, said for a person: None when they are UTF-8.
 

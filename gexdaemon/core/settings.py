@@ -260,6 +260,35 @@ class LoggingSettings(Section):
     file: str = ""
 
 
+class ClusterSettings(Section):
+    """Cluster mode: several daemons share one Redis, one scheduler and one Parquet lake.
+
+    An empty `redis_url` is embedded mode (DuckDB only; Redis is neither needed nor loaded).
+    """
+
+    redis_url: str = Field(default="", pattern=r"^$|^(redis|rediss|unix)://")
+    name: str = Field(default="main", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    node_id: str = Field(default="", pattern=r"^$|^[A-Za-z0-9_.:-]{1,80}$")
+    lake_dir: str = ""
+    lease_s: float = Field(default=15.0, gt=0, le=3600)
+    leader_ttl_s: float = Field(default=5.0, ge=1, le=600)
+    job_status_ttl_days: float = Field(default=7.0, gt=0, le=365)
+    allow_volatile_redis: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.redis_url)
+
+    @model_validator(mode="after")
+    def _leases_outlive_the_leader(self) -> Self:
+        if self.redis_url and self.lease_s <= self.leader_ttl_s:
+            raise ValueError(
+                f"lease_s ({self.lease_s}) must be longer than leader_ttl_s ({self.leader_ttl_s}): "
+                "a job's lease has to outlive a leader change"
+            )
+        return self
+
+
 class Settings(Section):
     daemon: DaemonSettings = DaemonSettings()
     sla: SlaSettings = SlaSettings()
@@ -274,3 +303,4 @@ class Settings(Section):
     api: ApiSettings = ApiSettings()
     drop: DropSettings = DropSettings()
     logging: LoggingSettings = LoggingSettings()
+    cluster: ClusterSettings = ClusterSettings()

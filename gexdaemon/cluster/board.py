@@ -1,0 +1,250 @@
+"""The board: a cluster's live work in Redis, changed only through its Lua scripts.
+
+Every state change is one script (gexdaemon/cluster/lua/): atomic, short, no key scans.
+The Python side encodes arguments and decodes answers; it decides nothing. Leases and
+timestamps use Redis' clock (TIME inside the scripts), never a node's: hosts drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from gexdaemon.cluster.keys import Keys
+from gexdaemon.core.vocab import PriorityLevel
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+EVENTS_MAXLEN = 20_000
+FINISHED_KEEP_MS = 24 * 3600 * 1000  # the finished index keeps a day (hashes: their TTL)
+SCRIPTS = (
+    "submit",
+    "assign",
+    "heartbeat",
+    "finish",
+    "reap",
+    "cancel",
+    "leader",
+    "resign",
+    "node",
+)
+
+
+def _lua(name: str) -> str:
+    return (resources.files("gexdaemon.cluster") / "lua" / f"{name}.lua").read_text()
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One job for SUBMIT: its id, level, queue score, hash fields and idempotency key."""
+
+    job_id: str
+    level: PriorityLevel
+    score: float  # deadline (ms) for levels with one, arrival (ms) for LOW
+    fields: Mapping[str, Any]
+    idem_key: str = ""
+    idem_value: str = ""
+    idem_ttl_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Leadership:
+    epoch: int  # 0 when another node leads
+    holder: str
+    fresh: bool  # the caller just became leader (rebuild, then assign)
+
+    @property
+    def mine(self) -> bool:
+        return self.epoch > 0
+
+
+class Board:
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        prelude = _lua("prelude")
+        self._scripts = {name: client.register_script(prelude + _lua(name)) for name in SCRIPTS}
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._scripts[name](keys=list(keys), args=list(args))
+
+    # -- intake ---------------------------------------------------------------------------
+
+    async def submit(self, jobs: Sequence[NewJob]) -> list[str]:
+        """Queue jobs; for each, '' (new) or the value an earlier use of its key stored."""
+        k = self.keys
+        args: list[Any] = [k.prefix, EVENTS_MAXLEN, len(jobs)]
+        for job in jobs:
+            args += [
+                job.job_id,
+                job.level.value,
+                repr(float(job.score)),
+                job.idem_key,
+                job.idem_value,
+                job.idem_ttl_ms,
+                msgspec.json.encode(dict(job.fields)).decode(),
+            ]
+        found = await self._run("submit", [k.submissions, k.events], args)
+        return [_text(x) for x in found]
+
+    # -- the leader -------------------------------------------------------------------------
+
+    async def lead(self, node_id: str, ttl_ms: int) -> Leadership:
+        epoch, holder = await self._run(
+            "leader", [self.keys.leader, self.keys.epoch], [node_id, ttl_ms]
+        )
+        epoch = int(epoch)
+        return Leadership(abs(epoch), _text(holder), fresh=epoch < 0)
+
+    async def resign(self, node_id: str) -> bool:
+        return bool(await self._run("resign", [self.keys.leader], [node_id]))
+
+    async def assign(
+        self, epoch: int, lease_ms: int, pairs: Sequence[tuple[str, str]]
+    ) -> list[str] | None:
+        """Assign (job, node) pairs; None when `epoch` is no longer the leader's (fenced).
+
+        Each answer is the new fencing token, or why not: SKIP:<status>, FULL, NODE_GONE.
+        """
+        k = self.keys
+        args: list[Any] = [k.prefix, str(epoch), lease_ms, EVENTS_MAXLEN, len(pairs)]
+        for job_id, node in pairs:
+            args += [job_id, node]
+        found = [
+            _text(x)
+            for x in await self._run("assign", [k.epoch, k.processing, k.events, k.tokens], args)
+        ]
+        return None if found == ["STALE_EPOCH"] else found
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def heartbeat(self, job_id: str, token: int, lease_ms: int) -> str:
+        """OK, CANCEL (a trader asked; finish it as cancelled) or STALE (abandon it)."""
+        return _text(
+            await self._run(
+                "heartbeat",
+                [self.keys.processing],
+                [self.keys.prefix, job_id, str(token), lease_ms],
+            )
+        )
+
+    async def finish(
+        self,
+        job_id: str,
+        token: int,
+        target: str,
+        fields: Mapping[str, Any],
+        *,
+        ttl_ms: int,
+        retry_score: float = 0.0,
+        not_before_ms: int = 0,
+    ) -> bool:
+        """End an attempt; False when the token is stale (the job moved on without it)."""
+        k = self.keys
+        found = await self._run(
+            "finish",
+            [k.processing, k.events, k.finished, k.submissions],
+            [
+                k.prefix,
+                job_id,
+                str(token),
+                target,
+                msgspec.json.encode(dict(fields)).decode(),
+                ttl_ms,
+                EVENTS_MAXLEN,
+                repr(float(retry_score)),
+                not_before_ms,
+            ],
+        )
+        return _text(found) == "OK"
+
+    async def reap(
+        self, *, max_retries: int, ttl_ms: int, limit: int = 200
+    ) -> list[tuple[str, str]]:
+        """Expired leases: back to the queue, or failed past their retries."""
+        k = self.keys
+        found = await self._run(
+            "reap",
+            [k.processing, k.events, k.finished, k.submissions],
+            [k.prefix, max_retries, ttl_ms, EVENTS_MAXLEN, limit, FINISHED_KEEP_MS],
+        )
+        out = []
+        for item in found:
+            job_id, _, what = _text(item).partition(":")
+            out.append((job_id, what))
+        return out
+
+    async def cancel(self, job_id: str, reason: str, *, ttl_ms: int) -> str:
+        """CANCELLED, RUNNING (asked to stop), MISSING, or the final status it already has."""
+        k = self.keys
+        return _text(
+            await self._run(
+                "cancel", [k.events, k.finished], [k.prefix, job_id, reason, ttl_ms, EVENTS_MAXLEN]
+            )
+        )
+
+    async def pop_assignment(self, node_id: str, timeout_s: float) -> tuple[str, int] | None:
+        found = await self.client.blpop([self.keys.assign(node_id)], timeout=timeout_s)
+        if not found:
+            return None
+        job_id, _, token = _text(found[1]).partition(":")
+        return job_id, int(token)
+
+    async def node_heartbeat(self, node_id: str, ttl_ms: int, **fields: Any) -> None:
+        flat: list[Any] = []
+        for name, value in fields.items():
+            flat += [name, str(value)]
+        await self._run("node", [self.keys.nodes], [self.keys.prefix, node_id, ttl_ms, *flat])
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def job(self, job_id: str) -> dict[str, str] | None:
+        found = await self.client.hgetall(self.keys.job(job_id))
+        return {_text(k): _text(v) for k, v in found.items()} or None
+
+    async def queued(self, level: PriorityLevel, limit: int = -1) -> list[str]:
+        return [_text(x) for x in await self.client.zrange(self.keys.queue(level), 0, limit)]
+
+    async def depths(self) -> dict[PriorityLevel, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for level in PriorityLevel:
+            pipe.zcard(self.keys.queue(level))
+        return dict(zip(PriorityLevel, [int(x) for x in await pipe.execute()], strict=True))
+
+    async def running(self) -> list[str]:
+        return [_text(x) for x in await self.client.zrange(self.keys.processing, 0, -1)]
+
+    async def nodes(self) -> list[dict[str, str]]:
+        ids = sorted(_text(x) for x in await self.client.smembers(self.keys.nodes))
+        pipe = self.client.pipeline(transaction=False)
+        for node in ids:
+            pipe.hgetall(self.keys.node(node))
+        out = []
+        gone = []
+        for node, found in zip(ids, await pipe.execute(), strict=True):
+            if found:
+                out.append({"node_id": node, **{_text(k): _text(v) for k, v in found.items()}})
+            else:
+                gone.append(node)
+        if gone:  # heartbeats expired: no longer a node of the cluster
+            await self.client.srem(self.keys.nodes, *gone)
+        return out
+
+    async def leader(self) -> tuple[str, int]:
+        holder, epoch = await self.client.mget([self.keys.leader, self.keys.epoch])
+        return _text(holder), int(_text(epoch) or 0)
+
+    async def time_ms(self) -> int:
+        seconds, micros = await self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000

@@ -1,0 +1,31 @@
+-- FINISH: a running job ends (completed, failed or cancelled) or goes back to the queue
+-- for a retry. Accepted only for the current fencing token of a PROCESSING job, so a
+-- stale attempt can never overwrite a newer one nor publish a second result.
+-- KEYS: processing zset, events stream, finished zset, submissions stream.
+-- ARGV: prefix, job_id, token, target, fields_json, ttl_ms, events maxlen, retry score,
+-- not_before_ms.
+local prefix, job_id, token, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local fields, ttl, maxlen, score, not_before = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local key = prefix .. 'job_status:' .. job_id
+local found = redis.call('HMGET', key, 'status', 'token', 'node', 'level', 'retries')
+if found[1] ~= 'processing' or found[2] ~= token then
+  return 'STALE'
+end
+local now = now_ms()
+redis.call('ZREM', KEYS[1], job_id)
+release_slot(prefix, found[3])
+set_fields(key, fields)
+if target == 'queued' then
+  redis.call('HSET', key, 'status', 'queued', 'node', '', 'retries', tonumber(found[5] or '0') + 1,
+    'not_before_ms', not_before, 'updated_ms', now)
+  redis.call('ZADD', prefix .. 'priority_queue:' .. found[4], score, job_id)
+  redis.call('XADD', KEYS[4], '*', 'job_id', job_id)
+  event(KEYS[2], maxlen, 'job.retrying', job_id, 'node', found[3])
+else
+  redis.call('HSET', key, 'status', target, 'finished_ms', now, 'updated_ms', now)
+  redis.call('HDEL', key, 'cancel')
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('ZADD', KEYS[3], now, job_id)
+  event(KEYS[2], maxlen, 'job.' .. target, job_id, 'node', found[3])
+end
+return 'OK'
