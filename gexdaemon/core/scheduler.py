@@ -490,6 +490,7 @@ class Scheduler:
         self._overshoot = settings.critical_cap_overshoot
         # One worker stays for CRITICAL unless the pool has only one.
         self._reserved = settings.reserved_critical_slot and slots > 1
+        self._reserved_wanted = settings.reserved_critical_slot
         self._reserved_max = settings.reserved_slot_max_estimate_s
         self._urgent_factor = settings.urgent_estimate_factor
         self._floor_tau = settings.floor_window_s
@@ -504,10 +505,8 @@ class Scheduler:
         ]
         for lv in self._levels:
             lv.window_fraction = settings.urgent_sla_fraction * (lv.sla or 0.0)
-            if lv.floor:
-                lv.floor_cap = max(1, math.ceil(lv.floor * slots))
-            below = sum(lower.floor for lower in self._levels[lv.rank + 1 :])
-            lv.workers = slots * max(0.05, 1.0 - below)
+        self._reserved_wanted = settings.reserved_critical_slot
+        self._size_levels(slots)
         self._sources: dict[str, _Source] = {}
         self._jobs: dict[Hashable, _Entry] = {}
         self._running: dict[Hashable, _Entry] = {}
@@ -555,6 +554,61 @@ class Scheduler:
     @property
     def free_slots(self) -> int:
         return self._slots - self._in_flight
+
+    def set_slots(self, slots: int) -> None:
+        """Change the number of workers (a cluster's nodes come and go).
+
+        Running jobs keep their workers; with fewer slots than jobs in flight nothing
+        is dispatched until enough of them finish.
+        """
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1 (got {slots})")
+        self._size_levels(slots)
+
+    def _size_levels(self, slots: int) -> None:
+        self._slots = slots
+        self._reserved = self._reserved_wanted and slots > 1
+        for lv in self._levels:
+            if lv.floor:
+                lv.floor_cap = max(1, math.ceil(lv.floor * slots))
+            below = sum(lower.floor for lower in self._levels[lv.rank + 1 :])
+            lv.workers = slots * max(0.05, 1.0 - below)
+
+    def adopt(self, job: SchedJob, started_at: float) -> None:
+        """Count a job that is already running (a new cluster leader rebuilding from the
+        shared queues): it holds a worker and its source's slot until `finish`.
+
+        Raises ValueError when the job id is already queued or running.
+        """
+        if job.job_id in self._jobs:
+            raise ValueError(f"job {job.job_id!r} is already queued or running")
+        now = self._clock()
+        rank = job.level.rank
+        lv = self._levels[rank]
+        deadline = job.deadline
+        if deadline is None and lv.sla is not None:
+            deadline = job.enqueued_at + lv.sla
+        src = self._source(job.source, now)
+        lane = src.lanes[rank]
+        if lane is None:
+            lane = src.lanes[rank] = _Lane(rank, src)
+            lv.lanes.append(lane)
+        self._seq += 1
+        long = rank != _CRITICAL and self._reserved and job.estimate_s > self._reserved_max
+        entry = _Entry(
+            job, rank=rank, lane=lane, deadline=deadline, seq=self._seq, long=long, window=0.0
+        )
+        entry.state = _RUNNING
+        entry.started_at = started_at
+        self._jobs[job.job_id] = entry
+        self._running[job.job_id] = entry
+        lv.in_flight += 1
+        self._in_flight += 1
+        src.in_flight += 1
+        if long:
+            self._long_in_flight += 1
+        lv.vtime += entry.charge / lv.weight
+        lane.vtime += entry.charge
 
     def submit(self, job: SchedJob) -> Admission:
         """Queue a job (new, or a retry with `not_before`); returns its admission forecast.
