@@ -245,6 +245,48 @@ class Board:
         holder, epoch = await self.client.mget([self.keys.leader, self.keys.epoch])
         return _text(holder), int(_text(epoch) or 0)
 
+    async def jobs(self, job_ids: Sequence[str]) -> list[dict[str, str] | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.keys.job(job_id))
+        found = await pipe.execute() if job_ids else []
+        return [{_text(k): _text(v) for k, v in h.items()} or None for h in found]
+
+    async def live_work(self) -> tuple[str, list[dict[str, str]], list[dict[str, str]]]:
+        """Every queued and running job (their hashes, `job_id` included), and the id of the
+        last event before they were read: a new leader replays events after it, and an event
+        seen twice changes nothing."""
+        k = self.keys
+        last = await self.client.xrevrange(k.events, count=1)
+        after = _text(last[0][0]) if last else "0-0"
+        pipe = self.client.pipeline(transaction=False)
+        for level in PriorityLevel:
+            pipe.zrange(k.queue(level), 0, -1)
+        pipe.zrange(k.processing, 0, -1)
+        *queues, running = await pipe.execute()
+        queued_ids = [_text(x) for q in queues for x in q]
+        running_ids = [_text(x) for x in running]
+        found = await self.jobs(queued_ids + running_ids)
+        queued = [{"job_id": j, **h} for j, h in zip(queued_ids, found, strict=False) if h]
+        run = [
+            {"job_id": j, **h}
+            for j, h in zip(running_ids, found[len(queued_ids) :], strict=True)
+            if h
+        ]
+        return after, queued, run
+
+    async def events_after(
+        self, after: str, *, count: int = 1000, block_ms: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        found: Any = await self.client.xread(
+            {self.keys.events: after}, count=count, block=block_ms
+        )
+        out = []
+        for _stream, entries in found or []:
+            for entry_id, fields in entries:
+                out.append((_text(entry_id), {_text(k): _text(v) for k, v in fields.items()}))
+        return out
+
     async def time_ms(self) -> int:
         seconds, micros = await self.client.time()
         return int(seconds) * 1000 + int(micros) // 1000

@@ -7,7 +7,7 @@
 local prefix, job_id, token, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local fields, ttl, maxlen, score, not_before = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local key = prefix .. 'job_status:' .. job_id
-local found = redis.call('HMGET', key, 'status', 'token', 'node', 'level', 'retries')
+local found = redis.call('HMGET', key, 'status', 'token', 'node', 'level', 'retries', 'deadline_ms')
 if found[1] ~= 'processing' or found[2] ~= token then
   return 'STALE'
 end
@@ -22,7 +22,8 @@ if target == 'queued' then
   redis.call('XADD', KEYS[4], '*', 'job_id', job_id)
   event(KEYS[2], maxlen, 'job.retrying', job_id, 'node', found[3])
 else
-  redis.call('HSET', key, 'status', target, 'finished_ms', now, 'updated_ms', now)
+  redis.call('HSET', key, 'status', target, 'finished_ms', now, 'updated_ms', now,
+    'sla_status', sla_at(found[6], now))
   redis.call('HDEL', key, 'cancel')
   redis.call('PEXPIRE', key, ttl)
   redis.call('ZADD', KEYS[3], now, job_id)

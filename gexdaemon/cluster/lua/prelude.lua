@@ -31,3 +31,11 @@ local function release_slot(prefix, node)
     end
   end
 end
+
+-- A job's SLA outcome when it ends at `now`: none (no deadline), met or breached.
+local function sla_at(deadline_ms, now)
+  local deadline = tonumber(deadline_ms or '')
+  if not deadline then return 'none' end
+  if now <= deadline then return 'met' end
+  return 'breached'
+end

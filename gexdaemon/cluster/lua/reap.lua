@@ -10,7 +10,8 @@ local out = {}
 for _, job_id in ipairs(due) do
   redis.call('ZREM', KEYS[1], job_id)
   local key = prefix .. 'job_status:' .. job_id
-  local found = redis.call('HMGET', key, 'status', 'node', 'level', 'retries', 'score', 'lease_ms')
+  local found = redis.call('HMGET', key, 'status', 'node', 'level', 'retries', 'score', 'lease_ms',
+    'deadline_ms')
   if found[1] == 'processing' and tonumber(found[6] or '0') <= now then
     release_slot(prefix, found[2])
     local retries = tonumber(found[4] or '0')
@@ -24,6 +25,7 @@ for _, job_id in ipairs(due) do
       out[#out + 1] = job_id .. ':requeued'
     else
       redis.call('HSET', key, 'status', 'failed', 'finished_ms', now, 'updated_ms', now,
+        'sla_status', sla_at(found[7], now),
         'error_message', 'the node running it stopped answering, after every retry (last on ' .. found[2] .. ')')
       redis.call('PEXPIRE', key, ttl)
       redis.call('ZADD', KEYS[3], now, job_id)
