@@ -52,6 +52,11 @@ class Config:
 
     @property
     def lake_dir(self) -> Path:
+        """The Parquet lake: `[cluster] lake_dir` in cluster mode (every node shares it),
+        else `<data_dir>/gex`."""
+        cluster = self.settings.cluster
+        if cluster.enabled and cluster.lake_dir:
+            return Path(cluster.lake_dir).expanduser()
         return self.data_dir / "gex"
 
     @property

@@ -323,6 +323,11 @@ async def health(request: web.Request) -> web.Response:
     return answer(routes.HEALTH, ops(request).health())
 
 
+@handles(routes.CLUSTER)
+async def cluster_status(request: web.Request) -> web.Response:
+    return answer(routes.CLUSTER, await ops(request).cluster_status())
+
+
 @handles(routes.SUBMIT)
 async def submit_requests(request: web.Request) -> web.Response:
     # Intake validates every entry itself and reports all bad entries at once.

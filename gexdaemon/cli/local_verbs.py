@@ -30,6 +30,12 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="start the daemon in the foreground (Ctrl-C stops it gracefully)",
     )
+    p.add_argument(
+        "--allow-volatile-redis",
+        action="store_true",
+        help="cluster mode: run on a Redis that does not fsync every write (a crash of "
+        "redis-server can then lose acknowledged requests; warned at every start)",
+    )
     p.set_defaults(handler=run_verb)
 
     p = verbs.add_parser(
@@ -156,11 +162,18 @@ def _settings_text(settings: dict[str, Any], prefix: str = "") -> str:
 
 def run_verb(inv: Invocation) -> int:
     import asyncio  # noqa: PLC0415 - loaded when the verb runs
+    import dataclasses  # noqa: PLC0415
 
     from gexdaemon.daemon.app import Daemon  # noqa: PLC0415
     from gexdaemon.logs import configure as configure_logging  # noqa: PLC0415
 
     config = inv.config
+    if inv.args.allow_volatile_redis:
+        settings = config.settings
+        cluster = settings.cluster.model_copy(update={"allow_volatile_redis": True})
+        config = dataclasses.replace(
+            config, settings=settings.model_copy(update={"cluster": cluster})
+        )
     configure_logging(config.settings.logging)
     asyncio.run(Daemon(config).run_until_signalled())
     return EXIT_OK

@@ -10,9 +10,15 @@ from typing import Any
 from gexdaemon import __version__
 from gexdaemon.cli import local_verbs, remote_verbs
 from gexdaemon.cli.invocation import Handler, Invocation, UsageError
-from gexdaemon.cli.output import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, Output
+from gexdaemon.cli.output import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Output,
+)
 from gexdaemon.client import DaemonUnreachable
-from gexdaemon.core.errors import ConfigError, GexError
+from gexdaemon.core.errors import ConfigError, GexError, Unavailable, VolatileStore
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -45,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gexdaemon",
         description="Ingest option chains into GEX snapshots under SLA deadlines.",
-        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage, 3 daemon unreachable.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage, 3 daemon unreachable, "
+        "4 the cluster's Redis unreachable or volatile (run).",
     )
     parser.add_argument("--version", action="version", version=f"gexdaemon {__version__}")
     _common(parser, suppress=False)
@@ -77,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DaemonUnreachable as exc:
         output.error(exc)
         return EXIT_UNREACHABLE
+    except (Unavailable, VolatileStore) as exc:
+        output.error(exc)
+        return EXIT_UNAVAILABLE
     except GexError as exc:
         output.error(exc)
         return EXIT_FAILED

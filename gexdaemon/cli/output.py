@@ -17,6 +17,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_UNAVAILABLE = 4  # the daemon cannot start: its cluster's Redis is unreachable or unsafe
 EXIT_INTERRUPTED = 130
 
 R = TypeVar("R")

@@ -63,6 +63,14 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(handler=status_verb)
 
+    p = verbs.add_parser(
+        "cluster",
+        parents=[common],
+        help="cluster mode: nodes, slots, heartbeats, the leader and Redis (embedded: one node)",
+    )
+    p.add_argument("action", choices=["status"], nargs="?", default="status")
+    p.set_defaults(handler=cluster_verb)
+
     p = verbs.add_parser("jobs", parents=[common], help="list jobs, newest first")
     p.add_argument("--status", choices=["queued", "processing", "completed", "failed", "cancelled"])
     p.add_argument("--level", choices=["critical", "high", "medium", "low"])
@@ -303,6 +311,13 @@ def status_verb(inv: Invocation) -> int:
     inv.output.result(
         {"health": health, "queues": queues}, lambda _: render.status_text(health, queues)
     )
+    return EXIT_OK
+
+
+def cluster_verb(inv: Invocation) -> int:
+    with client(inv) as gexd:
+        found: s.ClusterStatus = gexd.cluster()
+    inv.output.result(found, render.cluster_text)
     return EXIT_OK
 
 

@@ -237,6 +237,54 @@ def status_text(health: s.Health, queues: s.Queues) -> str:
     return f"{head}\n\n{levels}"
 
 
+def cluster_text(found: s.ClusterStatus) -> str:
+    if found.mode == "embedded":
+        head = key_values(
+            [
+                ("mode", "embedded (one daemon, DuckDB only; no Redis)"),
+                ("node", found.node_id),
+                ("workers", f"{found.nodes[0].busy} busy of {found.nodes[0].slots}"),
+            ]
+        )
+        return head + "\nset [cluster] redis_url to share work with other daemons (docs/cluster.md)"
+    redis = found.redis
+    lines = [
+        ("mode", f"cluster {found.cluster!r}"),
+        ("this node", found.node_id),
+        ("leader", f"{found.leader or 'none (an election is under way)'} (epoch {found.epoch})"),
+    ]
+    if redis is not None:
+        durability = (
+            "durable (appendonly, appendfsync always)"
+            if redis.durable
+            else f"VOLATILE: {redis.warning}"
+        )
+        lines += [
+            (
+                "redis",
+                f"{redis.url} (version {redis.version}, {redis.used_memory}, {ro.count(redis.ops_per_s)} ops/s)",
+            ),
+            ("durability", durability),
+        ]
+    nodes = table(
+        found.nodes,
+        [
+            Col("node", lambda n: n.node_id + (" *" if n.leader else "")),
+            Col("host", lambda n: n.host),
+            Col("slots", lambda n: ro.count(n.slots), right=True),
+            Col("busy", lambda n: ro.count(n.busy), right=True),
+            Col("heartbeat", lambda n: f"{n.heartbeat_age_s:.1f} s ago", right=True),
+            Col("version", lambda n: n.version or "-"),
+        ],
+    )
+    total = sum(n.slots for n in found.nodes)
+    busy = sum(n.busy for n in found.nodes)
+    return (
+        f"{key_values(lines)}\n\n{nodes}\n"
+        f"{len(found.nodes)} node(s), {busy} of {total} slots busy; * leads"
+    )
+
+
 def _next_deadline(q: s.LevelFigures) -> str:
     if q.next_deadline_in_s is None:
         return "-"

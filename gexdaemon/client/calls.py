@@ -140,6 +140,9 @@ class Calls:
     def health(self) -> Any:
         return self._call(routes.HEALTH)
 
+    def cluster(self) -> Any:
+        return self._call(routes.CLUSTER)
+
     def submit(
         self,
         requests: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Any,

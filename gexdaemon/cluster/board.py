@@ -278,9 +278,7 @@ class Board:
     async def events_after(
         self, after: str, *, count: int = 1000, block_ms: int | None = None
     ) -> list[tuple[str, dict[str, str]]]:
-        found: Any = await self.client.xread(
-            {self.keys.events: after}, count=count, block=block_ms
-        )
+        found: Any = await self.client.xread({self.keys.events: after}, count=count, block=block_ms)
         out = []
         for _stream, entries in found or []:
             for entry_id, fields in entries:

@@ -73,6 +73,7 @@ def new_job(
     deadline_ms: int | None,
     fields: Mapping[str, Any] | None = None,
     idem_key: str = "",
+    idem_value: str = "",
     idem_ttl_ms: int = 0,
 ) -> NewJob:
     """A job for SUBMIT: queued by deadline, or by arrival for levels without one (LOW)."""
@@ -89,7 +90,7 @@ def new_job(
             "deadline_ms": "" if deadline_ms is None else deadline_ms,
         },
         idem_key=idem_key,
-        idem_value=job_id if idem_key else "",
+        idem_value=(idem_value or job_id) if idem_key else "",
         idem_ttl_ms=idem_ttl_ms,
     )
 

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -59,6 +59,9 @@ from gexdaemon.storage.estimates import PutEstimates, load_estimates
 from gexdaemon.storage.jobs import sla_record
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.store import Store, StoreOptions
+
+if TYPE_CHECKING:
+    from gexdaemon.daemon.cluster import ClusterService
 
 log = structlog.get_logger("gexdaemon.daemon")
 SWITCH_INTERVAL_S = 0.0005
@@ -129,6 +132,8 @@ class Daemon:
         self.runner: Runner | None = None
         self.ops: Operations | None = None
         self.drop: DropFolder | None = None
+        self.cluster: ClusterService | None = None
+        self._redis: Any = None
         self._writes: BackgroundWrites | None = None
         self._web_runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -176,6 +181,8 @@ class Daemon:
             if cleared:
                 log.info("cleared the fetch spool", files=cleared, folder=str(self.tmp_dir))
             await self._claim_socket_path()
+            if self.settings.cluster.enabled:
+                await self._join_redis()
             self.store = await asyncio.to_thread(Store.open, StoreOptions.from_config(cfg))
             self._report_journal(self.store)
             self.pools = ComputePools(
@@ -193,10 +200,13 @@ class Daemon:
             await self._build(self.store, self.http, self.pools)
             self._state = "running"
             assert self.runner is not None and self.drop is not None
-            self._tasks.append(asyncio.create_task(self.runner.loop(), name="gexd-runner"))
-            self._tasks.append(
-                asyncio.create_task(self.runner.lease_reaper(), name="gexd-lease-reaper")
-            )
+            if self.cluster is not None:  # the cluster's leader dispatches; this node works
+                await self.cluster.start()
+            else:
+                self._tasks.append(asyncio.create_task(self.runner.loop(), name="gexd-runner"))
+                self._tasks.append(
+                    asyncio.create_task(self.runner.lease_reaper(), name="gexd-lease-reaper")
+                )
             await self._open_socket()
             await self.drop.start()
         except BaseException:
@@ -215,6 +225,22 @@ class Daemon:
         self.bus.publish(
             EventType.DAEMON_STARTED, DaemonNotice(instance=self.instance, version=self.version)
         )
+
+    async def _join_redis(self) -> None:
+        """Cluster mode: reach the cluster's Redis and refuse one that would lose requests."""
+        from gexdaemon.cluster.link import check_durable, connect, facts  # noqa: PLC0415
+
+        cluster = self.settings.cluster
+        client = await connect(cluster)
+        try:
+            found = await facts(client, cluster)
+            warning = check_durable(found, allow_volatile=cluster.allow_volatile_redis)
+        except BaseException:
+            await client.aclose()
+            raise
+        if warning:
+            log.warning(warning)
+        self._redis = (client, found, warning)
 
     @staticmethod
     def _report_journal(store: Store) -> None:
@@ -297,6 +323,8 @@ class Daemon:
         sla_watch.on_deadline = runner.on_deadline
         sources.on_change = runner.kick
         keys = IdempotencyBook(store=store, clock=clock)
+        if self._redis is not None:
+            self.cluster = self._cluster_service(store, http, pools, sources.record)
         intake = self.intake = Intake(
             settings=settings,
             domain_context=cfg.domain_context,
@@ -309,6 +337,7 @@ class Daemon:
             accepting=lambda: self._state == "running",
             wake=runner.kick,
             keys=keys,
+            cluster=self.cluster,
         )
         self.ops = Operations(
             identity=self,
@@ -323,6 +352,7 @@ class Daemon:
             bus=bus,
             clock=clock,
             ingest_dir=self.ingest_dir,
+            cluster=self.cluster,
         )
         self.drop = DropFolder(
             root=cfg.drop_dir,
@@ -340,7 +370,55 @@ class Daemon:
         await self.latest.load(store)
         since = clock.now() - timedelta(seconds=SLA_WINDOW_S)
         sla_watch.load(await store.read(sla_record, since), clock.to_mono)
-        await runner.recover()
+        if self.cluster is None:  # in cluster mode the board holds live work, not this store
+            await runner.recover()
+
+    def _cluster_service(
+        self,
+        store: Store,
+        http: aiohttp.ClientSession,
+        pools: ComputePools,
+        record_fetch: Callable[..., None],
+    ) -> ClusterService:
+        from gexdaemon.cluster.board import Board  # noqa: PLC0415 - cluster mode only
+        from gexdaemon.cluster.keys import Keys  # noqa: PLC0415
+        from gexdaemon.daemon.cluster import ClusterService, default_node_id  # noqa: PLC0415
+
+        cfg, settings, clock = self.config, self.settings, self.clock
+        client, found, warning = self._redis
+
+        def executor(persist: Callable[..., Any]) -> Executor:
+            return Executor(
+                settings=settings,
+                places=Places(
+                    spool=self.tmp_dir,
+                    readable=(cfg.drop_dir, self.ingest_dir),
+                    lake=cfg.lake_dir,
+                ),
+                store=store,
+                http=http,
+                pools=pools,
+                record_fetch=record_fetch,
+                domain_context=lambda: cfg.domain_context(allow_any_symbol=True),
+                now=clock.now,
+                persist=persist,
+            )
+
+        return ClusterService(
+            settings=settings,
+            node_id=settings.cluster.node_id or default_node_id(),
+            slots=settings.daemon.workers,
+            version=self.version,
+            board=Board(client, Keys(settings.cluster.name)),
+            redis_facts=found,
+            warning=warning,
+            executor_factory=executor,
+            store=store,
+            lake_dir=cfg.lake_dir,
+            latest=self.latest,
+            bus=self.bus,
+            clock=clock,
+        )
 
     async def stop(self) -> None:
         if self._state in ("stopping", "stopped"):
@@ -354,7 +432,9 @@ class Daemon:
         if self.drop is not None:
             with contextlib.suppress(Exception):
                 await self.drop.stop()
-        if self.runner is not None:
+        if self.cluster is not None:
+            await self.cluster.stop(self.settings.daemon.shutdown_grace_s)
+        elif self.runner is not None:
             await self.runner.drain(self.settings.daemon.shutdown_grace_s)
         await self._teardown()
         self._state = "stopped"
@@ -394,6 +474,10 @@ class Daemon:
                     await self.store.commit([PutEstimates(changed, self.clock.now())])
             store, self.store = self.store, None
             await asyncio.to_thread(store.close)
+        if self._redis is not None:
+            client, self._redis = self._redis[0], None
+            with contextlib.suppress(Exception):
+                await client.aclose()
         if self.lock is not None:
             self.lock.release()
             self.lock = None

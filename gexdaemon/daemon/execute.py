@@ -21,7 +21,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -45,6 +45,7 @@ from gexdaemon.storage.store import Store
 
 if TYPE_CHECKING:
     from gexdaemon.pipeline.snapshot import SnapshotResult
+    from gexdaemon.storage.snapshot_record import SnapshotRecord
 
 log = structlog.get_logger("gexdaemon.execute")
 
@@ -191,15 +192,20 @@ class Executor:
         record_fetch: Callable[..., None],
         domain_context: Callable[[], DomainContext],
         now: Callable[[], datetime],
+        persist: Callable[[LiveJob, SnapshotRecord], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._places = places
         self._store = store
+        self._persist = persist or self._persist_here
         self._http = http
         self._pools = pools
         self._record_fetch = record_fetch
         self._context = domain_context
         self._now = now
+
+    async def _persist_here(self, _live: LiveJob, record: SnapshotRecord) -> None:
+        await persist_snapshot_async(self._store, self._places.lake, record)
 
     def fetch_timeout_s(self, live: LiveJob) -> float:
         """The longer of the timeouts of the job's level and of the level it was submitted
@@ -325,7 +331,7 @@ class Executor:
                     message=f"{where}: could not be parsed ({type(exc).__name__}: "
                     f"{str(exc)[:200]}); not retried: check that the file is complete and unedited",
                 )
-            await persist_snapshot_async(self._store, self._places.lake, snapshot.record)
+            await self._persist(live, snapshot.record)
         except InvalidInput as exc:  # ChainError and friends: the file itself is wrong
             message = exc.message
             if fetched is not None:  # the parser names the spool file; the trader knows the URL

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import msgspec
@@ -67,6 +68,15 @@ from gexdaemon.storage.store import (
 )
 
 log = structlog.get_logger("gexdaemon.intake")
+
+
+class ClusterIntake(Protocol):
+    """Cluster mode's board, as intake sees it: each job queued, or (True) the earlier job
+    its idempotency key stands for. `keys`: job id -> (key, the request's fingerprint)."""
+
+    async def submit(
+        self, lives: Sequence[LiveJob], keys: Mapping[uuid.UUID, tuple[str, str]]
+    ) -> list[tuple[LiveJob, bool]]: ...
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,7 @@ class Intake:
         accepting: Callable[[], bool],
         wake: Callable[[], None],
         keys: IdempotencyBook,
+        cluster: ClusterIntake | None = None,
     ) -> None:
         self._settings = settings
         self._context = domain_context
@@ -150,6 +161,7 @@ class Intake:
         self._accepting = accepting
         self._wake = wake
         self._keys = keys
+        self._cluster = cluster
         # The contexts depend on the config only (the clock is read when a check runs).
         self._contexts: dict[bool, DomainContext] = {}
 
@@ -219,7 +231,8 @@ class Intake:
             raise ShuttingDown(
                 "the daemon is shutting down and accepts no new requests; retry when it is back"
             )
-        replays = await self._replays(subs)
+        # In cluster mode the board checks idempotency keys (one script with the submit).
+        replays = {} if self._cluster is not None else await self._replays(subs)
         clock, queue = self._clock, self._queue
         now = clock.now()
         changes: list[NewRows] = []
@@ -287,6 +300,8 @@ class Intake:
             staged.append((live, created_event))
             if sub.idempotency_key is not None:
                 keyed.append((sub.idempotency_key, live))
+        if self._cluster is not None:
+            return await self._to_cluster(subs, staged, keyed, changes)
         # The scheduler's forecast comes before the commit, so an at-risk flag is written
         # with the job rather than in a second transaction. A job it dispatches while the
         # commit is in flight is safe: its first update queues behind the insert.
@@ -334,6 +349,22 @@ class Intake:
         if staged:
             self._wake()
         return accepted
+
+    async def _to_cluster(
+        self,
+        subs: Sequence[RequestSubmission],
+        staged: Sequence[tuple[LiveJob, JobEvent]],
+        keyed: Sequence[tuple[str, LiveJob]],
+        changes: Sequence[NewRows],
+    ) -> list[Accepted]:
+        """Cluster mode: the board is the record of live work; answer once Redis has it."""
+        assert self._cluster is not None
+        if changes:  # sources seen here first: this node's record of them
+            await self._store.commit(list(changes))
+        by_job = {live.job_id: sub for sub, (live, _) in zip(subs, staged, strict=True)}
+        keys = {live.job_id: (key, by_job[live.job_id].fingerprint()) for key, live in keyed}
+        found = await self._cluster.submit([live for live, _ in staged], keys)
+        return [Accepted(live, replayed=replayed) for live, replayed in found]
 
     async def _replays(self, subs: Sequence[RequestSubmission]) -> dict[int, Held]:
         """Entries whose key was used before (or earlier in this batch) for the same request.

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -63,6 +63,9 @@ class AmbiguousId(InvalidInput):
 
     code = "ambiguous_id"
 
+
+if TYPE_CHECKING:
+    from gexdaemon.daemon.cluster import ClusterService
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 QUERY_TIMEOUT_S = 30.0
@@ -113,6 +116,7 @@ class Operations:
         bus: EventBus,
         clock: Clock,
         ingest_dir: Path,
+        cluster: ClusterService | None = None,
     ) -> None:
         self._identity = identity
         self._config = config
@@ -127,6 +131,7 @@ class Operations:
         self.bus = bus
         self._clock = clock
         self._ingest_dir = ingest_dir
+        self._cluster = cluster
 
     @property
     def max_ingest_bytes(self) -> int:
@@ -151,8 +156,8 @@ class Operations:
             data_dir=str(cfg.data_dir),
             drop_dir=str(cfg.drop_dir),
             workers=self._settings.daemon.workers,
-            queued=sched.queued_count,
-            in_flight=sched.in_flight_count,
+            queued=self._cluster_total(0) if self._cluster else sched.queued_count,
+            in_flight=self._cluster_total(1) if self._cluster else sched.in_flight_count,
             store=s.StoreFigures(
                 commits=stats.commits,
                 changes=stats.changes,
@@ -163,11 +168,24 @@ class Operations:
             ),
         )
 
+    def _cluster_total(self, which: int) -> int:
+        assert self._cluster is not None
+        return sum(figures[which] for figures in self._cluster.figures.values())
+
     def queues(self) -> s.Queues:
         sched = self._queue.scheduler
+        levels = self._queue.figures()
+        busy = sched.in_flight_count
+        if self._cluster is not None:  # the whole cluster's queues, this node's workers
+            found = self._cluster.figures
+            levels = [
+                msgspec.structs.replace(lv, depth=found[lv.level][0], in_flight=found[lv.level][1])
+                for lv in levels
+            ]
+            busy = self._cluster.node.busy
         return s.Queues(
-            levels=self._queue.figures(),
-            workers=s.Workers(total=self._settings.daemon.workers, busy=sched.in_flight_count),
+            levels=levels,
+            workers=s.Workers(total=self._settings.daemon.workers, busy=busy),
             phases=dict(sched.phase_counts),
             sources=[
                 s.SourceLane(
@@ -265,11 +283,24 @@ class Operations:
     async def get_job(self, ref: str) -> s.JobDetail:
         job_id = await self._resolve(ref, "job")
         found = await self._store.read(job_detail, job_id)
+        if found is None and self._cluster is not None:
+            # Submitted on another node a moment ago: the board has it before our mirror.
+            live = await self._cluster.live(job_id)
+            if live is not None:
+                return s.JobDetail(
+                    job=present.job_view(live.job),
+                    request=present.request_view(live.request),
+                    history=[],
+                    snapshot_id=live.snapshot_id,
+                    live=present.job_row(live),
+                )
         if found is None:
             raise NotFound(
                 f"no job {job_id} (archived jobs are in the processing_jobs_all view: gexdaemon query)"
             )
         live = self._queue.book.get(job_id)
+        if self._cluster is not None and not found.job.status.is_final:
+            live = await self._cluster.live(job_id)
         return s.JobDetail(
             job=present.job_view(found.job),
             request=present.request_view(found.request) if found.request else None,
@@ -280,19 +311,30 @@ class Operations:
 
     async def cancel_job(self, ref: str) -> s.JobRow:
         job_id = await self._resolve(ref, "job")
+        if self._cluster is not None:
+            return present.job_row(await self._cluster.cancel(job_id))
         if self._queue.book.get(job_id) is None:
             job = await self._stored_job(job_id)
             raise finished_conflict(job)
         live = await self._runner.cancel(job_id)
         return present.job_row(live)
 
+    def _not_in_cluster_mode(self, what: str) -> None:
+        if self._cluster is not None:
+            raise Conflict(
+                f"{what} is not available in cluster mode yet (docs/cluster.md); "
+                "cancel the job and submit it again"
+            )
+
     async def retry_job(self, ref: str, *, by: str) -> s.JobRow:
         job_id = await self._resolve(ref, "job")
+        self._not_in_cluster_mode("retrying a job by hand")
         live = await self._runner.retry(job_id, by=by)
         return present.job_row(live)
 
     async def change_job(self, ref: str, change: s.JobChange, *, by: str) -> s.JobRow:
         job_id = await self._resolve(ref, "job")
+        self._not_in_cluster_mode("changing a job's level")
         if self._queue.book.live(job_id) is None:
             job = await self._stored_job(job_id)
             raise Conflict(
@@ -329,6 +371,32 @@ class Operations:
                 details=[Problem(readout.short_id(m.id), m.describe()) for m in found],
             )
         return found[0].id
+
+    # -- the cluster -------------------------------------------------------------------
+
+    async def cluster_status(self) -> s.ClusterStatus:
+        if self._cluster is None:
+            me = self._identity
+            return s.ClusterStatus(
+                mode="embedded",
+                cluster=None,
+                node_id=me.instance,
+                leader=None,
+                epoch=0,
+                nodes=[
+                    s.ClusterNode(
+                        node_id=me.instance,
+                        host=me.instance.split(":", 1)[0],
+                        slots=self._settings.daemon.workers,
+                        busy=self._queue.scheduler.in_flight_count,
+                        heartbeat_age_s=0.0,
+                        leader=True,
+                        version=me.version,
+                    )
+                ],
+                redis=None,
+            )
+        return msgspec.convert(await self._cluster.status(), s.ClusterStatus)
 
     # -- rules ---------------------------------------------------------------------
 

@@ -354,6 +354,14 @@ EVENTS = Route(
     None,
     status=101,
 )
+CLUSTER = Route(
+    "cluster",
+    "GET",
+    "/v1/cluster",
+    "The cluster: mode, leader and epoch, nodes with their slots and heartbeats, and Redis "
+    "(embedded mode: a cluster of one, no Redis)",
+    s.ClusterStatus,
+)
 METRICS = Route("metrics", "GET", "/metrics", "Prometheus text format", None, content=TEXT)
 OPENAPI = Route("openapi", "GET", "/v1/openapi.json", "This document (OpenAPI 3.1)", dict[str, Any])
 
@@ -385,6 +393,7 @@ ROUTES: tuple[Route, ...] = (
     INGEST,
     ARCHIVE,
     EVENTS,
+    CLUSTER,
     METRICS,
     OPENAPI,
 )

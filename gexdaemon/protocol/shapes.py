@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
@@ -422,6 +422,48 @@ class Health(Shape, kw_only=True):
     in_flight: Count
     store: StoreFigures
     events: EventFigures
+
+
+# ---------------------------------------------------------------------------
+# The cluster
+# ---------------------------------------------------------------------------
+
+
+class ClusterNode(Shape, kw_only=True):
+    """One node: its worker slots, how many are busy, how fresh its heartbeat is."""
+
+    node_id: str
+    host: str
+    slots: Count
+    busy: Count
+    heartbeat_age_s: Seconds
+    leader: bool
+    version: str = ""
+
+
+class ClusterRedis(Shape, kw_only=True):
+    """The cluster's Redis, and whether it keeps every acknowledged request."""
+
+    url: str
+    version: str
+    appendonly: bool
+    appendfsync: str
+    durable: bool
+    used_memory: str
+    ops_per_s: Count
+    warning: str = ""
+
+
+class ClusterStatus(Shape, kw_only=True):
+    """`GET /v1/cluster`: embedded mode is a cluster of one with no Redis."""
+
+    mode: Literal["cluster", "embedded"]
+    cluster: str | None
+    node_id: str
+    leader: str | None
+    epoch: Count
+    nodes: list[ClusterNode]
+    redis: ClusterRedis | None
 
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,62 @@ async def persist_snapshot_async(store: Store, lake_dir: Path, record: SnapshotR
     if first:
         await asyncio.wrap_future(store.refresh_views())
     return path
+
+
+STAGED_SUFFIX = ".staged"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A snapshot's lake file written under a staging name by one attempt (cluster mode):
+    published (moved to its final name) only once that attempt's FINISH is accepted."""
+
+    path: Path
+    job_id: str
+    token: int
+    final: Path  # relative to the lake
+
+    @classmethod
+    def parse(cls, path: Path) -> Staged | None:
+        """A staged file's attempt and final name, from its name (None: not one of ours)."""
+        if not path.name.endswith(STAGED_SUFFIX):
+            return None
+        job_id, _, rest = path.name.partition(".")
+        token, _, rel = rest.partition(".")
+        if not token.isdigit() or not rel:
+            return None
+        return cls(
+            path, job_id, int(token), Path(rel.removesuffix(STAGED_SUFFIX).replace("__", "/"))
+        )
+
+
+def stage_snapshot(
+    staging_dir: Path, lake_dir: Path, record: SnapshotRecord, job_id: str, token: int
+) -> Staged:
+    """Write the lake file under a staging name. Blocking: call it from a thread."""
+    final = record.lake_path(lake_dir).relative_to(lake_dir)
+    name = f"{job_id}.{token}.{str(final).replace('/', '__')}{STAGED_SUFFIX}"
+    staged = Staged(staging_dir / name, job_id, token, final)
+    lakefs.write_parquet_atomic(record.lake, staged.path)
+    return staged
+
+
+def publish_staged(lake_dir: Path, staged: Staged) -> Path:
+    """Move a staged lake file to its final name. Blocking: call it from a thread."""
+    final = lake_dir / staged.final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staged.path.replace(final)
+    lakefs.fsync_dir(final.parent)
+    return final
+
+
+async def cache_snapshot(
+    store: Store, record: SnapshotRecord, path: Path, *, first_in_lake: bool
+) -> None:
+    """Commit a published snapshot's rows to this node's DuckDB (its cache of the lake)."""
+    await store.commit([_change(record, path)])
+    if first_in_lake:
+        await asyncio.wrap_future(store.refresh_views())
 
 
 # ---------------------------------------------------------------------------

@@ -158,6 +158,17 @@ class PutJob:
 
 
 @dataclass(frozen=True, slots=True)
+class MirrorJob:
+    """A job as the cluster's board holds it, copied into this node's cache: the whole
+    row, inserted or replaced (the board is the record in cluster mode; no history row)."""
+
+    job: ProcessingJob
+
+    def add_to(self, plan: WritePlan) -> None:
+        plan.upsert(rows.JOBS, (str(self.job.job_id),), rows.job_row(self.job))
+
+
+@dataclass(frozen=True, slots=True)
 class PutSource:
     source: DataSource
 

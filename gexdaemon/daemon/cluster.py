@@ -1,0 +1,449 @@
+"""Cluster mode for the daemon: submissions go to the cluster's board, work comes from its
+leader, snapshots are published to the shared lake only after FINISH is accepted, and
+this node's DuckDB mirrors the cluster's jobs (fed by the event stream) so that every
+read of the API answers for the whole cluster from any node.
+
+Embedded mode never builds this module (nor loads Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gexdaemon.cluster.board import Board
+from gexdaemon.cluster.link import RedisFacts, facts
+from gexdaemon.cluster.node import Attempt, ClusterNode, new_job
+from gexdaemon.core.errors import Conflict, NotFound, Unavailable
+from gexdaemon.core.models import PriorityRequest, ProcessingJob
+from gexdaemon.core.settings import Settings
+from gexdaemon.core.vocab import EventType, JobStatus, PriorityLevel, SlaStatus
+from gexdaemon.daemon import present
+from gexdaemon.daemon.clock import Clock
+from gexdaemon.daemon.events import EventBus
+from gexdaemon.daemon.execute import Executor
+from gexdaemon.daemon.jobbook import LiveJob
+from gexdaemon.daemon.snapshots import LatestSnapshots
+from gexdaemon.storage.snapshot_record import SnapshotRecord
+from gexdaemon.storage.snapshots import (
+    Staged,
+    cache_snapshot,
+    publish_staged,
+    stage_snapshot,
+)
+from gexdaemon.storage.store import MirrorJob, PutRequest, Store
+
+log = structlog.get_logger("gexdaemon.cluster")
+
+IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+MIRROR_BATCH = 500
+EVENT_TYPES = {
+    "job.queued": EventType.JOB_QUEUED,
+    "job.started": EventType.JOB_STARTED,
+    "job.completed": EventType.JOB_COMPLETED,
+    "job.failed": EventType.JOB_FAILED,
+    "job.cancelled": EventType.JOB_CANCELLED,
+    "job.retrying": EventType.JOB_RETRYING,
+    "job.lease_expired": EventType.JOB_RETRYING,
+}
+
+
+class ClusterService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        node_id: str,
+        slots: int,
+        version: str,
+        board: Board,
+        redis_facts: RedisFacts,
+        warning: str,
+        executor_factory: Callable[[Callable[[LiveJob, SnapshotRecord], Any]], Executor],
+        store: Store,
+        lake_dir: Path,
+        latest: LatestSnapshots,
+        bus: EventBus,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.node_id = node_id
+        self.board = board
+        self.facts = redis_facts
+        self.warning = warning
+        self.lake_dir = lake_dir
+        self.staging = lake_dir / ".staging" / node_id.replace("/", "_")
+        self._store = store
+        self._latest = latest
+        self._bus = bus
+        self._clock = clock
+        self._executor = executor_factory(self._stage)
+        self.node = ClusterNode(
+            board, settings, node_id=node_id, slots=slots, work=self._work, version=version
+        )
+        self._offset_ms = 0.0  # Redis' clock minus ours
+        self._tokens: dict[uuid.UUID, int] = {}
+        self._staged: dict[uuid.UUID, tuple[Staged, SnapshotRecord]] = {}
+        self._seen_requests: OrderedDict[str, None] = OrderedDict()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.figures: dict[PriorityLevel, tuple[int, int]] = dict.fromkeys(PriorityLevel, (0, 0))
+        self.mirrored = 0
+
+    # -- clocks ---------------------------------------------------------------------
+
+    async def measure_clock(self) -> None:
+        before = time.time()
+        redis_ms = await self.board.time_ms()
+        self._offset_ms = redis_ms - (before + time.time()) * 500
+
+    def to_board_ms(self, at: datetime) -> int:
+        return int(at.timestamp() * 1000 + self._offset_ms)
+
+    def from_board_ms(self, ms: str | float | None) -> datetime | None:
+        if ms in (None, ""):
+            return None
+        return datetime.fromtimestamp((float(ms) - self._offset_ms) / 1000, tz=UTC)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.staging.mkdir(parents=True, exist_ok=True)
+        await self.measure_clock()
+        await self._settle_leftovers()
+        after, queued, running = await self.board.live_work()
+        await self._mirror_hashes([*queued, *running])
+        await self.node.start()
+        self._tasks.append(asyncio.create_task(self._follow(after), name="gexd-cluster-mirror"))
+        self._tasks.append(asyncio.create_task(self._watch(), name="gexd-cluster-figures"))
+        log.info(
+            "joined the cluster",
+            node=self.node_id,
+            cluster=self.settings.cluster.name,
+            redis=self.facts.url,
+            queued=len(queued),
+            running=len(running),
+        )
+
+    async def stop(self, grace_s: float) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.node.stop(grace_s)
+
+    async def _settle_leftovers(self) -> None:
+        """Staged files a previous run of this node left: publish those whose FINISH was
+        accepted, delete the rest (their jobs moved on or will run again)."""
+        for path in sorted(self.staging.glob("*")):
+            staged = Staged.parse(path)
+            if staged is None:
+                continue
+            h = await self.board.job(staged.job_id)
+            if (
+                h is not None
+                and h.get("status") == JobStatus.COMPLETED.value
+                and h.get("token") == str(staged.token)
+                and h.get("node") == self.node_id
+            ):
+                final = await asyncio.to_thread(publish_staged, self.lake_dir, staged)
+                log.info("published a snapshot staged before a restart", path=str(final))
+            else:
+                path.unlink(missing_ok=True)
+                log.info("discarded a stale staged snapshot", path=str(path))
+
+    # -- intake -----------------------------------------------------------------------
+
+    async def submit(
+        self, lives: Sequence[LiveJob], keys: Mapping[uuid.UUID, tuple[str, str]]
+    ) -> list[tuple[LiveJob, bool]]:
+        """Queue jobs on the board; answered once Redis has them (and fsynced them)."""
+        jobs = []
+        for live in lives:
+            key, fingerprint = keys.get(live.job_id, ("", ""))
+            request = live.request
+            jobs.append(
+                new_job(
+                    str(live.job_id),
+                    live.job.priority_level,
+                    source=live.source_key,
+                    estimate_s=live.estimate_s,
+                    enqueued_ms=self.to_board_ms(live.job.queued_at),
+                    deadline_ms=None
+                    if request.deadline is None
+                    else self.to_board_ms(request.deadline),
+                    fields={
+                        "request": request.model_dump_json(),
+                        "job": live.job.model_dump_json(exclude={"processing_duration"}),
+                        "symbol": request.market_symbol,
+                        "origin": str(request.origin),
+                        "submitted_by": self.node_id,
+                    },
+                    idem_key=key,
+                    # the first use: its job and what was asked
+                    idem_value=f"{live.job_id} {fingerprint}" if key else "",
+                    idem_ttl_ms=IDEMPOTENCY_TTL_MS,
+                )
+            )
+        try:
+            found = await self.board.submit(jobs)
+        except Exception as exc:
+            raise Unavailable(
+                f"the cluster's Redis ({self.facts.url}) did not take the request "
+                f"({type(exc).__name__}); nothing was accepted: retry"
+            ) from None
+        out = []
+        for live, earlier in zip(lives, found, strict=True):
+            if not earlier:
+                out.append((live, False))
+                continue
+            job_id, _, fingerprint = earlier.partition(" ")
+            key = keys[live.job_id][0]
+            if fingerprint != keys[live.job_id][1]:
+                raise Conflict(
+                    f"idempotency key {key!r} was used for a different request (job "
+                    f"{job_id[:8]}); a key stands for one request for 24 hours"
+                )
+            h = await self.board.job(job_id)
+            if h is None:
+                raise Conflict(
+                    f"idempotency key {key!r} stands for job {job_id[:8]}, which the cluster "
+                    "no longer holds"
+                )
+            out.append((self.live_from({"job_id": job_id, **h}), True))
+        return out
+
+    # -- reads ------------------------------------------------------------------------
+
+    def job_from(self, h: Mapping[str, str]) -> ProcessingJob:
+        """The job as the board holds it now (its first shape, with the live fields)."""
+        job = ProcessingJob.model_validate_json(h["job"])
+        status = JobStatus(h.get("status", "queued"))
+        update: dict[str, Any] = {
+            "status": status,
+            "priority_level": PriorityLevel(h.get("level", job.priority_level)),
+            "retry_count": min(int(h.get("retries") or 0), self.settings.retry.max_retries),
+            "lease_owner": h.get("node") or None,
+            "started_at": self.from_board_ms(h.get("started_ms")),
+            "updated_at": self.from_board_ms(h.get("updated_ms")),
+            "error_message": h.get("error_message") or None,
+        }
+        if status.is_final or status is JobStatus.FAILED:
+            update["completed_at"] = self.from_board_ms(h.get("finished_ms"))
+            sla = h.get("sla_status", "")
+            if sla in {s.value for s in SlaStatus}:
+                update["sla_status"] = SlaStatus(sla)
+        if h.get("records_processed"):
+            update["records_processed"] = int(h["records_processed"])
+        if h.get("data_size_bytes"):
+            update["data_size_bytes"] = int(h["data_size_bytes"])
+        return job.model_copy(update=update)
+
+    def live_from(self, h: Mapping[str, str]) -> LiveJob:
+        request = PriorityRequest.model_validate_json(h["request"])
+        job = self.job_from(h)
+        deadline = request.deadline
+        return LiveJob(
+            request=request,
+            job=job,
+            source_key=h.get("source", ""),
+            estimate_s=float(h.get("estimate_s") or 0.0),
+            enqueued_mono=self._clock.mono(),
+            deadline_mono=self._clock.to_mono(deadline) if deadline else None,
+            snapshot_id=h.get("snapshot_id") or None,
+        )
+
+    async def live(self, job_id: uuid.UUID) -> LiveJob | None:
+        h = await self.board.job(str(job_id))
+        return None if h is None or "request" not in h else self.live_from(h)
+
+    async def cancel(self, job_id: uuid.UUID) -> LiveJob:
+        answer = await self.board.cancel(
+            str(job_id), "cancelled by a trader", ttl_ms=self.node.ttl_ms
+        )
+        if answer == "MISSING":
+            raise NotFound(f"no job {job_id} on the cluster's board")
+        live = await self.live(job_id)
+        if live is None:
+            raise NotFound(f"no job {job_id} on the cluster's board")
+        if answer not in ("CANCELLED", "RUNNING"):
+            from gexdaemon.daemon.runner import finished_conflict  # noqa: PLC0415
+
+            raise finished_conflict(live.job)
+        if answer == "RUNNING":
+            live.cancel_requested = True
+        return live
+
+    async def status(self) -> dict[str, Any]:
+        nodes = await self.board.nodes()
+        holder, epoch = await self.board.leader()
+        now_ms = await self.board.time_ms()
+        found = await facts(self.board.client, self.settings.cluster)
+        self.facts = found
+        return {
+            "mode": "cluster",
+            "cluster": self.settings.cluster.name,
+            "node_id": self.node_id,
+            "leader": holder or None,
+            "epoch": epoch,
+            "nodes": [
+                {
+                    "node_id": n["node_id"],
+                    "host": n.get("host", ""),
+                    "slots": int(n.get("slots") or 0),
+                    "busy": int(n.get("busy") or 0),
+                    "heartbeat_age_s": round(
+                        max(0.0, (now_ms - float(n.get("heartbeat_ms") or now_ms)) / 1000), 3
+                    ),
+                    "leader": n["node_id"] == holder,
+                    "version": n.get("version", ""),
+                }
+                for n in nodes
+            ],
+            "redis": {
+                "url": found.url,
+                "version": found.version,
+                "appendonly": found.aof_enabled,
+                "appendfsync": found.appendfsync,
+                "durable": found.durable,
+                "used_memory": found.used_memory_human,
+                "ops_per_s": found.ops_per_s,
+                "warning": found.volatility() if not found.durable else "",
+            },
+        }
+
+    # -- work -------------------------------------------------------------------------
+
+    async def _work(self, job_id: str, h: Mapping[str, str]) -> Attempt:
+        live = self.live_from({"job_id": job_id, **h})
+        key = live.job_id
+        self._tokens[key] = int(h["token"])
+        self._bus.publish(EventType.JOB_STARTED, lambda: present.job_notice(live))
+        try:
+            outcome = await self._executor.attempt(live)
+        finally:
+            self._tokens.pop(key, None)
+            staged = self._staged.pop(key, None)
+        fields: dict[str, Any] = {
+            "records_processed": outcome.records,
+            "data_size_bytes": outcome.size_bytes,
+        }
+        if not outcome.ok or staged is None:
+            if staged is not None:
+                staged[0].path.unlink(missing_ok=True)
+            return Attempt(
+                ok=False,
+                code=outcome.code,
+                message=outcome.message,
+                retry_after_s=outcome.retry_after_s,
+                fields=fields,
+            )
+        found, record = staged
+        fields["snapshot_id"] = str(record.snapshot_id)
+
+        async def publish() -> None:
+            first = not any(self.lake_dir.glob("symbol=*"))
+            final = await asyncio.to_thread(publish_staged, self.lake_dir, found)
+            await cache_snapshot(self._store, record, final, first_in_lake=first)
+            if outcome.snapshot is not None:
+                summary = present.snapshot_summary(outcome.snapshot.snapshot_row)
+                live.snapshot_id = summary.snapshot_id
+                self._latest.note(summary)
+                self._bus.publish(
+                    EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, live)
+                )
+
+        async def discard() -> None:
+            found.path.unlink(missing_ok=True)
+
+        return Attempt(ok=True, fields=fields, publish=publish, discard=discard)
+
+    async def _stage(self, live: LiveJob, record: SnapshotRecord) -> None:
+        token = self._tokens[live.job_id]
+        staged = await asyncio.to_thread(
+            stage_snapshot, self.staging, self.lake_dir, record, str(live.job_id), token
+        )
+        self._staged[live.job_id] = (staged, record)
+
+    # -- the mirror -------------------------------------------------------------------
+
+    async def _follow(self, after: str) -> None:
+        """Copy every job change the cluster announces into this node's DuckDB and bus."""
+        delay = 0.1
+        while True:
+            try:
+                events = await self.board.events_after(after, count=MIRROR_BATCH, block_ms=1000)
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cluster event stream unreachable", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+                continue
+            if not events:
+                continue
+            after = events[-1][0]
+            ids = list(dict.fromkeys(e["job_id"] for _, e in events if e.get("job_id")))
+            found = {
+                j: {"job_id": j, **h}
+                for j, h in zip(ids, await self.board.jobs(ids), strict=True)
+                if h and "request" in h
+            }
+            await self._mirror_hashes(list(found.values()))
+            for _, event in events:
+                kind = EVENT_TYPES.get(event.get("type", ""))
+                h = found.get(event.get("job_id", ""))
+                if kind is None or h is None:
+                    continue
+                self._bus.publish(kind, self._notice(h))
+
+    def _notice(self, h: Mapping[str, str]) -> Callable[[], Any]:
+        return lambda: present.job_notice(self.live_from(h))
+
+    async def _mirror_hashes(self, hashes: Sequence[Mapping[str, str]]) -> None:
+        changes: list[Any] = []
+        for h in hashes:
+            if "request" not in h or "job" not in h:
+                continue
+            request = PriorityRequest.model_validate_json(h["request"])
+            request_id = str(request.request_id)
+            if request_id not in self._seen_requests:
+                changes.append(PutRequest(request))
+                self._seen_requests[request_id] = None
+                if len(self._seen_requests) > 100_000:
+                    self._seen_requests.popitem(last=False)
+            changes.append(MirrorJob(self.job_from(h)))
+        if changes:
+            await self._store.commit(changes)
+            self.mirrored += len(hashes)
+
+    async def _watch(self) -> None:
+        """Queue depth and running jobs per level, for /v1/queues and health."""
+        while True:
+            with contextlib.suppress(Exception):
+                depths = await self.board.depths()
+                running = await self.board.running()
+                levels = [(h or {}).get("level", "") for h in await self.board.jobs(running)]
+                self.figures = {
+                    level: (depths.get(level, 0), levels.count(level.value))
+                    for level in PriorityLevel
+                }
+            await asyncio.sleep(1.0)
+
+
+def default_node_id() -> str:
+    import os  # noqa: PLC0415
+
+    return f"{socket.gethostname()}-{os.getpid()}"

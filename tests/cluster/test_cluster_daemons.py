@@ -1,0 +1,199 @@
+"""Real daemon processes in cluster mode on a real redis-server: a request given to any node
+is run once by the cluster, its snapshot lands once in the shared lake, every node answers
+for it, and a node killed mid-job costs a lease, never the job."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.redislab import RedisServer, free_port, redis_server
+from tests.daemon.harness import (
+    FeedServer,
+    RunningDaemon,
+    make_daemon,
+    start_feed_server,
+    wait_until,
+)
+
+CLUSTER = """
+[cluster]
+name = "desk"
+lease_s = 3.0
+leader_ttl_s = 1.0
+"""
+
+
+@pytest.fixture(scope="module")
+def feeds() -> Iterator[FeedServer]:
+    server = start_feed_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def node(redis: RedisServer, lake: Path, node_id: str, extra: str = "") -> RunningDaemon:
+    daemon = make_daemon(CLUSTER + extra)
+    daemon.env.update(
+        GEXD__CLUSTER__REDIS_URL=redis.url,
+        GEXD__CLUSTER__LAKE_DIR=str(lake),
+        GEXD__CLUSTER__NODE_ID=node_id,
+    )
+    return daemon
+
+
+@contextlib.contextmanager
+def cluster(redis: RedisServer, count: int) -> Iterator[tuple[list[RunningDaemon], Path]]:
+    lake = Path(tempfile.mkdtemp(prefix="gxl-"))
+    nodes = [node(redis, lake, f"node{i}").start() for i in range(count)]
+    try:
+        yield nodes, lake
+    finally:
+        for daemon in nodes:
+            with contextlib.suppress(AssertionError):
+                daemon.stop()
+
+
+def body(feeds: FeedServer, path: str = "_SPX.json", **extra: Any) -> dict[str, Any]:
+    return {
+        "source_url": f"{feeds.url}{path}",
+        "data_type": "snapshot",
+        "market_symbol": "SPX",
+        **extra,
+    }
+
+
+def lake_files(lake: Path) -> list[Path]:
+    return sorted(p for p in lake.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def staged_left(lake: Path) -> list[Path]:
+    return sorted(lake.glob(".staging/*/*"))
+
+
+def test_a_request_to_one_node_runs_once_and_every_node_answers_for_it(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    with cluster(redis, 2) as (nodes, lake):
+        a, b = nodes
+        ids = []
+        for symbol, path in [("SPX", "_SPX.json"), ("NDX", "_NDX.json"), ("SPY", "SPY.json")]:
+            accepted = a.client().submit(body(feeds, path, market_symbol=symbol))
+            ids.append(accepted["job_id"])
+        for job_id in ids:
+            found = b.wait_job(job_id)  # asked of the other node
+            assert found["job"]["status"] == "completed", found
+        assert len(lake_files(lake)) == 3 and staged_left(lake) == []
+        # every node's listing holds every job
+        for daemon in nodes:
+            listed = {j["job_id"] for j in daemon.client().jobs(limit=50)["jobs"]}
+            assert set(ids) <= listed
+        status = a.client().cluster()
+        assert status["mode"] == "cluster" and status["cluster"] == "desk"
+        assert {n["node_id"] for n in status["nodes"]} == {"node0", "node1"}
+        assert sum(n["leader"] for n in status["nodes"]) == 1
+        assert status["redis"]["durable"] is True and status["redis"]["appendfsync"] == "always"
+        human = b.cli("cluster", "status", check=True).stdout
+        assert "node0" in human and "node1" in human and "durable" in human
+        assert "leader" in human and "2 node(s)" in human
+        machine = json.loads(b.cli("--json", "cluster", "status", check=True).stdout)
+        assert machine["epoch"] >= 1
+
+
+def test_an_idempotency_key_holds_across_nodes(redis: RedisServer, feeds: FeedServer) -> None:
+    with cluster(redis, 2) as (nodes, _lake):
+        a, b = nodes
+        first = a.client().submit(body(feeds), idempotency_key="desk-1")
+        again = b.client().submit(body(feeds), idempotency_key="desk-1")
+        assert again["job_id"] == first["job_id"] and again["replayed"] is True
+
+
+def test_a_node_killed_mid_job_costs_a_lease_not_the_job(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    slow = start_feed_server(feeds_folder(), "--latency-ms", "4000")
+    try:
+        with cluster(redis, 2) as (nodes, lake):
+            a, b = nodes
+            ids = [
+                a.client().submit(body(slow, "_SPX.json", metadata={"n": i}))["job_id"]
+                for i in range(4)
+            ]
+
+            def running_on_a() -> bool:
+                jobs = [a.client().job(j)["job"] for j in ids]
+                return any(
+                    j["status"] == "processing" and j.get("lease_owner") == "node0" for j in jobs
+                )
+
+            wait_until(running_on_a, timeout=30, what="a job running on node0")
+            a.stop(signal.SIGKILL)
+            for job_id in ids:
+                found = b.wait_job(job_id, timeout=90)
+                assert found["job"]["status"] == "completed", found
+            files = lake_files(lake)
+            assert len(files) == len(ids)  # one snapshot each: none twice, none lost
+            wait_until(lambda: not staged_left(lake) or _only_dead(lake), what="staging cleared")
+    finally:
+        slow.stop()
+
+
+def _only_dead(lake: Path) -> bool:
+    """Staging files left only by the killed node (it settles them when it comes back)."""
+    return all(p.parent.name == "node0" for p in staged_left(lake))
+
+
+def feeds_folder() -> Path:
+    from tests.daemon.harness import SAMPLE_FEEDS
+
+    return SAMPLE_FEEDS
+
+
+def test_a_volatile_redis_is_refused_unless_allowed() -> None:
+    with redis_server(appendfsync="everysec") as volatile:
+        lake = Path(tempfile.mkdtemp(prefix="gxl-"))
+        daemon = node(volatile, lake, "v")
+        result = daemon.cli("run", timeout=60)
+        assert result.returncode == 4, result.stderr
+        assert "would lose acknowledged requests" in result.stderr
+        assert "--allow-volatile-redis" in result.stderr
+        allowed = node(volatile, lake, "v", "allow_volatile_redis = true\n").start()
+        try:
+            status = allowed.client().cluster()
+            assert status["redis"]["durable"] is False
+            assert "once a second" in status["redis"]["warning"]
+            human = allowed.cli("cluster", "status", check=True).stdout
+            assert "VOLATILE" in human
+        finally:
+            allowed.stop()
+
+
+def test_an_unreachable_redis_is_a_clear_error_at_start() -> None:
+    daemon = make_daemon(CLUSTER)
+    daemon.env["GEXD__CLUSTER__REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    result = daemon.cli("run", timeout=60)
+    assert result.returncode == 4, result.stderr
+    assert "does not answer" in result.stderr and "redis_url" in result.stderr
+
+
+def test_embedded_mode_says_it_is_a_cluster_of_one_and_loads_no_redis() -> None:
+    daemon = make_daemon().start()
+    try:
+        status = daemon.client().cluster()
+        assert status["mode"] == "embedded" and status["redis"] is None
+        assert len(status["nodes"]) == 1
+        assert "embedded" in daemon.cli("cluster", check=True).stdout
+        maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text()  # type: ignore[union-attr]
+        assert "hiredis" not in maps
+        modules = daemon.cli("--json", "status", check=True)
+        assert modules.returncode == 0
+    finally:
+        daemon.stop()
