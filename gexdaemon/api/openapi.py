@@ -32,7 +32,8 @@ ERROR_TEXT = {
     409: "the job or rule is in a state that does not allow this change",
     413: "the body is larger than allowed",
     422: "validation failed: details name each field path and why",
-    503: "the daemon is shutting down and takes no new work",
+    503: "the daemon is shutting down, or (cluster mode) its Redis is unreachable: nothing "
+    "was accepted; retry",
 }
 
 

@@ -35,6 +35,7 @@ from gexdaemon.core.errors import (
     NotFound,
     PayloadTooLarge,
     ShuttingDown,
+    Unavailable,
 )
 from gexdaemon.daemon.events import RESYNC
 from gexdaemon.daemon.operations import Operations
@@ -81,6 +82,7 @@ STATUS_BY_TYPE: tuple[tuple[type[GexError], int], ...] = (
     (PayloadTooLarge, 413),
     (InvalidInput, 422),
     (ShuttingDown, 503),
+    (Unavailable, 503),
 )
 
 

@@ -125,6 +125,7 @@ class Leader:
         self.scheduler: Scheduler | None = None
         self._jobs: dict[str, SchedJob] = {}  # what the scheduler holds, to put one back
         self._started: dict[str, float] = {}  # running: when (mono) it was dispatched
+        self._pins: dict[str, str] = {}  # jobs only one node can run (a file it holds)
         self._after = "0-0"
         self._base = (0, 0.0)  # (redis ms, mono) measured together
         self._reconciled = 0.0
@@ -152,6 +153,8 @@ class Leader:
         )
 
     def _sched_job(self, h: Mapping[str, str]) -> SchedJob:
+        if h.get("pin"):
+            self._pins[h["job_id"]] = h["pin"]
         deadline_ms = h.get("deadline_ms", "")
         not_before_ms = h.get("not_before_ms", "")
         return SchedJob(
@@ -172,6 +175,7 @@ class Leader:
         sched = self._new_scheduler(slots)
         self._jobs.clear()
         self._started.clear()
+        self._pins.clear()
         after, queued, running = await self._board.live_work()
         for h in running:
             job = self._sched_job(h)
@@ -207,6 +211,7 @@ class Leader:
         self.epoch = 0
         self._jobs.clear()
         self._started.clear()
+        self._pins.clear()
 
     async def step(self, block_ms: int) -> None:
         """Take in what happened since the last step, then hand out every free slot."""
@@ -252,6 +257,7 @@ class Leader:
         else:
             sched.cancel(job_id)
         del self._jobs[job_id]
+        self._pins.pop(job_id, None)
 
     async def _reconcile(self) -> None:
         """Rebuild when the scheduler and the board disagree (an event trimmed unseen)."""
@@ -295,7 +301,11 @@ class Leader:
             if picked is None:
                 break
             job_id = str(picked.job_id)
-            node = max(free, key=lambda n: free[n], default=None)
+            pin = self._pins.get(job_id)
+            if pin is not None:
+                node = pin if pin in free else None
+            else:
+                node = max(free, key=lambda n: free[n], default=None)
             if node is None or free[node] <= 0:
                 self._put_back(job_id)
                 break

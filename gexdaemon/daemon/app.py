@@ -418,6 +418,7 @@ class Daemon:
             latest=self.latest,
             bus=self.bus,
             clock=clock,
+            decode_context=cfg.domain_context(allow_any_symbol=True, allow_file_urls=True),
         )
 
     async def stop(self) -> None:

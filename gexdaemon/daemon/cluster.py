@@ -25,7 +25,7 @@ from gexdaemon.cluster.board import Board
 from gexdaemon.cluster.link import RedisFacts, facts
 from gexdaemon.cluster.node import Attempt, ClusterNode, new_job
 from gexdaemon.core.errors import Conflict, NotFound, Unavailable
-from gexdaemon.core.models import PriorityRequest, ProcessingJob
+from gexdaemon.core.models import DomainContext, PriorityRequest, ProcessingJob
 from gexdaemon.core.settings import Settings
 from gexdaemon.core.vocab import EventType, JobStatus, PriorityLevel, SlaStatus
 from gexdaemon.daemon import present
@@ -75,8 +75,12 @@ class ClusterService:
         latest: LatestSnapshots,
         bus: EventBus,
         clock: Clock,
+        decode_context: DomainContext,
     ) -> None:
         self.settings = settings
+        # What the board holds was validated when a node accepted it (file:// URLs from a
+        # drop folder included); reading it back checks the shapes under that same trust.
+        self._decode = decode_context.as_validation_context()
         self.node_id = node_id
         self.board = board
         self.facts = redis_facts
@@ -189,6 +193,8 @@ class ClusterService:
                         "symbol": request.market_symbol,
                         "origin": str(request.origin),
                         "submitted_by": self.node_id,
+                        # a file in this node's drop or ingest folder: only this node has it
+                        "pin": self.node_id if request.source_url.startswith("file://") else "",
                     },
                     idem_key=key,
                     # the first use: its job and what was asked
@@ -228,7 +234,7 @@ class ClusterService:
 
     def job_from(self, h: Mapping[str, str]) -> ProcessingJob:
         """The job as the board holds it now (its first shape, with the live fields)."""
-        job = ProcessingJob.model_validate_json(h["job"])
+        job = ProcessingJob.model_validate_json(h["job"], context=self._decode)
         status = JobStatus(h.get("status", "queued"))
         update: dict[str, Any] = {
             "status": status,
@@ -251,7 +257,7 @@ class ClusterService:
         return job.model_copy(update=update)
 
     def live_from(self, h: Mapping[str, str]) -> LiveJob:
-        request = PriorityRequest.model_validate_json(h["request"])
+        request = PriorityRequest.model_validate_json(h["request"], context=self._decode)
         job = self.job_from(h)
         deadline = request.deadline
         return LiveJob(
@@ -401,7 +407,12 @@ class ClusterService:
                 for j, h in zip(ids, await self.board.jobs(ids), strict=True)
                 if h and "request" in h
             }
-            await self._mirror_hashes(list(found.values()))
+            try:
+                await self._mirror_hashes(list(found.values()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store refused: say so, keep following
+                log.exception("could not mirror cluster jobs into this node's database")
             for _, event in events:
                 kind = EVENT_TYPES.get(event.get("type", ""))
                 h = found.get(event.get("job_id", ""))
@@ -417,14 +428,19 @@ class ClusterService:
         for h in hashes:
             if "request" not in h or "job" not in h:
                 continue
-            request = PriorityRequest.model_validate_json(h["request"])
+            try:
+                request = PriorityRequest.model_validate_json(h["request"], context=self._decode)
+                job = self.job_from(h)
+            except ValueError:  # never let one odd job stop the mirror
+                log.exception("a cluster job did not read back; not mirrored", job_id=h["job_id"])
+                continue
             request_id = str(request.request_id)
             if request_id not in self._seen_requests:
                 changes.append(PutRequest(request))
                 self._seen_requests[request_id] = None
                 if len(self._seen_requests) > 100_000:
                     self._seen_requests.popitem(last=False)
-            changes.append(MirrorJob(self.job_from(h)))
+            changes.append(MirrorJob(job))
         if changes:
             await self._store.commit(changes)
             self.mirrored += len(hashes)

@@ -197,3 +197,27 @@ def test_embedded_mode_says_it_is_a_cluster_of_one_and_loads_no_redis() -> None:
         assert modules.returncode == 0
     finally:
         daemon.stop()
+
+
+def test_a_chain_file_dropped_on_a_node_runs_on_that_node(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    import shutil
+
+    from tests.daemon.harness import SAMPLE_FEEDS
+
+    with cluster(redis, 2) as (nodes, lake):
+        _a, b = nodes
+        shutil.copyfile(SAMPLE_FEEDS / "SPX_strikes.csv", b.drop / "SPX_dropped.csv")
+
+        def finished() -> list[dict[str, Any]]:
+            jobs = b.client().jobs(limit=10)["jobs"]
+            return [j for j in jobs if j["status"] == "completed"]
+
+        try:
+            (job,) = wait_until(finished, timeout=60, what="the dropped chain to be processed")
+        except AssertionError:
+            raise AssertionError(b.log_text()[-4000:]) from None
+        detail = b.client().job(job["job_id"])["job"]
+        assert detail["lease_owner"] == "node1"  # only node1 can read its drop folder
+        assert len(lake_files(lake)) == 1

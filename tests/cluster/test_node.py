@@ -317,3 +317,25 @@ class _Partitioned:
 
     async def heartbeat(self, *_args: object, **_kw: object) -> str:
         raise ConnectionError("partitioned")
+
+
+def test_a_job_pinned_to_a_node_runs_only_there(redis: RedisServer) -> None:
+    """A chain file dropped on one node's folder: only that node can read it."""
+
+    async def body(lab: Lab) -> None:
+        await lab.node("big", slots=8)
+        await lab.node("holder", slots=1)
+        board = await lab.board()
+        ids = [f"f{i}" for i in range(5)]
+        for i, job_id in enumerate(ids):
+            await submit(board, job_id, H, pin="holder", source=f"file{i}")
+        await submit(board, "free", H, source="elsewhere")
+
+        async def done() -> bool:
+            return (await statuses(board, [*ids, "free"]))["completed"] == 6
+
+        await until(done)
+        ran = dict(lab.ran)
+        assert all(ran[job_id] == "holder" for job_id in ids)
+
+    run(redis, body)
