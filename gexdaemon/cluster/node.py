@@ -605,15 +605,31 @@ class ClusterNode:
         *,
         not_before_ms: int = 0,
     ) -> None:
-        accepted = await self.board.finish(
-            job_id,
-            token,
-            target,
-            attempt.fields,
-            ttl_ms=self.ttl_ms,
-            retry_score=float(job.get("score") or 0),
-            not_before_ms=not_before_ms,
-        )
+        # Redis away for a moment: keep trying while the lease may still hold; after that
+        # the job has moved on (or will), so the attempt's result is dropped.
+        give_up = self.mono() + self.cluster.lease_s
+        delay = 0.05
+        while True:
+            try:
+                accepted = await self.board.finish(
+                    job_id,
+                    token,
+                    target,
+                    attempt.fields,
+                    ttl_ms=self.ttl_ms,
+                    retry_score=float(job.get("score") or 0),
+                    not_before_ms=not_before_ms,
+                )
+                break
+            except Exception as exc:
+                if self.mono() + delay > give_up:
+                    log.warning(
+                        "FINISH never reached Redis", job_id=job_id, error=type(exc).__name__
+                    )
+                    accepted = False
+                    break
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
         if accepted:
             self.finished += 1
             if attempt.publish is not None:

@@ -339,3 +339,32 @@ def test_a_job_pinned_to_a_node_runs_only_there(redis: RedisServer) -> None:
         assert all(ran[job_id] == "holder" for job_id in ids)
 
     run(redis, body)
+
+
+def test_a_redis_crash_mid_job_loses_no_acknowledged_job(redis: RedisServer) -> None:
+    """SIGKILL of redis-server (AOF, fsync always) while jobs run: every job still ends once."""
+
+    async def body(lab: Lab) -> None:
+        await lab.node("n0", slots=4)
+        await lab.node("n1", slots=4)
+        board = await lab.board()
+        ids = [f"j{i}" for i in range(12)]
+        for i, job_id in enumerate(ids):
+            await submit(board, job_id, (C, H, M, L)[i % 4], work_s="0.5", source=f"s{i}")
+
+        async def some_running() -> bool:
+            return (await statuses(board, ids))["processing"] > 0
+
+        await until(some_running)
+        await asyncio.to_thread(redis.restart)
+
+        async def all_done() -> bool:
+            try:
+                return (await statuses(board, ids))["completed"] == len(ids)
+            except Exception:  # the test's own client reconnecting
+                return False
+
+        await until(all_done, within=40)
+        assert set(ids) <= {job for job, _ in lab.ran}
+
+    run(redis, body)
