@@ -21,6 +21,7 @@ import contextlib
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,6 +127,10 @@ class Leader:
         self._jobs: dict[str, SchedJob] = {}  # what the scheduler holds, to put one back
         self._started: dict[str, float] = {}  # running: when (mono) it was dispatched
         self._pins: dict[str, str] = {}  # jobs only one node can run (a file it holds)
+        self._node_of: dict[str, str] = {}  # running: the node it was given to
+        self._busy: Counter[str] = Counter()  # running jobs per node, as this leader knows
+        self._members: dict[str, int] = {}  # live nodes and their slots
+        self._members_at = -1e9
         self._after = "0-0"
         self._base = (0, 0.0)  # (redis ms, mono) measured together
         self._reconciled = 0.0
@@ -176,6 +181,9 @@ class Leader:
         self._jobs.clear()
         self._started.clear()
         self._pins.clear()
+        self._node_of.clear()
+        self._busy.clear()
+        self._members_at = -1e9
         after, queued, running = await self._board.live_work()
         for h in running:
             job = self._sched_job(h)
@@ -187,6 +195,7 @@ class Leader:
             sched.adopt(job, started)
             self._jobs[job.job_id] = job  # type: ignore[index]
             self._started[h["job_id"]] = started
+            self._running_on(h["job_id"], h.get("node", ""))
         for h in queued:
             if h.get("status") != JobStatus.QUEUED.value:
                 continue
@@ -212,6 +221,19 @@ class Leader:
         self._jobs.clear()
         self._started.clear()
         self._pins.clear()
+        self._node_of.clear()
+        self._busy.clear()
+
+    def _running_on(self, job_id: str, node: str) -> None:
+        self._node_of[job_id] = node
+        self._busy[node] += 1
+
+    def _not_running(self, job_id: str) -> None:
+        node = self._node_of.pop(job_id, None)
+        if node is not None:
+            self._busy[node] -= 1
+            if self._busy[node] <= 0:
+                del self._busy[node]
 
     async def step(self, block_ms: int) -> None:
         """Take in what happened since the last step, then hand out every free slot."""
@@ -252,6 +274,7 @@ class Leader:
         if sched is None or job_id not in self._jobs:
             return
         started = self._started.pop(job_id, None)
+        self._not_running(job_id)
         if started is not None:
             sched.finish(job_id, max(0.0, self._mono() - started))
         else:
@@ -281,20 +304,23 @@ class Leader:
     async def _dispatch(self) -> None:
         sched = self.scheduler
         assert sched is not None
-        nodes = await self._board.nodes()
         beat, _ttl = node_timing(self._settings.cluster.lease_s)
-        redis_ms, mono = self._base
-        now_ms = redis_ms + (self._mono() - mono) * 1000
-        free = {
-            n["node_id"]: int(n.get("slots", 0)) - int(n.get("busy", 0))
-            for n in nodes  # a node two beats late is not given new work
-            if now_ms - float(n.get("heartbeat_ms") or 0) <= 2 * beat * 1000
-        }
-        total = sum(int(n.get("slots", 0)) for n in nodes)
-        if total != sched.slots and total > 0:
-            sched.set_slots(total)
-        if total <= 0:
+        if self._mono() - self._members_at >= beat / 2:
+            nodes = await self._board.nodes()
+            redis_ms, mono = self._base
+            now_ms = redis_ms + (self._mono() - mono) * 1000
+            self._members = {
+                n["node_id"]: int(n.get("slots", 0))
+                for n in nodes  # a node two beats late is not given new work
+                if now_ms - float(n.get("heartbeat_ms") or 0) <= 2 * beat * 1000
+            }
+            self._members_at = self._mono()
+            total = sum(int(n.get("slots", 0)) for n in nodes)
+            if total != sched.slots and total > 0:
+                sched.set_slots(total)
+        if not self._members or sched.queued_count == 0 or sched.free_slots <= 0:
             return
+        free = {node: slots - self._busy[node] for node, slots in self._members.items()}
         pairs: list[tuple[str, str]] = []
         while sched.free_slots > 0:
             picked = sched.dispatch()
@@ -312,6 +338,7 @@ class Leader:
             free[node] -= 1
             pairs.append((job_id, node))
             self._started[job_id] = self._mono()
+            self._running_on(job_id, node)
         if not pairs:
             return
         answers = await self._board.assign(
@@ -333,6 +360,7 @@ class Leader:
         assert sched is not None
         job = self._jobs.get(job_id)
         self._started.pop(job_id, None)
+        self._not_running(job_id)
         sched.finish(job_id, 0.0)
         if job is not None:
             sched.submit(job)

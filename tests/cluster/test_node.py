@@ -27,7 +27,7 @@ def settings_for(server: RedisServer, **cluster: object) -> Settings:
     options: dict[str, object] = {"redis_url": server.url, "lease_s": 2.0, "leader_ttl_s": 1.0}
     options.update(cluster)
     return Settings(
-        cluster=ClusterSettings(**options),  # type: ignore[arg-type]
+        cluster=ClusterSettings(**options),
         retry=RetrySettings(base_delay_s=0.01, max_delay_s=0.05),
     )
 
