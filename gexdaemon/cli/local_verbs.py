@@ -54,6 +54,13 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, help="make the traffic repeatable")
     p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="cluster mode: start a local redis-server (from PATH) and this many daemons "
+        "sharing it (default 1: embedded mode)",
+    )
+    p.add_argument(
         "--feed-port",
         type=int,
         default=8765,
@@ -196,6 +203,7 @@ def demo_verb(inv: Invocation) -> int:
             exit_after=a.exit_after,
             seed=a.seed,
             feed_port=a.feed_port,
+            nodes=a.nodes,
         )
     )
     return EXIT_OK

@@ -419,6 +419,7 @@ class Daemon:
             bus=self.bus,
             clock=clock,
             decode_context=cfg.domain_context(allow_any_symbol=True, allow_file_urls=True),
+            sla_watch=self.sla_watch,
         )
 
     async def stop(self) -> None:

@@ -33,6 +33,7 @@ from gexdaemon.daemon.clock import Clock
 from gexdaemon.daemon.events import EventBus
 from gexdaemon.daemon.execute import Executor
 from gexdaemon.daemon.jobbook import LiveJob
+from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.snapshots import LatestSnapshots
 from gexdaemon.storage.snapshot_record import SnapshotRecord
 from gexdaemon.storage.snapshots import (
@@ -47,6 +48,7 @@ log = structlog.get_logger("gexdaemon.cluster")
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 MIRROR_BATCH = 500
+FINAL_EVENTS = frozenset({EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED})
 EVENT_TYPES = {
     "job.queued": EventType.JOB_QUEUED,
     "job.started": EventType.JOB_STARTED,
@@ -76,11 +78,13 @@ class ClusterService:
         bus: EventBus,
         clock: Clock,
         decode_context: DomainContext,
+        sla_watch: SlaWatch | None = None,
     ) -> None:
         self.settings = settings
         # What the board holds was validated when a node accepted it (file:// URLs from a
         # drop folder included); reading it back checks the shapes under that same trust.
         self._decode = decode_context.as_validation_context()
+        self._sla_watch = sla_watch
         self.node_id = node_id
         self.board = board
         self.facts = redis_facts
@@ -418,7 +422,18 @@ class ClusterService:
                 h = found.get(event.get("job_id", ""))
                 if kind is None or h is None:
                     continue
+                if kind in FINAL_EVENTS:
+                    self._count_finish(h)
                 self._bus.publish(kind, self._notice(h))
+
+    def _count_finish(self, h: Mapping[str, str]) -> None:
+        """The cluster's SLA figures, on every node: each job that ended, met or not."""
+        watch = self._sla_watch
+        if watch is None or "level" not in h:
+            return
+        sla = h.get("sla_status", "")
+        met = None if sla in ("", SlaStatus.NONE.value) else sla == SlaStatus.MET.value
+        watch.record_finish(PriorityLevel(h["level"]), met=met, flagged=False)
 
     def _notice(self, h: Mapping[str, str]) -> Callable[[], Any]:
         return lambda: present.job_notice(self.live_from(h))

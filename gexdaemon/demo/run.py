@@ -22,16 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from gexdaemon.cluster.localredis import LocalRedis, free_port
 from gexdaemon.config import Config
 from gexdaemon.core.errors import GexError
+from gexdaemon.core.settings import ClusterSettings
 from gexdaemon.core.vocab import Origin
 from gexdaemon.daemon.app import Daemon
 from gexdaemon.demo.feedserver import start_feed_server
@@ -109,6 +113,75 @@ def demo_config(config: Config, *, stamp: str) -> Config:
     )
 
 
+class ExtraNodes:
+    """`demo --nodes N`: a local redis-server and nodes 2..N as `gexdaemon run` processes;
+    the demo's own daemon is node 1."""
+
+    def __init__(self, config: Config, cfg: Config, count: int) -> None:
+        self.config, self.cfg, self.count = config, cfg, count
+        self.redis: LocalRedis | None = None
+        self.procs: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+
+    def start(self) -> Config:
+        """Start Redis and the other nodes; returns node 1's config (cluster mode)."""
+        root = self.cfg.data_dir
+        self.redis = LocalRedis(folder=root / "redis", port=free_port()).start()
+        lake = root / "lake"
+        cluster = ClusterSettings(
+            redis_url=self.redis.url, name="demo", node_id="node1", lake_dir=str(lake)
+        )
+        cfg = dataclasses.replace(
+            self.cfg,
+            settings=self.cfg.settings.model_copy(update={"cluster": cluster}),
+        )
+        for i in range(2, self.count + 1):
+            node_dir = root / f"node{i}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("GEXD")}
+            env.update(
+                GEXD_DATA_DIR=str(node_dir),
+                GEXD_SOCKET=str(node_dir / "gexd.sock"),
+                GEXD__CLUSTER__REDIS_URL=self.redis.url,
+                GEXD__CLUSTER__NAME="demo",
+                GEXD__CLUSTER__NODE_ID=f"node{i}",
+                GEXD__CLUSTER__LAKE_DIR=str(lake),
+                GEXD__LOGGING__LEVEL="warning",
+            )
+            if self.config.files:
+                env["GEXD_CONFIG"] = os.pathsep.join(str(f) for f in self.config.files)
+            with (node_dir / "daemon.log").open("ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "gexdaemon", "run"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            self.procs.append((f"node{i}", node_dir / "gexd.sock", proc))
+        return cfg
+
+    def banner(self) -> str:
+        if self.redis is None:
+            return ""
+        lines = [
+            f"  cluster      {self.count} nodes on redis-server {self.redis.url} (AOF, fsync always)"
+        ]
+        lines += [f"  node{i:<8} socket {sock}" for i, (_, sock, _) in enumerate(self.procs, 2)]
+        return "\n".join(lines) + "\n"
+
+    def stop(self) -> None:
+        for _, _, proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        for _, _, proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.redis is not None:
+            self.redis.stop()
+
+
 async def run_demo(
     config: Config,
     *,
@@ -117,11 +190,15 @@ async def run_demo(
     exit_after: bool,
     seed: int | None,
     feed_port: int = FEED_PORT,
+    nodes: int = 1,
     out: TextIO = sys.stdout,
 ) -> None:
     feed_dir = find_sample_feeds(feeds)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     cfg = demo_config(config, stamp=stamp)
+    extra = ExtraNodes(config, cfg, nodes) if nodes > 1 else None
+    if extra is not None:
+        cfg = extra.start()
     try:
         feed_runner, port = await start_feed_server(feed_dir, port=feed_port, seed=seed)
     except OSError:  # 8765 taken (another demo, another program): any free port
@@ -148,11 +225,17 @@ async def run_demo(
             f"  drop folder  {cfg.drop_dir}\n"
             f"  feed server  {base}/ serving {feed_dir}\n"
             f"  traffic      a desk's request mix for {minutes:g} min, then idle until Ctrl-C\n"
-            f"\nIn the first two minutes:\n"
+            + (extra.banner() if extra is not None else "")
+            + "\nIn the first two minutes:\n"
             + "".join(f"  ~{m.at_s:3.0f} s  {m.shows}\n" for m in TIMELINE)
             + "\n"
             f"Watch it:      gextui{'' if sock == config.socket_path else f' --socket {sock}'}\n"
-            f"Script it:     gexdaemon status --socket {sock}\n"
+            + (
+                f"Nodes:         gexdaemon cluster status --socket {sock}\n"
+                if extra is not None
+                else ""
+            )
+            + f"Script it:     gexdaemon status --socket {sock}\n"
             f"               gexdaemon gex SPX --socket {sock}\n"
             f"               curl --unix-socket {sock} http://localhost/v1/queues\n"
             f"Stop:          Ctrl-C (a graceful stop: running jobs finish, nothing accepted is lost)\n\n"
@@ -179,6 +262,8 @@ async def run_demo(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await daemon.stop()
+        if extra is not None:
+            await asyncio.to_thread(extra.stop)
         await feed_runner.cleanup()
         await slow_runner.cleanup()
 
