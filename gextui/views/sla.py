@@ -144,7 +144,7 @@ def level_line(desk: DeskState) -> Text:
             f"{breaches} breached in 1h", style=f"bold {readout.RED}" if breaches else "dim"
         )
         text.append(
-            f" ({row.met_total} met / {row.breached_total} breached since start",
+            f" ({row.met_total} met / {row.breached_total} breached since the first job",
             style="dim",
         )
         if row.at_risk_precision is not None:

@@ -161,3 +161,14 @@ def test_the_rule_language_examples_in_the_docs_compile_and_its_errors_read_as_s
         with pytest.raises(RuleConditionError) as info:
             compile_condition(condition)
         assert info.value.explanation == said.strip(), condition
+
+
+def test_user_docs_never_point_into_the_design_folder() -> None:
+    """Item 17: the README, the docs and the default config stand on their own: a user has
+    no `../shared` (the team's design notes) on their machine."""
+    pages = [REPO / "README.md", REPO / "config.toml", *sorted((REPO / "docs").glob("*.md"))]
+    assert len(pages) >= 5
+    for page in pages:
+        text = page.read_text()
+        for needle in ("../shared", "shared/reference", "shared/seed"):
+            assert needle not in text, f"{page.name} points into the design folder ({needle})"

@@ -175,6 +175,10 @@ async def test_disable_a_source_then_bump_and_cancel_a_queued_job(
             await until(
                 pilot, lambda: app.desk.jobs[job_id]["priority_level"] == "medium", what="the bump"
             )
+            # The bump is in the job's history, made by the dashboard (not a uid).
+            history = (await gexd.job(job_id))["history"]
+            (bump,) = [e for e in history if e["reason"].startswith("bumped")]
+            assert "from LOW to MEDIUM" in bump["reason"] and "by tui" in bump["reason"]
 
             await pilot.press("c")
             await until(
@@ -335,3 +339,27 @@ async def until_async(pilot: Any, call: Any, check: Any, within_s: float = 30.0)
             raise AssertionError(f"timed out: last answer {found.get('value')!r}")
         await pilot.pause(0.1)
     return found["value"]
+
+
+async def test_the_sla_view_shows_the_daemons_own_totals(
+    daemon: RunningDaemon, feeds: FeedServer
+) -> None:
+    """Item 6 of desk truth: the dashboard's SLA figures are the daemon's (/v1/sla), with
+    their window named: the same totals the CLI and /metrics show."""
+    async with live_app(daemon).run_test(size=SIZE) as pilot, AsyncClient(daemon.socket) as gexd:
+        app = await attached(pilot)
+        done = await gexd.submit(request(feeds, "SPY_quotedata.csv", market_symbol="SPY"))
+        await daemon_wait(gexd, done["job_id"])
+        report = await gexd.sla()
+        await pilot.press("3")
+
+        def shows_every_level() -> bool:
+            text = screen_text(app)
+            return all(
+                f"{lv.met_total} met / {lv.breached_total} breached since the first job" in text
+                for lv in report.levels
+                if lv.level is not PriorityLevel.LOW
+            )
+
+        await until(pilot, shows_every_level, what="the daemon's SLA totals on screen")
+        assert "breached in 1h" in screen_text(app)
