@@ -6,6 +6,7 @@ A field renamed in one place and not the others fails here, before a user meets 
 
 from __future__ import annotations
 
+import ast
 import typing
 
 import msgspec
@@ -127,3 +128,61 @@ def test_the_openapi_schema_of_each_answer_is_the_shape_the_client_decodes() -> 
                 assert documented == {f.encode_name for f in msgspec.structs.fields(member)}, (
                     route.name
                 )
+
+
+def _shape_of(annotation: ast.expr | None) -> type[s.Shape] | None:
+    """`s.X`, `Sequence[s.X]`, `list[s.X]`, `Col[s.X]` -> X (a wire shape), else None."""
+    if annotation is None:
+        return None
+    if isinstance(annotation, ast.Subscript):
+        return _shape_of(annotation.slice)
+    if (
+        isinstance(annotation, ast.Attribute)
+        and isinstance(annotation.value, ast.Name)
+        and annotation.value.id == "s"
+    ):
+        found = getattr(s, annotation.attr, None)
+        return found if isinstance(found, type) and issubclass(found, s.Shape) else None
+    return None
+
+
+def _reads(module_path: str) -> list[tuple[str, int, type[s.Shape], str]]:
+    """Every `param.name` read where `param` is annotated as a wire shape (or a list of one),
+    and every lambda's `x.name` inside `Col(...)` columns of a `Col[s.X]`-typed table."""
+    from pathlib import Path
+
+    tree = ast.parse(Path(module_path).read_text())
+    out = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        typed = {a.arg: _shape_of(a.annotation) for a in fn.args.args + fn.args.kwonlyargs}
+        typed = {name: shape for name, shape in typed.items() if shape is not None}
+        for node in ast.walk(fn):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in typed
+                and isinstance(node.ctx, ast.Load)
+            ):
+                out.append((fn.name, node.lineno, typed[node.value.id], node.attr))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("module", "at_least"),
+    [("gexdaemon/cli/render.py", 20), ("gexdaemon/cli/remote_verbs.py", 3)],
+)
+def test_what_the_cli_prints_is_read_from_fields_the_wire_has(module: str, at_least: int) -> None:
+    """The `rules test` crash (the renderer read `before`; the wire said `levels_before`)
+    cannot come back: every field a renderer reads from a wire shape exists on it."""
+    from tests.conftest import REPO
+
+    reads = _reads(str(REPO / module))
+    assert len(reads) >= at_least  # the scan sees the renderers
+    missing = [
+        f"{fn}:{line} reads {shape.__name__}.{attr}"
+        for fn, line, shape, attr in reads
+        if attr not in shape.__struct_fields__ and not hasattr(shape, attr)
+    ]
+    assert not missing, missing
