@@ -32,6 +32,7 @@ SCRIPTS = (
     "leader",
     "resign",
     "node",
+    "rules",
 )
 
 
@@ -206,6 +207,20 @@ class Board:
         for name, value in fields.items():
             flat += [name, str(value)]
         await self._run("node", [self.keys.nodes], [self.keys.prefix, node_id, ttl_ms, *flat])
+
+    # -- rules ------------------------------------------------------------------------------
+
+    async def publish_rules(self, rules_json: str, node_id: str) -> int:
+        """Replace the cluster's rule set and announce it; returns its new version."""
+        k = self.keys
+        return int(
+            await self._run("rules", [k.rules, k.events], [rules_json, EVENTS_MAXLEN, node_id])
+        )
+
+    async def rules(self) -> tuple[int, str]:
+        """The cluster's rule set: (version, JSON); (0, '') before any node published one."""
+        version, text = await self.client.hmget(self.keys.rules, ["version", "rules"])
+        return int(_text(version) or 0), _text(text)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -323,8 +323,9 @@ class Daemon:
         sla_watch.on_deadline = runner.on_deadline
         sources.on_change = runner.kick
         keys = IdempotencyBook(store=store, clock=clock)
+
         if self._redis is not None:
-            self.cluster = self._cluster_service(store, http, pools, sources.record)
+            self.cluster = self._cluster_service(store, http, pools, sources.record, rules)
         intake = self.intake = Intake(
             settings=settings,
             domain_context=cfg.domain_context,
@@ -379,6 +380,7 @@ class Daemon:
         http: aiohttp.ClientSession,
         pools: ComputePools,
         record_fetch: Callable[..., None],
+        rules: RuleService,
     ) -> ClusterService:
         from gexdaemon.cluster.board import Board  # noqa: PLC0415 - cluster mode only
         from gexdaemon.cluster.keys import Keys  # noqa: PLC0415
@@ -420,6 +422,7 @@ class Daemon:
             clock=clock,
             decode_context=cfg.domain_context(allow_any_symbol=True, allow_file_urls=True),
             sla_watch=self.sla_watch,
+            rules=rules,
         )
 
     async def stop(self) -> None:

@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 
 from gexdaemon.cluster.board import Board
 from gexdaemon.cluster.link import RedisFacts, facts
 from gexdaemon.cluster.node import Attempt, ClusterNode, new_job
 from gexdaemon.core.errors import Conflict, NotFound, Unavailable
-from gexdaemon.core.models import DomainContext, PriorityRequest, ProcessingJob
+from gexdaemon.core.models import DomainContext, PriorityRequest, PriorityRule, ProcessingJob
 from gexdaemon.core.settings import Settings
 from gexdaemon.core.vocab import EventType, JobStatus, PriorityLevel, SlaStatus
 from gexdaemon.daemon import present
@@ -33,6 +34,7 @@ from gexdaemon.daemon.clock import Clock
 from gexdaemon.daemon.events import EventBus
 from gexdaemon.daemon.execute import Executor
 from gexdaemon.daemon.jobbook import LiveJob
+from gexdaemon.daemon.rules import RuleService
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.snapshots import LatestSnapshots
 from gexdaemon.storage.snapshot_record import SnapshotRecord
@@ -79,12 +81,15 @@ class ClusterService:
         clock: Clock,
         decode_context: DomainContext,
         sla_watch: SlaWatch | None = None,
+        rules: RuleService | None = None,
     ) -> None:
         self.settings = settings
         # What the board holds was validated when a node accepted it (file:// URLs from a
         # drop folder included); reading it back checks the shapes under that same trust.
         self._decode = decode_context.as_validation_context()
         self._sla_watch = sla_watch
+        self._rules = rules
+        self._rules_version = 0
         self.node_id = node_id
         self.board = board
         self.facts = redis_facts
@@ -128,6 +133,7 @@ class ClusterService:
         self.staging.mkdir(parents=True, exist_ok=True)
         await self.measure_clock()
         await self._settle_leftovers()
+        await self._join_rules()
         after, queued, running = await self.board.live_work()
         await self._mirror_hashes([*queued, *running])
         await self.node.start()
@@ -150,6 +156,35 @@ class ClusterService:
                 await task
         self._tasks.clear()
         await self.node.stop(grace_s)
+
+    # -- rules: one set for the cluster ---------------------------------------------------
+
+    async def _join_rules(self) -> None:
+        """The first node to start shares its rules; every later one adopts the cluster's."""
+        rules = self._rules
+        if rules is None:
+            return
+        version, text = await self.board.rules()
+        if version == 0:
+            await self.publish_rules(rules.rules)
+        else:
+            await self._adopt_rules(version, text)
+        rules.on_change = self.publish_rules
+
+    async def publish_rules(self, rules: list[PriorityRule]) -> None:
+        text = msgspec.json.encode([r.model_dump(mode="json") for r in rules]).decode()
+        self._rules_version = await self.board.publish_rules(text, self.node_id)
+        log.info("shared the rule set with the cluster", version=self._rules_version)
+
+    async def _adopt_rules(self, version: int, text: str) -> None:
+        if self._rules is None or version <= self._rules_version:
+            return
+        found = [
+            PriorityRule.model_validate(r, context=self._decode) for r in msgspec.json.decode(text)
+        ]
+        changed = await self._rules.adopt(found)
+        self._rules_version = version
+        log.info("adopted the cluster's rule set", version=version, changed=changed)
 
     async def _settle_leftovers(self) -> None:
         """Staged files a previous run of this node left: publish those whose FINISH was
@@ -405,6 +440,16 @@ class ClusterService:
             if not events:
                 continue
             after = events[-1][0]
+            shared = [
+                int(e.get("version") or 0) for _, e in events if e.get("type") == "rules.changed"
+            ]
+            if shared and max(shared) > self._rules_version:
+                try:
+                    await self._adopt_rules(*await self.board.rules())
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("could not adopt the cluster's rule set")
             ids = list(dict.fromkeys(e["job_id"] for _, e in events if e.get("job_id")))
             found = {
                 j: {"job_id": j, **h}

@@ -7,7 +7,7 @@ swapped in, so the next request is scored with it and records its versions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from gexdaemon.daemon.events import EventBus
 from gexdaemon.protocol.shapes import RuleVersionView, RuleView, SavedRule, ShadowReport
 from gexdaemon.storage.jobs import MAX_RECENT_REQUESTS, recent_requests
 from gexdaemon.storage.rules import (
+    adopt_rules,
     create_rule,
     delete_rule,
     list_rules,
@@ -79,6 +80,8 @@ class RuleService:
         self._reliability = reliability
         self.rules: list[PriorityRule] = []
         self.current = RuleSet.from_rules([])
+        self.on_change: Callable[[list[PriorityRule]], Awaitable[None]] | None = None
+        """Called with the whole rule set after each edit here (cluster mode shares it)."""
 
     async def load(self) -> None:
         settings = self._settings
@@ -89,13 +92,26 @@ class RuleService:
         self.rules = await self._store.read(list_rules)
         self.current = RuleSet.from_rules(self.rules)
 
+    async def _edited(self) -> None:
+        await self._reload()
+        if self.on_change is not None:
+            await self.on_change(list(self.rules))
+
+    async def adopt(self, rules: list[PriorityRule]) -> int:
+        """Take the cluster's rule set (changed on another node); returns how many changed."""
+        changed = await self._store.edit(adopt_rules, rules, now=self._now())
+        await self._reload()
+        for rule in changed:
+            self._bus.publish(EventType.RULE_UPDATED, present.rule_view(rule))
+        return len(changed)
+
     def find(self, ref: str) -> PriorityRule:
         return find_rule(self.rules, ref)
 
     async def create(self, payload: Any) -> SavedRule:
         data = _fields(payload, required={"name", "condition", "priority_score"}, what="the rule")
         rule = await self._store.edit(create_rule, now=self._now(), settings=self._settings, **data)
-        await self._reload()
+        await self._edited()
         self._bus.publish(EventType.RULE_CREATED, present.rule_view(rule))
         return saved_rule(rule)
 
@@ -104,13 +120,13 @@ class RuleService:
         rule = await self._store.edit(
             update_rule, ref, now=self._now(), settings=self._settings, **data
         )
-        await self._reload()
+        await self._edited()
         self._bus.publish(EventType.RULE_UPDATED, present.rule_view(rule))
         return saved_rule(rule)
 
     async def delete(self, ref: str) -> RuleView:
         rule = await self._store.edit(delete_rule, ref, now=self._now())
-        await self._reload()
+        await self._edited()
         view = present.rule_view(rule)
         self._bus.publish(EventType.RULE_DELETED, view)
         return view

@@ -22,6 +22,7 @@ from datetime import datetime
 from gexdaemon.core.errors import InvalidInput, Problem
 from gexdaemon.core.models import PriorityRule
 from gexdaemon.core.rulebook import (
+    RuleChangeKind,
     RuleEdit,
     RuleVersion,
     find_rule,
@@ -255,3 +256,37 @@ def seed_rules_if_empty(
         created.append(edit.rule)
         changes.extend(_changes_for(edit))
     return Edit(created, changes)
+
+
+def adopt_rules(
+    cur: Connection, rules: Sequence[PriorityRule], *, now: datetime
+) -> Edit[list[PriorityRule]]:
+    """Make this store's rules exactly `rules` (cluster mode: the cluster's rule set, changed
+    on another node); the result is the rules that changed here. Each rule version not yet
+    in the history is recorded, so `rules history` reads the same on every node."""
+    local = {rule.rule_id: rule for rule in list_rules(cur)}
+    known = {
+        (uuid.UUID(str(r["rule_id"])), int(r["version"]))
+        for r in fetch_dicts(cur, "SELECT rule_id, version FROM priority_rule_versions")
+    }
+    changes: list[Change] = []
+    changed: list[PriorityRule] = []
+    wanted = {rule.rule_id for rule in rules}
+    for rule in rules:
+        mine = local.get(rule.rule_id)
+        if mine is not None and mine.version == rule.version and mine == rule:
+            continue
+        changes.append(PutRule(rule))
+        if (rule.rule_id, rule.version) not in known:
+            kind: RuleChangeKind = "create" if rule.version == 1 else "update"
+            changes.append(AppendRuleVersion(RuleVersion.of(rule, kind, rule.updated_at)))
+        changed.append(rule)
+    for rule_id, mine in local.items():
+        if rule_id in wanted:
+            continue
+        changes.append(DeleteRule(rule_id))
+        gone = mine.model_copy(update={"version": mine.version + 1})
+        if (rule_id, gone.version) not in known:
+            changes.append(AppendRuleVersion(RuleVersion.of(gone, "delete", as_utc(now))))
+        changed.append(mine)
+    return Edit(changed, changes)

@@ -221,3 +221,35 @@ def test_a_chain_file_dropped_on_a_node_runs_on_that_node(
         detail = b.client().job(job["job_id"])["job"]
         assert detail["lease_owner"] == "node1"  # only node1 can read its drop folder
         assert len(lake_files(lake)) == 1
+
+
+def test_a_rule_saved_on_one_node_scores_on_every_node_within_a_second(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    import time
+
+    with cluster(redis, 2) as (nodes, _lake):
+        a, b = nodes
+        assert {r["name"] for r in a.client().rules()["rules"]} == {
+            r["name"] for r in b.client().rules()["rules"]
+        }
+        a.client().create_rule(
+            {
+                "name": "desk-ndx-first",
+                "condition": "market_symbol == 'NDX'",
+                "priority_score": 0.99,
+            }
+        )
+        saved = time.monotonic()
+
+        def on_b() -> bool:
+            return "desk-ndx-first" in {r["name"] for r in b.client().rules()["rules"]}
+
+        wait_until(on_b, timeout=10, every=0.02, what="the rule on the other node")
+        assert time.monotonic() - saved < 1.0
+        scored = b.client().submit(body(feeds, "_NDX.json", market_symbol="NDX"))
+        assert scored["priority_level"] == "critical"
+        history = b.cli("rules", "history", "desk-ndx-first", check=True).stdout
+        assert "create" in history
+        a.client().delete_rule("desk-ndx-first")
+        wait_until(lambda: not on_b(), timeout=10, what="the deletion on the other node")
