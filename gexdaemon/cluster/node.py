@@ -33,6 +33,7 @@ from gexdaemon.core.retry import FailureCode, decide_retry
 from gexdaemon.core.scheduler import SchedJob, Scheduler
 from gexdaemon.core.settings import Settings
 from gexdaemon.core.vocab import JobStatus, PriorityLevel
+from gexdaemon.tasks import cancel_all
 
 log = structlog.get_logger("gexdaemon.cluster")
 
@@ -425,11 +426,7 @@ class ClusterNode:
         """Stop taking work, give up leadership, let running attempts end for `grace_s`;
         the rest are abandoned (their leases run out and the reaper requeues them)."""
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.board.resign(self.node_id)
@@ -445,11 +442,7 @@ class ClusterNode:
     async def kill(self) -> None:
         """Stop at once, as a crash would: no FINISH, no resign (tests and chaos drills)."""
         self._stopping = True
-        for task in [*self._tasks, *self._running.values()]:
-            task.cancel()
-        for task in [*self._tasks, *self._running.values()]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all([*self._tasks, *self._running.values()])
         self._tasks.clear()
 
     async def submit(self, jobs: Sequence[NewJob]) -> list[str]:

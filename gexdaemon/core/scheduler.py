@@ -580,24 +580,7 @@ class Scheduler:
 
         Raises ValueError when the job id is already queued or running.
         """
-        if job.job_id in self._jobs:
-            raise ValueError(f"job {job.job_id!r} is already queued or running")
-        now = self._clock()
-        rank = job.level.rank
-        lv = self._levels[rank]
-        deadline = job.deadline
-        if deadline is None and lv.sla is not None:
-            deadline = job.enqueued_at + lv.sla
-        src = self._source(job.source, now)
-        lane = src.lanes[rank]
-        if lane is None:
-            lane = src.lanes[rank] = _Lane(rank, src)
-            lv.lanes.append(lane)
-        self._seq += 1
-        long = rank != _CRITICAL and self._reserved and job.estimate_s > self._reserved_max
-        entry = _Entry(
-            job, rank=rank, lane=lane, deadline=deadline, seq=self._seq, long=long, window=0.0
-        )
+        entry, lv, lane, src = self._place(job, self._clock())
         entry.state = _RUNNING
         entry.started_at = started_at
         self._jobs[job.job_id] = entry
@@ -605,19 +588,15 @@ class Scheduler:
         lv.in_flight += 1
         self._in_flight += 1
         src.in_flight += 1
-        if long:
+        if entry.long:
             self._long_in_flight += 1
         lv.vtime += entry.charge / lv.weight
         lane.vtime += entry.charge
 
-    def submit(self, job: SchedJob) -> Admission:
-        """Queue a job (new, or a retry with `not_before`); returns its admission forecast.
-
-        Raises ValueError when the job id is already queued or running.
-        """
+    def _place(self, job: SchedJob, now: float) -> tuple[_Entry, _Level, _Lane, _Source]:
+        """A new entry for `job` in its level and its source's lane (created if needed)."""
         if job.job_id in self._jobs:
             raise ValueError(f"job {job.job_id!r} is already queued or running")
-        now = self._clock()
         rank = job.level.rank
         lv = self._levels[rank]
         deadline = job.deadline
@@ -634,6 +613,15 @@ class Scheduler:
         entry = _Entry(
             job, rank=rank, lane=lane, deadline=deadline, seq=self._seq, long=long, window=window
         )
+        return entry, lv, lane, src
+
+    def submit(self, job: SchedJob) -> Admission:
+        """Queue a job (new, or a retry with `not_before`); returns its admission forecast.
+
+        Raises ValueError when the job id is already queued or running.
+        """
+        now = self._clock()
+        entry, lv, lane, src = self._place(job, now)
         admission = self._admission(entry, src, now)
         if admission.at_risk:
             entry.at_risk = True

@@ -59,6 +59,7 @@ from gexdaemon.storage.estimates import PutEstimates, load_estimates
 from gexdaemon.storage.jobs import sla_record
 from gexdaemon.storage.lock import DataDirLock
 from gexdaemon.storage.store import Store, StoreOptions
+from gexdaemon.tasks import cancel_all
 
 if TYPE_CHECKING:
     from gexdaemon.daemon.cluster import ClusterService
@@ -292,20 +293,7 @@ class Daemon:
             priority=settings.priority,
             reliability=sources.reliability,
         )
-        executor = Executor(
-            settings=settings,
-            places=Places(
-                spool=self.tmp_dir,
-                readable=(cfg.drop_dir, self.ingest_dir),
-                lake=cfg.lake_dir,
-            ),
-            store=store,
-            http=http,
-            pools=pools,
-            record_fetch=sources.record,
-            domain_context=lambda: cfg.domain_context(allow_any_symbol=True),
-            now=clock.now,
-        )
+        executor = self._executor(store, http, pools, sources.record)
         runner = self.runner = Runner(
             settings=settings,
             instance=self.instance,
@@ -374,6 +362,29 @@ class Daemon:
         if self.cluster is None:  # in cluster mode the board holds live work, not this store
             await runner.recover()
 
+    def _executor(
+        self,
+        store: Store,
+        http: aiohttp.ClientSession,
+        pools: ComputePools,
+        record_fetch: Callable[..., None],
+        persist: Callable[..., Any] | None = None,
+    ) -> Executor:
+        cfg = self.config
+        return Executor(
+            settings=self.settings,
+            places=Places(
+                spool=self.tmp_dir, readable=(cfg.drop_dir, self.ingest_dir), lake=cfg.lake_dir
+            ),
+            store=store,
+            http=http,
+            pools=pools,
+            record_fetch=record_fetch,
+            domain_context=lambda: cfg.domain_context(allow_any_symbol=True),
+            now=self.clock.now,
+            persist=persist,
+        )
+
     def _cluster_service(
         self,
         store: Store,
@@ -390,21 +401,7 @@ class Daemon:
         client, found, warning = self._redis
 
         def executor(persist: Callable[..., Any]) -> Executor:
-            return Executor(
-                settings=settings,
-                places=Places(
-                    spool=self.tmp_dir,
-                    readable=(cfg.drop_dir, self.ingest_dir),
-                    lake=cfg.lake_dir,
-                ),
-                store=store,
-                http=http,
-                pools=pools,
-                record_fetch=record_fetch,
-                domain_context=lambda: cfg.domain_context(allow_any_symbol=True),
-                now=clock.now,
-                persist=persist,
-            )
+            return self._executor(store, http, pools, record_fetch, persist)
 
         return ClusterService(
             settings=settings,
@@ -447,11 +444,7 @@ class Daemon:
         log.info("daemon stopped")
 
     async def _teardown(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         if self.sla_watch is not None:
             self.sla_watch.cancel_all()

@@ -45,6 +45,7 @@ from gexdaemon.storage.snapshots import (
     stage_snapshot,
 )
 from gexdaemon.storage.store import MirrorJob, PutRequest, Store
+from gexdaemon.tasks import cancel_all
 
 log = structlog.get_logger("gexdaemon.cluster")
 
@@ -149,11 +150,7 @@ class ClusterService:
         )
 
     async def stop(self, grace_s: float) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         await self.node.stop(grace_s)
 

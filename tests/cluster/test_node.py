@@ -107,6 +107,20 @@ async def statuses(board: Board, ids: list[str]) -> Counter[str]:
     return Counter((h or {}).get("status", "missing") for h in await board.jobs(ids))
 
 
+async def until_all(
+    board: Board, ids: list[str], status: str = "completed", within: float = 20.0
+) -> float:
+    """Wait until every job in `ids` has `status`; returns how long it took."""
+
+    async def reached() -> bool:
+        try:
+            return (await statuses(board, ids))[status] == len(ids)
+        except Exception:  # the test's own client, reconnecting after a Redis restart
+            return False
+
+    return await until(reached, within)
+
+
 def test_three_nodes_share_the_work_and_every_job_ends_once(redis: RedisServer) -> None:
     async def body(lab: Lab) -> None:
         nodes = [await lab.node(f"n{i}", slots=4) for i in range(3)]
@@ -115,10 +129,7 @@ def test_three_nodes_share_the_work_and_every_job_ends_once(redis: RedisServer) 
         for i, job_id in enumerate(ids):
             await submit(board, job_id, (C, H, M, L)[i % 4], source=f"src{i % 6}")
 
-        async def all_done() -> bool:
-            return (await statuses(board, ids))["completed"] == len(ids)
-
-        await until(all_done)
+        await until_all(board, ids, "completed")
         ran = Counter(job for job, _ in lab.ran)
         assert set(ran) == set(ids) and max(ran.values()) == 1  # each ran exactly once
         per_node = Counter(node for _, node in lab.ran)
@@ -198,17 +209,11 @@ def test_a_dead_nodes_jobs_are_reaped_and_run_elsewhere(redis: RedisServer) -> N
         for i, job_id in enumerate(ids):  # long: still running when it dies
             await submit(board, job_id, H, work_s="30", source=f"src{i}")
 
-        async def all_running() -> bool:
-            return (await statuses(board, ids))["processing"] == 4
-
-        await until(all_running)
+        await until_all(board, ids, "processing")
         await lab.node("spare", slots=4, work=_quick(lab, "spare"))
         await doomed.kill()  # no FINISH, no resign, no more heartbeats
 
-        async def all_done() -> bool:
-            return (await statuses(board, ids))["completed"] == 4
-
-        took = await until(all_done)
+        took = await until_all(board, ids, "completed")
         assert took < lab.settings.cluster.lease_s + 6
         hashes = await board.jobs(ids)
         assert all(h and h["node"] == "spare" and h["retries"] == "1" for h in hashes)
@@ -331,10 +336,7 @@ def test_a_job_pinned_to_a_node_runs_only_there(redis: RedisServer) -> None:
             await submit(board, job_id, H, pin="holder", source=f"file{i}")
         await submit(board, "free", H, source="elsewhere")
 
-        async def done() -> bool:
-            return (await statuses(board, [*ids, "free"]))["completed"] == 6
-
-        await until(done)
+        await until_all(board, [*ids, "free"])
         ran = dict(lab.ran)
         assert all(ran[job_id] == "holder" for job_id in ids)
 
@@ -358,13 +360,7 @@ def test_a_redis_crash_mid_job_loses_no_acknowledged_job(redis: RedisServer) -> 
         await until(some_running)
         await asyncio.to_thread(redis.restart)
 
-        async def all_done() -> bool:
-            try:
-                return (await statuses(board, ids))["completed"] == len(ids)
-            except Exception:  # the test's own client reconnecting
-                return False
-
-        await until(all_done, within=40)
+        await until_all(board, ids, within=40)
         assert set(ids) <= {job for job, _ in lab.ran}
 
     run(redis, body)

@@ -1,6 +1,7 @@
 -- FINISH: a running job ends (completed, failed or cancelled) or goes back to the queue
 -- for a retry. Accepted only for the current fencing token of a PROCESSING job, so a
--- stale attempt can never overwrite a newer one nor publish a second result.
+-- stale attempt can never overwrite a newer one nor publish a second result; repeating an
+-- applied FINISH (a retry after a lost answer) answers OK and changes nothing.
 -- KEYS: processing zset, events stream, finished zset, submissions stream.
 -- ARGV: prefix, job_id, token, target, fields_json, ttl_ms, events maxlen, retry score,
 -- not_before_ms.
@@ -9,6 +10,8 @@ local fields, ttl, maxlen, score, not_before = ARGV[5], ARGV[6], ARGV[7], ARGV[8
 local key = prefix .. 'job_status:' .. job_id
 local found = redis.call('HMGET', key, 'status', 'token', 'node', 'level', 'retries', 'deadline_ms')
 if found[1] ~= 'processing' or found[2] ~= token then
+  -- The same FINISH again (its answer was lost when Redis restarted): already applied.
+  if found[1] == target and found[2] == token then return 'OK' end
   return 'STALE'
 end
 local now = now_ms()
