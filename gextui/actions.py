@@ -19,6 +19,7 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ("gex", "GEX", "4,g"),
     ("sources", "Sources", "5,x"),
     ("rules", "Rules", "6,r"),
+    ("nodes", "Nodes", "7"),
 )
 VIEW_TITLES = {view: title for view, title, _ in VIEWS}
 

@@ -41,6 +41,7 @@ from gextui.statusbar import Banner, LinkBar
 from gextui.views.base import DeskContext, DeskView
 from gextui.views.gex import GexView
 from gextui.views.jobs.view import JobsView
+from gextui.views.nodes import NodesView
 from gextui.views.overview import OverviewView
 from gextui.views.rules import RulesView
 from gextui.views.sla import SlaView
@@ -53,6 +54,7 @@ VIEW_CLASSES: dict[str, type[DeskView]] = {
     "gex": GexView,
     "sources": SourcesView,
     "rules": RulesView,
+    "nodes": NodesView,
 }
 
 

@@ -86,6 +86,7 @@ class Revisions:
     sla: int = 0
     activity: int = 0
     link: int = 0
+    cluster: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class DeskState:
         self.recent_limit = recent_limit
         self.health: s.Health | None = None
         self.queues: s.Queues | None = None
+        self.cluster: s.ClusterStatus | None = None
         self.jobs: dict[str, s.JobRow] = {}
         self.recent: OrderedDict[str, s.JobRow] = OrderedDict()
         self.sources: dict[str, s.SourceView] = {}
@@ -346,6 +348,12 @@ class DeskState:
         self._note("info", f"rule {rule.name!r} {kind.value.split('.', 1)[1]}")
 
     # -- polled figures ------------------------------------------------------------------
+
+    def apply_cluster(self, found: s.ClusterStatus) -> None:
+        """The cluster's nodes, leader and Redis (polled; embedded mode: one node)."""
+        if found != self.cluster:
+            self.cluster = found
+            self.rev.cluster += 1
 
     def apply_queues(self, queues: s.Queues, *, sample: bool = True) -> None:
         """The per-level queue figures (polled: the event stream does not carry them)."""

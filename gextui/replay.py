@@ -102,6 +102,9 @@ class ReplayDaemon:
     async def sla(self) -> Any:
         return self._answer(routes.SLA, "sla")
 
+    async def cluster(self) -> Any:
+        return self._answer(routes.CLUSTER, "cluster")
+
     async def job(self, job_id: str) -> Any:
         return self._answer(routes.GET_JOB, response_key("job", job_id))
 

@@ -693,6 +693,44 @@ def job_detail(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def cluster() -> dict[str, Any]:
+    """Three nodes on one Redis; the third one's heartbeat is late."""
+    nodes = [
+        ("desk-a", "h-a", 8, 6, 0.4, True),
+        ("desk-b", "h-b", 8, 8, 0.7, False),
+        ("desk-c", "h-c", 4, 1, 3.6, False),
+    ]
+    return {
+        "mode": "cluster",
+        "cluster": "desk",
+        "node_id": "desk-a",
+        "leader": "desk-a",
+        "epoch": 7,
+        "nodes": [
+            {
+                "node_id": node,
+                "host": host,
+                "slots": slots,
+                "busy": busy,
+                "heartbeat_age_s": age,
+                "leader": leads,
+                "version": "0.1.0",
+            }
+            for node, host, slots, busy, age, leads in nodes
+        ],
+        "redis": {
+            "url": "redis://10.0.0.5:6379/0",
+            "version": "7.0.15",
+            "appendonly": True,
+            "appendfsync": "always",
+            "durable": True,
+            "used_memory": "2.1M",
+            "ops_per_s": 410,
+            "warning": "",
+        },
+    }
+
+
 def responses() -> dict[str, Any]:
     spx = snapshots()[0] | {"strikes": strikes()}
     out: dict[str, Any] = {
@@ -705,6 +743,7 @@ def responses() -> dict[str, Any]:
             "at_risk": [],
             "levels": [],
         },
+        "cluster": cluster(),
         response_key("snapshot", spx["snapshot_id"]): spx,
         response_key("latest_snapshot", "SPX", None): spx,
         response_key("gex_history", "SPX"): {

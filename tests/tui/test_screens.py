@@ -73,6 +73,7 @@ VIEWS: dict[str, tuple[str, Callable[[GexTui], Any]]] = {
     "gex": ("4", gex_loaded),
     "sources": ("5", lambda app: True),
     "rules": ("6", lambda app: True),
+    "nodes": ("7", lambda app: app.desk.cluster is not None),
 }
 
 
@@ -114,6 +115,7 @@ async def test_120x35_cuts_no_key_column() -> None:
         "3": ["JOB", "LEVEL", "SYM", "STATUS", "LATE BY", "DEADLINE", "WHY"],
         "5": ["SOURCE", "RELIABILITY", "CIRCUIT", "SWITCH", "LAST SUCCESS", "FAILS IN ROW"],
         "6": ["RULE", "SCORE", "STATE", "CONDITION"],
+        "7": ["NODE", "ROLE", "BUSY/SLOTS", "HEARTBEAT", "HOST", "VERSION"],
         "1": ["QUEUED", "DELAYED", "RUNNING", "AT RISK", "NEXT DUE", "MET 1H", "DONE/MIN"],
     }
     async with app.run_test(size=SIZES["120x35"]) as pilot:
