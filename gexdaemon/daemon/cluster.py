@@ -91,6 +91,7 @@ class ClusterService:
         self._sla_watch = sla_watch
         self._rules = rules
         self._rules_version = 0
+        self._lake_seen = False
         self.node_id = node_id
         self.board = board
         self.facts = redis_facts
@@ -132,6 +133,7 @@ class ClusterService:
 
     async def start(self) -> None:
         self.staging.mkdir(parents=True, exist_ok=True)
+        self._lake_seen = any(self.lake_dir.glob("symbol=*/*/*.parquet"))
         await self.measure_clock()
         await self._settle_leftovers()
         await self._join_rules()
@@ -466,7 +468,16 @@ class ClusterService:
                     continue
                 if kind in FINAL_EVENTS:
                     self._count_finish(h)
+                    if kind is EventType.JOB_COMPLETED and not self._lake_seen:
+                        await self._see_lake()
                 self._bus.publish(kind, self._notice(h))
+
+    async def _see_lake(self) -> None:
+        """The first snapshot in the shared lake (another node's, maybe): let this node's
+        `gex_lake` view, made over an empty lake at start, read it."""
+        if await asyncio.to_thread(lambda: any(self.lake_dir.glob("symbol=*/*/*.parquet"))):
+            self._lake_seen = True
+            await asyncio.wrap_future(self._store.refresh_views())
 
     def _count_finish(self, h: Mapping[str, str]) -> None:
         """The cluster's SLA figures, on every node: each job that ended, met or not."""

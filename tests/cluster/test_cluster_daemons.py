@@ -101,6 +101,9 @@ def test_a_request_to_one_node_runs_once_and_every_node_answers_for_it(
         assert {n["node_id"] for n in status["nodes"]} == {"node0", "node1"}
         assert sum(n["leader"] for n in status["nodes"]) == 1
         assert status["redis"]["durable"] is True and status["redis"]["appendfsync"] == "always"
+        # the shared lake, from either node: every snapshot, whichever node published it
+        rows = a.client().query("SELECT count(DISTINCT snapshot_id) AS n FROM gex_lake")
+        assert rows["rows"][0][0] == 3, rows
         human = b.cli("cluster", "status", check=True).stdout
         assert "node0" in human and "node1" in human and "durable" in human
         assert "leader" in human and "2 node(s)" in human
