@@ -29,22 +29,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from typing import Any
 
+import harness
 from arq import Worker, create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import result_key_prefix
 from arq.jobs import deserialize_result
 from arq.version import VERSION
+from harness import Failed
 
+SCRIPT = os.path.abspath(__file__)  # the workers run this script with --worker
 LIBRARY = "arq"
 
 
@@ -68,108 +66,22 @@ def run_worker(url: str, name: str, concurrency: int, poll_delay: float, ready_k
         on_startup=startup,
     )
     worker.run()  # until SIGTERM/SIGINT
-    print(
-        f"worker {os.getpid()}: complete={worker.jobs_complete} failed={worker.jobs_failed} "
-        f"retried={worker.jobs_retried}",
-        file=sys.stderr,
-    )
+    harness.worker_report(worker.jobs_complete, worker.jobs_failed, worker.jobs_retried)
 
 
-# ---------------------------------------------------------------- driver
-
-
-class Failed(Exception):
-    pass
-
-
-def spawn_workers(args: argparse.Namespace, name: str, ready_key: str) -> list[subprocess.Popen]:
-    return [
-        subprocess.Popen(
-            [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--worker",
-                "--redis",
-                args.redis,
-                "--queue",
-                name,
-                "--concurrency",
-                str(args.concurrency),
-                "--poll-delay",
-                str(args.poll_delay),
-                "--ready-key",
-                ready_key,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=None if args.verbose else subprocess.DEVNULL,
-        )
-        for _ in range(args.workers)
-    ]
-
-
-def check_alive(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        if proc.poll() is not None:
-            raise Failed(f"worker process {proc.pid} exited early with code {proc.returncode}")
-
-
-def stop_workers(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def wait_ready(redis: ArqRedis, ready_key: str, procs: list[subprocess.Popen]) -> None:
-    deadline = time.monotonic() + 60
-    while int(await redis.get(ready_key) or 0) < len(procs):
-        check_alive(procs)
-        if time.monotonic() > deadline:
-            raise Failed("workers did not start within 60 s")
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)  # let each worker reach its poll loop
-
-
-async def wait_done(
-    redis: ArqRedis, name: str, procs: list[subprocess.Popen], progress: dict[str, Any]
-) -> None:
-    """Until arq's queue (sorted set) is empty: every enqueued job finished."""
-    while True:
-        left = await redis.zcard(name)
-        progress["queued"] = left
-        if left == 0:
-            return
-        check_alive(procs)
-        await asyncio.sleep(0.005)
+# ---------------------------------------------------------------- driver (the rest: harness.py)
 
 
 async def results(redis: ArqRedis, ids: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for i in range(0, len(ids), 1000):
-        for raw in await redis.mget([result_key_prefix + j for j in ids[i : i + 1000]]):
-            if raw is None:
-                key = "missing"
-            else:
-                key = "success" if deserialize_result(raw).success else "failed"
-            counts[key] = counts.get(key, 0) + 1
-    return counts
+    def label(raw: bytes | None) -> str:
+        if raw is None:
+            return "missing"
+        return "success" if deserialize_result(raw).success else "failed"
 
+    async def labels(batch: list[str]) -> list[str]:
+        return [label(raw) for raw in await redis.mget([result_key_prefix + j for j in batch])]
 
-async def cleanup(redis: ArqRedis, name: str) -> None:
-    batch: list[bytes] = []
-    async for key in redis.scan_iter(match=f"*{name}*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            await redis.unlink(*batch)
-            batch = []
-    if batch:
-        await redis.unlink(*batch)
+    return await harness.tally(ids, labels)
 
 
 async def drive(
@@ -180,7 +92,7 @@ async def drive(
     ready_key: str,
     progress: dict[str, Any],
 ) -> dict[str, Any]:
-    await wait_ready(redis, ready_key, procs)
+    await harness.wait_ready(redis, ready_key, procs)
     n = args.jobs
     ids = [f"{name}-{i}" for i in range(n)]
     gate = asyncio.Semaphore(args.enqueue_concurrency)
@@ -189,20 +101,18 @@ async def drive(
         async with gate:
             return await redis.enqueue_job("noop", _job_id=job_id, _queue_name=name) is not None
 
-    progress["phase"] = "enqueue"
-    start = time.perf_counter()
-    accepted = await asyncio.gather(*(enqueue(j) for j in ids))
-    enqueued = time.perf_counter() - start
-    progress["phase"] = "run"
-    await wait_done(redis, name, procs, progress)
-    elapsed = time.perf_counter() - start
+    async def wait_done() -> None:
+        """Until arq's queue (sorted set) is empty: every enqueued job finished."""
+        await harness.wait_empty(lambda: redis.zcard(name), procs, progress)
 
+    accepted, enqueued, elapsed = await harness.throughput(
+        lambda: asyncio.gather(*(enqueue(j) for j in ids)), wait_done, progress
+    )
     if not all(accepted):
         raise Failed(f"only {sum(accepted)} of {n} enqueues were accepted")
     counts = await results(redis, ids)
     if counts.get("success", 0) != n:
         raise Failed(f"not every job has a successful result after the queue drained: {counts}")
-    rate = n / elapsed
     print(
         f"{LIBRARY} {VERSION}: enqueued {n} in {enqueued:.3f} s ({n / enqueued:,.0f}/s, "
         f"gather over enqueue_job, {args.enqueue_concurrency} in flight)"
@@ -210,102 +120,81 @@ async def drive(
     print(
         f"{LIBRARY}: {n} no-op jobs end to end on {args.workers} worker processes x "
         f"max_jobs {args.concurrency}, poll_delay {args.poll_delay} s: {elapsed:.3f} s = "
-        f"{rate:,.0f} jobs/s; results {counts}"
+        f"{n / elapsed:,.0f} jobs/s; results {counts}"
     )
 
-    progress["phase"] = "latency"
-    lat = []
     lat_ids = [f"{name}-one{i}" for i in range(args.latency_samples)]
-    for job_id in lat_ids:
-        t0 = time.perf_counter()
-        job = await redis.enqueue_job("noop", _job_id=job_id, _queue_name=name)
-        lat.append((time.perf_counter() - t0) * 1000)
-        if job is None:
-            raise Failed("a single enqueue was not accepted")
-    lat.sort()
-    p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
-    await wait_done(redis, name, procs, progress)
-    counts = await results(redis, lat_ids)
-    if counts.get("success", 0) != len(lat_ids):
-        raise Failed(f"latency jobs not all successful: {counts}")
-    print(
-        f"{LIBRARY}: single enqueue acknowledgement over {len(lat)} sequential enqueues: "
-        f"p50 {p50:.3f} ms, p99 {p99:.3f} ms (all {len(lat_ids)} completed)"
+
+    async def settle(_jobs: list[Any]) -> None:
+        await wait_done()
+        counts = await results(redis, lat_ids)
+        if counts.get("success", 0) != len(lat_ids):
+            raise Failed(f"latency jobs not all successful: {counts}")
+
+    p50, p99 = await harness.latency(
+        LIBRARY,
+        len(lat_ids),
+        lambda i: redis.enqueue_job("noop", _job_id=lat_ids[i], _queue_name=name),
+        settle,
+        progress,
     )
     info = await redis.info("server")
-    return {
-        "library": LIBRARY,
-        "version": VERSION,
-        "jobs": n,
-        "jobs_per_s": round(rate, 1),
-        "enqueue_p50_ms": round(p50, 3),
-        "enqueue_p99_ms": round(p99, 3),
-        "workers": args.workers,
-        "concurrency": args.concurrency,
-        "elapsed_s": round(elapsed, 3),
-        "enqueue_jobs_per_s": round(n / enqueued, 1),
-        "enqueue_mode": f"asyncio.gather over ArqRedis.enqueue_job (no batch API), "
+    return harness.summary(
+        LIBRARY,
+        VERSION,
+        args,
+        elapsed,
+        enqueued,
+        p50,
+        p99,
+        f"asyncio.gather over ArqRedis.enqueue_job (no batch API), "
         f"{args.enqueue_concurrency} in flight",
-        "poll_delay_s": args.poll_delay,
-        "redis_version": info.get("redis_version"),
-    }
+        info.get("redis_version"),
+        poll_delay_s=args.poll_delay,
+    )
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     name = f"bench-noop-{uuid.uuid4().hex[:12]}"
     ready_key = f"{name}:bench-ready"
     redis = await create_pool(RedisSettings.from_dsn(args.redis), default_queue_name=name)
-    procs = spawn_workers(args, name, ready_key)
-    progress: dict[str, Any] = {"phase": "start"}
-    try:
-        return await asyncio.wait_for(
-            drive(args, procs, redis, name, ready_key, progress), args.timeout
-        )
-    except TimeoutError as exc:
-        raise Failed(
-            f"TIMEOUT after {args.timeout} s in phase {progress.get('phase')}"
-            + (f": {progress['queued']} job(s) still queued" if "queued" in progress else "")
-        ) from exc
-    finally:
-        stop_workers(procs)
-        with contextlib.suppress(Exception):
-            await cleanup(redis, name)
-        await redis.aclose()
+    procs = harness.spawn_workers(
+        args, SCRIPT, name, ready_key, ["--poll-delay", str(args.poll_delay)]
+    )
+    return await harness.supervise(
+        args.timeout,
+        procs,
+        lambda progress: drive(args, procs, redis, name, ready_key, progress),
+        "queued",
+        lambda: harness.unlink_matching(redis, f"*{name}*"),
+        redis.aclose,
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=32, help="arq Worker max_jobs")
-    parser.add_argument(
-        "--poll-delay",
-        type=float,
-        default=0.01,
-        help="arq Worker poll_delay in seconds (arq's default: 0.5)",
+    def add_poll_delay(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--poll-delay",
+            type=float,
+            default=0.01,
+            help="arq Worker poll_delay in seconds (arq's default: 0.5)",
+        )
+
+    parser = harness.make_parser(
+        __doc__.split("\n\n")[0],
+        concurrency_help="arq Worker max_jobs",
+        enqueue_concurrency_help="enqueue_job calls in flight",
+        add_own=add_poll_delay,
     )
-    parser.add_argument(
-        "--enqueue-concurrency", type=int, default=20, help="enqueue_job calls in flight"
+    return harness.main(
+        LIBRARY,
+        VERSION,
+        parser,
+        lambda args: run_worker(
+            args.redis, args.queue, args.concurrency, args.poll_delay, args.ready_key
+        ),
+        main_async,
     )
-    parser.add_argument("--latency-samples", type=int, default=500)
-    parser.add_argument("--timeout", type=float, default=300, help="fail after this many seconds")
-    parser.add_argument("--verbose", action="store_true", help="show the workers' stderr")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--queue", help=argparse.SUPPRESS)
-    parser.add_argument("--ready-key", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        run_worker(args.redis, args.queue, args.concurrency, args.poll_delay, args.ready_key)
-        return 0
-    try:
-        result = asyncio.run(main_async(args))
-    except Failed as exc:
-        print(f"{LIBRARY} FAILED: {exc}", file=sys.stderr)
-        print(json.dumps({"library": LIBRARY, "version": VERSION, "error": str(exc)}))
-        return 1
-    print(json.dumps(result))
-    return 0
 
 
 if __name__ == "__main__":
