@@ -33,6 +33,7 @@ SCRIPTS = (
     "resign",
     "node",
     "rules",
+    "pickup",
 )
 
 
@@ -196,11 +197,40 @@ class Board:
         )
 
     async def pop_assignment(self, node_id: str, timeout_s: float) -> tuple[str, int] | None:
-        found = await self.client.blpop([self.keys.assign(node_id)], timeout=timeout_s)
+        found = await self.pop_assignments(node_id, timeout_s, 1)
+        return found[0] if found else None
+
+    async def pop_assignments(
+        self, node_id: str, timeout_s: float, most: int
+    ) -> list[tuple[str, int]]:
+        """Up to `most` of the node's assignments, waiting up to `timeout_s` for the first."""
+        found: Any = await self.client.blmpop(
+            timeout_s, 1, self.keys.assign(node_id), direction="LEFT", count=max(1, most)
+        )
         if not found:
-            return None
-        job_id, _, token = _text(found[1]).partition(":")
-        return job_id, int(token)
+            return []
+        out = []
+        for item in found[1]:
+            job_id, _, token = _text(item).partition(":")
+            out.append((job_id, int(token)))
+        return out
+
+    async def pickup(
+        self, pairs: Sequence[tuple[str, int]], lease_ms: int
+    ) -> list[dict[str, str] | None]:
+        """Take popped assignments: each job's hash with its full lease, or None if stale."""
+        args: list[Any] = [self.keys.prefix, lease_ms, len(pairs)]
+        for job_id, token in pairs:
+            args += [job_id, str(token)]
+        found = await self._run("pickup", [self.keys.processing], args)
+        out: list[dict[str, str] | None] = []
+        for flat in found:
+            if not flat:
+                out.append(None)
+                continue
+            it = iter(flat)
+            out.append({_text(k): _text(v) for k, v in zip(it, it, strict=True)})
+        return out
 
     async def node_heartbeat(self, node_id: str, ttl_ms: int, **fields: Any) -> None:
         flat: list[Any] = []

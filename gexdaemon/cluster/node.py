@@ -251,18 +251,26 @@ class Leader:
             await self._dispatch()
 
     async def _apply(self, events: Sequence[tuple[str, dict[str, str]]]) -> None:
+        """Events in order: a job queued (new, retried, its lease expired) joins the
+        scheduler from the fields its event carries; a job that ended leaves it."""
         sched = self.scheduler
         assert sched is not None
-        requeued: list[str] = []
+        unread: list[str] = []  # queued without its fields on the event: read its hash
         for _id, event in events:
             kind, job_id = event.get("type", ""), event.get("job_id", "")
             if kind in TERMINAL_EVENTS or kind in REQUEUE_EVENTS:
                 self._forget(job_id)
-            if kind in REQUEUE_EVENTS:
-                requeued.append(job_id)
-        if not requeued:
+            if kind not in REQUEUE_EVENTS:
+                continue
+            if event.get("sched") == "1":
+                job = self._sched_job(event)
+                sched.submit(job)
+                self._jobs[job_id] = job
+            else:
+                unread.append(job_id)
+        if not unread:
             return
-        unique = list(dict.fromkeys(requeued))
+        unique = list(dict.fromkeys(unread))
         for job_id, h in zip(unique, await self._board.jobs(unique), strict=True):
             if h is None or h.get("status") != JobStatus.QUEUED.value or job_id in self._jobs:
                 continue
@@ -512,13 +520,21 @@ class ClusterNode:
 
     async def _work_loop(self) -> None:
         while not self._stopping:
-            popped = await self.board.pop_assignment(self.node_id, 1.0)
-            if popped is None:
+            # Every assignment waiting, in one round trip; then one PICKUP for all of them.
+            popped = await self.board.pop_assignments(self.node_id, 1.0, max(1, self.slots))
+            if not popped:
                 continue
-            job_id, token = popped
-            task = asyncio.create_task(self._attempt(job_id, token), name=f"gexd-job-{job_id}")
-            self._running[job_id] = task
-            task.add_done_callback(self._ended(job_id))
+            for (job_id, token), job in zip(
+                popped, await self.board.pickup(popped, self.lease_ms), strict=True
+            ):
+                if job is None:  # an assignment left from before the job moved on
+                    self.stale += 1
+                    continue
+                task = asyncio.create_task(
+                    self._attempt(job_id, token, job), name=f"gexd-job-{job_id}"
+                )
+                self._running[job_id] = task
+                task.add_done_callback(self._ended(job_id))
 
     def _ended(self, job_id: str) -> Callable[[asyncio.Task[None]], None]:
         def forget(_task: asyncio.Task[None]) -> None:
@@ -528,14 +544,7 @@ class ClusterNode:
 
     # -- one attempt ---------------------------------------------------------------------
 
-    async def _attempt(self, job_id: str, token: int) -> None:
-        job = await self.board.job(job_id)
-        if job is None or job.get("status") != "processing" or job.get("token") != str(token):
-            return  # an assignment left from before the job moved on
-        # Picked up: the assignment's short pickup lease becomes a full one.
-        if await self.board.heartbeat(job_id, token, self.lease_ms) == "STALE":
-            self.stale += 1
-            return
+    async def _attempt(self, job_id: str, token: int, job: Mapping[str, str]) -> None:
         work: asyncio.Task[Attempt] = asyncio.ensure_future(self.work(job_id, job))
         verdict = await self._keep_lease(job_id, token, work)
         if verdict == "STALE":

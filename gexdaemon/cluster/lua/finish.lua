@@ -23,7 +23,7 @@ if target == 'queued' then
     'not_before_ms', not_before, 'updated_ms', now)
   redis.call('ZADD', prefix .. 'priority_queue:' .. found[4], score, job_id)
   redis.call('XADD', KEYS[4], '*', 'job_id', job_id)
-  event(KEYS[2], maxlen, 'job.retrying', job_id, 'node', found[3])
+  event(KEYS[2], maxlen, 'job.retrying', job_id, 'node', found[3], unpack(sched_fields(key)))
 else
   redis.call('HSET', key, 'status', target, 'finished_ms', now, 'updated_ms', now,
     'sla_status', sla_at(found[6], now))

@@ -39,3 +39,18 @@ local function sla_at(deadline_ms, now)
   if now <= deadline then return 'met' end
   return 'breached'
 end
+
+-- What the leader's scheduler needs of a queued job, carried on its event so the leader
+-- need not read the job's hash: a flat field/value list.
+local SCHED_FIELDS = {'level', 'source', 'estimate_s', 'enqueued_ms', 'deadline_ms', 'pin', 'score', 'not_before_ms'}
+local function sched_fields(key)
+  local values = redis.call('HMGET', key, unpack(SCHED_FIELDS))
+  local flat = {'sched', '1'}
+  for i, name in ipairs(SCHED_FIELDS) do
+    if values[i] then
+      flat[#flat + 1] = name
+      flat[#flat + 1] = values[i]
+    end
+  end
+  return flat
+end

@@ -21,7 +21,7 @@ for _, job_id in ipairs(due) do
         'updated_ms', now)
       redis.call('ZADD', prefix .. 'priority_queue:' .. found[3], found[5], job_id)
       redis.call('XADD', KEYS[4], '*', 'job_id', job_id)
-      event(KEYS[2], maxlen, 'job.lease_expired', job_id, 'node', found[2])
+      event(KEYS[2], maxlen, 'job.lease_expired', job_id, 'node', found[2], unpack(sched_fields(key)))
       out[#out + 1] = job_id .. ':requeued'
     else
       redis.call('HSET', key, 'status', 'failed', 'finished_ms', now, 'updated_ms', now,

@@ -26,7 +26,7 @@ for i = 0, n - 1 do
       'retries', '0', 'token', '0', 'node', '', 'updated_ms', now_ms())
     redis.call('ZADD', prefix .. 'priority_queue:' .. level, score, job_id)
     redis.call('XADD', KEYS[1], '*', 'job_id', job_id)
-    event(KEYS[2], maxlen, 'job.queued', job_id, 'level', level)
+    event(KEYS[2], maxlen, 'job.queued', job_id, unpack(sched_fields(key)))
     out[#out + 1] = ''
   end
 end
