@@ -584,9 +584,9 @@ class ClusterNode:
             rng=self._rng,
             retry_after_s=attempt.retry_after_s,
         )
-        message = f"{code.value}: {attempt.message}" + (
-            "" if decision.retry else f"; {decision.reason}"
-        )
+        # The fetcher says "will retry"; the job's last word must say it gave up, and why.
+        said = attempt.message if decision.retry else attempt.message.removesuffix("; will retry")
+        message = f"{code.value}: {said}" + ("" if decision.retry else f"; {decision.reason}")
         failed = Attempt(
             ok=False,
             code=code,

@@ -30,11 +30,17 @@ COLUMNS = (
 STALE_BEAT_S = 3.0  # a node this quiet is about to leave the cluster
 
 
-def node_row(node: s.ClusterNode) -> Row:
+def node_row(node: s.ClusterNode, *, alone: bool = False) -> Row:
     late = node.heartbeat_age_s > STALE_BEAT_S
+    if alone:  # embedded mode: nothing to lead
+        role = Text("alone", style="dim")
+    elif node.leader:
+        role = Text("leader", style=f"bold {readout.GREEN}")
+    else:
+        role = Text("worker")
     return node.node_id, {
         "node": Text(node.node_id, style="bold"),
-        "role": Text("leader", style=f"bold {readout.GREEN}") if node.leader else Text("worker"),
+        "role": role,
         "busy": Text(
             f"{node.busy} / {node.slots}",
             style=f"bold {readout.AMBER}" if node.slots and node.busy >= node.slots else "",
@@ -95,7 +101,10 @@ class NodesView(DeskView):
         self._drawn = desk.rev.cluster
         found = desk.cluster
         self.query_one("#nodes-summary", Static).update(summary_text(found))
-        self.query_one(LiveTable).sync([node_row(n) for n in found.nodes] if found else [])
+        alone = found is not None and found.mode == "embedded"
+        self.query_one(LiveTable).sync(
+            [node_row(n, alone=alone) for n in found.nodes] if found else []
+        )
         hint = Text(no_wrap=True, overflow="ellipsis")
         if found is not None and found.redis is not None:
             hint.append(found.redis.url, style="bold")

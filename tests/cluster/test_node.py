@@ -174,7 +174,7 @@ def test_a_failed_attempt_is_retried_and_then_fails_with_its_reason(redis: Redis
         if job_id == "twice" and tries[job_id] <= 2:
             return Attempt(ok=False, code=FailureCode.TIMEOUT, message="no answer in 10 s")
         if job_id == "never":
-            return Attempt(ok=False, code=FailureCode.SERVER_ERROR, message="HTTP 503")
+            return Attempt(ok=False, code=FailureCode.SERVER_ERROR, message="HTTP 503; will retry")
         if job_id == "gone":
             return Attempt(ok=False, code=FailureCode.NOT_FOUND, message="HTTP 404")
         return Attempt(ok=True)
@@ -194,6 +194,7 @@ def test_a_failed_attempt_is_retried_and_then_fails_with_its_reason(redis: Redis
         assert twice and twice["status"] == "completed" and twice["retries"] == "2"
         assert never and never["status"] == "failed" and never["retries"] == "3"
         assert "gave up after 3 retries" in never["error_message"]
+        assert "will retry" not in never["error_message"]  # its last word: it gave up
         assert gone and gone["status"] == "failed" and gone["retries"] == "0"
         assert gone["error_code"] == "not_found"
         assert tries == Counter({"twice": 3, "never": 4, "gone": 1})
