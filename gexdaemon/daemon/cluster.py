@@ -470,7 +470,7 @@ class ClusterService:
                     self._count_finish(h)
                     if kind is EventType.JOB_COMPLETED and not self._lake_seen:
                         await self._see_lake()
-                self._bus.publish(kind, self._notice(h))
+                self._bus.publish(kind, self._notice(h, kind))
 
     async def _see_lake(self) -> None:
         """The first snapshot in the shared lake (another node's, maybe): let this node's
@@ -488,8 +488,11 @@ class ClusterService:
         met = None if sla in ("", SlaStatus.NONE.value) else sla == SlaStatus.MET.value
         watch.record_finish(PriorityLevel(h["level"]), met=met, flagged=False)
 
-    def _notice(self, h: Mapping[str, str]) -> Callable[[], Any]:
-        return lambda: present.job_notice(self.live_from(h))
+    def _notice(self, h: Mapping[str, str], kind: EventType) -> Callable[[], Any]:
+        facts: dict[str, Any] = {}
+        if kind in (EventType.JOB_RETRYING, EventType.JOB_FAILED) and h.get("error_message"):
+            facts = {"reason": h["error_message"], "code": h.get("error_code") or None}
+        return lambda: present.job_notice(self.live_from(h), **facts)
 
     async def _mirror_hashes(self, hashes: Sequence[Mapping[str, str]]) -> None:
         changes: list[Any] = []
