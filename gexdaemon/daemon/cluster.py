@@ -373,7 +373,6 @@ class ClusterService:
         live = self.live_from({"job_id": job_id, **h})
         key = live.job_id
         self._tokens[key] = int(h["token"])
-        self._bus.publish(EventType.JOB_STARTED, lambda: present.job_notice(live))
         try:
             outcome = await self._executor.attempt(live)
         finally:
