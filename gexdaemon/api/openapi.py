@@ -74,23 +74,24 @@ def _require_one_of(components: dict[str, Any]) -> None:
 
 
 def _parameters(route: routes.Route) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [
-        {
-            "name": header.name,
-            "in": "header",
-            "required": False,
-            "description": header.description,
-            "schema": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": header.max_length,
-                "pattern": header.pattern,
-            },
-        }
-        for header in route.headers
-    ]
+    out: list[dict[str, Any]] = []
+    for header in route.headers:
+        schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": header.max_length}
+        if header.pattern is not None:
+            schema["pattern"] = header.pattern
+        if header.format is not None:
+            schema["format"] = header.format
+        out.append(
+            {
+                "name": header.name,
+                "in": "header",
+                "required": False,
+                "description": header.description,
+                "schema": schema,
+            }
+        )
     for param in route.params:
-        schema: dict[str, Any] = {"type": "string", "minLength": 1}
+        schema = {"type": "string", "minLength": 1}
         if param.uuid:
             schema["format"] = "uuid"
         out.append(

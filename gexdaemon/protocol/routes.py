@@ -91,7 +91,8 @@ class HeaderParam:
     name: str
     description: str
     max_length: int = 200
-    pattern: str = "^[!-~]+$"  # visible ASCII
+    pattern: str | None = "^[!-~]+$"  # visible ASCII
+    format: str | None = None  # a value only the daemon can judge (see shapes)
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,11 @@ SUBMIT = Route(
     headers=(
         HeaderParam(
             "Idempotency-Key",
-            "a repeat within 24 h returns the first job; in a batch, entry i's key is "
-            "<key>#<i>; a request (or entry) that carries its own idempotency_key keeps it",
+            "visible ASCII, no spaces; a repeat within 24 h returns the first job, and a key "
+            "used for another request is a 422; in a batch, entry i's key is <key>#<i>; a "
+            "request (or entry) that carries its own idempotency_key keeps it",
+            pattern=None,
+            format=s.IDEMPOTENCY_KEY_FORMAT,
         ),
     ),
     links=JOB_LINKS,
