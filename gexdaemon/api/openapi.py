@@ -24,7 +24,7 @@ from gexdaemon.protocol import shapes as s
 REF = "#/components/schemas/{name}"
 
 ERROR_TEXT = {
-    400: "malformed: the body is not JSON (or empty)",
+    400: "malformed: the body is not JSON (or empty), or the request is not what the path takes",
     403: "the peer's uid may not use this socket",
     404: "no such id (or endpoint)",
     405: "the path does not take this method; the Allow header lists those it takes",
@@ -47,6 +47,7 @@ def _schemas() -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
     unique = list(dict.fromkeys(kinds))
     members = list(dict.fromkeys(m for kind in unique for m in (_union_members(kind) or (kind,))))
     refs, components = msgspec.json.schema_components(members, ref_template=REF)
+    _require_one_of(components)
     by_member = dict(zip(members, refs, strict=True))
     out: dict[Any, dict[str, Any]] = {}
     for kind in unique:
@@ -56,27 +57,42 @@ def _schemas() -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
 
 
 def _union_members(kind: Any) -> tuple[Any, ...]:
-    return typing.get_args(kind) if isinstance(kind, types.UnionType) else ()
+    is_union = isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union
+    return typing.get_args(kind) if is_union else ()
+
+
+def _require_one_of(components: dict[str, Any]) -> None:
+    """A body that must set one of some fields says so: `anyOf` one of them set, not null."""
+    for name, schema in components.items():
+        shape = getattr(s, name, None)
+        fields = getattr(shape, "needs_one_of", ())
+        if fields:
+            props = schema["properties"]
+            schema["anyOf"] = [
+                {"required": [f], "properties": {f: _inline_nullable(props[f], components)}}
+                for f in fields
+            ]
 
 
 def _parameters(route: routes.Route) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [
-        {
-            "name": header.name,
-            "in": "header",
-            "required": False,
-            "description": header.description,
-            "schema": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": header.max_length,
-                "pattern": header.pattern,
-            },
-        }
-        for header in route.headers
-    ]
+    out: list[dict[str, Any]] = []
+    for header in route.headers:
+        schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": header.max_length}
+        if header.pattern is not None:
+            schema["pattern"] = header.pattern
+        if header.format is not None:
+            schema["format"] = header.format
+        out.append(
+            {
+                "name": header.name,
+                "in": "header",
+                "required": False,
+                "description": header.description,
+                "schema": schema,
+            }
+        )
     for param in route.params:
-        schema: dict[str, Any] = {"type": "string", "minLength": 1}
+        schema = {"type": "string", "minLength": 1}
         if param.uuid:
             schema["format"] = "uuid"
         out.append(
@@ -114,8 +130,15 @@ def _inline_nullable(schema: dict[str, Any], components: dict[str, Any]) -> dict
     if options:
         kept = [_inline_nullable(o, components) for o in options if o.get("type") != "null"]
         merged = kept[0] if len(kept) == 1 else {"anyOf": kept}
-        return {**{k: v for k, v in schema.items() if k != "anyOf"}, **merged}
-    return {k: v for k, v in schema.items() if k != "title"}
+        outer = {k: v for k, v in schema.items() if k not in ("anyOf", "title", "default")}
+        if schema.get("default") is not None:
+            outer["default"] = schema["default"]
+        return {**outer, **merged}
+    return {
+        k: v
+        for k, v in schema.items()
+        if k != "title" and not (k == "default" and v is None)  # an absent value is no null
+    }
 
 
 def _operation(
@@ -159,7 +182,9 @@ def _operation(
         op["requestBody"] = {
             "required": True,
             "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary", "minLength": 1}
+                }
             },
         }
     elif route.body is not None:

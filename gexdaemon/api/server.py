@@ -162,6 +162,9 @@ async def context_and_errors(request: web.Request, handler: Handler) -> web.Stre
                 request_id,
             )
         try:
+            concrete = _concrete_methods(request)
+            if concrete is not None and request.method not in concrete:
+                raise web.HTTPMethodNotAllowed(request.method, concrete)
             response = await handler(request)
         except GexError as exc:
             status = status_for(exc)
@@ -185,7 +188,7 @@ async def context_and_errors(request: web.Request, handler: Handler) -> web.Stre
             )
         except web.HTTPMethodNotAllowed as exc:
             status = 405
-            allowed = ", ".join(sorted(exc.allowed_methods))
+            allowed = ", ".join(sorted(_concrete_methods(request) or exc.allowed_methods))
             answer = error_response(
                 "method_not_allowed",
                 f"{request.path} does not take {request.method}; it takes {allowed}",
@@ -224,6 +227,20 @@ async def context_and_errors(request: web.Request, handler: Handler) -> web.Stre
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
         structlog.contextvars.unbind_contextvars("request_id")
+
+
+# A path without parameters is matched before the templates (as OpenAPI reads a path
+# table): POST /v1/rules/test is the shadow test, so GET /v1/rules/test is a 405 that
+# names POST, not the rule called "test" (reach that one by its id).
+_CONCRETE: dict[str, frozenset[str]] = {}
+for _route in routes.ROUTES:
+    if "{" not in _route.path:
+        _CONCRETE[_route.path] = _CONCRETE.get(_route.path, frozenset()) | {_route.method}
+
+
+def _concrete_methods(request: web.Request) -> frozenset[str] | None:
+    """The methods of the parameterless path the request names, if it names one."""
+    return _CONCRETE.get(request.path)
 
 
 # ---------------------------------------------------------------------------
@@ -450,7 +467,8 @@ async def change_source(request: web.Request) -> web.Response:
 @handles(routes.LIST_SNAPSHOTS)
 async def list_snapshots(request: web.Request) -> web.Response:
     q: routes.SnapshotFilter = query_of(request, routes.LIST_SNAPSHOTS)
-    found = await ops(request).list_snapshots(symbol=q.symbol, date=q.date, limit=q.limit)
+    day = q.date.isoformat() if q.date is not None else None
+    found = await ops(request).list_snapshots(symbol=q.symbol, date=day, limit=q.limit)
     return answer(routes.LIST_SNAPSHOTS, found)
 
 

@@ -48,6 +48,11 @@ from gexdaemon.core.errors import IllegalTransition, InvalidInput, Problem, Retr
 from gexdaemon.core.symbols import BUNDLED_OPTIONABLE, SYMBOL_PATTERN, normalize_symbol
 from gexdaemon.core.timeutil import NEW_YORK, as_utc, utc_now
 from gexdaemon.core.vocab import (
+    MAX_IDEMPOTENCY_KEY,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_KEY,
+    MAX_METADATA_KEYS,
+    MAX_URL_LENGTH,
     TRANSITIONS,
     CircuitState,
     ExpiryFilter,
@@ -79,12 +84,7 @@ __all__ = [
 MAX_RETRIES = 3
 """The seed's hard ceiling on retries per job; config may lower it, never raise it."""
 
-MAX_METADATA_KEYS = 64
-MAX_METADATA_BYTES = 16 * 1024
-MAX_URL_LENGTH = 2048
 MAX_ERROR_MESSAGE = 4000
-MAX_CONDITION_LENGTH = 2000
-MAX_IDEMPOTENCY_KEY = 200
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 """How long a repeated idempotency key returns the first job instead of making another."""
 
@@ -194,6 +194,18 @@ def _check_not_future(value: datetime, info: HasContext) -> datetime:
 
 
 PastUtcDatetime = Annotated[datetime, AfterValidator(_to_utc), AfterValidator(_check_not_future)]
+
+
+def _refuse_number(value: object) -> object:
+    """An instant on the wire is RFC 3339 text; a bare number's unit and zone are guesses."""
+    if isinstance(value, int | float):
+        raise ValueError(
+            f"must be an RFC 3339 date-time such as 2026-11-26T15:00:00Z, not a number ({value!r})"
+        )
+    return value
+
+
+SubmittedDatetime = Annotated[PastUtcDatetime, BeforeValidator(_refuse_number)]
 
 
 def _normalize_symbol_input(value: object) -> object:
@@ -313,8 +325,8 @@ def _check_metadata(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
     if len(value) > MAX_METADATA_KEYS:
         raise ValueError(f"has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed")
     for key in value:
-        if not key or len(key) > 64:
-            raise ValueError(f"key {key!r} must be 1 to 64 characters")
+        if not key or len(key) > MAX_METADATA_KEY:
+            raise ValueError(f"key {key!r} must be 1 to {MAX_METADATA_KEY} characters")
     size = len(msgspec.json.encode(value))
     if size > MAX_METADATA_BYTES:
         raise ValueError(f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed")
@@ -492,7 +504,7 @@ class RequestSubmission(DomainModel):
     source_url: SourceUrl
     data_type: GEXDataType
     market_symbol: MarketSymbol
-    requested_at: PastUtcDatetime | None = None
+    requested_at: SubmittedDatetime | None = None
     metadata: Metadata = Field(default_factory=dict)
     # A repeat within IDEMPOTENCY_WINDOW returns the first job (retries are safe).
     idempotency_key: IdempotencyKey | None = None

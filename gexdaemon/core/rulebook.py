@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import JsonValue
 
-from gexdaemon.core.errors import InvalidInput, NotFound, Problem
+from gexdaemon.core.errors import Conflict, InvalidInput, NotFound, Problem
 from gexdaemon.core.models import PriorityRule
 from gexdaemon.core.rules import compile_condition
 from gexdaemon.core.timeutil import as_utc
@@ -37,14 +37,15 @@ class RuleNotFound(NotFound):
     code = "rule_not_found"
 
 
-class DuplicateRuleName(InvalidInput):
-    """Another rule already has this name."""
+class DuplicateRuleName(Conflict, InvalidInput):
+    """Another rule already has this name: the rule set's state refuses it (409), the body
+    itself was well formed."""
 
     code = "rule_name_taken"
 
 
-class TooManyActiveRules(InvalidInput):
-    """The edit would leave more active rules than `[rules] max_active` allows."""
+class TooManyActiveRules(Conflict, InvalidInput):
+    """The edit would leave more active rules than `[rules] max_active` allows (409)."""
 
     code = "too_many_active_rules"
 

@@ -39,9 +39,8 @@ from urllib.parse import urlsplit
 
 from gexdaemon.core.errors import InvalidInput, Problem
 from gexdaemon.core.timeutil import NEW_YORK, as_utc
-from gexdaemon.core.vocab import GEXDataType, Origin
+from gexdaemon.core.vocab import MAX_CONDITION_LENGTH, GEXDataType, Origin
 
-MAX_CONDITION_LENGTH: Final = 2000
 MAX_NODES: Final = 500
 MAX_DEPTH: Final = 32
 MAX_NAME_LENGTH: Final = 64  # the longest metadata key a request may carry

@@ -11,6 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+# Limits of what a client sends, checked by the domain models and stated by the wire shapes.
+MAX_METADATA_KEYS = 64
+MAX_METADATA_KEY = 64  # characters in a metadata key
+MAX_METADATA_BYTES = 16 * 1024
+MAX_URL_LENGTH = 2048
+MAX_CONDITION_LENGTH = 2000
+MAX_IDEMPOTENCY_KEY = 200
+
 
 class GEXDataType(StrEnum):
     HISTORICAL = "historical"

@@ -577,8 +577,8 @@ class Operations:
 
 def with_idempotency_key(payload: Any, key: str) -> Any:
     """The Idempotency-Key header applied to a body: the request's key, or for a batch each
-    entry's key `<key>#<index>` (an entry's own key wins). A single request that carries
-    a different key in its body is refused: which one was meant cannot be guessed."""
+    entry's key `<key>#<index>`. A key in the body wins, for a single request as for a
+    batch entry: the header is the default for what carries no key of its own."""
     try:
         check_idempotency_key(key)
     except ValueError as exc:
@@ -586,18 +586,8 @@ def with_idempotency_key(payload: Any, key: str) -> Any:
             "the Idempotency-Key header", [Problem("Idempotency-Key", str(exc))]
         ) from None
     if isinstance(payload, Mapping) and "requests" not in payload:
-        own = payload.get("idempotency_key")
-        if own is not None and own != key:
-            raise InvalidInput.from_problems(
-                "the request",
-                [
-                    Problem(
-                        "idempotency_key",
-                        f"is {own!r} but the Idempotency-Key header says {key!r}; send one",
-                        rule="idempotency_key_mismatch",
-                    )
-                ],
-            )
+        if payload.get("idempotency_key") is not None:
+            return payload
         return {**payload, "idempotency_key": key}
     entries = payload.get("requests") if isinstance(payload, Mapping) else payload
     if not isinstance(entries, list):

@@ -479,7 +479,9 @@ class Runner:
         before = live.job
         if level is before.priority_level:
             return live
-        self._queue.scheduler.cancel(job_id)
+        if not self._queue.scheduler.cancel(job_id):
+            # Dispatched a moment ago: the book says QUEUED until the worker reports in.
+            raise Conflict("only a QUEUED job can change level; this one has just started")
         now = self._clock.now()
         deadline = self._queue.deadline_for(level, now)
         moved = before.evolve(

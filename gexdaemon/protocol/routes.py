@@ -8,6 +8,7 @@ can actually meet (a body, an id in the path, a state change, a write).
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
@@ -27,23 +28,31 @@ Symbol = Annotated[
 ]
 
 
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+SubmissionList = Annotated[list[s.RequestSubmission], Meta(min_length=1)]
+
+
 class JobFilter(s.Shape, forbid_unknown_fields=True, kw_only=True):
     status: JobStatus | None = None
     level: PriorityLevel | None = None
     symbol: Symbol | None = None
     limit: Limit50 = 50
-    cursor: Annotated[str, Meta(description="next_cursor of the previous page")] | None = None
+    cursor: (
+        Annotated[
+            str,
+            Meta(
+                pattern=UUID_PATTERN,
+                description="next_cursor of the previous page",
+                extra_json_schema={"format": "uuid"},
+            ),
+        ]
+        | None
+    ) = None
 
 
 class SnapshotFilter(s.Shape, forbid_unknown_fields=True, kw_only=True):
     symbol: Symbol | None = None
-    date: (
-        Annotated[
-            str,
-            Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", description="market date (New York), YYYY-MM-DD"),
-        ]
-        | None
-    ) = None
+    date: Annotated[dt.date, Meta(description="market date (New York), YYYY-MM-DD")] | None = None
     limit: Limit50 = 50
 
 
@@ -58,7 +67,7 @@ class HistoryQuery(s.Shape, forbid_unknown_fields=True, kw_only=True):
 
 class IngestQuery(s.Shape, forbid_unknown_fields=True, kw_only=True):
     filename: Annotated[str, Meta(min_length=1, max_length=255)] = "upload"
-    symbol: Symbol | None = None
+    symbol: s.MarketSymbol | None = None
     level: PriorityLevel | None = None
 
 
@@ -82,7 +91,8 @@ class HeaderParam:
     name: str
     description: str
     max_length: int = 200
-    pattern: str = "^[!-~]+$"  # visible ASCII
+    pattern: str | None = "^[!-~]+$"  # visible ASCII
+    format: str | None = None  # a value only the daemon can judge (see shapes)
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,8 @@ class Route:
     # Other success statuses with the same answer shape: status -> when.
     also: dict[int, str] = field(default_factory=dict)
     headers: tuple[HeaderParam, ...] = ()  # request headers the route reads
+    # Error statuses the route meets beyond those its body, path and flags imply.
+    refusals: tuple[int, ...] = ()
 
     def url(self, **values: Any) -> str:
         """The path with its parameters filled in (quoted)."""
@@ -125,8 +137,15 @@ class Route:
             found.add(409)
         if self.writes:
             found.add(503)
+        found.update(self.refusals)
         return tuple(sorted(found))
 
+
+# What a new job's receipt leads to: the job, what can be done to it, and its request.
+JOB_LINKS: Final = {
+    **{name: (name, "$response.body#/job_id") for name in ("job", "cancel", "retry", "set_level")},
+    "request": ("request", "$response.body#/request_id"),
+}
 
 HEALTH = Route(
     "health", "GET", "/v1/health", "Daemon health, version, uptime, queue totals", s.Health
@@ -140,21 +159,21 @@ SUBMIT = Route(
     "the first job",
     s.Accepted | s.AcceptedBatch,
     status=201,
-    body=s.RequestSubmission | s.RequestBatch | list[s.RequestSubmission],
+    body=s.RequestSubmission | s.RequestBatch | SubmissionList,
     writes=True,
     conflicts=True,
     also={200: "every request was made before under its idempotency key: the first jobs"},
     headers=(
         HeaderParam(
             "Idempotency-Key",
-            "a repeat within 24 h returns the first job; in a batch, entry i's key is "
-            "<key>#<i> unless it carries its own idempotency_key",
+            "visible ASCII, no spaces; a repeat within 24 h returns the first job, and a key "
+            "used for another request is a 422; in a batch, entry i's key is <key>#<i>; a "
+            "request (or entry) that carries its own idempotency_key keeps it",
+            pattern=None,
+            format=s.IDEMPOTENCY_KEY_FORMAT,
         ),
     ),
-    links={
-        "job": ("job", "$response.body#/job_id"),
-        "request": ("request", "$response.body#/request_id"),
-    },
+    links=JOB_LINKS,
 )
 GET_REQUEST = Route(
     "request",
@@ -172,6 +191,10 @@ GET_JOB = Route(
     "A job with its request, its state history and its live row",
     s.JobDetail,
     params=(JOB_ID,),
+    links={
+        **{name: (name, "$response.body#/job/job_id") for name in ("cancel", "retry")},
+        "request": ("request", "$response.body#/job/request_id"),
+    },
 )
 CHANGE_JOB = Route(
     "set_level",
@@ -225,7 +248,10 @@ CREATE_RULE = Route(
     body=s.RuleDraft,
     conflicts=True,
     writes=True,
-    links={"rule": ("rule", "$response.body#/rule_id")},
+    links={
+        name: (name, "$response.body#/rule_id")
+        for name in ("rule", "update_rule", "delete_rule", "rule_history")
+    },
 )
 TEST_RULES = Route(
     "test_rules",
@@ -298,7 +324,12 @@ LATEST_SNAPSHOT = Route(
     "The latest snapshot of a symbol (by the chain's market time), with strikes",
     s.SnapshotView,
     query=LatestQuery,
-    params=(),
+    refusals=(404,),  # no snapshot of the symbol yet
+    links={
+        "snapshot": ("snapshot", "$response.body#/snapshot_id"),
+        "job": ("job", "$response.body#/job_id"),
+        "gex_history": ("gex_history", "$response.body#/market_symbol"),
+    },
 )
 GET_SNAPSHOT = Route(
     "snapshot",
@@ -335,7 +366,7 @@ INGEST = Route(
     body=BYTES,
     query=IngestQuery,
     writes=True,
-    links={"job": ("job", "$response.body#/job_id")},
+    links=JOB_LINKS,
 )
 ARCHIVE = Route(
     "archive",
@@ -353,6 +384,7 @@ EVENTS = Route(
     'source.*, rule.*); send {"type": "resync"} for a fresh state',
     None,
     status=101,
+    refusals=(400,),  # a plain GET, not a WebSocket upgrade
 )
 CLUSTER = Route(
     "cluster",

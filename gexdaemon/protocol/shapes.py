@@ -25,6 +25,12 @@ import msgspec
 from msgspec import Meta
 
 from gexdaemon.core.vocab import (
+    MAX_CONDITION_LENGTH,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_KEY,
+    MAX_METADATA_KEYS,
+    MAX_URL_LENGTH,
     CircuitState,
     EventType,
     ExpiryFilter,
@@ -54,6 +60,31 @@ ClockTime = Annotated[
 ]
 # Ids travel as text (a UUID's canonical form): scripts print, slice and compare them.
 Id = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
+# Values whose validity is the daemon's to judge (the rule language, DuckDB's SQL, the
+# optionable symbols and allowed hosts of its config) carry a format that names the rule.
+# A key the caller has not used for another request (the daemon remembers them 24 h).
+IDEMPOTENCY_KEY_FORMAT = "idempotency-key"
+# Surrounding whitespace is trimmed, so a name needs one visible character.
+RuleName = Annotated[str, Meta(min_length=1, max_length=80, pattern=r"\S")]
+MarketSymbol = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=10,
+        description="an optionable ticker ([symbols] in the config), any case; "
+        "a vendor prefix (_SPX, ^SPX, $SPX) is dropped",
+        extra_json_schema={"format": "market-symbol"},
+    ),
+]
+RuleCondition = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_CONDITION_LENGTH,
+        description="a condition in the rule language (docs/rules.md), checked when saved",
+        extra_json_schema={"format": "rule-condition"},
+    ),
+]
 
 
 class Shape(msgspec.Struct, kw_only=True):
@@ -63,6 +94,9 @@ class Shape(msgspec.Struct, kw_only=True):
     # and the fields it adds; tests/protocol holds the two to the same names.
     mirrors: ClassVar[str] = ""
     extras: ClassVar[frozenset[str]] = frozenset()
+    # A body that must set (not null) at least one of these fields; the OpenAPI document
+    # says so, and the daemon refuses a body that sets none with a 422.
+    needs_one_of: ClassVar[tuple[str, ...]] = ()
 
     def __getitem__(self, key: str) -> Any:
         if key in self.__struct_fields__:
@@ -132,19 +166,45 @@ class RequestSubmission(Shape, forbid_unknown_fields=True, kw_only=True):
     """One ingest request as a client sends it; the daemon assigns id, score and level."""
 
     mirrors: ClassVar[str] = "RequestSubmission"
-    source_url: Annotated[str, Meta(min_length=1, max_length=2048)]
+    source_url: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_URL_LENGTH,
+            description="the chain's http(s) URL on a host of [sources] allowed_hosts: "
+            "an optional port, no whitespace",
+            extra_json_schema={"format": "source-url"},
+        ),
+    ]
     data_type: GEXDataType
-    market_symbol: Annotated[str, Meta(min_length=1, max_length=10)]
-    requested_at: datetime | None = None
-    metadata: dict[str, Any] = {}
+    market_symbol: MarketSymbol
+    requested_at: (
+        Annotated[
+            datetime,
+            Meta(
+                description="when the data was asked for; not in the future",
+                extra_json_schema={"format": "date-time"},
+            ),
+        ]
+        | None
+    ) = None
+    metadata: Annotated[
+        dict[Annotated[str, Meta(min_length=1, max_length=MAX_METADATA_KEY, pattern=r"\S")], Any],
+        Meta(
+            max_length=MAX_METADATA_KEYS,
+            description=f"free-form facts for rules to read; at most {MAX_METADATA_BYTES} "
+            "bytes as JSON",
+        ),
+    ] = {}
     idempotency_key: (
         Annotated[
             str,
             Meta(
                 min_length=1,
-                max_length=200,
-                pattern="^[!-~]+$",
-                description="a repeat within 24 h returns the first job instead of making another",
+                max_length=MAX_IDEMPOTENCY_KEY,
+                description="visible ASCII, no spaces; a repeat within 24 h returns the first "
+                "job instead of making another, and a key used for another request is a 422",
+                extra_json_schema={"format": IDEMPOTENCY_KEY_FORMAT},
             ),
         ]
         | None
@@ -503,8 +563,8 @@ class RuleList(Shape, kw_only=True):
 class RuleDraft(Shape, forbid_unknown_fields=True, kw_only=True):
     """A new rule (or a candidate in a shadow test)."""
 
-    name: Annotated[str, Meta(min_length=1, max_length=80)]
-    condition: Annotated[str, Meta(min_length=1, max_length=2000)]
+    name: RuleName
+    condition: RuleCondition
     priority_score: Score
     description: Annotated[str, Meta(max_length=500)] = ""
     is_active: bool = True
@@ -513,8 +573,16 @@ class RuleDraft(Shape, forbid_unknown_fields=True, kw_only=True):
 class RuleChange(Shape, forbid_unknown_fields=True, kw_only=True):
     """A change to a rule; only the fields sent change (a new version)."""
 
-    name: Annotated[str, Meta(min_length=1, max_length=80)] | None = None
-    condition: Annotated[str, Meta(min_length=1, max_length=2000)] | None = None
+    needs_one_of: ClassVar[tuple[str, ...]] = (
+        "name",
+        "condition",
+        "priority_score",
+        "description",
+        "is_active",
+    )
+
+    name: RuleName | None = None
+    condition: RuleCondition | None = None
     priority_score: Score | None = None
     description: Annotated[str, Meta(max_length=500)] | None = None
     is_active: bool | None = None
@@ -642,6 +710,8 @@ class SourceList(Shape, kw_only=True):
 class SourceChange(Shape, forbid_unknown_fields=True, kw_only=True):
     """Enable or disable a source (`enabled` is the older spelling of `is_active`)."""
 
+    needs_one_of: ClassVar[tuple[str, ...]] = ("is_active", "enabled")
+
     is_active: bool | None = None
     enabled: bool | None = None
 
@@ -739,7 +809,15 @@ class GexHistory(Shape, kw_only=True):
 
 
 class QueryBody(Shape, forbid_unknown_fields=True, kw_only=True):
-    sql: Annotated[str, Meta(min_length=1, max_length=100_000)]
+    sql: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=100_000,
+            description="one read-only SELECT (or WITH ... SELECT) in DuckDB's SQL",
+            extra_json_schema={"format": "sql-select"},
+        ),
+    ]
     limit: Annotated[int, Meta(ge=1, le=100_000)] = 1000
 
 

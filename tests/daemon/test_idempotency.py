@@ -68,9 +68,13 @@ def test_the_header_works_like_the_field(idem: RunningDaemon) -> None:
     first = post(idem, request("h"), key=key).json()
     again = post(idem, request("h", idempotency_key=key)).json()  # the field, same key
     assert again["job_id"] == first["job_id"] and again["replayed"] is True
-    clash = post(idem, request("h", idempotency_key="another"), key=key)
-    assert clash.status == 422
-    assert clash.json()["error"]["details"][0]["path"] == "idempotency_key"
+    # A key in the body wins over the header, for a single request as for a batch entry.
+    own_key = f"own-{uuid.uuid4()}"
+    own = post(idem, request("h", idempotency_key=own_key), key=key)
+    assert own.status == 201
+    assert own.json()["job_id"] != first["job_id"] and own.json()["replayed"] is False
+    repeat = post(idem, request("h", idempotency_key=own_key)).json()
+    assert repeat["job_id"] == own.json()["job_id"] and repeat["replayed"] is True
 
 
 def test_a_key_reused_for_a_different_request_is_refused_with_the_first_use(
