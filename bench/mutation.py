@@ -103,9 +103,7 @@ def generate_mutants() -> None:
         "set_mutant_under_test('mutant_generation')\n"
         "copy_src_dir(); copy_also_copy_files(); setup_source_paths(); create_mutants(1)\n"
     )
-    subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, check=True, stdout=subprocess.DEVNULL
-    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
 
 
 def tally(module: str, names: list[str], equivalent: dict[str, str]) -> ModuleResult:
@@ -182,11 +180,15 @@ def main() -> int:
     equivalent = load_equivalent()
     results = {m: tally(m, chosen[m], equivalent) for m in modules}
     kind = f"sample of {args.sample} (seed {args.seed})" if args.sample else "full"
-    print(f"\n{'module':<10} {'mutants':>8} {'killed':>7} {'survived':>9} {'timeouts':>9} "
-          f"{'equiv':>6} {'other':>6} {'score':>7}   ({kind})")
+    print(
+        f"\n{'module':<10} {'mutants':>8} {'killed':>7} {'survived':>9} {'timeouts':>9} "
+        f"{'equiv':>6} {'other':>6} {'score':>7}   ({kind})"
+    )
     for module, r in results.items():
-        print(f"{module:<10} {r.mutants:>8} {r.killed:>7} {r.survived:>9} {r.timeouts:>9} "
-              f"{r.equivalent:>6} {r.other:>6} {r.score:>7.1%}")
+        print(
+            f"{module:<10} {r.mutants:>8} {r.killed:>7} {r.survived:>9} {r.timeouts:>9} "
+            f"{r.equivalent:>6} {r.other:>6} {r.score:>7.1%}"
+        )
     for module, r in results.items():
         if r.survivors:
             print(f"\nsurvivors in {module} (mutmut show NAME):")
