@@ -85,8 +85,8 @@ def load_equivalent() -> dict[str, str]:
     equivalent: dict[str, str] = {}
     if not EQUIVALENT_FILE.exists():
         return equivalent
-    for line in EQUIVALENT_FILE.read_text().splitlines():
-        line = line.strip()
+    for raw in EQUIVALENT_FILE.read_text().splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         name, _, reason = line.partition(" ")
@@ -164,6 +164,7 @@ def main() -> int:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         run = subprocess.run(
             [*mutmut_command(), "run", "--max-children", str(args.max_children), *targets],
+            check=False,
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,

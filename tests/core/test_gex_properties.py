@@ -213,8 +213,8 @@ def fridays(year: int, month: int) -> list[date]:
 def monthly_table() -> set[date]:
     """Every standard monthly expiry 2000-2035, by counting Fridays."""
     out = set()
-    for year in EASTER:
-        good_friday = EASTER[year] - timedelta(days=2)
+    for year, easter in EASTER.items():
+        good_friday = easter - timedelta(days=2)
         for month in range(1, 13):
             third = fridays(year, month)[2]
             out.add(third - timedelta(days=1) if third == good_friday else third)
