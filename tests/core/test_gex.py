@@ -506,8 +506,9 @@ def test_every_output_of_the_engine_matches_a_contract_by_contract_reference() -
     # Zero gamma: every sign change of the reference profile, found by bisection here.
     roots = []
     xs = np.linspace(75.75, 126.25, 2001).tolist()
-    for a, b in itertools.pairwise(xs):
-        if reference_profile(a) * reference_profile(b) < 0:
+    for left, right in itertools.pairwise(xs):
+        if reference_profile(left) * reference_profile(right) < 0:
+            a, b = left, right
             for _ in range(60):
                 mid = 0.5 * (a + b)
                 if reference_profile(a) * reference_profile(mid) <= 0:
