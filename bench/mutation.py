@@ -12,7 +12,8 @@ and the before/after table. Run from the repository root:
     nice -n 19 .venv/bin/python bench/mutation.py [--module gex|scheduler|rules|scoring]
         [--sample N] [--seed 16] [--max-children 2] [--json] [--no-run]
 
---no-run reports the results of the last run without running anything. With --json,
+--no-run reports the results of the last run without running anything; --survivors
+re-tests only what the last run did not kill (valid when tests were only added). With --json,
 the last line is {"modules": {"gex": {"mutants", "killed", "survived", "equivalent",
 "score"}, ...}}. `mutmut show NAME` prints a mutant's diff; `mutmut browse` walks them.
 """
@@ -137,6 +138,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-run", action="store_true", help="report the last run only")
     parser.add_argument("--fresh", action="store_true", help="delete mutants/ first")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="re-test only the mutants the last run did not kill (after adding tests only)",
+    )
     args = parser.parse_args()
     modules = args.module or list(MODULES)
 
@@ -158,7 +164,10 @@ def main() -> int:
     if not args.no_run:
         started = time.monotonic()
         targets = [name for names in chosen.values() for name in names]
-        if not args.sample:
+        if args.survivors:
+            codes = {m: load_exit_codes(m) for m in modules}
+            targets = [n for m in modules for n in chosen[m] if codes[m].get(n) not in KILLED]
+        elif not args.sample:
             # Every mutant of the module, re-tested even if an earlier run left a verdict.
             targets = [f"gexdaemon.core.{m}.*" for m in modules]
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")

@@ -555,5 +555,34 @@ def test_an_empty_rule_set_counts_no_inactive_rules_and_has_a_short_fingerprint(
 
 
 def test_combine_scores_with_nothing_to_combine_says_so() -> None:
-    with pytest.raises(ValueError, match="needs at least one score"):
+    with pytest.raises(ValueError, match=r"^combine_scores needs at least one score$"):
         combine_scores([], "max")
+
+
+def test_a_rule_that_blows_up_on_pathological_metadata_does_not_match() -> None:
+    deep: list[object] = []
+    other: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+        other = [other]
+    rs = RuleSet.from_rules([rule("same", "a == b", 0.9)])
+    result = score(rs, metadata={"a": deep, "b": other})  # comparing them overflows the stack
+    assert result.matched == ()
+    assert result.score == 0.6
+
+
+@pytest.mark.parametrize("desk", [None, ["vol"]])
+def test_a_request_missing_one_indexed_name_still_meets_rules_filed_under_others(
+    desk: object,
+) -> None:
+    rs = RuleSet.from_rules(
+        [rule("vol desk", "desk == 'vol'", 0.9), rule("spx", "market_symbol == 'SPX'", 0.5)]
+    )
+    metadata = {} if desk is None else {"desk": desk}
+    assert [r.name for r in score(rs, metadata=metadata).matched] == ["spx"]
+    assert [r.name for r in score(rs, metadata={"desk": "vol"}).matched] == ["vol desk", "spx"]
+
+
+def test_an_unknown_data_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        score(RuleSet(), data_type="bogus")
