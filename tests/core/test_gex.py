@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -342,3 +343,228 @@ def test_settled_contracts_are_dropped_and_counted_by_the_engine_too() -> None:
     result = compute_gex(table, spot=100.0, snapshot_at=later, settings=GexSettings())
     assert result.excluded == {"expired": 1}
     assert result.strikes.call_open_interest.tolist() == [20]
+
+
+# --- every output of the engine against a contract-by-contract reference -----------------
+
+from tests.core.test_gex_properties import greeks  # noqa: E402 - the scalar reference
+
+SETTLE = {
+    "261127": datetime(2026, 11, 27, 21, 0, tzinfo=UTC),
+    "261224": datetime(2026, 12, 24, 21, 0, tzinfo=UTC),
+}
+MIXED = [
+    # right, strike, oi, iv, expiry, extra vendor columns
+    ("C", 95.0, 300, 0.25, "261224", {"volume": 11, "bid": 6.1, "ask": 6.3}),
+    ("P", 95.0, 900, 0.30, "261224", {"volume": 13, "bid": 1.1, "ask": 1.2}),
+    ("C", 100.0, 1200, 0.20, "261127", {"volume": 17, "bid": 1.9, "ask": 2.0}),
+    ("C", 100.0, 500, 0.22, "261224", {"volume": 19, "bid": 3.3, "ask": 3.5}),
+    ("P", 100.0, 1500, 0.24, "261224", {"volume": 23, "bid": 3.0, "ask": 3.1}),
+    # no IV: the vendor's gamma and greeks stand in
+    (
+        "P",
+        105.0,
+        400,
+        0.0,
+        "261224",
+        {"volume": 29, "gamma": 0.04, "delta": -0.7, "theta": -0.02, "vega": 0.09},
+    ),
+    ("C", 105.0, 0, 0.18, "261224", {"volume": 31}),  # no open interest: not in the profile
+    ("C", 110.0, 700, 0.0, "261224", {"volume": 37}),  # neither IV nor vendor gamma
+]
+R, Q = 0.03, 0.01
+
+
+def mixed_table() -> pa.Table:
+    rows = [
+        option(right, strike, oi, iv=iv, expiry=expiry, **extra)
+        for right, strike, oi, iv, expiry, extra in MIXED
+    ]
+    return contracts(rows, spot=101.0)
+
+
+def reference_contracts(spot: float) -> list[dict[str, Any]]:
+    out = []
+    for right, strike, oi, iv, expiry, extra in MIXED:
+        years = (SETTLE[expiry] - SNAP).total_seconds() / (365 * 86400)
+        sign = 1.0 if right == "C" else -1.0
+        if iv > 0:
+            g = greeks(right == "C", spot, strike, years, iv, R, Q)
+            origin = "model"
+        elif "gamma" in extra:
+            g = {k: extra[k] for k in ("gamma", "delta", "theta", "vega")}
+            origin = "vendor"
+        else:
+            g = {"gamma": 0.0, "delta": 0.0, "theta": 0.0, "vega": 0.0}
+            origin = "none"
+        position = sign * oi * 100
+        out.append(
+            {
+                "right": right,
+                "strike": strike,
+                "expiry": expiry,
+                "oi": oi,
+                "iv": iv,
+                "years": years,
+                "volume": extra["volume"],
+                "bid": extra.get("bid", 0.0),
+                "ask": extra.get("ask", 0.0),
+                "origin": origin,
+                "gamma": g["gamma"],
+                "gamma_shares": g["gamma"] * position,
+                "delta_shares": g["delta"] * position,
+                "theta_usd": g["theta"] * position,
+                "vega_usd": g["vega"] * position,
+                "gex": g["gamma"] * position * spot * spot * 0.01,
+                "position": position,
+            }
+        )
+    return out
+
+
+def reference_profile(x: float) -> float:
+    total = 0.0
+    for c in reference_contracts(101.0):
+        if c["iv"] > 0 and c["oi"] > 0:
+            g = greeks(True, x, c["strike"], c["years"], c["iv"], R, Q)["gamma"]
+            total += g * c["position"] * x * x * 0.01
+    return total
+
+
+def test_every_output_of_the_engine_matches_a_contract_by_contract_reference() -> None:
+    settings_ = GexSettings(risk_free_rate=R, dividend_yield=Q, profile_points=200)
+    result = compute_gex(mixed_table(), spot=101.0, snapshot_at=SNAP, settings=settings_)
+    ref = reference_contracts(101.0)
+
+    assert result.spot == 101.0
+    assert result.snapshot_at == SNAP and result.snapshot_at.tzinfo is UTC
+    assert result.unit is GexUnit.USD_PER_1PCT
+    assert result.sign_model is SignModel.DEALER_LONG_CALLS_SHORT_PUTS
+    assert result.gamma_source is GammaSource.MODEL
+    assert result.expiry_filter is ExpiryFilter.ALL
+    assert result.excluded == {}
+    assert result.gamma_origin_counts == {"model": 6, "vendor": 1, "none": 1}
+
+    # Per contract (the table the lake keeps).
+    table = result.contracts
+    assert table is not None
+    got = table.select(["years_to_expiry", "gamma_used", "gamma_origin", "gex"]).to_pylist()
+    for row, want in zip(got, ref, strict=True):
+        assert row["years_to_expiry"] == pytest.approx(want["years"], rel=1e-12)
+        assert row["gamma_used"] == pytest.approx(want["gamma"], rel=1e-9, abs=1e-300)
+        assert row["gamma_origin"] == want["origin"]
+        assert row["gex"] == pytest.approx(want["gex"], rel=1e-9, abs=1e-300)
+    assert table.schema.field("gex").type == pa.float64()
+
+    # Per strike: sums over roots and expiries, each side its own.
+    s = result.strikes
+    assert s.strike.tolist() == [95.0, 100.0, 105.0, 110.0]
+    assert s.strike.dtype == np.float64
+    for i, k in enumerate(s.strike.tolist()):
+        here = [c for c in ref if c["strike"] == k]
+        calls = [c for c in here if c["right"] == "C"]
+        puts = [c for c in here if c["right"] == "P"]
+        assert s.call_open_interest[i] == sum(c["oi"] for c in calls)
+        assert s.put_open_interest[i] == sum(c["oi"] for c in puts)
+        assert s.call_volume[i] == sum(c["volume"] for c in calls)
+        assert s.put_volume[i] == sum(c["volume"] for c in puts)
+        for field_, name in (
+            ("gamma", "gamma_shares"),
+            ("delta", "delta_shares"),
+            ("theta", "theta_usd"),
+            ("vega", "vega_usd"),
+        ):
+            want = sum(c[name] for c in here)
+            assert getattr(s, field_)[i] == pytest.approx(want, rel=1e-6, abs=1e-6), (k, field_)
+        assert s.call_gex is not None and s.put_gex is not None
+        assert s.call_gex[i] == pytest.approx(sum(c["gex"] for c in calls), rel=1e-9, abs=1e-9)
+        assert s.put_gex[i] == pytest.approx(sum(c["gex"] for c in puts), rel=1e-9, abs=1e-9)
+        assert s.net_gex[i] == pytest.approx(s.call_gex[i] + s.put_gex[i], rel=1e-12, abs=1e-9)
+    for arr in (s.call_open_interest, s.put_open_interest, s.call_volume, s.put_volume):
+        assert arr.dtype == np.int64
+    # Quotes of the nearest expiry; a side with no quote is 0, not NaN.
+    assert s.call_bid.tolist() == [6.1, 1.9, 0.0, 0.0]
+    assert s.call_ask.tolist() == [6.3, 2.0, 0.0, 0.0]
+    assert s.put_bid.tolist() == [1.1, 3.0, 0.0, 0.0]
+    assert s.put_ask.tolist() == [1.2, 3.1, 0.0, 0.0]
+
+    # Levels.
+    levels = result.levels
+    assert levels.total_gex == pytest.approx(sum(c["gex"] for c in ref), rel=1e-9)
+    call_abs = {k: abs(s.call_gex[i]) for i, k in enumerate(s.strike.tolist())}
+    put_abs = {k: abs(s.put_gex[i]) for i, k in enumerate(s.strike.tolist())}
+    assert levels.call_wall == max(call_abs, key=call_abs.__getitem__)
+    assert levels.put_wall == max(put_abs, key=put_abs.__getitem__)
+    assert levels.abs_gamma_strike == max(call_abs, key=lambda k: call_abs[k] + put_abs[k])
+
+    # The profile: model gamma only, contracts with IV and open interest.
+    assert result.profile_contracts == 5
+    assert result.profile_spots.tolist() == pytest.approx(np.linspace(75.75, 126.25, 200).tolist())
+    want_profile = [reference_profile(x) for x in result.profile_spots.tolist()]
+    scale = max(abs(v) for v in want_profile)
+    assert result.profile_gex.tolist() == pytest.approx(want_profile, abs=1e-5 * scale)
+    # Zero gamma: every sign change of the reference profile, found by bisection here.
+    roots = []
+    xs = np.linspace(75.75, 126.25, 2001).tolist()
+    for left, right in itertools.pairwise(xs):
+        if reference_profile(left) * reference_profile(right) < 0:
+            a, b = left, right
+            for _ in range(60):
+                mid = 0.5 * (a + b)
+                if reference_profile(a) * reference_profile(mid) <= 0:
+                    b = mid
+                else:
+                    a = mid
+            roots.append(0.5 * (a + b))
+    assert roots, "the mixed chain has a gamma flip"
+    assert levels.zero_gamma_crossings == pytest.approx(roots, abs=1e-4)
+    assert levels.zero_gamma == pytest.approx(min(roots, key=lambda x: abs(x - 101.0)), abs=1e-4)
+
+
+def test_without_the_profile_nothing_is_forecast_at_other_spots() -> None:
+    result = compute_gex(
+        mixed_table(), spot=101.0, snapshot_at=SNAP, settings=GexSettings(), with_profile=False
+    )
+    assert result.profile_spots.size == 0 and result.profile_gex.size == 0
+    assert result.levels.zero_gamma is None and result.levels.zero_gamma_crossings == []
+
+
+def test_a_chain_with_no_open_interest_has_no_profile_and_no_walls() -> None:
+    table = contracts([option("C", 100, 0), option("P", 100, 0)], spot=100.0)
+    result = compute_gex(table, spot=100.0, snapshot_at=SNAP, settings=GexSettings())
+    assert result.profile_contracts == 0
+    assert result.profile_spots.size == 0 and result.profile_gex.size == 0
+    levels = result.levels
+    assert (levels.call_wall, levels.put_wall, levels.abs_gamma_strike) == (None, None, None)
+    assert levels.total_gex == 0.0 and levels.zero_gamma is None
+
+
+def test_a_contract_settling_at_the_snapshot_instant_is_expired_and_counted() -> None:
+    table = contracts([option("C", 100, 10, expiry="261124"), option("C", 100, 20)], spot=100.0)
+    at_settlement = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)  # 16:00 New York
+    result = compute_gex(table, spot=100.0, snapshot_at=at_settlement, settings=GexSettings())
+    assert result.excluded == {"expired": 1}
+    assert result.strikes.call_open_interest.tolist() == [20]
+    one_second_before = at_settlement - timedelta(seconds=1)
+    kept = compute_gex(table, spot=100.0, snapshot_at=one_second_before, settings=GexSettings())
+    assert kept.excluded == {}
+    assert kept.strikes.call_open_interest.tolist() == [30]
+
+
+def test_a_chain_that_has_all_settled_says_so_and_names_the_file() -> None:
+    table = contracts([option("C", 100, 10, expiry="261127")], spot=100.0)
+    later = SNAP + timedelta(days=10)
+    with pytest.raises(ChainError, match=r"^SPY\.csv: nothing usable: every contract had settled"):
+        compute_gex(table, spot=100.0, snapshot_at=later, settings=GexSettings(), source="SPY.csv")
+    with pytest.raises(ChainError, match=r"^chain: nothing usable"):
+        compute_gex(table, spot=100.0, snapshot_at=later, settings=GexSettings())
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_an_exposure_that_overflows_is_refused_as_a_corrupt_file() -> None:
+    table = contracts([option("C", 100, 1000, gamma=0.05, iv=0.0)], spot=100.0)
+    with pytest.raises(ChainError) as caught:  # spot^2 overflows in usd_per_1pct
+        compute_gex(table, spot=1e160, snapshot_at=SNAP, settings=GexSettings(), source="x.csv")
+    assert str(caught.value) == (
+        "x.csv: open_interest: exposure overflowed: the numbers in the file are corrupt"
+    )

@@ -635,3 +635,144 @@ def test_evaluate_always_returns_a_bool(metadata: dict[str, object]) -> None:
         "not a",
     ):
         assert compile_condition(text).evaluate(names) in (True, False)
+
+
+# --- the same differential test on request names (typed, with their literal rules) -----
+
+REQUEST_TEXT = {
+    "market_symbol": ["'SPX'", "'NDX'", "'SP'"],
+    "data_type": ["'real_time'", "'historical'"],
+    "origin": ["'api'", "'drop'"],
+    "source_url": ["'cboe'", "'https://cdn.cboe.com/x.json'", "'csv'"],
+    "source_host": ["'cdn.cboe.com'", "'example.org'"],
+}
+REQUEST_NUMBER = ["age_s", "ny_hour", "reliability_score"]
+typed_comparison = st.one_of(
+    st.builds(
+        lambda key, o, lit: f"{key} {o} {lit}",
+        st.sampled_from(["market_symbol", "source_url", "source_host"]),
+        st.sampled_from(["==", "!=", "<", ">="]),
+        st.sampled_from(["'SPX'", "'cboe'", "'cdn.cboe.com'"]),
+    ),
+    st.builds(
+        lambda key, o, lits: f"{key} {o} [{', '.join(lits)}]",
+        st.sampled_from(sorted(REQUEST_TEXT)),
+        st.sampled_from(["in", "not in"]),
+        st.sampled_from(sorted(REQUEST_TEXT)).flatmap(
+            lambda k: st.lists(st.sampled_from(REQUEST_TEXT[k]), min_size=1, max_size=2)
+        ),
+    ),
+    st.builds(
+        lambda lit, o, key: f"{lit} {o} {key}",
+        st.sampled_from(["'cboe'", "'csv'", "'SP'", "'x'"]),
+        st.sampled_from(["in", "not in"]),
+        st.sampled_from(["source_url", "market_symbol", "a", "tags"]),
+    ),
+    st.builds(
+        lambda key, o, lit: f"{key} {o} {lit}",
+        st.sampled_from(REQUEST_NUMBER),
+        st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+        st.sampled_from(["0", "0.5", "9.5", "60", "-1"]),
+    ),
+    st.builds(
+        lambda lit, o, key: f"{lit} {o} {key}",
+        st.sampled_from(["0", "0.5", "60"]),
+        st.sampled_from(["<", "<=", ">", ">=", "==", "!="]),
+        st.sampled_from(REQUEST_NUMBER),
+    ),
+    st.builds(
+        lambda lo, o1, key, o2, hi: f"{lo} {o1} {key} {o2} {hi}",
+        st.sampled_from(["0", "0.5", "9.5"]),
+        st.sampled_from(["<", "<="]),
+        st.sampled_from(REQUEST_NUMBER),
+        st.sampled_from(["<", "<="]),
+        st.sampled_from(["1", "16", "120"]),
+    ),
+    st.builds(
+        lambda key, o, other, o2, lit: f"{key} {o} {other} {o2} {lit}",
+        st.sampled_from(["age_s", "a", "b"]),
+        st.sampled_from(["+", "-", "*", "/"]),
+        st.sampled_from(["ny_hour", "b", "2", "0"]),
+        st.sampled_from(["<", ">", "==", "!=", "<=", ">="]),
+        st.sampled_from(["1", "0.5", "-2", "60"]),
+    ),
+    st.builds(
+        lambda key, o, other: f"{key} {o} {other}",
+        st.sampled_from(["age_s", "a", "b", "ny_hour"]),
+        st.sampled_from(["<", ">", "==", "!=", "<=", ">="]),
+        st.sampled_from(["ny_hour", "b", "-a", "a * 2"]),
+    ),
+    st.builds(
+        lambda key, o, other: f"{key} {o} {other}",
+        st.sampled_from(["a", "market_symbol", "'SPX'", "-a", "a / 2"]),
+        st.sampled_from(["in", "not in"]),
+        st.sampled_from(["source_url", "tags", "b"]),
+    ),
+    st.builds(
+        lambda key, o, lits: f"{key} {o} [{', '.join(lits)}]",
+        st.sampled_from(["a", "-a", "a * 2", "a + b"]),
+        st.sampled_from(["in", "not in"]),
+        st.lists(st.sampled_from(["1", "2.0", "-1", "0", "'x'"]), min_size=1, max_size=3),
+    ),
+    st.builds(
+        lambda key, o: f"{key} {o} None", st.sampled_from(KEYS), st.sampled_from(["is", "is not"])
+    ),
+    st.sampled_from(["a", "True", "False"]),
+)
+typed_condition = st.recursive(
+    typed_comparison,
+    lambda inner: st.one_of(
+        st.builds(
+            lambda parts, o: f" {o} ".join(f"({p})" for p in parts),
+            st.lists(inner, min_size=2, max_size=6),
+            st.sampled_from(["and", "or"]),
+        ),
+        inner.map(lambda a: f"not ({a})"),
+    ),
+    max_leaves=8,
+)
+request_values = st.fixed_dictionaries(
+    {
+        "market_symbol": st.sampled_from(["SPX", "NDX", "SP"]),
+        "data_type": st.sampled_from(["real_time", "historical"]),
+        "origin": st.sampled_from(["api", "drop"]),
+        "source_url": st.sampled_from(
+            ["https://cdn.cboe.com/x.json", "file:///tmp/chain.csv", "https://example.org/a"]
+        ),
+        "source_host": st.sampled_from(["cdn.cboe.com", "example.org", ""]),
+        "age_s": st.sampled_from([0.0, 0.5, 30.0, 60.0, 61.5, 3600.0]),
+        "ny_hour": st.sampled_from([0.0, 9.5, 10.25, 16.0]),
+        "reliability_score": st.sampled_from([0.0, 0.5, 0.99, 1.0]),
+    },
+    optional=dict.fromkeys(KEYS, value),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=typed_condition, names=request_values)
+def test_request_name_conditions_agree_with_the_reference_semantics(
+    text: str, names: dict[str, object]
+) -> None:
+    try:
+        compiled = compile_condition(text)
+    except RuleConditionError:
+        return
+    tree = ast.parse(text, mode="eval")
+    assert compiled.evaluate(names) is reference(tree, names), text
+    assert compiled.test(names) is reference(tree, names), text
+    if compiled.guard is not None and compiled.evaluate(names):
+        key, values = compiled.guard
+        assert names.get(key) in values
+
+
+@pytest.mark.parametrize(
+    ("text", "url", "expected"),
+    [
+        ("'cboe' in source_url", "https://cdn.cboe.com/x.json", True),
+        ("'cboe' in source_url", "https://example.org/x.json", False),
+        ("'cboe' not in source_url", "https://cdn.cboe.com/x.json", False),
+        ("'cboe' not in source_url", "https://example.org/x.json", True),
+    ],
+)
+def test_a_text_in_the_source_url_is_a_substring_test(text: str, url: str, expected: bool) -> None:
+    assert holds(text, source_url=url) is expected

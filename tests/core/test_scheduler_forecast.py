@@ -178,3 +178,40 @@ def test_a_running_job_far_past_its_estimate_is_flagged_before_its_deadline() ->
     found = flags(sched.take_risk_changes())["slow"]
     assert found.at_risk and found.reason == "running 16 s, 8 times its estimate"
     assert found.deadline - clock.now == 14.0
+
+
+def test_a_job_behind_a_source_at_its_cap_is_forecast_to_finish_after_the_jobs_ahead() -> None:
+    sched, _clock = scheduler(slots=8, cap=1)
+    for i in range(7):  # two at once (cap 1 + CRITICAL's overshoot): 0-8, 8-16, 16-24, 24-32 s
+        submit(sched, f"c{i}", source="slow", estimate=8.0)
+    sched.forecast()
+    late = flags(sched.take_risk_changes())
+    assert set(late) == {"c6"}
+    assert late["c6"].finish == 1032.0
+    assert late["c6"].deadline == 1030.0
+
+
+def test_running_jobs_hold_their_source_in_the_forecast() -> None:
+    sched, clock = scheduler(slots=8, cap=1)
+    submit(sched, "r0", source="slow", estimate=20.0)
+    submit(sched, "r1", source="slow", estimate=20.0)
+    assert sched.dispatch() is not None and sched.dispatch() is not None
+    sched.take_risk_changes()
+    clock.now += 5.0  # both run until 1020; the source is at its cap (2 for CRITICAL)
+    submit(sched, "q", source="slow", estimate=16.0, at=clock.now)  # deadline 1035
+    sched.forecast()
+    found = flags(sched.take_risk_changes())["q"]
+    assert found.at_risk and found.finish == 1036.0  # starts when the first one ends
+    assert found.reason == "slow runs at most 2 at once"
+
+
+def test_a_rate_limited_source_spaces_the_forecast_starts() -> None:
+    sched, _clock = scheduler(slots=8, cap=10, rate=0.1)
+    sched.set_source_limits("slow", cap=10, rate_per_s=0.1, burst=1)
+    for i in range(4):  # one fetch per 10 s: starts at 0, 10, 20, 30 s
+        submit(sched, f"c{i}", source="slow", estimate=1.0)
+    sched.forecast()
+    found = flags(sched.take_risk_changes())
+    assert set(found) == {"c3"}
+    assert found["c3"].finish == 1031.0
+    assert found["c3"].reason == "slow is rate limited to 0.1 fetches/s"

@@ -435,3 +435,154 @@ def test_rule_ids_in_results_are_the_rules_ids() -> None:
     result = score(RuleSet.from_rules([r]), metadata={"volume": 2})
     assert result.rule_versions == {str(r.rule_id): 3}
     assert uuid.UUID(result.explanation["matched"][0]["rule_id"]) == r.rule_id  # type: ignore[index, arg-type]
+
+
+# --- what the mutation run found untested (docs/mutation.md) -----------------------------
+
+
+@pytest.mark.parametrize("below", [-0.5, -1, -1e9])
+def test_a_negative_reliability_clamps_to_zero_and_takes_the_full_weight(below: float) -> None:
+    settings_ = PrioritySettings(reliability_weight=0.3)
+    result = score(RuleSet(), settings_, reliability_score=below)
+    assert result.explanation["reliability"]["score"] == 0.0
+    assert result.adjustment == pytest.approx(-0.3)
+    assert result.score == pytest.approx(0.3)  # real_time default 0.6 - 0.3
+
+
+def test_an_integer_reliability_is_a_figure_not_a_broken_value() -> None:
+    settings_ = PrioritySettings(reliability_weight=0.2)
+    assert score(RuleSet(), settings_, reliability_score=0).score == pytest.approx(0.4)
+    assert score(RuleSet(), settings_, reliability_score=1).score == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("broken", [None, "0.2", [0.5]])
+def test_a_reliability_that_is_not_a_number_counts_as_reliable(broken: object) -> None:
+    result = score(RuleSet(), reliability_score=broken)
+    assert result.explanation["reliability"]["score"] == 1.0
+    assert result.adjustment == 0.0
+    assert result.score == 0.6
+
+
+def test_a_fully_reliable_source_shows_an_adjustment_of_plain_zero() -> None:
+    # -weight * 0.0 is -0.0 in floats; a trader should read 0.0 in the explanation.
+    result = score(RuleSet(), reliability_score=1.0)
+    text = msgspec.json.encode(result.explanation["reliability"]).decode()
+    assert '"adjustment":0.0' in text
+    assert math.copysign(1.0, result.explanation["reliability"]["adjustment"]) == 1.0
+
+
+def test_a_rule_whose_condition_fails_to_evaluate_does_not_match() -> None:
+    # open_interest is text here: `open_interest > 10` raises inside the rule; no match.
+    rs = RuleSet.from_rules([rule("oi", "open_interest > 10", 0.9)])
+    result = score(rs, metadata={"open_interest": "lots"})
+    assert result.matched == ()
+    assert result.score == 0.6
+
+
+def test_every_rules_names_are_computed_not_only_the_last_ones() -> None:
+    rs = RuleSet.from_rules(
+        [
+            rule("stale", "age_s > 1", 0.9),
+            rule("host", "source_host == 'cdn.cboe.com'", 0.7),
+            rule("late", "ny_hour >= 0", 0.5),
+        ]
+    )
+    result = score(rs)
+    assert [r.name for r in result.matched] == ["stale", "host", "late"]
+    assert result.base_score == 0.9
+
+
+@pytest.mark.parametrize(
+    ("condition", "overrides"),
+    [
+        ("'cboe' in source_url", {}),
+        ("origin == 'drop'", {"origin": "drop"}),
+        ("reliability_score < 0.5", {"reliability_score": 0.25}),
+    ],
+)
+def test_rules_see_the_requests_url_origin_and_reliability(
+    condition: str, overrides: dict[str, Any]
+) -> None:
+    rs = RuleSet.from_rules([rule("r", condition, 0.95)])
+    assert [r.name for r in score(rs, **overrides).matched] == ["r"]
+
+
+def test_rescoring_sees_the_stored_url_and_origin_and_honours_an_explicit_instant() -> None:
+    rs = RuleSet.from_rules(
+        [rule("cboe", "'cboe' in source_url", 0.8), rule("drop", "origin == 'drop'", 0.9)]
+    )
+    request = stored(origin="drop")
+    again = rescore_request(rs, request, reliability_score=1.0, settings=SETTINGS)
+    assert [r.name for r in again.matched] == ["drop", "cboe"]
+    stale = RuleSet.from_rules([rule("stale", "age_s > 3600", 0.95)])
+    later = FIXED_NOW + timedelta(hours=2)
+    assert rescore_request(stale, request, reliability_score=1.0, settings=SETTINGS).score == 0.6
+    assert (
+        rescore_request(stale, request, reliability_score=1.0, settings=SETTINGS, at=later).score
+        == 0.95
+    )
+    assert (
+        rescore_request(
+            stale, request, reliability_score=1.0, settings=SETTINGS, at=later
+        ).explanation["scored_at"]
+        == later.isoformat()
+    )
+
+
+def test_scored_at_is_written_in_utc_whatever_the_clocks_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    eastern = FIXED_NOW.astimezone(ZoneInfo("America/New_York"))
+    result = score(RuleSet(), now=eastern)
+    assert result.explanation["scored_at"] == FIXED_NOW.isoformat()
+    assert result.explanation["scored_at"].endswith("+00:00")
+
+
+def test_the_result_carries_the_base_before_the_adjustment() -> None:
+    rs = RuleSet.from_rules([rule("r", "market_symbol == 'SPX'", 0.7)])
+    result = score(rs, settings=PrioritySettings(reliability_weight=0.5), reliability_score=0.5)
+    assert result.base_score == 0.7
+    assert result.adjustment == pytest.approx(-0.25)
+    assert result.score == pytest.approx(0.45)
+
+
+def test_an_empty_rule_set_counts_no_inactive_rules_and_has_a_short_fingerprint() -> None:
+    empty = RuleSet()
+    assert len(empty) == 0
+    assert empty.inactive == 0
+    assert len(empty.fingerprint) == 16
+    assert len(seed_rule_set().fingerprint) == 16
+
+
+def test_combine_scores_with_nothing_to_combine_says_so() -> None:
+    with pytest.raises(ValueError, match=r"^combine_scores needs at least one score$"):
+        combine_scores([], "max")
+
+
+def test_a_rule_that_blows_up_on_pathological_metadata_does_not_match() -> None:
+    deep: list[object] = []
+    other: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+        other = [other]
+    rs = RuleSet.from_rules([rule("same", "a == b", 0.9)])
+    result = score(rs, metadata={"a": deep, "b": other})  # comparing them overflows the stack
+    assert result.matched == ()
+    assert result.score == 0.6
+
+
+@pytest.mark.parametrize("desk", [None, ["vol"]])
+def test_a_request_missing_one_indexed_name_still_meets_rules_filed_under_others(
+    desk: object,
+) -> None:
+    rs = RuleSet.from_rules(
+        [rule("vol desk", "desk == 'vol'", 0.9), rule("spx", "market_symbol == 'SPX'", 0.5)]
+    )
+    metadata = {} if desk is None else {"desk": desk}
+    assert [r.name for r in score(rs, metadata=metadata).matched] == ["spx"]
+    assert [r.name for r in score(rs, metadata={"desk": "vol"}).matched] == ["vol desk", "spx"]
+
+
+def test_an_unknown_data_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        score(RuleSet(), data_type="bogus")
