@@ -469,10 +469,9 @@ def _assemble(
 ) -> SnapshotResult:
     snapshot_id = snapshot_id_for(job_id)
     day, clock = GEXSnapshot.market_local(snapshot_at)
+    n = len(strikes)
     columns = _strike_columns(strikes)
-    strike_rows = [
-        {k: v for k, v in row.items() if v is not None} for row in _rows(columns, len(strikes))
-    ]
+    strike_rows = _rows({k: v.tolist() for k, v in columns.items() if v is not None}, n)
     snapshot = GEXSnapshot.parse(
         {
             "snapshot_id": snapshot_id,
@@ -529,18 +528,11 @@ def _assemble(
         "rows_read": rows_read,
         "excluded_rows": msgspec.json.encode(dict(sorted(excluded.items()))).decode(),
     }
-    n = len(strikes)
     strike_table = pa.table(
         {
             "snapshot_id": pa.array([str(snapshot_id)] * n, type=pa.string()),
             "snapshot_date": pa.array([day] * n, type=pa.date32()),
-            **{
-                name: pa.array(
-                    columns[name],
-                    type=pa.int64() if name in _INT_STRIKE_COLUMNS else pa.float64(),
-                )
-                for name in STRIKE_COLUMNS
-            },
+            **{name: _strike_array(name, columns[name], n) for name in STRIKE_COLUMNS},
         }
     )
     stamp = {
@@ -567,8 +559,12 @@ def _assemble(
         profile_spots, profile_gex, origins = np.zeros(0), np.zeros(0), {}
     m = lake.num_rows
     for key, value in stamp.items():
-        typ = pa.float64() if key == "spot_price" else pa.string()
-        lake = lake.append_column(key, pa.repeat(pa.scalar(value, type=typ), m))
+        column = (
+            pa.array(np.full(m, spot), type=pa.float64())
+            if key == "spot_price"
+            else pa.repeat(pa.scalar(value, type=pa.string()), m)
+        )
+        lake = lake.append_column(key, column)
     return SnapshotResult(
         snapshot=snapshot,
         snapshot_row=row,
@@ -586,20 +582,27 @@ def _assemble(
     )
 
 
-def _strike_columns(strikes: StrikeExposure) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
+def _strike_columns(strikes: StrikeExposure) -> dict[str, np.ndarray | None]:
+    """The strike rows column by column, as int64 or float64 arrays (None: column absent)."""
+    out: dict[str, np.ndarray | None] = {}
     for name in STRIKE_COLUMNS:
         values = getattr(strikes, "strike" if name == "strike_price" else name)
         if values is None:
-            out[name] = [None] * len(strikes)
+            out[name] = None
         elif name in _INT_STRIKE_COLUMNS:
-            out[name] = [int(v) for v in values]
+            out[name] = np.asarray(values).astype(np.int64, copy=False)
         else:
-            out[name] = [float(v) for v in values]
+            out[name] = np.asarray(values).astype(np.float64, copy=False)
     return out
 
 
+def _strike_array(name: str, values: np.ndarray | None, n: int) -> pa.Array:
+    typ = pa.int64() if name in _INT_STRIKE_COLUMNS else pa.float64()
+    return pa.nulls(n, type=typ) if values is None else pa.array(values, type=typ)
+
+
 def _rows(columns: Mapping[str, list[Any]], n: int) -> list[dict[str, Any]]:
+    """Row dicts for the model; an absent column is left out (the model's default, None)."""
     names = list(columns)
     return (
         [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]

@@ -9,6 +9,9 @@ Write order, and why it is safe to repeat:
 3. commit `PutSnapshot` (the gex_snapshots row with its lake_path, and the
    gex_strikes rows), idempotent on snapshot_id: strikes are appended only when the
    snapshot row is new.
+For files up to OVERLAP_MAX_LAKE_ROWS contracts, 2 and 3 run at the same time: the
+writer inserts the rows while this thread writes the file, and COMMITs only once the
+file is durable (`PutSnapshot.lake_written`), so what a crash can leave is the same.
 A crash between 2 and 3 leaves a lake file without a row; the job's retry rewrites
 the same file and commits, so the pair ends up consistent. Readers always start from
 gex_snapshots, so such a file is never mistaken for a snapshot.
@@ -20,6 +23,8 @@ The readers return plain dicts shaped like surfaces.md "Snapshot fields"
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +39,12 @@ from gexdaemon.core.models import GEX_STRIKE_FIELDS, ExpiryFilter
 from gexdaemon.storage import lake as lakefs
 from gexdaemon.storage.snapshot_record import SnapshotRecord
 from gexdaemon.storage.store import PutSnapshot, Store
+
+# Up to this many lake rows (contracts), the lake file is written while the writer inserts
+# the rows, and the commit waits for the file: the writer then waits at most the time
+# to write such a file (tens of ms), and the caller saves the shorter of the two. A
+# larger file is written first, as before, so the writer never waits seconds.
+OVERLAP_MAX_LAKE_ROWS = 200_000
 
 SNAPSHOT_FIELDS = (
     "snapshot_id",
@@ -72,33 +83,64 @@ def _existing_lake_path(cur: Any, snapshot_id: uuid.UUID) -> str | None:
     return None if found is None else str(found[0])
 
 
+def _first_lake_folder(lake_dir: Path) -> bool:
+    """Will this snapshot open the lake's first symbol folder (the views then need a refresh)?"""
+    return not lake_dir.exists() or not any(lake_dir.glob("symbol=*"))
+
+
 def _write_lake(lake_dir: Path, record: SnapshotRecord) -> tuple[Path, bool]:
     """Write the lake file; returns (path, whether this was the lake's first symbol folder)."""
     path = record.lake_path(lake_dir)
-    first = not lake_dir.exists() or not any(lake_dir.glob("symbol=*"))
+    first = _first_lake_folder(lake_dir)
     lakefs.write_parquet_atomic(record.lake, path)
     return path, first
 
 
-def _change(record: SnapshotRecord, path: Path) -> PutSnapshot:
+def _change(
+    record: SnapshotRecord, path: Path, written: concurrent.futures.Future[None] | None = None
+) -> PutSnapshot:
     row = dict(record.row)
     row["lake_path"] = str(path)
-    return PutSnapshot(snapshot=row, strikes=record.strikes)
+    return PutSnapshot(snapshot=row, strikes=record.strikes, lake_written=written)
+
+
+def _overlaps(record: SnapshotRecord) -> bool:
+    """Write the file and insert the rows at once? Only for files the writer can wait on."""
+    return int(record.lake.num_rows) <= OVERLAP_MAX_LAKE_ROWS
 
 
 def persist_snapshot(store: Store, lake_dir: Path, record: SnapshotRecord) -> Path:
-    """Write the lake file then commit the rows (see the module docstring); returns the lake path.
+    """Write the lake file and commit the rows (see the module docstring); returns the lake path.
 
     Blocking: call it from a worker thread, or use `persist_snapshot_async`.
     """
     existing = store.read_sync(lambda cur: _existing_lake_path(cur, record.snapshot_id))
     if existing is not None:
         return Path(existing) if existing else record.lake_path(lake_dir)
-    path, first = _write_lake(lake_dir, record)
-    store.commit_sync([_change(record, path)])
+    if not _overlaps(record):
+        path, first = _write_lake(lake_dir, record)
+        store.commit_sync([_change(record, path)])
+    else:
+        path, first = record.lake_path(lake_dir), _first_lake_folder(lake_dir)
+        written: concurrent.futures.Future[None] = concurrent.futures.Future()
+        committed = store.submit([_change(record, path, written)])
+        _write_lake_resolving(written, record, path)
+        committed.result()
     if first:
         store.refresh_views().result()
     return path
+
+
+def _write_lake_resolving(
+    written: concurrent.futures.Future[None], record: SnapshotRecord, path: Path
+) -> None:
+    """Write the lake file and tell the waiting transaction how it went (whatever happens)."""
+    try:
+        lakefs.write_parquet_atomic(record.lake, path)
+    except BaseException as exc:
+        written.set_exception(exc)
+        raise
+    written.set_result(None)
 
 
 async def persist_snapshot_async(store: Store, lake_dir: Path, record: SnapshotRecord) -> Path:
@@ -106,8 +148,22 @@ async def persist_snapshot_async(store: Store, lake_dir: Path, record: SnapshotR
     existing = await store.read(lambda cur: _existing_lake_path(cur, record.snapshot_id))
     if existing is not None:
         return Path(existing) if existing else record.lake_path(lake_dir)
-    path, first = await asyncio.to_thread(_write_lake, lake_dir, record)
-    await store.commit([_change(record, path)])
+    if not _overlaps(record):
+        path, first = await asyncio.to_thread(_write_lake, lake_dir, record)
+        await store.commit([_change(record, path)])
+    else:
+        path, first = record.lake_path(lake_dir), _first_lake_folder(lake_dir)
+        written: concurrent.futures.Future[None] = concurrent.futures.Future()
+        committed = asyncio.ensure_future(store.commit([_change(record, path, written)]))
+        try:
+            await asyncio.to_thread(_write_lake_resolving, written, record, path)
+        except BaseException:
+            # The transaction rolls back on the failed future; collect its outcome so
+            # the error raised is the file's, not a second one about the same failure.
+            with contextlib.suppress(Exception):
+                await committed
+            raise
+        await committed
     if first:
         await asyncio.wrap_future(store.refresh_views())
     return path

@@ -233,13 +233,22 @@ class DeleteRule:
 
 @dataclass(frozen=True, slots=True)
 class PutSnapshot:
-    """A snapshot row and its strike rows; idempotent on `snapshot_id`."""
+    """A snapshot row and its strike rows; idempotent on `snapshot_id`.
+
+    `lake_written`, when given, resolves once the snapshot's lake file is durable
+    (or fails with why it is not): the writer inserts the rows meanwhile but commits
+    only after it, so a committed row never names a file a crash could lose, while
+    the file and the rows are written at the same time.
+    """
 
     snapshot: Mapping[str, Any]
     strikes: pa.Table
+    lake_written: concurrent.futures.Future[None] | None = None
 
     def add_to(self, plan: WritePlan) -> None:
         plan.snapshot(self.snapshot, self.strikes)
+        if self.lake_written is not None:
+            plan.before_commit(self.lake_written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +289,7 @@ class WritePlan:
         self._snapshots: list[tuple[Mapping[str, Any], pa.Table]] = []
         self._statements: list[tuple[str, Sequence[Any]]] = []
         self._missing: dict[str, dict[tuple[str, ...], Mapping[str, Any]]] = {}
+        self._prerequisites: list[concurrent.futures.Future[None]] = []
         self.size = 0
 
     def insert_missing(
@@ -320,6 +330,14 @@ class WritePlan:
         self._statements.append((sql, params))
         self.size += 1
 
+    def before_commit(self, done: concurrent.futures.Future[None]) -> None:
+        """Commit only once `done` resolves; if it fails, the transaction rolls back."""
+        self._prerequisites.append(done)
+
+    def wait_prerequisites(self) -> None:
+        for done in self._prerequisites:
+            done.result(timeout=PREREQUISITE_TIMEOUT_S)
+
     def execute(self, con: Connection) -> None:
         for spec in self.ORDER:
             missing = list(self._missing.get(spec.name, {}).values())
@@ -357,6 +375,10 @@ class WritePlan:
 
 _relation_ids = itertools.count()
 
+
+# How long a transaction waits for what must be durable before it commits (a lake file
+# being written beside it); past this the transaction rolls back and the caller is told.
+PREREQUISITE_TIMEOUT_S = 120.0
 
 # Below this many rows a table's changes travel as a parameterised VALUES list; above it,
 # as a registered Arrow table. DuckDB pays about 3 ms to set up an Arrow scan of one row
@@ -884,6 +906,7 @@ class Store:
         wcon.execute("BEGIN TRANSACTION")
         try:
             plan.execute(wcon)
+            plan.wait_prerequisites()
             wcon.execute("COMMIT")
         except duckdb.FatalException as exc:
             self._fatal = exc

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from gexdaemon.core.chain import (
     CONTRACT_SCHEMA,
+    NUMBER_COLUMNS,
     ChainError,
     RawChain,
+    _quality,
     repeated,
     settlement_instants,
     validate_contracts,
@@ -260,3 +262,53 @@ def test_repeated_marks_every_occurrence_after_the_first(values: list[int]) -> N
         expected.append(v in seen)
         seen.add(v)
     assert repeated(keys).tolist() == expected
+
+
+def _quality_by_the_formula(
+    numbers: dict[str, np.ndarray],
+    strike: np.ndarray,
+    is_call: np.ndarray,
+    years: np.ndarray,
+    spot: float,
+) -> tuple[float, float]:
+    """The quality score's two ratios written out row by row (the code before the lookup table)."""
+    has = {name: ~np.isnan(values) for name, values in numbers.items()}
+    with np.errstate(invalid="ignore"):
+        gamma_input = (has["iv"] & (numbers["iv"] > 0)) | has["gamma"]
+        completeness = float(
+            np.mean(
+                0.35 * has["open_interest"]
+                + 0.35 * gamma_input
+                + 0.20 * (has["bid"] & has["ask"])
+                + 0.10 * has["volume"]
+            )
+        )
+        bid, ask = numbers["bid"], numbers["ask"]
+        two_sided = has["bid"] & has["ask"] & (ask > 0)
+    if not two_sided.any():
+        return completeness, 1.0
+    mid = (bid + ask)[two_sided] / 2
+    k = strike[two_sided]
+    call = is_call[two_sided]
+    intrinsic = np.where(call, np.maximum(spot - k, 0), np.maximum(k - spot, 0))
+    tol = (ask - bid)[two_sided] / 2 + 0.005 * spot + 0.10 * k * np.maximum(years[two_sided], 0)
+    upper = np.where(call, spot, k) + tol
+    return completeness, float(((mid >= intrinsic - tol) & (mid <= upper)).mean())
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 150_000])
+def test_quality_score_is_bit_for_bit_the_formula(n: int) -> None:
+    rng = np.random.default_rng(n)
+    numbers = {}
+    for name in NUMBER_COLUMNS:
+        values = rng.normal(10, 20, n)
+        values[rng.random(n) < rng.random() * 0.5] = np.nan
+        numbers[name] = values
+    strike, years = rng.uniform(1, 200, n), rng.uniform(-0.1, 2, n)
+    is_call, spot = rng.random(n) < 0.5, float(rng.uniform(50, 150))
+    got = _quality(
+        n, {}, n, numbers=numbers, strike=strike, is_call=is_call, years=years, spot=spot
+    )
+    assert (got.completeness, got.consistency) == _quality_by_the_formula(
+        numbers, strike, is_call, years, spot
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,3 +100,56 @@ async def test_async_persist_and_readers(store: Store, tmp_path: Path) -> None:
 def test_a_bad_date_filter_is_invalid_input(store: Store) -> None:
     with pytest.raises(InvalidInput, match="YYYY-MM-DD"):
         store.read_sync(lambda cur: snaps.list_snapshots(cur, date="24/11/2026"))
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_lake_file_that_cannot_be_written_leaves_no_row(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overlap: bool
+) -> None:
+    if not overlap:
+        monkeypatch.setattr(snaps, "OVERLAP_MAX_LAKE_ROWS", 0)
+
+    def disk_full(*_args: object, **_kw: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snaps.lakefs, "write_parquet_atomic", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        snaps.persist_snapshot(
+            store, tmp_path / "gex", compute("SPY.json", uuid.UUID(int=8)).record
+        )
+    assert count(store, "gex_snapshots") == 0
+    assert count(store, "gex_strikes") == 0
+
+
+async def test_a_lake_file_that_cannot_be_written_leaves_no_row_async(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*_args: object, **_kw: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snaps.lakefs, "write_parquet_atomic", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        await snaps.persist_snapshot_async(
+            store, tmp_path / "gex", compute("SPY.json", uuid.UUID(int=9)).record
+        )
+    assert count(store, "gex_snapshots") == 0
+
+
+def test_the_rows_commit_only_once_the_lake_file_is_durable(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written side by side, the rows still wait for the file: no row ever names a missing file."""
+    seen: list[int] = []
+    real = snaps.lakefs.write_parquet_atomic
+
+    def slow_write(table: object, final: Path, **kw: object) -> int:
+        time.sleep(0.2)  # the writer has long inserted the rows by now
+        seen.append(count(store, "gex_snapshots"))  # what a reader sees before the file is done
+        return real(table, final, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(snaps.lakefs, "write_parquet_atomic", slow_write)
+    path = snaps.persist_snapshot(
+        store, tmp_path / "gex", compute("SPY.json", uuid.UUID(int=10)).record
+    )
+    assert seen == [0]
+    assert path.exists() and count(store, "gex_snapshots") == 1
