@@ -135,6 +135,16 @@ class Calls:
         origin: str | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
+        payload = raw if raw is not None else (encoder.encode(body) if body is not None else None)
+        target = route.url(**(path or {})) + query_string(query)
+        sent = headers(
+            json_body=body is not None,
+            origin=origin or self.origin,
+            idempotency_key=idempotency_key,
+        )
+        return self._send(route, target, payload, sent)
+
+    def _send(self, route: Route, target: str, payload: bytes | None, sent: dict[str, str]) -> Any:
         raise NotImplementedError  # each client sends it its own way
 
     def health(self) -> Any:

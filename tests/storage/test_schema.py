@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -102,23 +103,34 @@ def test_an_older_file_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -> 
         store.close()
 
 
-def test_a_newer_file_is_refused(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "gex.duckdb"))
+def from_the_future(con: duckdb.DuckDBPyConnection) -> None:
     migrate(con)
     con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())", [LATEST + 5])
-    con.close()
-    with pytest.raises(SchemaTooNew) as exc:
-        Store.open(options(tmp_path))
-    assert "upgrade gexdaemon" in str(exc.value)
 
 
-def test_foreign_tables_without_version_are_refused(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "gex.duckdb"))
+def foreign_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE priority_requests (x INT)")
+
+
+@pytest.mark.parametrize(
+    ("prepare", "refusal", "says"),
+    [
+        pytest.param(from_the_future, SchemaTooNew, "upgrade gexdaemon", id="a newer file"),
+        pytest.param(foreign_tables, StorageError, "schema_version", id="no version"),
+    ],
+)
+def test_a_file_it_cannot_own_is_refused(
+    tmp_path: Path,
+    prepare: Callable[[duckdb.DuckDBPyConnection], None],
+    refusal: type[StorageError],
+    says: str,
+) -> None:
+    con = duckdb.connect(str(tmp_path / "gex.duckdb"))
+    prepare(con)
     con.close()
-    with pytest.raises(StorageError) as exc:
+    with pytest.raises(refusal) as exc:
         Store.open(options(tmp_path))
-    assert "schema_version" in str(exc.value)
+    assert says in str(exc.value)
 
 
 def test_migrate_is_idempotent(tmp_path: Path) -> None:
