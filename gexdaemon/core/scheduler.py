@@ -574,9 +574,8 @@ class Scheduler:
             below = sum(lower.floor for lower in self._levels[lv.rank + 1 :])
             lv.workers = slots * max(0.05, 1.0 - below)
 
-    def adopt(self, job: SchedJob, started_at: float) -> None:
-        """Count a job that is already running (a new cluster leader rebuilding from the
-        shared queues): it holds a worker and its source's slot until `finish`.
+    def _new_entry(self, job: SchedJob, *, running: bool) -> tuple[float, _Entry, _Level, _Source]:
+        """The clock's now and a new job's entry in its lane (the lane made on first use).
 
         Raises ValueError when the job id is already queued or running.
         """
@@ -595,9 +594,21 @@ class Scheduler:
             lv.lanes.append(lane)
         self._seq += 1
         long = rank != _CRITICAL and self._reserved and job.estimate_s > self._reserved_max
+        # An adopted job is already running: it has no urgent window.
+        window = 0.0 if running else max(self._urgent_factor * job.estimate_s, lv.window_fraction)
         entry = _Entry(
-            job, rank=rank, lane=lane, deadline=deadline, seq=self._seq, long=long, window=0.0
+            job, rank=rank, lane=lane, deadline=deadline, seq=self._seq, long=long, window=window
         )
+        return now, entry, lv, src
+
+    def adopt(self, job: SchedJob, started_at: float) -> None:
+        """Count a job that is already running (a new cluster leader rebuilding from the
+        shared queues): it holds a worker and its source's slot until `finish`.
+
+        Raises ValueError when the job id is already queued or running.
+        """
+        _now, entry, lv, src = self._new_entry(job, running=True)
+        lane = entry.lane
         entry.state = _RUNNING
         entry.started_at = started_at
         self._jobs[job.job_id] = entry
@@ -605,7 +616,7 @@ class Scheduler:
         lv.in_flight += 1
         self._in_flight += 1
         src.in_flight += 1
-        if long:
+        if entry.long:
             self._long_in_flight += 1
         lv.vtime += entry.charge / lv.weight
         lane.vtime += entry.charge
@@ -615,25 +626,8 @@ class Scheduler:
 
         Raises ValueError when the job id is already queued or running.
         """
-        if job.job_id in self._jobs:
-            raise ValueError(f"job {job.job_id!r} is already queued or running")
-        now = self._clock()
-        rank = job.level.rank
-        lv = self._levels[rank]
-        deadline = job.deadline
-        if deadline is None and lv.sla is not None:
-            deadline = job.enqueued_at + lv.sla
-        src = self._source(job.source, now)
-        lane = src.lanes[rank]
-        if lane is None:
-            lane = src.lanes[rank] = _Lane(rank, src)
-            lv.lanes.append(lane)
-        self._seq += 1
-        long = rank != _CRITICAL and self._reserved and job.estimate_s > self._reserved_max
-        window = max(self._urgent_factor * job.estimate_s, lv.window_fraction)
-        entry = _Entry(
-            job, rank=rank, lane=lane, deadline=deadline, seq=self._seq, long=long, window=window
-        )
+        now, entry, lv, src = self._new_entry(job, running=False)
+        lane = entry.lane
         admission = self._admission(entry, src, now)
         if admission.at_risk:
             entry.at_risk = True
