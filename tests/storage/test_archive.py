@@ -7,36 +7,31 @@ from pathlib import Path
 
 import pytest
 
-from gexdaemon.core.models import DomainContext, JobStatus, PriorityRequest, ProcessingJob
+from gexdaemon.core.models import DomainContext, JobStatus, ProcessingJob
 from gexdaemon.storage import archive
 from gexdaemon.storage.store import PutJob, PutRequest, Store, StoreOptions
+from tests.storage.seeding import queued_job, store_options
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 CTX = DomainContext(now=NOW)
 
 
 def options(d: Path) -> StoreOptions:
-    return StoreOptions(
-        path=d / "gex.duckdb", lake_dir=d / "gex", archive_dir=d / "archive", retention_days=30
-    )
+    return store_options(d, retention_days=30)
 
 
 def seed(store: Store, age_days: float, final: JobStatus | None, n: int = 1) -> list[ProcessingJob]:
     jobs = []
     for _ in range(n):
         t = NOW - timedelta(days=age_days)
-        req = PriorityRequest.parse(
-            {
-                "source_url": "http://127.0.0.1:8000/_SPX.json",
-                "data_type": "historical",
-                "market_symbol": "SPX",
-                "requested_at": t,
-                "priority_score": 0.2,
-                "priority_level": "low",
-            },
+        req, job, ev = queued_job(
+            "http://127.0.0.1:8000/_SPX.json",
+            t,
             context=CTX,
+            data_type="historical",
+            score=0.2,
+            level="low",
         )
-        job, ev = ProcessingJob.for_request(req, t, context=CTX)
         changes: list[object] = [PutRequest(req), PutJob(job, ev)]
         if final is not None:
             job, ev = job.transition(JobStatus.PROCESSING, t + timedelta(seconds=1))

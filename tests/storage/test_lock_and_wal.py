@@ -14,11 +14,8 @@ import pytest
 
 from gexdaemon.storage.errors import DataDirLocked, WalReplayFailed
 from gexdaemon.storage.lock import DataDirLock
-from gexdaemon.storage.store import Store, StoreOptions, move_wal_aside, wal_path
-
-
-def options(d: Path) -> StoreOptions:
-    return StoreOptions(path=d / "gex.duckdb", lake_dir=d / "gex", archive_dir=d / "archive")
+from gexdaemon.storage.store import Store, move_wal_aside, wal_path
+from tests.storage.seeding import store_options
 
 
 def test_a_second_holder_is_told_who_holds_the_directory(tmp_path: Path) -> None:
@@ -73,7 +70,7 @@ def test_duckdb_refuses_a_second_process_with_a_clear_error(tmp_path: Path) -> N
     )
     with another_process(code, tmp_path, "OPEN"):
         with pytest.raises(DataDirLocked) as exc:
-            Store.open(options(tmp_path))
+            Store.open(store_options(tmp_path))
         assert "open in another process" in str(exc.value)
 
 
@@ -99,7 +96,7 @@ def test_an_unreplayable_wal_stops_the_open_and_can_be_moved_aside(tmp_path: Pat
     wal.write_bytes(bytes(data))
 
     with pytest.raises(WalReplayFailed) as exc:
-        Store.open(options(tmp_path))
+        Store.open(store_options(tmp_path))
     message = str(exc.value)
     assert (
         "gexdaemon recover --move-wal" in message and "Nothing has been moved or deleted" in message
@@ -109,7 +106,7 @@ def test_an_unreplayable_wal_stops_the_open_and_can_be_moved_aside(tmp_path: Pat
     moved = move_wal_aside(tmp_path / "gex.duckdb", now=datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
     assert moved is not None and moved.name == "gex.duckdb.wal.unreplayable-20261126T120000Z"
     assert moved.read_bytes() == bytes(data) and not wal.exists()
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         assert (
             store.fetch_sync("SELECT count(*) AS n FROM job_events")[0]["n"] == 0

@@ -16,13 +16,10 @@ from gexdaemon.core.models import JobStatus
 from gexdaemon.storage.errors import SchemaTooNew, StorageError
 from gexdaemon.storage.jobs import load_job
 from gexdaemon.storage.schema import LATEST, MIGRATIONS, current_version, migrate
-from gexdaemon.storage.store import Store, StoreOptions
+from gexdaemon.storage.store import Store
+from tests.storage.seeding import store_options
 
 T0 = datetime(2026, 10, 1, 14, 0, tzinfo=UTC)
-
-
-def options(d: Path) -> StoreOptions:
-    return StoreOptions(path=d / "gex.duckdb", lake_dir=d / "gex", archive_dir=d / "archive")
 
 
 def make_v1_file(path: Path) -> None:
@@ -50,7 +47,7 @@ def make_v1_file(path: Path) -> None:
 
 
 def test_fresh_database_reaches_the_latest_version(tmp_path: Path) -> None:
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         versions = store.fetch_sync(
             "SELECT version, description FROM schema_version ORDER BY version"
@@ -79,7 +76,7 @@ def test_fresh_database_reaches_the_latest_version(tmp_path: Path) -> None:
 
 def test_an_older_file_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -> None:
     make_v1_file(tmp_path / "gex.duckdb")
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         assert store.read_sync(current_version) == LATEST
         job = store.read_sync(
@@ -129,7 +126,7 @@ def test_a_file_it_cannot_own_is_refused(
     prepare(con)
     con.close()
     with pytest.raises(refusal) as exc:
-        Store.open(options(tmp_path))
+        Store.open(store_options(tmp_path))
     assert says in str(exc.value)
 
 
@@ -158,7 +155,7 @@ def test_wal_written_after_a_schema_change_replays(tmp_path: Path) -> None:
     db = tmp_path / "gex.duckdb"
     subprocess.run([sys.executable, "-c", CRASH_AFTER_MIGRATION, str(db)], check=True)
     assert os.path.exists(str(db) + ".wal")
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         assert store.fetch_sync("SELECT count(*) AS n FROM job_events")[0]["n"] == 1
     finally:
