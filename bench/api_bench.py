@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,6 +70,20 @@ def body(i: int) -> dict[str, object]:
     }
 
 
+async def timed_clients(
+    clients: list[AsyncClient], worker: Callable[[AsyncClient], Awaitable[None]]
+) -> float:
+    """Seconds for `worker` to run on every client at once; connections open before the clock."""
+    for c in clients:
+        await c.health()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in clients))
+    elapsed = time.perf_counter() - started
+    for c in clients:
+        await c.close()
+    return elapsed
+
+
 async def single_submits(sock: Path, total: int, concurrency: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     counter = iter(range(total))
@@ -79,14 +94,7 @@ async def single_submits(sock: Path, total: int, concurrency: int) -> tuple[floa
             await client.submit(body(i))
             latencies.append(time.perf_counter() - started)
 
-    clients = [AsyncClient(sock) for _ in range(concurrency)]
-    for c in clients:  # open connections before the clock starts
-        await c.health()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in clients))
-    elapsed = time.perf_counter() - started
-    for c in clients:
-        await c.close()
+    elapsed = await timed_clients([AsyncClient(sock) for _ in range(concurrency)], worker)
     return total / elapsed, latencies
 
 
@@ -105,13 +113,7 @@ async def batch_submits(
             latencies.append(time.perf_counter() - started)
 
     clients = [AsyncClient(sock, timeout=300) for _ in range(concurrency)]
-    for c in clients:
-        await c.health()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in clients))
-    elapsed = time.perf_counter() - started
-    for c in clients:
-        await c.close()
+    elapsed = await timed_clients(clients, worker)
     return batches * size / elapsed, latencies
 
 
