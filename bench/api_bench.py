@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe
+from machine import describe, report_arguments
 from machine import start_daemon as start_bench_daemon
 
 from gexdaemon.client import AsyncClient, Client
@@ -166,9 +166,7 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--drops", type=int, default=100)
-    ap.add_argument("--quick", action="store_true", help="3,000 singles, 20 batches, 50 drops")
-    ap.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = ap.parse_args()
+    args = report_arguments(ap, "3,000 singles, 20 batches, 50 drops")
     if args.quick:
         args.single, args.batches, args.drops = 3000, 20, 50
     print(describe())

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from machine import describe
+from machine import describe, report_arguments
 
 from gexdaemon.core.models import (
     GEX_STRIKE_COUNTS,
@@ -224,9 +224,7 @@ def main() -> int:
         help="coroutines changing jobs at once (a daemon under a burst of work)",
     )
     ap.add_argument("--window-ms", type=float, default=1.0)
-    ap.add_argument("--quick", action="store_true", help="20,000 transitions")
-    ap.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = ap.parse_args()
+    args = report_arguments(ap, "20,000 transitions")
     if args.quick:
         args.transitions = 20_000
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the daemon runs
