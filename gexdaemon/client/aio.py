@@ -32,8 +32,7 @@ class AsyncClient(Calls):
     def __init__(
         self, socket_path: str | Path, *, timeout: float = 60.0, origin: str | None = None
     ) -> None:
-        self.socket_path = str(socket_path)
-        self.origin = origin
+        super().__init__(socket_path, origin=origin)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 

@@ -43,9 +43,8 @@ class Client(Calls):
     def __init__(
         self, socket_path: str | Path, *, timeout: float = 60.0, origin: str | None = None
     ) -> None:
-        self.socket_path = str(socket_path)
+        super().__init__(socket_path, origin=origin)
         self.timeout = timeout
-        self.origin = origin
         self._conn: _UnixConnection | None = None
 
     def _send(self, route: Route, target: str, payload: bytes | None, sent: dict[str, str]) -> Any:

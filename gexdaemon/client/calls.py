@@ -6,6 +6,7 @@ import types
 import typing
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -123,6 +124,10 @@ class Calls:
     """Every API call, once. `_call` returns a value (Client) or an awaitable (AsyncClient)."""
 
     origin: str | None = None  # sent as X-Gexd-Origin with submissions (cli, tui, demo)
+
+    def __init__(self, socket_path: str | Path, *, origin: str | None = None) -> None:
+        self.socket_path = str(socket_path)
+        self.origin = origin
 
     def _call(
         self,
