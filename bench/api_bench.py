@@ -22,10 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe
+from machine import describe, report_arguments
 from machine import start_daemon as start_bench_daemon
 
 from gexdaemon.client import AsyncClient, Client
@@ -69,6 +70,20 @@ def body(i: int) -> dict[str, object]:
     }
 
 
+async def timed_clients(
+    clients: list[AsyncClient], worker: Callable[[AsyncClient], Awaitable[None]]
+) -> float:
+    """Seconds for `worker` to run on every client at once; connections open before the clock."""
+    for c in clients:
+        await c.health()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in clients))
+    elapsed = time.perf_counter() - started
+    for c in clients:
+        await c.close()
+    return elapsed
+
+
 async def single_submits(sock: Path, total: int, concurrency: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     counter = iter(range(total))
@@ -79,14 +94,7 @@ async def single_submits(sock: Path, total: int, concurrency: int) -> tuple[floa
             await client.submit(body(i))
             latencies.append(time.perf_counter() - started)
 
-    clients = [AsyncClient(sock) for _ in range(concurrency)]
-    for c in clients:  # open connections before the clock starts
-        await c.health()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in clients))
-    elapsed = time.perf_counter() - started
-    for c in clients:
-        await c.close()
+    elapsed = await timed_clients([AsyncClient(sock) for _ in range(concurrency)], worker)
     return total / elapsed, latencies
 
 
@@ -105,13 +113,7 @@ async def batch_submits(
             latencies.append(time.perf_counter() - started)
 
     clients = [AsyncClient(sock, timeout=300) for _ in range(concurrency)]
-    for c in clients:
-        await c.health()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in clients))
-    elapsed = time.perf_counter() - started
-    for c in clients:
-        await c.close()
+    elapsed = await timed_clients(clients, worker)
     return batches * size / elapsed, latencies
 
 
@@ -164,9 +166,7 @@ def main() -> int:
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--drops", type=int, default=100)
-    ap.add_argument("--quick", action="store_true", help="3,000 singles, 20 batches, 50 drops")
-    ap.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = ap.parse_args()
+    args = report_arguments(ap, "3,000 singles, 20 batches, 50 drops")
     if args.quick:
         args.single, args.batches, args.drops = 3000, 20, 50
     print(describe())

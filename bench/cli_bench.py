@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe
+from machine import describe, report_arguments
 from machine import start_daemon as start_bench_daemon
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,9 +69,7 @@ def idle_rss_mib(pid: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--quick", action="store_true", help="5 runs each")
-    ap.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = ap.parse_args()
+    args = report_arguments(ap, "5 runs each")
     runs = 5 if args.quick else args.runs
     print(describe(packages=("duckdb", "pyarrow", "numpy", "msgspec", "pydantic", "textual")))
     chain = SHARED_CSV if SHARED_CSV.exists() else SAMPLE_CSV

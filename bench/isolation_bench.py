@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from machine import describe, report_arguments
 from machine import start_daemon as start_bench_daemon
 
 from gexdaemon.client import Client
+from tests.daemon.harness import FeedServer, start_feed_server
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = """
 [daemon]
 workers = 4
@@ -41,27 +42,10 @@ level = "warning"
 """
 
 
-def start(root: Path) -> tuple[subprocess.Popen[bytes], subprocess.Popen[str], Path, str]:
-    feed = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gexdaemon",
-            "--json",
-            "feed-server",
-            "--dir",
-            str(REPO / "sample_feeds"),
-            "--port",
-            "0",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert feed.stdout is not None
-    url = json.loads(feed.stdout.readline())["url"]
+def start(root: Path) -> tuple[subprocess.Popen[bytes], FeedServer, Path]:
+    feed = start_feed_server()
     daemon, sock = start_bench_daemon(root, CONFIG, timeout=5)
-    return daemon, feed, sock, url
+    return daemon, feed, sock
 
 
 def critical_latency(c: Client, url: str, n: int) -> list[float]:
@@ -95,14 +79,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--critical", type=int, default=15)
     ap.add_argument("--low-in-flight", type=int, default=6)
-    ap.add_argument("--quick", action="store_true", help="8 CRITICAL jobs each")
-    ap.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = ap.parse_args()
+    args = report_arguments(ap, "8 CRITICAL jobs each")
     if args.quick:
         args.critical = 8
     print(describe())
     root = Path(tempfile.mkdtemp(prefix="gxi-"))
-    daemon, feed, sock, url = start(root)
+    daemon, feed, sock = start(root)
+    url = feed.url
     try:
         c = Client(sock)
         critical_latency(c, url, 2)  # warm up: imports, first file reads
@@ -152,8 +135,7 @@ def main() -> int:
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
-        feed.terminate()
-        feed.wait(timeout=10)
+        feed.stop()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

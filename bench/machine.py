@@ -1,7 +1,8 @@
-"""Machine and library facts printed at the top of every benchmark."""
+"""Machine and library facts printed at the top of every benchmark, and what they share."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -11,6 +12,14 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def report_arguments(ap: argparse.ArgumentParser, quick: str) -> argparse.Namespace:
+    """Add --quick (`quick` says what it cuts) and --json, the two flags bench/report.py
+    passes to the benches it runs, and parse the command line."""
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--json", action="store_true", help="end with one JSON line")
+    return ap.parse_args()
 
 
 def describe(

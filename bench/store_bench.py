@@ -24,19 +24,20 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from machine import describe, report_arguments
 
 from gexdaemon.core.models import (
     GEX_STRIKE_COUNTS,
     GEX_STRIKE_FIELDS,
     DomainContext,
     JobStatus,
-    PriorityRequest,
     ProcessingJob,
 )
 from gexdaemon.daemon.app import SWITCH_INTERVAL_S
 from gexdaemon.storage import rows
-from gexdaemon.storage.store import PutJob, PutRequest, PutSnapshot, Store, StoreOptions
+from gexdaemon.storage.store import PutJob, PutRequest, PutSnapshot, Store
+from tests.storage.seeding import queued_job, store_options
 
 T0 = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 CTX = DomainContext(now=datetime(2030, 1, 1, tzinfo=UTC))
@@ -44,29 +45,14 @@ CTX = DomainContext(now=datetime(2030, 1, 1, tzinfo=UTC))
 
 def open_store(root: Path, **kw: object) -> Store:
     root.mkdir(parents=True, exist_ok=True)
-    return Store.open(
-        StoreOptions(
-            path=root / "gex.duckdb", lake_dir=root / "gex", archive_dir=root / "archive", **kw
-        )
-    )
+    return Store.open(store_options(root, **kw))
 
 
 def make_jobs(store: Store, n: int) -> list[ProcessingJob]:
     jobs: list[ProcessingJob] = []
     changes: list[object] = []
     for i in range(n):
-        req = PriorityRequest.parse(
-            {
-                "source_url": f"http://127.0.0.1:8000/f/{i}.json",
-                "data_type": "snapshot",
-                "market_symbol": "SPX",
-                "requested_at": T0,
-                "priority_score": 0.5,
-                "priority_level": "medium",
-            },
-            context=CTX,
-        )
-        job, ev = ProcessingJob.for_request(req, T0, context=CTX)
+        req, job, ev = queued_job(f"http://127.0.0.1:8000/f/{i}.json", T0, context=CTX)
         jobs.append(job)
         changes += [PutRequest(req), PutJob(job, ev)]
     for i in range(0, len(changes), 20_000):
@@ -238,9 +224,7 @@ def main() -> int:
         help="coroutines changing jobs at once (a daemon under a burst of work)",
     )
     ap.add_argument("--window-ms", type=float, default=1.0)
-    ap.add_argument("--quick", action="store_true", help="20,000 transitions")
-    ap.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = ap.parse_args()
+    args = report_arguments(ap, "20,000 transitions")
     if args.quick:
         args.transitions = 20_000
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the daemon runs

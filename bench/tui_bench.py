@@ -39,7 +39,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 import msgspec  # noqa: E402
-from machine import describe  # noqa: E402
+from machine import describe, report_arguments  # noqa: E402
 from machine import start_daemon as start_bench_daemon  # noqa: E402
 from rich.text import Text  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
@@ -402,9 +402,7 @@ def main() -> int:
     )
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--no-daemon", action="store_true", help="skip (c), the real daemon")
-    ap.add_argument("--quick", action="store_true", help="3 s per view")
-    ap.add_argument("--json", action="store_true", help="end with one JSON line")
-    args = ap.parse_args()
+    args = report_arguments(ap, "3 s per view")
     if args.quick:
         args.seconds = 3.0
     print(describe(("textual", "rich", "aiohttp", "msgspec")))

@@ -15,6 +15,9 @@ SHARED_SPX_CSV = SHARED / "data" / "cboe" / "spx_quotedata_20220205.csv"
 
 FIXED_NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
+# `feeds` and `daemon`, for the suites that start a real daemon (daemon, desk, reliability, tui).
+pytest_plugins = ("tests.daemon.fixtures",)
+
 
 @pytest.fixture
 def now() -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gexdaemon.cli.output import Output
 from gexdaemon.core.errors import GexError
@@ -14,6 +14,25 @@ if TYPE_CHECKING:
     from gexdaemon.config import Config
 
 Handler = Callable[["Invocation"], int]
+
+
+@dataclass(frozen=True)
+class Verbs:
+    """Where verbs are added, each with the common options (--config, --socket...) and its handler."""
+
+    parsers: Any  # what `add_subparsers` returns
+    common: argparse.ArgumentParser
+
+    def add(
+        self, name: str, handler: Handler, summary: str | None = None, **defaults: Any
+    ) -> argparse.ArgumentParser:
+        # No help at all (not help=None) keeps a verb out of its parent's list of verbs.
+        listed: dict[str, Any] = {} if summary is None else {"help": summary}
+        parser: argparse.ArgumentParser = self.parsers.add_parser(
+            name, parents=[self.common], **listed
+        )
+        parser.set_defaults(handler=handler, **defaults)
+        return parser
 
 
 @dataclass

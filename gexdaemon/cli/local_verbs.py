@@ -6,7 +6,6 @@ not pay for the daemon, DuckDB, pyarrow or numpy.
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from gexdaemon.cli import render
-from gexdaemon.cli.invocation import Invocation, UsageError
+from gexdaemon.cli.invocation import Invocation, UsageError, Verbs
 from gexdaemon.cli.output import EXIT_OK, key_values
 from gexdaemon.protocol.shapes import ArchiveResult
 
@@ -24,24 +23,17 @@ if TYPE_CHECKING:
     from gexdaemon.storage.store import StoreOptions
 
 
-def register(verbs: Any, common: argparse.ArgumentParser) -> None:
-    p = verbs.add_parser(
-        "run",
-        parents=[common],
-        help="start the daemon in the foreground (Ctrl-C stops it gracefully)",
-    )
+def register(verb: Verbs) -> None:
+    p = verb.add("run", run_verb, "start the daemon in the foreground (Ctrl-C stops it gracefully)")
     p.add_argument(
         "--allow-volatile-redis",
         action="store_true",
         help="cluster mode: run on a Redis that does not fsync every write (a crash of "
         "redis-server can then lose acknowledged requests; warned at every start)",
     )
-    p.set_defaults(handler=run_verb)
 
-    p = verbs.add_parser(
-        "demo",
-        parents=[common],
-        help="daemon + local feed server on the sample feeds + a desk's request mix",
+    p = verb.add(
+        "demo", demo_verb, "daemon + local feed server on the sample feeds + a desk's request mix"
     )
     p.add_argument(
         "--minutes", type=float, default=5.0, help="how long to send traffic (default 5)"
@@ -66,12 +58,11 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
         default=8765,
         help="the feed server's port on 127.0.0.1 (default 8765; a free one if it is taken)",
     )
-    p.set_defaults(handler=demo_verb)
 
-    p = verbs.add_parser(
+    p = verb.add(
         "feed-server",
-        parents=[common],
-        help="serve a folder of feeds over HTTP on 127.0.0.1, with fault injection",
+        feed_server_verb,
+        "serve a folder of feeds over HTTP on 127.0.0.1, with fault injection",
     )
     p.add_argument("--dir", type=Path, required=True, help="folder to serve")
     p.add_argument("--port", type=int, default=8765)
@@ -80,33 +71,25 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
         "--error-rate", type=float, default=0.0, help="share of requests answered 503 (0-1)"
     )
     p.add_argument("--seed", type=int)
-    p.set_defaults(handler=feed_server_verb)
 
-    p = verbs.add_parser(
+    p = verb.add(
         "analyze",
-        parents=[common],
-        help="compute a chain file's GEX levels locally (no daemon, nothing stored)",
+        analyze_verb,
+        "compute a chain file's GEX levels locally (no daemon, nothing stored)",
     )
     p.add_argument("file", type=Path)
     p.add_argument("--symbol")
     p.add_argument("--top", type=int, default=10)
-    p.set_defaults(handler=analyze_verb)
 
-    p = verbs.add_parser(
-        "config", parents=[common], help="show or check the effective configuration"
-    )
+    p = verb.add("config", config_verb, "show or check the effective configuration")
     p.add_argument("action", choices=["show", "check", "paths"], nargs="?", default="check")
-    p.set_defaults(handler=config_verb)
 
-    p = verbs.add_parser(
-        "migrate", parents=[common], help="apply schema migrations (also done at start)"
-    )
-    p.set_defaults(handler=migrate_verb)
+    p = verb.add("migrate", migrate_verb, "apply schema migrations (also done at start)")
 
-    p = verbs.add_parser(
+    p = verb.add(
         "archive",
-        parents=[common],
-        help="move finished jobs older than the retention to the Parquet archive",
+        archive_verb,
+        "move finished jobs older than the retention to the Parquet archive",
     )
     p.add_argument(
         "--older-than-days",
@@ -114,12 +97,9 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
         metavar="DAYS",
         help="override [storage] retention_days for this run",
     )
-    p.set_defaults(handler=archive_verb)
 
-    p = verbs.add_parser(
-        "recover",
-        parents=[common],
-        help="recover a data directory whose write-ahead log will not replay",
+    p = verb.add(
+        "recover", recover_verb, "recover a data directory whose write-ahead log will not replay"
     )
     p.add_argument(
         "--move-wal",
@@ -128,7 +108,6 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
         help="move the unreplayable WAL aside (kept, never deleted) and open the database "
         "at its last checkpoint",
     )
-    p.set_defaults(handler=recover_verb)
 
 
 def config_verb(inv: Invocation) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from gexdaemon import __version__
 from gexdaemon.cli import local_verbs, remote_verbs
-from gexdaemon.cli.invocation import Handler, Invocation, UsageError
+from gexdaemon.cli.invocation import Handler, Invocation, UsageError, Verbs
 from gexdaemon.cli.output import (
     EXIT_FAILED,
     EXIT_UNAVAILABLE,
@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     common = argparse.ArgumentParser(add_help=False)
     _common(common, suppress=True)
-    local_verbs.register(verbs, common)
-    remote_verbs.register(verbs, common)
+    local_verbs.register(Verbs(verbs, common))
+    remote_verbs.register(Verbs(verbs, common))
     return parser
 
 

@@ -13,7 +13,7 @@ import msgspec
 
 from gexdaemon import readout as ro
 from gexdaemon.cli import render
-from gexdaemon.cli.invocation import Invocation, UsageError
+from gexdaemon.cli.invocation import Invocation, UsageError, Verbs
 from gexdaemon.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from gexdaemon.client import Client
 from gexdaemon.core.errors import GexError
@@ -22,10 +22,8 @@ from gexdaemon.core.vocab import JobStatus
 from gexdaemon.protocol import shapes as s
 
 
-def register(verbs: Any, common: argparse.ArgumentParser) -> None:
-    p = verbs.add_parser(
-        "submit", parents=[common], help="submit one request, or the requests in a file"
-    )
+def register(verb: Verbs) -> None:
+    p = verb.add("submit", submit_verb, "submit one request, or the requests in a file")
     p.add_argument("--url", help="source URL (http or https)")
     p.add_argument("--symbol", help="underlying symbol, e.g. SPX")
     p.add_argument(
@@ -56,71 +54,60 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)"
     )
-    p.set_defaults(handler=submit_verb)
 
-    p = verbs.add_parser(
-        "status", parents=[common], help="daemon health, queues per level, workers, SLA"
-    )
-    p.set_defaults(handler=status_verb)
+    p = verb.add("status", status_verb, "daemon health, queues per level, workers, SLA")
 
-    p = verbs.add_parser(
+    p = verb.add(
         "cluster",
-        parents=[common],
-        help="cluster mode: nodes, slots, heartbeats, the leader and Redis (embedded: one node)",
+        cluster_verb,
+        "cluster mode: nodes, slots, heartbeats, the leader and Redis (embedded: one node)",
     )
     p.add_argument("action", choices=["status"], nargs="?", default="status")
-    p.set_defaults(handler=cluster_verb)
 
-    p = verbs.add_parser("jobs", parents=[common], help="list jobs, newest first")
+    p = verb.add("jobs", jobs_verb, "list jobs, newest first")
     p.add_argument("--status", choices=["queued", "processing", "completed", "failed", "cancelled"])
     p.add_argument("--level", choices=["critical", "high", "medium", "low"])
     p.add_argument("--symbol")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--cursor", help="continue after this job id (the previous page's next_cursor)")
-    p.set_defaults(handler=jobs_verb)
 
-    p = verbs.add_parser("job", parents=[common], help="one job with its request and state history")
+    p = verb.add("job", job_verb, "one job with its request and state history")
     p.add_argument("id")
-    p.set_defaults(handler=job_verb)
 
     for name, text in (
         ("cancel", "cancel a queued or running job"),
         ("retry", "retry a failed job"),
     ):
-        p = verbs.add_parser(name, parents=[common], help=text)
+        p = verb.add(name, action_verb, text, action=name)
         p.add_argument("id")
-        p.set_defaults(handler=action_verb, action=name)
 
-    p = verbs.add_parser("bump", parents=[common], help="move a queued job to another level")
+    p = verb.add("bump", bump_verb, "move a queued job to another level")
     p.add_argument("id")
     p.add_argument("level", choices=["critical", "high", "medium", "low"])
-    p.set_defaults(handler=bump_verb)
 
-    p = verbs.add_parser("rules", parents=[common], help="manage priority rules")
-    rv = p.add_subparsers(dest="rules_action", metavar="ACTION", required=True)
-    rv.add_parser("list", parents=[common], help="list rules").set_defaults(handler=rules_verb)
-    a = rv.add_parser("add", parents=[common], help="add a rule")
+    p = verb.add("rules", rules_verb, "manage priority rules")
+    rule = Verbs(
+        p.add_subparsers(dest="rules_action", metavar="ACTION", required=True), verb.common
+    )
+    rule.add("list", rules_verb, "list rules")
+    a = rule.add("add", rules_verb, "add a rule")
     a.add_argument("--name", required=True)
     a.add_argument("--condition", required=True)
     a.add_argument("--score", type=float, required=True)
     a.add_argument("--description", default="")
     a.add_argument("--inactive", action="store_true", help="create it disabled")
-    a.set_defaults(handler=rules_verb)
-    u = rv.add_parser("update", parents=[common], help="change a rule (by id or name)")
+    u = rule.add("update", rules_verb, "change a rule (by id or name)")
     u.add_argument("ref")
     u.add_argument("--name")
     u.add_argument("--condition")
     u.add_argument("--score", type=float)
     u.add_argument("--description")
-    u.set_defaults(handler=rules_verb)
     for action in ("enable", "disable", "delete", "history"):
-        x = rv.add_parser(action, parents=[common], help=f"{action} a rule (by id or name)")
-        x.add_argument("ref")
-        x.set_defaults(handler=rules_verb)
-    t = rv.add_parser(
+        rule.add(action, rules_verb, f"{action} a rule (by id or name)").add_argument("ref")
+    t = rule.add(
         "test",
-        parents=[common],
-        help="score recent requests with candidate rules and show how levels would change",
+        rules_verb,
+        "score recent requests with candidate rules and show how levels would change",
     )
     t.add_argument(
         "--file",
@@ -136,37 +123,28 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
         "--replace", action="store_true", help="test exactly these rules instead of merging them in"
     )
     t.add_argument("--limit", type=int, default=500, help="how many recent requests (default 500)")
-    t.set_defaults(handler=rules_verb)
 
-    p = verbs.add_parser("sources", parents=[common], help="data source health")
-    sv = p.add_subparsers(dest="sources_action", metavar="ACTION")
-    sv.add_parser("list", parents=[common]).set_defaults(handler=sources_verb)
+    p = verb.add("sources", sources_verb, "data source health")
+    source = Verbs(p.add_subparsers(dest="sources_action", metavar="ACTION"), verb.common)
+    source.add("list", sources_verb)
     for action in ("enable", "disable"):
-        x = sv.add_parser(
-            action, parents=[common], help=f"{action} a source (id, base URL or host)"
+        source.add(action, sources_verb, f"{action} a source (id, base URL or host)").add_argument(
+            "ref"
         )
-        x.add_argument("ref")
-        x.set_defaults(handler=sources_verb)
-    p.set_defaults(handler=sources_verb, sources_action="list")
+    p.set_defaults(sources_action="list")  # after add_subparsers, whose own default is None
 
-    p = verbs.add_parser("snapshots", parents=[common], help="list snapshots")
+    p = verb.add("snapshots", snapshots_verb, "list snapshots")
     p.add_argument("--symbol")
     p.add_argument("--date", help="market date YYYY-MM-DD (New York)")
     p.add_argument("--limit", type=int, default=30)
-    p.set_defaults(handler=snapshots_verb)
 
-    p = verbs.add_parser(
-        "gex", parents=[common], help="the latest (or a given) snapshot of a symbol"
-    )
+    p = verb.add("gex", gex_verb, "the latest (or a given) snapshot of a symbol")
     p.add_argument("symbol")
     p.add_argument("--snapshot", help="a snapshot id instead of the latest")
     p.add_argument("--expiry-filter", choices=["all", "0dte", "ex_next", "ex_next_monthly"])
     p.add_argument("--top", type=int, default=10, help="strikes to list by |net GEX| (default 10)")
-    p.set_defaults(handler=gex_verb)
 
-    p = verbs.add_parser(
-        "ingest", parents=[common], help="ingest a local chain file through the daemon"
-    )
+    p = verb.add("ingest", ingest_verb, "ingest a local chain file through the daemon")
     p.add_argument("file", type=Path)
     p.add_argument("--symbol")
     p.add_argument(
@@ -174,12 +152,10 @@ def register(verbs: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-wait", action="store_true", help="return once queued")
     p.add_argument("--timeout", type=float, default=600.0)
-    p.set_defaults(handler=ingest_verb)
 
-    p = verbs.add_parser("query", parents=[common], help="read-only SQL over the daemon's DuckDB")
+    p = verb.add("query", query_verb, "read-only SQL over the daemon's DuckDB")
     p.add_argument("sql")
     p.add_argument("--limit", type=int, default=1000)
-    p.set_defaults(handler=query_verb)
 
 
 def client(inv: Invocation) -> Client:

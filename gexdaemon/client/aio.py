@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,6 @@ from gexdaemon.client.calls import (
     Calls,
     DaemonUnreachable,
     decode_answer,
-    encoder,
-    headers,
-    query_string,
     raise_for,
 )
 from gexdaemon.core.errors import GexError
@@ -36,8 +32,7 @@ class AsyncClient(Calls):
     def __init__(
         self, socket_path: str | Path, *, timeout: float = 60.0, origin: str | None = None
     ) -> None:
-        self.socket_path = str(socket_path)
-        self.origin = origin
+        super().__init__(socket_path, origin=origin)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -51,29 +46,16 @@ class AsyncClient(Calls):
             )
         return self._session
 
-    async def _call(
-        self,
-        route: Route,
-        *,
-        path: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        raw: bytes | None = None,
-        origin: str | None = None,
-        idempotency_key: str | None = None,
+    async def _send(
+        self, route: Route, target: str, payload: bytes | None, sent: dict[str, str]
     ) -> Any:
-        payload = raw if raw is not None else (encoder.encode(body) if body is not None else None)
-        url = "http://localhost" + route.url(**(path or {})) + query_string(query)
+        url = "http://localhost" + target
         try:
             async with self._http().request(
                 route.method,
                 url,
                 data=payload,
-                headers=headers(
-                    json_body=body is not None,
-                    origin=origin or self.origin,
-                    idempotency_key=idempotency_key,
-                ),
+                headers=sent,
             ) as response:
                 data = await response.read()
         except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:

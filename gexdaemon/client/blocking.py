@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,6 @@ from gexdaemon.client.calls import (
     Calls,
     DaemonUnreachable,
     decode_answer,
-    encoder,
-    headers,
-    query_string,
     raise_for,
 )
 from gexdaemon.core.errors import GexError
@@ -46,29 +43,11 @@ class Client(Calls):
     def __init__(
         self, socket_path: str | Path, *, timeout: float = 60.0, origin: str | None = None
     ) -> None:
-        self.socket_path = str(socket_path)
+        super().__init__(socket_path, origin=origin)
         self.timeout = timeout
-        self.origin = origin
         self._conn: _UnixConnection | None = None
 
-    def _call(
-        self,
-        route: Route,
-        *,
-        path: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        raw: bytes | None = None,
-        origin: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Any:
-        payload = raw if raw is not None else (encoder.encode(body) if body is not None else None)
-        target = route.url(**(path or {})) + query_string(query)
-        sent = headers(
-            json_body=body is not None,
-            origin=origin or self.origin,
-            idempotency_key=idempotency_key,
-        )
+    def _send(self, route: Route, target: str, payload: bytes | None, sent: dict[str, str]) -> Any:
         for attempt in (1, 2):  # a kept-alive connection the daemon closed: reconnect once
             conn = self._connection()
             try:

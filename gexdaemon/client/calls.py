@@ -6,6 +6,7 @@ import types
 import typing
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -124,6 +125,10 @@ class Calls:
 
     origin: str | None = None  # sent as X-Gexd-Origin with submissions (cli, tui, demo)
 
+    def __init__(self, socket_path: str | Path, *, origin: str | None = None) -> None:
+        self.socket_path = str(socket_path)
+        self.origin = origin
+
     def _call(
         self,
         route: Route,
@@ -135,6 +140,16 @@ class Calls:
         origin: str | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
+        payload = raw if raw is not None else (encoder.encode(body) if body is not None else None)
+        target = route.url(**(path or {})) + query_string(query)
+        sent = headers(
+            json_body=body is not None,
+            origin=origin or self.origin,
+            idempotency_key=idempotency_key,
+        )
+        return self._send(route, target, payload, sent)
+
+    def _send(self, route: Route, target: str, payload: bytes | None, sent: dict[str, str]) -> Any:
         raise NotImplementedError  # each client sends it its own way
 
     def health(self) -> Any:

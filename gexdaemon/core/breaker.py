@@ -92,13 +92,7 @@ def record_failure(
     failures = source.consecutive_failures + 1
     state = source.circuit_state
     if state is CircuitState.HALF_OPEN:
-        reopened = _evolve(
-            source,
-            at,
-            consecutive_failures=failures,
-            circuit_state=CircuitState.OPEN,
-            circuit_opened_at=at,
-        )
+        reopened = _opened(source, at, failures)
         return BreakerUpdate(
             reopened,
             BreakerChange.REOPENED,
@@ -109,13 +103,7 @@ def record_failure(
         # cool-down runs from when it opened.
         return BreakerUpdate(_evolve(source, at, consecutive_failures=failures), BreakerChange.NONE)
     if failures >= failures_to_open:
-        opened = _evolve(
-            source,
-            at,
-            consecutive_failures=failures,
-            circuit_state=CircuitState.OPEN,
-            circuit_opened_at=at,
-        )
+        opened = _opened(source, at, failures)
         return BreakerUpdate(
             opened,
             BreakerChange.OPENED,
@@ -161,6 +149,17 @@ def set_disabled(source: DataSource, disabled: bool, at: datetime) -> BreakerUpd
         consecutive_failures=0,
     )
     return BreakerUpdate(enabled, BreakerChange.ENABLED, f"{_name(source)} enabled")
+
+
+def _opened(source: DataSource, at: datetime, failures: int) -> DataSource:
+    """The source with its breaker open from `at`, after `failures` in a row."""
+    return _evolve(
+        source,
+        at,
+        consecutive_failures=failures,
+        circuit_state=CircuitState.OPEN,
+        circuit_opened_at=at,
+    )
 
 
 def _evolve(source: DataSource, at: datetime, **changes: Any) -> DataSource:

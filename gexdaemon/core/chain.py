@@ -216,6 +216,24 @@ def _column(table: pa.Table, name: str) -> pa.Array | None:
     return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
+def _tally_exclusions(
+    reason: npt.NDArray[np.int8],
+    codes: list[str],
+    where: Callable[[int], str],
+    excluded: dict[str, int],
+    examples: list[Problem],
+) -> None:
+    """Count the rows each reason excluded (`reason` holds 1 + the code's index, 0 for kept),
+    with a few examples of each defect (reasons that are not defects get none)."""
+    counts = np.bincount(reason, minlength=len(codes) + 1)
+    for i, name in enumerate(codes, start=1):
+        if counts[i]:
+            excluded[name] = excluded.get(name, 0) + int(counts[i])
+            if name not in NON_DEFECT_REASONS:
+                for row in np.flatnonzero(reason == i)[:EXAMPLES_PER_REASON].tolist():
+                    examples.append(Problem(path=where(row), message=REASON_TEXT[name], rule=name))
+
+
 def _floats(table: pa.Table, name: str) -> npt.NDArray[np.float64]:
     """A numeric column as float64 with NaN for missing (null) values."""
     col = _column(table, name)
@@ -387,20 +405,14 @@ def validate_contracts(
         dup_mask[alive[repeated(keys)]] = True
         flag("duplicate_contract", dup_mask)
 
-    counts = np.bincount(reason, minlength=len(codes) + 1)
     source_row = _floats(table, "source_row").astype(np.int64)
-    for i, name in enumerate(codes, start=1):
-        if counts[i]:
-            excluded[name] = excluded.get(name, 0) + int(counts[i])
-            if name not in NON_DEFECT_REASONS:
-                for row in np.flatnonzero(reason == i)[:EXAMPLES_PER_REASON].tolist():
-                    examples.append(
-                        Problem(
-                            path=f"{raw.source}: {raw.locate(int(source_row[row]))}",
-                            message=REASON_TEXT[name],
-                            rule=name,
-                        )
-                    )
+    _tally_exclusions(
+        reason,
+        codes,
+        lambda row: f"{raw.source}: {raw.locate(int(source_row[row]))}",
+        excluded,
+        examples,
+    )
     keep = reason == 0
     kept = int(keep.sum())
     if kept == 0:
@@ -876,19 +888,14 @@ def validate_strikes(
         mask = np.zeros(n, dtype=bool)
         mask[alive[dup]] = True
         flag("duplicate_contract", mask)
-    counts = np.bincount(reason, minlength=len(codes) + 1)
     src = _floats(table, "source_row").astype(np.int64)
-    for i, name in enumerate(codes, start=1):
-        if counts[i]:
-            out_excluded[name] = out_excluded.get(name, 0) + int(counts[i])
-            for row in np.flatnonzero(reason == i)[:EXAMPLES_PER_REASON].tolist():
-                out_examples.append(
-                    Problem(
-                        path=f"{source}: {locate(int(src[row]))}",
-                        message=REASON_TEXT[name],
-                        rule=name,
-                    )
-                )
+    _tally_exclusions(
+        reason,
+        codes,
+        lambda row: f"{source}: {locate(int(src[row]))}",
+        out_excluded,
+        out_examples,
+    )
     keep = reason == 0
     if not keep.any():
         raise ChainError.nothing_usable(source, _why_empty(out_excluded, None), out_examples)

@@ -574,29 +574,14 @@ class Scheduler:
             below = sum(lower.floor for lower in self._levels[lv.rank + 1 :])
             lv.workers = slots * max(0.05, 1.0 - below)
 
-    def adopt(self, job: SchedJob, started_at: float) -> None:
-        """Count a job that is already running (a new cluster leader rebuilding from the
-        shared queues): it holds a worker and its source's slot until `finish`.
+    def _new_entry(self, job: SchedJob, *, running: bool) -> tuple[float, _Entry, _Level, _Source]:
+        """The clock's now and a new job's entry in its lane (the lane made on first use).
 
         Raises ValueError when the job id is already queued or running.
         """
-        entry, lv, lane, src = self._place(job, self._clock())
-        entry.state = _RUNNING
-        entry.started_at = started_at
-        self._jobs[job.job_id] = entry
-        self._running[job.job_id] = entry
-        lv.in_flight += 1
-        self._in_flight += 1
-        src.in_flight += 1
-        if entry.long:
-            self._long_in_flight += 1
-        lv.vtime += entry.charge / lv.weight
-        lane.vtime += entry.charge
-
-    def _place(self, job: SchedJob, now: float) -> tuple[_Entry, _Level, _Lane, _Source]:
-        """A new entry for `job` in its level and its source's lane (created if needed)."""
         if job.job_id in self._jobs:
             raise ValueError(f"job {job.job_id!r} is already queued or running")
+        now = self._clock()
         rank = job.level.rank
         lv = self._levels[rank]
         deadline = job.deadline
@@ -609,19 +594,40 @@ class Scheduler:
             lv.lanes.append(lane)
         self._seq += 1
         long = rank != _CRITICAL and self._reserved and job.estimate_s > self._reserved_max
-        window = max(self._urgent_factor * job.estimate_s, lv.window_fraction)
+        # An adopted job is already running: it has no urgent window.
+        window = 0.0 if running else max(self._urgent_factor * job.estimate_s, lv.window_fraction)
         entry = _Entry(
             job, rank=rank, lane=lane, deadline=deadline, seq=self._seq, long=long, window=window
         )
-        return entry, lv, lane, src
+        return now, entry, lv, src
+
+    def adopt(self, job: SchedJob, started_at: float) -> None:
+        """Count a job that is already running (a new cluster leader rebuilding from the
+        shared queues): it holds a worker and its source's slot until `finish`.
+
+        Raises ValueError when the job id is already queued or running.
+        """
+        _now, entry, lv, src = self._new_entry(job, running=True)
+        lane = entry.lane
+        entry.state = _RUNNING
+        entry.started_at = started_at
+        self._jobs[job.job_id] = entry
+        self._running[job.job_id] = entry
+        lv.in_flight += 1
+        self._in_flight += 1
+        src.in_flight += 1
+        if entry.long:
+            self._long_in_flight += 1
+        lv.vtime += entry.charge / lv.weight
+        lane.vtime += entry.charge
 
     def submit(self, job: SchedJob) -> Admission:
         """Queue a job (new, or a retry with `not_before`); returns its admission forecast.
 
         Raises ValueError when the job id is already queued or running.
         """
-        now = self._clock()
-        entry, lv, lane, src = self._place(job, now)
+        now, entry, lv, src = self._new_entry(job, running=False)
+        lane = entry.lane
         admission = self._admission(entry, src, now)
         if admission.at_risk:
             entry.at_risk = True

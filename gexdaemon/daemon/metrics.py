@@ -42,6 +42,45 @@ class _Writer:
                 self.lines.append(f"{name}{_labels(**labels)} {float(value):.6g}")
 
 
+# (family, type, help, the column of /v1/queues' level rows), one sample per level.
+PER_LEVEL = (
+    ("gexd_queue_depth", "gauge", "Jobs queued per level (retries in backoff included).", "depth"),
+    ("gexd_in_flight", "gauge", "Jobs running per level.", "in_flight"),
+    ("gexd_at_risk", "gauge", "Queued jobs flagged at risk of missing their deadline.", "at_risk"),
+    (
+        "gexd_oldest_wait_seconds",
+        "gauge",
+        "Wait of the oldest queued job per level.",
+        "oldest_wait_s",
+    ),
+    (
+        "gexd_sla_met_ratio",
+        "gauge",
+        "Share of jobs finished in the last hour that met their deadline.",
+        "sla_met_ratio",
+    ),
+    (
+        "gexd_sla_breaches_last_hour",
+        "gauge",
+        "Deadlines missed in the last hour.",
+        "breaches_last_hour",
+    ),
+    (
+        "gexd_throughput_per_minute",
+        "gauge",
+        "Jobs finished per minute over the last 5 minutes.",
+        "throughput_per_min",
+    ),
+    ("gexd_sla_met_total", "counter", "Jobs that finished before their deadline.", "met_total"),
+    (
+        "gexd_sla_breached_total",
+        "counter",
+        "Jobs that finished after their deadline or failed.",
+        "breached_total",
+    ),
+)
+
+
 def render_metrics(
     *,
     queues: Queues,
@@ -57,55 +96,8 @@ def render_metrics(
     def per_level(key: str) -> list[tuple[dict[str, str], float | None]]:
         return [({"level": lv.value}, getattr(by[lv], key)) for lv in PriorityLevel]
 
-    w.family(
-        "gexd_queue_depth",
-        "gauge",
-        "Jobs queued per level (retries in backoff included).",
-        per_level("depth"),
-    )
-    w.family("gexd_in_flight", "gauge", "Jobs running per level.", per_level("in_flight"))
-    w.family(
-        "gexd_at_risk",
-        "gauge",
-        "Queued jobs flagged at risk of missing their deadline.",
-        per_level("at_risk"),
-    )
-    w.family(
-        "gexd_oldest_wait_seconds",
-        "gauge",
-        "Wait of the oldest queued job per level.",
-        per_level("oldest_wait_s"),
-    )
-    w.family(
-        "gexd_sla_met_ratio",
-        "gauge",
-        "Share of jobs finished in the last hour that met their deadline.",
-        per_level("sla_met_ratio"),
-    )
-    w.family(
-        "gexd_sla_breaches_last_hour",
-        "gauge",
-        "Deadlines missed in the last hour.",
-        per_level("breaches_last_hour"),
-    )
-    w.family(
-        "gexd_throughput_per_minute",
-        "gauge",
-        "Jobs finished per minute over the last 5 minutes.",
-        per_level("throughput_per_min"),
-    )
-    w.family(
-        "gexd_sla_met_total",
-        "counter",
-        "Jobs that finished before their deadline.",
-        per_level("met_total"),
-    )
-    w.family(
-        "gexd_sla_breached_total",
-        "counter",
-        "Jobs that finished after their deadline or failed.",
-        per_level("breached_total"),
-    )
+    for name, kind, help_text, key in PER_LEVEL:
+        w.family(name, kind, help_text, per_level(key))
     w.family(
         "gexd_dispatch_total",
         "counter",
@@ -148,30 +140,33 @@ def render_metrics(
         "1 while a source may be fetched from.",
         [({"source": s.base_url}, 1.0 if s.is_active else 0.0) for s in sources],
     )
-    w.family("gexd_store_commits_total", "counter", "Group commits.", [({}, store.commits)])
-    w.family(
-        "gexd_store_changes_total",
-        "counter",
-        "Changes written through group commit.",
-        [({}, store.changes)],
-    )
-    w.family(
-        "gexd_store_last_commit_ms",
-        "gauge",
-        "Duration of the last group commit.",
-        [({}, store.last_commit_ms)],
-    )
-    w.family(
-        "gexd_events_published_total",
-        "counter",
-        "Events published on the stream.",
-        [({}, bus.published)],
-    )
-    w.family(
-        "gexd_event_subscribers",
-        "gauge",
-        "Connected event-stream clients.",
-        [({}, bus.subscriber_count)],
-    )
-    w.family("gexd_uptime_seconds", "gauge", "Seconds since the daemon started.", [({}, uptime_s)])
+    for name, kind, help_text, value in (
+        ("gexd_store_commits_total", "counter", "Group commits.", store.commits),
+        (
+            "gexd_store_changes_total",
+            "counter",
+            "Changes written through group commit.",
+            store.changes,
+        ),
+        (
+            "gexd_store_last_commit_ms",
+            "gauge",
+            "Duration of the last group commit.",
+            store.last_commit_ms,
+        ),
+        (
+            "gexd_events_published_total",
+            "counter",
+            "Events published on the stream.",
+            bus.published,
+        ),
+        (
+            "gexd_event_subscribers",
+            "gauge",
+            "Connected event-stream clients.",
+            bus.subscriber_count,
+        ),
+        ("gexd_uptime_seconds", "gauge", "Seconds since the daemon started.", uptime_s),
+    ):
+        w.family(name, kind, help_text, [({}, value)])
     return "\n".join(w.lines) + "\n"

@@ -163,33 +163,47 @@ def job_brief(job: ProcessingJob) -> s.JobBrief:
 
 def accepted(live: LiveJob, at_risk_reason: str, *, explain: bool) -> s.Accepted:
     """The receipt of an accepted request; a batch leaves the explanation out."""
-    j, r = live.job, live.request
-    return s.Accepted(
-        request_id=str(r.request_id),
-        job_id=str(j.job_id),
-        market_symbol=r.market_symbol,
-        priority_score=r.priority_score,
-        priority_level=r.priority_level,
-        deadline=j.deadline,
-        estimated_processing_time_s=live.estimate_s,
-        at_risk=j.at_risk,
-        at_risk_reason=at_risk_reason or None,
-        explanation=dict(r.explanation) if explain else None,
+    return _receipt(
+        live.request,
+        live.job,
+        level=live.request.priority_level,
+        estimate_s=live.estimate_s,
+        at_risk_reason=at_risk_reason,
+        explain=explain,
     )
 
 
 def accepted_stored(request: PriorityRequest, job: ProcessingJob, *, explain: bool) -> s.Accepted:
     """The receipt of a request accepted earlier whose job is no longer live (a key's repeat)."""
+    return _receipt(
+        request,
+        job,
+        level=job.priority_level,
+        estimate_s=request.estimated_processing_time.total_seconds(),
+        at_risk_reason="",
+        explain=explain,
+    )
+
+
+def _receipt(
+    request: PriorityRequest,
+    job: ProcessingJob,
+    *,
+    level: PriorityLevel,
+    estimate_s: float,
+    at_risk_reason: str,
+    explain: bool,
+) -> s.Accepted:
     return s.Accepted(
         request_id=str(request.request_id),
         job_id=str(job.job_id),
         market_symbol=request.market_symbol,
         priority_score=request.priority_score,
-        priority_level=job.priority_level,
+        priority_level=level,
         deadline=job.deadline,
-        estimated_processing_time_s=request.estimated_processing_time.total_seconds(),
+        estimated_processing_time_s=estimate_s,
         at_risk=job.at_risk,
-        at_risk_reason=None,
+        at_risk_reason=at_risk_reason or None,
         explanation=dict(request.explanation) if explain else None,
     )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,36 +70,15 @@ def archive_finished(
                 con,
                 "SELECT count(*) FROM job_events WHERE job_id IN (SELECT job_id FROM _archive_jobs)",
             )
-            staged = [
-                _stage(
-                    con,
-                    archive_dir,
-                    "processing_jobs",
-                    "SELECT * FROM processing_jobs WHERE job_id IN (SELECT job_id FROM _archive_jobs)",
-                    now,
-                ),
-            ]
-            if report.events:
-                staged.append(
-                    _stage(
-                        con,
-                        archive_dir,
-                        "job_events",
-                        "SELECT * FROM job_events WHERE job_id IN (SELECT job_id FROM _archive_jobs)",
-                        now,
-                    )
-                )
-            _commit_batch(
+            report.files += _move_batch(
                 con,
-                staged,
+                archive_dir,
                 cutoff,
                 now,
-                [
-                    "DELETE FROM job_events WHERE job_id IN (SELECT job_id FROM _archive_jobs)",
-                    "DELETE FROM processing_jobs WHERE job_id IN (SELECT job_id FROM _archive_jobs)",
-                ],
+                held=("_archive_jobs", "job_id"),
+                tables=["processing_jobs", "job_events"],
+                empty=() if report.events else ("job_events",),
             )
-            report.files += [str(s[1]) for s in staged]
     finally:
         con.execute("DROP TABLE IF EXISTS _archive_jobs")
 
@@ -111,26 +91,14 @@ def archive_finished(
     try:
         report.requests = _count(con, "SELECT count(*) FROM _archive_requests")
         if report.requests:
-            staged = [
-                _stage(
-                    con,
-                    archive_dir,
-                    "priority_requests",
-                    "SELECT * FROM priority_requests WHERE request_id IN "
-                    "(SELECT request_id FROM _archive_requests)",
-                    now,
-                )
-            ]
-            _commit_batch(
+            report.files += _move_batch(
                 con,
-                staged,
+                archive_dir,
                 cutoff,
                 now,
-                [
-                    "DELETE FROM priority_requests WHERE request_id IN (SELECT request_id FROM _archive_requests)"
-                ],
+                held=("_archive_requests", "request_id"),
+                tables=["priority_requests"],
             )
-            report.files += [str(s[1]) for s in staged]
     finally:
         con.execute("DROP TABLE IF EXISTS _archive_requests")
     if report.files:
@@ -199,6 +167,35 @@ def refresh_archive_views(con: Any, archive_dir: Path) -> None:
 def _count(con: Any, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row else 0
+
+
+def _move_batch(
+    con: Any,
+    archive_dir: Path,
+    cutoff: datetime,
+    now: datetime,
+    *,
+    held: tuple[str, str],
+    tables: list[str],
+    empty: Collection[str] = (),
+) -> list[str]:
+    """Stage the rows of `tables` (parent first) whose key is in a temp table, then commit the
+    batch: the rows deleted (children first) and the files renamed in. Returns the files.
+
+    `held` names the temp table and the key column; `empty` the tables known to have no such
+    rows (no file for them, their delete a no-op kept so the batch is the same either way).
+    """
+    temp, key = held
+    where = f"WHERE {key} IN (SELECT {key} FROM {temp})"
+    staged = [
+        _stage(con, archive_dir, table, f"SELECT * FROM {table} {where}", now)
+        for table in tables
+        if table not in empty
+    ]
+    _commit_batch(
+        con, staged, cutoff, now, [f"DELETE FROM {table} {where}" for table in reversed(tables)]
+    )
+    return [str(s[1]) for s in staged]
 
 
 def _stage(

@@ -6,16 +6,7 @@ from __future__ import annotations
 from gexdaemon.core.models import PriorityLevel
 from gexdaemon.core.scheduler import Risk, SchedJob, Scheduler, SourceAccess
 from gexdaemon.core.settings import SchedulerSettings, SlaSettings
-
-C, H, M, L = PriorityLevel.CRITICAL, PriorityLevel.HIGH, PriorityLevel.MEDIUM, PriorityLevel.LOW
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.core.test_scheduler import C, Clock, H, L
 
 
 def scheduler(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -10,7 +10,7 @@ import msgspec
 from gexdaemon.core.models import DomainContext, PriorityLevel, PriorityRequest, PriorityRule
 from gexdaemon.core.scoring import RuleSet, score_request
 from gexdaemon.core.settings import PrioritySettings, Settings
-from gexdaemon.core.shadow import shadow_test
+from gexdaemon.core.shadow import ShadowReport, shadow_test
 from tests.conftest import FIXED_NOW
 
 SETTINGS = PrioritySettings()
@@ -80,15 +80,25 @@ def requests() -> list[PriorityRequest]:
     ]
 
 
-def test_an_identical_candidate_changes_nothing() -> None:
-    report = shadow_test(
+def shadow_of_the_desk(
+    candidate: RuleSet,
+    *,
+    reliability: dict[str, float] | None = None,
+    now: datetime = FIXED_NOW,
+) -> ShadowReport:
+    """The desk's five requests scored by CURRENT and by `candidate`."""
+    return shadow_test(
         requests(),
         CURRENT,
-        RuleSet.from_rules(SEEDS),
+        candidate,
         settings=SETTINGS,
-        reliability={},
-        now=FIXED_NOW,
+        reliability=reliability or {},
+        now=now,
     )
+
+
+def test_an_identical_candidate_changes_nothing() -> None:
+    report = shadow_of_the_desk(RuleSet.from_rules(SEEDS))
     assert report.requests == 5
     assert report.changes == ()
     assert report.score_only_changes == 0
@@ -105,9 +115,7 @@ def test_a_candidate_that_adds_rut_moves_exactly_that_request() -> None:
     candidate = RuleSet.from_rules(
         [*SEEDS, rule("RUT real time", "data_type == 'real_time' and market_symbol == 'RUT'", 0.88)]
     )
-    report = shadow_test(
-        requests(), CURRENT, candidate, settings=SETTINGS, reliability={}, now=FIXED_NOW
-    )
+    report = shadow_of_the_desk(candidate)
     (change,) = report.changes
     assert change.market_symbol == "RUT"
     assert (change.before.level, change.after.level) == (
@@ -128,9 +136,7 @@ def test_a_candidate_that_adds_rut_moves_exactly_that_request() -> None:
 
 def test_removing_a_rule_demotes_and_changes_are_ordered_by_size() -> None:
     candidate = RuleSet.from_rules([SEEDS[1], rule("NDX only", "market_symbol == 'NDX'", 0.7)])
-    report = shadow_test(
-        requests(), CURRENT, candidate, settings=SETTINGS, reliability={}, now=FIXED_NOW
-    )
+    report = shadow_of_the_desk(candidate)
     moved = [(c.market_symbol, c.before.level, c.after.level) for c in report.changes]
     # SPX: CRITICAL -> MEDIUM (2 steps) comes before NDX: CRITICAL -> HIGH (1 step).
     assert moved == [
@@ -143,9 +149,7 @@ def test_removing_a_rule_demotes_and_changes_are_ordered_by_size() -> None:
 
 def test_a_score_change_inside_a_level_is_counted_not_listed() -> None:
     candidate = RuleSet.from_rules([rule(SEEDS[0].name, SEEDS[0].condition, 0.95), SEEDS[1]])
-    report = shadow_test(
-        requests(), CURRENT, candidate, settings=SETTINGS, reliability={}, now=FIXED_NOW
-    )
+    report = shadow_of_the_desk(candidate)
     assert report.changes == ()
     assert report.score_only_changes == 2  # SPX and NDX: 0.9 -> 0.95, still CRITICAL
 
@@ -153,27 +157,13 @@ def test_a_score_change_inside_a_level_is_counted_not_listed() -> None:
 def test_requests_are_rescored_as_of_when_they_arrived() -> None:
     """An age rule must see the age a request had when it was scored, not hours later."""
     candidate = RuleSet.from_rules([*SEEDS, rule("stale", "age_s > 30", 0.99)])
-    report = shadow_test(
-        requests(),
-        CURRENT,
-        candidate,
-        settings=SETTINGS,
-        reliability={},
-        now=FIXED_NOW + timedelta(hours=3),
-    )
+    report = shadow_of_the_desk(candidate, now=FIXED_NOW + timedelta(hours=3))
     assert report.changes == ()
 
 
 def test_reliability_applies_equally_to_both_sides() -> None:
     candidate = RuleSet.from_rules([*SEEDS, rule("RUT", "market_symbol == 'RUT'", 0.9)])
-    report = shadow_test(
-        requests(),
-        CURRENT,
-        candidate,
-        settings=SETTINGS,
-        reliability={"https://cdn.cboe.com": 0.0},
-        now=FIXED_NOW,
-    )
+    report = shadow_of_the_desk(candidate, reliability={"https://cdn.cboe.com": 0.0})
     # Every request loses 0.1 on both sides: SPX and NDX fall to 0.8 (HIGH), QQQ to 0.6
     # (MEDIUM); only RUT changes, from 0.5 (MEDIUM) to 0.8 (HIGH).
     (change,) = report.changes
@@ -187,9 +177,7 @@ def test_reliability_applies_equally_to_both_sides() -> None:
 
 def test_the_report_is_json_for_the_cli_and_the_socket() -> None:
     candidate = RuleSet.from_rules([*SEEDS, rule("RUT", "market_symbol == 'RUT'", 0.9)])
-    report = shadow_test(
-        requests(), CURRENT, candidate, settings=SETTINGS, reliability={}, now=FIXED_NOW
-    )
+    report = shadow_of_the_desk(candidate)
     data = report.as_dict()
     assert msgspec.json.decode(msgspec.json.encode(data)) == data
     assert data["requests"] == 5 and data["changed"] == 1 and data["promoted"] == 1

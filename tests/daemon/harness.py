@@ -84,6 +84,30 @@ class FeedServer:
             return json.loads(response.read())
 
 
+def demo_banner(proc: subprocess.Popen[str]) -> str:
+    """What `gexdaemon demo` prints before it runs: its lines up to and with `Stop:`."""
+    assert proc.stdout is not None
+    lines = []
+    for line in iter(proc.stdout.readline, ""):
+        lines.append(line)
+        if line.startswith("Stop:"):
+            break
+    return "".join(lines)
+
+
+# A candidate rule the desk tries on the seeded rules: SPY first.
+SHADOW_SPY_FIRST = (
+    "rules",
+    "test",
+    "--name",
+    "spy first",
+    "--condition",
+    "market_symbol == 'SPY'",
+    "--score",
+    "0.95",
+)
+
+
 def start_feed_server(folder: Path = SAMPLE_FEEDS, *args: str) -> FeedServer:
     proc = subprocess.Popen(
         [

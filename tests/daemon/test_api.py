@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 from typing import Any
@@ -15,6 +13,7 @@ import pytest
 
 from gexdaemon.client import ApiError, Client
 from tests.daemon.harness import SAMPLE_FEEDS, FeedServer, RunningDaemon
+from tests.reliability.fuzzing import send
 
 
 def raw(
@@ -25,15 +24,8 @@ def raw(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """A request with no client library in the way (to send what a buggy script would)."""
-    conn = http.client.HTTPConnection("localhost", timeout=30)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(str(daemon.socket))
-    conn.sock = sock
-    conn.request(method, path, body=body, headers=headers or {})
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, (json.loads(data) if data else {}), dict(response.getheaders())
+    answer = send(daemon, method, path, body, headers)
+    return answer.status, (answer.json() if answer.body else {}), answer.headers
 
 
 def request_body(feeds: FeedServer, path: str = "_SPX.json", **overrides: Any) -> dict[str, Any]:

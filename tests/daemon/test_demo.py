@@ -12,7 +12,7 @@ import pytest
 
 from gexdaemon.client import Client
 from tests.conftest import REPO
-from tests.daemon.harness import wait_until
+from tests.daemon.harness import demo_banner, wait_until
 
 
 @pytest.mark.slow
@@ -40,13 +40,7 @@ def test_demo_runs_a_desk_mix_and_produces_snapshots() -> None:
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        lines = []
-        for line in iter(proc.stdout.readline, ""):
-            lines.append(line)
-            if line.startswith("Stop:"):
-                break
-        banner = "".join(lines)
+        banner = demo_banner(proc)
         assert (
             "gexdaemon demo is running" in banner
             and "gextui" in banner

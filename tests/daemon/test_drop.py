@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,18 @@ def drop_atomically(daemon: RunningDaemon, name: str, data: bytes) -> Path:
     return final
 
 
+def receipt_of(daemon: RunningDaemon, name: str, data: bytes) -> dict[str, Any]:
+    """Drop `data` as `name` and read the receipt written beside the processed file."""
+    drop_atomically(daemon, name, data)
+    moved = wait_until(lambda: processed(daemon, name), what=f"{name} to be processed")
+    # A chain file moves before its job is queued (its source_url names where it stays),
+    # so its receipt comes a moment after it.
+    written = moved.with_name(f"{name}.receipt.json")
+    wait_until(written.exists, what=f"{name}'s receipt")
+    receipt: dict[str, Any] = json.loads(written.read_text())
+    return receipt
+
+
 def test_a_request_file_is_queued_and_receipted(daemon: RunningDaemon, feeds: FeedServer) -> None:
     payload = {
         "requests": [
@@ -46,11 +59,7 @@ def test_a_request_file_is_queued_and_receipted(daemon: RunningDaemon, feeds: Fe
             },
         ]
     }
-    drop_atomically(daemon, "desk_batch.json", json.dumps(payload).encode())
-    moved = wait_until(
-        lambda: processed(daemon, "desk_batch.json"), what="the file to be processed"
-    )
-    receipt = json.loads(moved.with_name("desk_batch.json.receipt.json").read_text())
+    receipt = receipt_of(daemon, "desk_batch.json", json.dumps(payload).encode())
     levels = [r["priority_level"] for r in receipt["requests"]]
     assert levels == ["high", "critical"]  # high volume rule; real-time index rule
     for item in receipt["requests"]:
@@ -60,9 +69,7 @@ def test_a_request_file_is_queued_and_receipted(daemon: RunningDaemon, feeds: Fe
 
 def test_a_toml_request_file(daemon: RunningDaemon, feeds: FeedServer) -> None:
     text = f'source_url = "{feeds.url}SPX_strikes.csv"\ndata_type = "historical"\nmarket_symbol = "SPX"\n'
-    drop_atomically(daemon, "one.toml", text.encode())
-    moved = wait_until(lambda: processed(daemon, "one.toml"), what="one.toml to be processed")
-    receipt = json.loads(moved.with_name("one.toml.receipt.json").read_text())
+    receipt = receipt_of(daemon, "one.toml", text.encode())
     assert receipt["requests"][0]["priority_level"] == "low"
 
 
@@ -115,15 +122,9 @@ def test_bad_files_are_quarantined_with_an_explanation(
 
 def test_a_chain_file_becomes_a_snapshot(daemon: RunningDaemon) -> None:
     c = daemon.client()
-    drop_atomically(daemon, "NDX_quotedata.csv", (SAMPLE_FEEDS / "NDX_quotedata.csv").read_bytes())
-    moved = wait_until(
-        lambda: processed(daemon, "NDX_quotedata.csv"), what="the chain file to be processed"
+    receipt = receipt_of(
+        daemon, "NDX_quotedata.csv", (SAMPLE_FEEDS / "NDX_quotedata.csv").read_bytes()
     )
-    # A chain file moves before its job is queued (its source_url names where it stays),
-    # so its receipt comes a moment after it.
-    written = moved.with_name("NDX_quotedata.csv.receipt.json")
-    wait_until(written.exists, what="the chain file's receipt")
-    receipt = json.loads(written.read_text())
     job = daemon.wait_job(receipt["requests"][0]["job_id"])
     assert job["job"]["status"] == "completed", job
     snap = c.snapshot(job["snapshot_id"])

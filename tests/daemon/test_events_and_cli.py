@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from gexdaemon.client import AsyncClient
-from tests.daemon.harness import SAMPLE_FEEDS, FeedServer, RunningDaemon
+from tests.daemon.harness import SAMPLE_FEEDS, SHADOW_SPY_FIRST, FeedServer, RunningDaemon
 
 
 def test_event_stream_starts_with_a_snapshot_then_numbered_events(
@@ -114,17 +114,7 @@ def test_cli_verbs_json_and_exit_codes(daemon: RunningDaemon, feeds: FeedServer)
 
     # The shadow test read `before`/`after` while the API sent `levels_before`/`levels_after`
     # and crashed with a KeyError; both sides now read one shape.
-    shadow = daemon.cli(
-        "rules",
-        "test",
-        "--name",
-        "spy first",
-        "--condition",
-        "market_symbol == 'SPY'",
-        "--score",
-        "0.95",
-        check=True,
-    )
+    shadow = daemon.cli(*SHADOW_SPY_FIRST, check=True)
     assert "would change level" in shadow.stdout and "CRITICAL" in shadow.stdout
 
     bad = daemon.cli(

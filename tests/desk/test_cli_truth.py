@@ -16,7 +16,13 @@ import pytest
 
 from gexdaemon.client import ApiError
 from tests.conftest import REPO
-from tests.daemon.harness import SAMPLE_FEEDS, FeedServer, RunningDaemon, wait_until
+from tests.daemon.harness import (
+    SAMPLE_FEEDS,
+    SHADOW_SPY_FIRST,
+    FeedServer,
+    RunningDaemon,
+    wait_until,
+)
 
 SHORT = re.compile(r"^([0-9a-f]{8})\s", re.M)
 
@@ -71,17 +77,7 @@ def test_every_verb_speaks_to_a_person(
     assert "is now v2" in human(d, "rules", "update", "desk probe", "--score", "0.55")
     assert "disabled" in human(d, "rules", "disable", "desk probe")
     assert "enabled" in human(d, "rules", "enable", "desk probe")
-    shadow = human(
-        d,
-        "rules",
-        "test",
-        "--name",
-        "spy first",
-        "--condition",
-        "market_symbol == 'SPY'",
-        "--score",
-        "0.95",
-    )
+    shadow = human(d, *SHADOW_SPY_FIRST)
     assert "would change level" in shadow
     assert "deleted rule 'desk probe'" in human(d, "rules", "delete", "desk probe")
     history = human(d, "rules", "history", "desk probe")  # item 12: a deleted rule's history

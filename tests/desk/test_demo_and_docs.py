@@ -18,7 +18,7 @@ import pytest
 from gexdaemon.client import Client
 from gexdaemon.core.rules import RuleConditionError, compile_condition
 from tests.conftest import REPO
-from tests.daemon.harness import wait_until
+from tests.daemon.harness import demo_banner, wait_until
 
 BIN = Path(sys.executable).parent
 
@@ -53,13 +53,7 @@ def demo() -> Iterator[Demo]:
          "--feed-port", str(port)],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert proc.stdout is not None
-    lines = []
-    for line in iter(proc.stdout.readline, ""):
-        lines.append(line)
-        if line.startswith("Stop:"):
-            break
-    started = Demo(root, proc, port, "".join(lines), env)
+    started = Demo(root, proc, port, demo_banner(proc), env)
     try:
         yield started
     finally:

@@ -9,6 +9,7 @@ import socket
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -244,21 +245,6 @@ async def test_a_gzip_file_without_content_encoding_is_kept_as_is(
     assert result.kind == "gzip" and gzip.decompress(read(result.path)) == CSV
 
 
-async def test_a_gzip_bomb_fails_cleanly_at_the_limit(
-    server: TestServer, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    error = await failure(session, str(server.make_url("/bomb")), tmp_path)
-    assert error.code is FailureCode.BODY_TOO_LARGE and not error.retryable
-    assert "exceeded 1 MiB once decompressed" in error.message
-
-
-async def test_a_cut_gzip_stream_is_retryable(
-    server: TestServer, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    error = await failure(session, str(server.make_url("/cut.gz")), tmp_path)
-    assert error.code is FailureCode.TRUNCATED and error.retryable
-
-
 @pytest.mark.parametrize(
     ("status", "code", "retryable", "says"),
     [
@@ -293,29 +279,6 @@ async def test_rate_limited_answers_carry_retry_after(
     assert error.retry_after_s == 7.0 and "asks to wait 7 s" in error.message
 
 
-async def test_a_slow_body_hits_the_total_timeout(
-    server: TestServer, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    error = await failure(session, str(server.make_url("/slow")), tmp_path, timeout_s=0.3)
-    assert error.code is FailureCode.TIMEOUT and error.retryable
-    assert "within 0.3 s" in error.message
-
-
-async def test_a_truncated_body_is_retryable(
-    server: TestServer, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    error = await failure(session, str(server.make_url("/truncated")), tmp_path)
-    assert error.code is FailureCode.TRUNCATED and error.retryable
-
-
-async def test_a_redirect_loop_is_named(
-    server: TestServer, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    error = await failure(session, str(server.make_url("/loop-a")), tmp_path)
-    assert error.code is FailureCode.TOO_MANY_REDIRECTS and not error.retryable
-    assert "in a loop" in error.message and "/loop-b" in error.message
-
-
 async def test_redirects_are_followed_up_to_the_limit(
     server: TestServer, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -324,15 +287,6 @@ async def test_redirects_are_followed_up_to_the_limit(
     assert result.redirects == 3 and result.final_url.endswith("/chain.json")
     error = await failure(session, url, tmp_path / "second", max_redirects=2)
     assert error.code is FailureCode.TOO_MANY_REDIRECTS and "more than 2 redirects" in error.message
-
-
-async def test_a_redirect_to_a_host_off_the_allowlist_is_refused_before_connecting(
-    server: TestServer, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    error = await failure(session, str(server.make_url("/elsewhere")), tmp_path)
-    assert error.code is FailureCode.HOST_NOT_ALLOWED and not error.retryable
-    assert "feeds.example.invalid is not an allowed host" in error.message
-    assert "allowed_hosts" in error.message
 
 
 async def test_the_first_host_is_checked_too_and_star_allows_any(
@@ -344,21 +298,87 @@ async def test_the_first_host_is_checked_too_and_star_allows_any(
     assert (await fetch(session, url, tmp_path, hosts=("*",))).kind == "json"
 
 
-@pytest.mark.parametrize("path", ["/big", "/big-chunked"])
-async def test_an_oversized_body_fails_at_the_limit(
-    server: TestServer, session: aiohttp.ClientSession, tmp_path: Path, path: str
+@pytest.mark.parametrize(
+    ("path", "code", "retryable", "says", "options"),
+    [
+        pytest.param(
+            "/bomb",
+            FailureCode.BODY_TOO_LARGE,
+            False,
+            ["exceeded 1 MiB once decompressed"],
+            {},
+            id="a gzip bomb fails cleanly at the limit",
+        ),
+        pytest.param(
+            "/cut.gz", FailureCode.TRUNCATED, True, [], {}, id="a cut gzip stream is retryable"
+        ),
+        pytest.param(
+            "/slow",
+            FailureCode.TIMEOUT,
+            True,
+            ["within 0.3 s"],
+            {"timeout_s": 0.3},
+            id="a slow body hits the total timeout",
+        ),
+        pytest.param(
+            "/truncated", FailureCode.TRUNCATED, True, [], {}, id="a truncated body is retryable"
+        ),
+        pytest.param(
+            "/loop-a",
+            FailureCode.TOO_MANY_REDIRECTS,
+            False,
+            ["in a loop", "/loop-b"],
+            {},
+            id="a redirect loop is named",
+        ),
+        pytest.param(
+            "/elsewhere",
+            FailureCode.HOST_NOT_ALLOWED,
+            False,
+            ["feeds.example.invalid is not an allowed host", "allowed_hosts"],
+            {},
+            id="a redirect off the allowlist is refused before connecting",
+        ),
+        pytest.param(
+            "/big",
+            FailureCode.BODY_TOO_LARGE,
+            False,
+            ["exceeded 1 MiB"],
+            {},
+            id="an oversized body fails at the limit",
+        ),
+        pytest.param(
+            "/big-chunked",
+            FailureCode.BODY_TOO_LARGE,
+            False,
+            ["exceeded 1 MiB"],
+            {},
+            id="an oversized chunked body fails at the limit",
+        ),
+        pytest.param(
+            "/login",
+            FailureCode.WRONG_CONTENT,
+            False,
+            ["web page (text/html"],
+            {},
+            id="a web page instead of data is refused",
+        ),
+    ],
+)
+async def test_a_failed_fetch_is_classified_and_says_why(
+    server: TestServer,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    path: str,
+    code: FailureCode,
+    retryable: bool,
+    says: list[str],
+    options: dict[str, Any],
 ) -> None:
-    error = await failure(session, str(server.make_url(path)), tmp_path)
-    assert error.code is FailureCode.BODY_TOO_LARGE and not error.retryable
-    assert "exceeded 1 MiB" in error.message
-
-
-async def test_a_web_page_instead_of_data_is_refused(
-    server: TestServer, session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    error = await failure(session, str(server.make_url("/login")), tmp_path)
-    assert error.code is FailureCode.WRONG_CONTENT and not error.retryable
-    assert "web page (text/html" in error.message
+    error = await failure(session, str(server.make_url(path)), tmp_path, **options)
+    assert error.code is code and error.retryable is retryable
+    for text in says:
+        assert text in error.message
 
 
 async def test_content_decides_not_the_label(

@@ -602,6 +602,17 @@ def _drop_places(d: RunningDaemon, name: str) -> list[Path]:
     return [p for p in places if p.exists()]
 
 
+def without_companion(folder: Path, pattern: str, suffix: str) -> set[Path]:
+    """Files in `folder` (hidden and partial ones aside) with no `<name><suffix>` beside them."""
+    missing: set[Path] = set()
+    for path in folder.glob(pattern) if folder.exists() else []:
+        if path.name.endswith((suffix, ".tmp")) or path.name.startswith("."):
+            continue
+        if not path.with_name(path.name + suffix).exists():
+            missing.add(path)
+    return missing
+
+
 def _check_drop_folder(
     d: RunningDaemon, ledger: Ledger, cycle: int, findings: list[Finding]
 ) -> None:
@@ -616,19 +627,8 @@ def _check_drop_folder(
             findings.append(Finding(cycle, "duplicate", f"dropped file {name} is in {where}"))
     # A file in processed/ without its receipt (or in rejected/ without its report) for a
     # whole daemon life means the daemon did not finish handling it and never will.
-    missing: set[Path] = set()
-    processed = d.drop / "processed"
-    for path in processed.glob("*/*") if processed.exists() else []:
-        if path.name.endswith((".receipt.json", ".tmp")) or path.name.startswith("."):
-            continue
-        if not path.with_name(path.name + ".receipt.json").exists():
-            missing.add(path)
-    rejected = d.drop / "rejected"
-    for path in rejected.glob("*") if rejected.exists() else []:
-        if path.name.endswith((".error.json", ".tmp")) or path.name.startswith("."):
-            continue
-        if not path.with_name(path.name + ".error.json").exists():
-            missing.add(path)
+    missing = without_companion(d.drop / "processed", "*/*", ".receipt.json")
+    missing |= without_companion(d.drop / "rejected", "*", ".error.json")
     for path in sorted(missing & ledger.unreceipted):
         findings.append(
             Finding(

@@ -127,26 +127,21 @@ def test_drop_files_end_processed_or_rejected(target: FuzzTarget) -> None:
     case()
 
 
-def test_sample_chain_mutations_parse_or_are_refused() -> None:
-    samples = chain_samples(include_shared=False)
-
+def mutations_parse_or_are_refused(samples: list[tuple[str, bytes]], examples: int) -> None:
     @given(chain=mutated_chains(samples))
-    @bounded(300)
+    @bounded(examples)
     def case(chain: Mutation) -> None:
         assert parse_problems(chain.name, chain.data) == [], chain
 
     case()
+
+
+def test_sample_chain_mutations_parse_or_are_refused() -> None:
+    mutations_parse_or_are_refused(chain_samples(include_shared=False), 300)
 
 
 def test_shared_cboe_csv_mutations_parse_or_are_refused(shared_spx_csv: Path) -> None:
-    samples = [(shared_spx_csv.name, shared_spx_csv.read_bytes())]
-
-    @given(chain=mutated_chains(samples))
-    @bounded(40)
-    def case(chain: Mutation) -> None:
-        assert parse_problems(chain.name, chain.data) == [], chain
-
-    case()
+    mutations_parse_or_are_refused([(shared_spx_csv.name, shared_spx_csv.read_bytes())], 40)
 
 
 def test_mutated_chains_through_the_daemon_end_with_a_clear_verdict(target: FuzzTarget) -> None:

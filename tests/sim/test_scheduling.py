@@ -53,16 +53,8 @@ def test_fifo_misses_critical_deadlines_on_the_same_trace() -> None:
     assert crit_met is not None and crit_met < 0.5
 
 
-# HIGH and MEDIUM flood at 1.6x: strict priority leaves LOW nothing.
-DEADLINE_FLOOD = Workload(
-    load=1.6,
-    duration_s=1500.0,
-    warmup_s=60.0,
-    measure_until_s=1200.0,
-    mix=(0.05, 0.45, 0.45, 0.05),
-    service_sigma=0.5,
-    failure_rate=0.0,
-)
+# HIGH and MEDIUM flood at 1.6x (the same twenty minutes): strict priority leaves LOW nothing.
+DEADLINE_FLOOD = replace(LOW_FLOOD, load=1.6, mix=(0.05, 0.45, 0.45, 0.05))
 
 
 def test_nothing_starves_low_keeps_its_floor_where_strict_priority_starves_it() -> None:

@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gexdaemon.storage.store import Store, StoreOptions
+from gexdaemon.storage.store import Store
+from tests.storage.seeding import store_options
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(
-        StoreOptions(
-            path=tmp_path / "gex.duckdb",
-            lake_dir=tmp_path / "gex",
-            archive_dir=tmp_path / "archive",
-        )
-    )
+    opened = Store.open(store_options(tmp_path))
     yield opened
     opened.close()

@@ -13,8 +13,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gexdaemon.core.models import DomainContext, JobStatus, PriorityRequest, ProcessingJob
-from gexdaemon.storage.store import PutJob, PutRequest, Store, StoreOptions
+from gexdaemon.core.models import DomainContext, JobStatus
+from gexdaemon.storage.store import PutJob, PutRequest, Store
+from tests.storage.seeding import queued_job, store_options
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 CTX = DomainContext(now=datetime(2030, 1, 1, tzinfo=UTC))
@@ -24,18 +25,7 @@ async def worker(store: Store, n: int, how: str) -> None:
     i = 0
     while True:
         i += 1
-        req = PriorityRequest.parse(
-            {
-                "source_url": f"http://127.0.0.1:9/feeds/{n}/{i}.json",
-                "data_type": "snapshot",
-                "market_symbol": "SPX",
-                "requested_at": START,
-                "priority_score": 0.5,
-                "priority_level": "medium",
-            },
-            context=CTX,
-        )
-        job, event = ProcessingJob.for_request(req, START, context=CTX)
+        req, job, event = queued_job(f"http://127.0.0.1:9/feeds/{n}/{i}.json", START, context=CTX)
         if how == "accept":
             await store.accept([PutRequest(req), PutJob(job, event)])
         else:
@@ -50,14 +40,7 @@ async def worker(store: Store, n: int, how: str) -> None:
 
 
 async def main(data_dir: Path, how: str) -> None:
-    store = Store.open(
-        StoreOptions(
-            path=data_dir / "gex.duckdb",
-            lake_dir=data_dir / "gex",
-            archive_dir=data_dir / "archive",
-            window_ms=0.5,
-        )
-    )
+    store = Store.open(store_options(data_dir, window_ms=0.5))
     print("READY", flush=True)
     await asyncio.gather(*(worker(store, n, how) for n in range(32)))
 

@@ -2,42 +2,36 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from gexdaemon.core.models import DomainContext, JobStatus, PriorityRequest, ProcessingJob
+from gexdaemon.core.models import DomainContext, JobStatus, ProcessingJob
 from gexdaemon.storage import archive
 from gexdaemon.storage.store import PutJob, PutRequest, Store, StoreOptions
+from tests.storage.seeding import queued_job, store_options
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 CTX = DomainContext(now=NOW)
 
 
 def options(d: Path) -> StoreOptions:
-    return StoreOptions(
-        path=d / "gex.duckdb", lake_dir=d / "gex", archive_dir=d / "archive", retention_days=30
-    )
+    return store_options(d, retention_days=30)
 
 
 def seed(store: Store, age_days: float, final: JobStatus | None, n: int = 1) -> list[ProcessingJob]:
     jobs = []
     for _ in range(n):
         t = NOW - timedelta(days=age_days)
-        req = PriorityRequest.parse(
-            {
-                "source_url": "http://127.0.0.1:8000/_SPX.json",
-                "data_type": "historical",
-                "market_symbol": "SPX",
-                "requested_at": t,
-                "priority_score": 0.2,
-                "priority_level": "low",
-            },
+        req, job, ev = queued_job(
+            "http://127.0.0.1:8000/_SPX.json",
+            t,
             context=CTX,
+            data_type="historical",
+            score=0.2,
+            level="low",
         )
-        job, ev = ProcessingJob.for_request(req, t, context=CTX)
         changes: list[object] = [PutRequest(req), PutJob(job, ev)]
         if final is not None:
             job, ev = job.transition(JobStatus.PROCESSING, t + timedelta(seconds=1))
@@ -89,21 +83,29 @@ def test_old_finished_jobs_move_to_parquet_and_stay_queryable(tmp_path: Path) ->
         reopened.close()
 
 
+def archive_crashing_at(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, module: object, name: str, when: str
+) -> None:
+    """Two old finished jobs, then an archive run that dies (a KeyboardInterrupt) at `module.name`."""
+    store = Store.open(options(data_dir))
+    seed(store, 40, JobStatus.COMPLETED, 2)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt(f"simulated crash {when}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(module, name, crash)
+        with pytest.raises(KeyboardInterrupt):
+            store.archive(now=NOW).result()
+    store.close()
+
+
 def test_crash_between_commit_and_rename_is_finished_at_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store.open(options(tmp_path))
-    seed(store, 40, JobStatus.COMPLETED, 2)
-    real_replace = os.replace
-
-    def crash(src: object, dst: object) -> None:
-        raise KeyboardInterrupt("simulated crash after the archive transaction committed")
-
-    monkeypatch.setattr(archive.os, "replace", crash)
-    with pytest.raises(KeyboardInterrupt):
-        store.archive(now=NOW).result()
-    monkeypatch.setattr(archive.os, "replace", real_replace)
-    store.close()
+    archive_crashing_at(
+        tmp_path, monkeypatch, archive.os, "replace", "after the archive transaction committed"
+    )
     temps = list((tmp_path / "archive" / "processing_jobs").glob(".batch_*.tmp"))
     assert len(temps) == 1 and not list((tmp_path / "archive" / "processing_jobs").glob("batch_*"))
 
@@ -119,18 +121,9 @@ def test_crash_between_commit_and_rename_is_finished_at_open(
 def test_crash_before_commit_keeps_rows_hot_and_drops_the_orphan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store.open(options(tmp_path))
-    seed(store, 40, JobStatus.COMPLETED, 2)
-    real_commit = archive._commit_batch
-
-    def crash(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt("simulated crash before the archive transaction")
-
-    monkeypatch.setattr(archive, "_commit_batch", crash)
-    with pytest.raises(KeyboardInterrupt):
-        store.archive(now=NOW).result()
-    monkeypatch.setattr(archive, "_commit_batch", real_commit)
-    store.close()
+    archive_crashing_at(
+        tmp_path, monkeypatch, archive, "_commit_batch", "before the archive transaction"
+    )
     assert list((tmp_path / "archive" / "processing_jobs").glob(".batch_*.tmp"))
     reopened = Store.open(options(tmp_path))
     try:

@@ -28,24 +28,21 @@ from gexdaemon.storage.jobs import (
 )
 from gexdaemon.storage.sql import run_read_only
 from gexdaemon.storage.store import PutJob, PutRequest, Store
+from tests.storage.seeding import queued_job
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 CTX = DomainContext(now=T0)
 
 
 def submit(store: Store, i: int, *, symbol: str = "SPX", level: str = "medium") -> ProcessingJob:
-    request = PriorityRequest.parse(
-        {
-            "source_url": f"https://cdn.cboe.com/x/{i}.json",
-            "data_type": "snapshot",
-            "market_symbol": symbol,
-            "requested_at": T0 - timedelta(minutes=i),
-            "priority_score": 0.5,
-            "priority_level": level,
-        },
+    request, job, created = queued_job(
+        f"https://cdn.cboe.com/x/{i}.json",
+        T0 - timedelta(minutes=i),
         context=CTX,
+        symbol=symbol,
+        level=level,
+        queued_at=T0,
     )
-    job, created = ProcessingJob.for_request(request, T0, context=CTX)
     store.commit_sync([PutRequest(request), PutJob(job, created)])
     return job
 

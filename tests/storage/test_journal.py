@@ -17,7 +17,8 @@ from gexdaemon.core.models import JobStatus, ProcessingJob
 from gexdaemon.storage import journal as jr
 from gexdaemon.storage.jobs import load_job, load_request
 from gexdaemon.storage.store import PutJob, PutRequest, Store
-from tests.storage.test_store import CTX, T0, make_request, options
+from tests.storage.seeding import store_options
+from tests.storage.test_store import CTX, T0, make_request
 
 
 def new_job(i: int) -> tuple[PutRequest, PutJob]:
@@ -28,8 +29,8 @@ def new_job(i: int) -> tuple[PutRequest, PutJob]:
 
 def journal_only(data_dir: Path, changes: list[tuple[PutRequest, PutJob]]) -> None:
     """What a crash right after the sync leaves: records synced, DuckDB never told."""
-    journal = jr.Journal(options(data_dir).journal_dir)
-    journal.start(jr.next_segment_no(options(data_dir).journal_dir))
+    journal = jr.Journal(store_options(data_dir).journal_dir)
+    journal.start(jr.next_segment_no(store_options(data_dir).journal_dir))
     for pair in changes:
         _seq, synced = journal.append_sync([r for c in pair for r in c.journal_rows()])
         synced.result(timeout=10)
@@ -37,12 +38,12 @@ def journal_only(data_dir: Path, changes: list[tuple[PutRequest, PutJob]]) -> No
 
 
 def test_a_request_synced_but_never_committed_is_there_after_the_restart(tmp_path: Path) -> None:
-    Store.open(options(tmp_path)).close()  # a database that exists, as after any first start
+    Store.open(store_options(tmp_path)).close()  # a database that exists, as after any first start
     pairs = [new_job(i) for i in range(5)]
     journal_only(tmp_path, pairs)
-    assert jr.segments_in(options(tmp_path).journal_dir)
+    assert jr.segments_in(store_options(tmp_path).journal_dir)
 
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         assert store.journal_replay is not None and store.journal_replay.records == 5
         for put_request, put_job in pairs:
@@ -52,7 +53,7 @@ def test_a_request_synced_but_never_committed_is_there_after_the_restart(tmp_pat
             job = store.read_sync(load_job, put_job.job.job_id)
             assert job is not None and job.status is JobStatus.QUEUED
         # Replayed and committed: no record is left to replay twice.
-        left = [jr.read_segment(p)[0] for p in jr.segments_in(options(tmp_path).journal_dir)]
+        left = [jr.read_segment(p)[0] for p in jr.segments_in(store_options(tmp_path).journal_dir)]
         assert left in ([], [[]])
     finally:
         store.close()
@@ -60,7 +61,7 @@ def test_a_request_synced_but_never_committed_is_there_after_the_restart(tmp_pat
 
 def test_a_replay_never_undoes_what_the_database_already_holds(tmp_path: Path) -> None:
     pairs = [new_job(i) for i in range(3)]
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     put_request, put_job = pairs[0]
     store.commit_sync([put_request, put_job])
     running, event = put_job.job.transition(
@@ -70,7 +71,7 @@ def test_a_replay_never_undoes_what_the_database_already_holds(tmp_path: Path) -
     store.close()
     journal_only(tmp_path, pairs)  # the first job's creation is journaled again
 
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         job = store.read_sync(load_job, put_job.job.job_id)
         assert job is not None and job.status is JobStatus.PROCESSING  # not back to queued
@@ -81,16 +82,16 @@ def test_a_replay_never_undoes_what_the_database_already_holds(tmp_path: Path) -
 
 
 def test_a_torn_append_at_the_end_is_dropped_and_the_whole_records_kept(tmp_path: Path) -> None:
-    Store.open(options(tmp_path)).close()
+    Store.open(store_options(tmp_path)).close()
     pairs = [new_job(i) for i in range(3)]
     journal_only(tmp_path, pairs)
-    folder = options(tmp_path).journal_dir
+    folder = store_options(tmp_path).journal_dir
     (segment,) = jr.segments_in(folder)
     torn = jr.encode([r for c in new_job(99) for r in c.journal_rows()])
     with segment.open("ab") as fh:
         fh.write(torn[: len(torn) // 2])  # the process died inside this write: never acked
 
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         replay = store.journal_replay
         assert replay is not None and replay.records == 3 and replay.damaged == []
@@ -101,16 +102,16 @@ def test_a_torn_append_at_the_end_is_dropped_and_the_whole_records_kept(tmp_path
 
 
 def test_damage_in_an_older_segment_is_set_aside_never_deleted(tmp_path: Path) -> None:
-    Store.open(options(tmp_path)).close()
+    Store.open(store_options(tmp_path)).close()
     journal_only(tmp_path, [new_job(i) for i in range(2)])
     journal_only(tmp_path, [new_job(i) for i in range(10, 12)])  # a second, newer segment
-    folder = options(tmp_path).journal_dir
+    folder = store_options(tmp_path).journal_dir
     older, _newer = jr.segments_in(folder)
     data = bytearray(older.read_bytes())
     data[-3] ^= 0xFF  # a flipped byte inside the last record of the older segment
     older.write_bytes(bytes(data))
 
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         replay = store.journal_replay
         assert replay is not None
@@ -125,7 +126,7 @@ def test_damage_in_an_older_segment_is_set_aside_never_deleted(tmp_path: Path) -
 
 def test_an_accepted_request_is_readable_at_once(tmp_path: Path) -> None:
     async def scenario() -> list[bool]:
-        store = Store.open(options(tmp_path))
+        store = Store.open(store_options(tmp_path))
         try:
             seen = []
             for i in range(20):
@@ -137,12 +138,12 @@ def test_an_accepted_request_is_readable_at_once(tmp_path: Path) -> None:
             store.close()
 
     assert asyncio.run(scenario()) == [True] * 20
-    assert jr.segments_in(options(tmp_path).journal_dir) == []  # a clean close leaves none
+    assert jr.segments_in(store_options(tmp_path).journal_dir) == []  # a clean close leaves none
 
 
 def test_a_record_the_database_refuses_is_kept_with_the_reason(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = Store.open(options(tmp_path))
+        store = Store.open(store_options(tmp_path))
         try:
             _req, orphan = new_job(1)  # a job whose request was never written
             await store.accept([orphan])
@@ -151,15 +152,15 @@ def test_a_record_the_database_refuses_is_kept_with_the_reason(tmp_path: Path) -
             store.close()
 
     asyncio.run(scenario())
-    (refused,) = options(tmp_path).journal_dir.glob("refused-*.json")
+    (refused,) = store_options(tmp_path).journal_dir.glob("refused-*.json")
     kept = json.loads(refused.read_text())
     assert kept["reason"].startswith("write refused by the database")
     assert kept["record"]["processing_jobs"][0]["status"] == "queued"
 
 
 def test_a_record_refused_at_replay_is_kept_and_the_store_still_opens(tmp_path: Path) -> None:
-    Store.open(options(tmp_path)).close()
-    folder = options(tmp_path).journal_dir
+    Store.open(store_options(tmp_path)).close()
+    folder = store_options(tmp_path).journal_dir
     journal = jr.Journal(folder)
     journal.start(jr.next_segment_no(folder))
     good = new_job(1)
@@ -168,7 +169,7 @@ def test_a_record_refused_at_replay_is_kept_and_the_store_still_opens(tmp_path: 
         journal.append_sync([r for c in changes for r in c.journal_rows()])[1].result(10)
     journal.close(all_applied=False)
 
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         replay = store.journal_replay
         assert replay is not None and replay.records == 2 and len(replay.refused) == 1
@@ -184,8 +185,8 @@ def test_an_idempotency_key_is_replayed_with_its_request(tmp_path: Path) -> None
     from gexdaemon.storage.idempotency import keys_since
     from gexdaemon.storage.store import PutIdempotencyKey
 
-    Store.open(options(tmp_path)).close()
-    folder = options(tmp_path).journal_dir
+    Store.open(store_options(tmp_path)).close()
+    folder = store_options(tmp_path).journal_dir
     journal = jr.Journal(folder)
     journal.start(jr.next_segment_no(folder))
     put_request, put_job = new_job(1)
@@ -196,7 +197,7 @@ def test_an_idempotency_key_is_replayed_with_its_request(tmp_path: Path) -> None
     journal.append_sync([r for c in changes for r in c.journal_rows()])[1].result(10)
     journal.close(all_applied=False)
 
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         (use,) = store.read_sync(keys_since, T0 - timedelta(hours=1))
         assert (use.key, use.job_id, use.request_id) == (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,11 +14,8 @@ import pytest
 
 from gexdaemon.storage.errors import DataDirLocked, WalReplayFailed
 from gexdaemon.storage.lock import DataDirLock
-from gexdaemon.storage.store import Store, StoreOptions, move_wal_aside, wal_path
-
-
-def options(d: Path) -> StoreOptions:
-    return StoreOptions(path=d / "gex.duckdb", lake_dir=d / "gex", archive_dir=d / "archive")
+from gexdaemon.storage.store import Store, move_wal_aside, wal_path
+from tests.storage.seeding import store_options
 
 
 def test_a_second_holder_is_told_who_holds_the_directory(tmp_path: Path) -> None:
@@ -38,21 +37,28 @@ sys.stdin.read()
 """
 
 
-def test_lock_held_by_another_process_and_freed_when_it_dies(tmp_path: Path) -> None:
+@contextmanager
+def another_process(code: str, data_dir: Path, ready: str) -> Iterator[subprocess.Popen[str]]:
+    """A Python process running `code` on `data_dir`, once it has printed `ready`; killed after."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path)],
+        [sys.executable, "-c", code, str(data_dir)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "HELD"
-        with pytest.raises(DataDirLocked) as exc:
-            DataDirLock(tmp_path).acquire()
-        assert f"pid {proc.pid}" in str(exc.value)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == ready
+        yield proc
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_lock_held_by_another_process_and_freed_when_it_dies(tmp_path: Path) -> None:
+    with another_process(HOLDER, tmp_path, "HELD") as proc:
+        with pytest.raises(DataDirLocked) as exc:
+            DataDirLock(tmp_path).acquire()
+        assert f"pid {proc.pid}" in str(exc.value)
     DataDirLock(tmp_path).acquire().release()  # the kernel released it with the process
 
 
@@ -62,20 +68,10 @@ def test_duckdb_refuses_a_second_process_with_a_clear_error(tmp_path: Path) -> N
         "d = Path(sys.argv[1]); s = Store.open(StoreOptions(path=d/'gex.duckdb', lake_dir=d/'gex', archive_dir=d/'a'))\n"
         "print('OPEN', flush=True); sys.stdin.read()"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "OPEN"
+    with another_process(code, tmp_path, "OPEN"):
         with pytest.raises(DataDirLocked) as exc:
-            Store.open(options(tmp_path))
+            Store.open(store_options(tmp_path))
         assert "open in another process" in str(exc.value)
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 CRASHING_WRITER = """
@@ -100,7 +96,7 @@ def test_an_unreplayable_wal_stops_the_open_and_can_be_moved_aside(tmp_path: Pat
     wal.write_bytes(bytes(data))
 
     with pytest.raises(WalReplayFailed) as exc:
-        Store.open(options(tmp_path))
+        Store.open(store_options(tmp_path))
     message = str(exc.value)
     assert (
         "gexdaemon recover --move-wal" in message and "Nothing has been moved or deleted" in message
@@ -110,7 +106,7 @@ def test_an_unreplayable_wal_stops_the_open_and_can_be_moved_aside(tmp_path: Pat
     moved = move_wal_aside(tmp_path / "gex.duckdb", now=datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
     assert moved is not None and moved.name == "gex.duckdb.wal.unreplayable-20261126T120000Z"
     assert moved.read_bytes() == bytes(data) and not wal.exists()
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         assert (
             store.fetch_sync("SELECT count(*) AS n FROM job_events")[0]["n"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,13 +16,10 @@ from gexdaemon.core.models import JobStatus
 from gexdaemon.storage.errors import SchemaTooNew, StorageError
 from gexdaemon.storage.jobs import load_job
 from gexdaemon.storage.schema import LATEST, MIGRATIONS, current_version, migrate
-from gexdaemon.storage.store import Store, StoreOptions
+from gexdaemon.storage.store import Store
+from tests.storage.seeding import store_options
 
 T0 = datetime(2026, 10, 1, 14, 0, tzinfo=UTC)
-
-
-def options(d: Path) -> StoreOptions:
-    return StoreOptions(path=d / "gex.duckdb", lake_dir=d / "gex", archive_dir=d / "archive")
 
 
 def make_v1_file(path: Path) -> None:
@@ -49,7 +47,7 @@ def make_v1_file(path: Path) -> None:
 
 
 def test_fresh_database_reaches_the_latest_version(tmp_path: Path) -> None:
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         versions = store.fetch_sync(
             "SELECT version, description FROM schema_version ORDER BY version"
@@ -78,7 +76,7 @@ def test_fresh_database_reaches_the_latest_version(tmp_path: Path) -> None:
 
 def test_an_older_file_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -> None:
     make_v1_file(tmp_path / "gex.duckdb")
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         assert store.read_sync(current_version) == LATEST
         job = store.read_sync(
@@ -102,23 +100,34 @@ def test_an_older_file_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -> 
         store.close()
 
 
-def test_a_newer_file_is_refused(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "gex.duckdb"))
+def from_the_future(con: duckdb.DuckDBPyConnection) -> None:
     migrate(con)
     con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())", [LATEST + 5])
-    con.close()
-    with pytest.raises(SchemaTooNew) as exc:
-        Store.open(options(tmp_path))
-    assert "upgrade gexdaemon" in str(exc.value)
 
 
-def test_foreign_tables_without_version_are_refused(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "gex.duckdb"))
+def foreign_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE priority_requests (x INT)")
+
+
+@pytest.mark.parametrize(
+    ("prepare", "refusal", "says"),
+    [
+        pytest.param(from_the_future, SchemaTooNew, "upgrade gexdaemon", id="a newer file"),
+        pytest.param(foreign_tables, StorageError, "schema_version", id="no version"),
+    ],
+)
+def test_a_file_it_cannot_own_is_refused(
+    tmp_path: Path,
+    prepare: Callable[[duckdb.DuckDBPyConnection], None],
+    refusal: type[StorageError],
+    says: str,
+) -> None:
+    con = duckdb.connect(str(tmp_path / "gex.duckdb"))
+    prepare(con)
     con.close()
-    with pytest.raises(StorageError) as exc:
-        Store.open(options(tmp_path))
-    assert "schema_version" in str(exc.value)
+    with pytest.raises(refusal) as exc:
+        Store.open(store_options(tmp_path))
+    assert says in str(exc.value)
 
 
 def test_migrate_is_idempotent(tmp_path: Path) -> None:
@@ -146,7 +155,7 @@ def test_wal_written_after_a_schema_change_replays(tmp_path: Path) -> None:
     db = tmp_path / "gex.duckdb"
     subprocess.run([sys.executable, "-c", CRASH_AFTER_MIGRATION, str(db)], check=True)
     assert os.path.exists(str(db) + ".wal")
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     try:
         assert store.fetch_sync("SELECT count(*) AS n FROM job_events")[0]["n"] == 1
     finally:

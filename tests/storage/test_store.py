@@ -32,26 +32,17 @@ from gexdaemon.storage.store import (
     PutSource,
     Statement,
     Store,
-    StoreOptions,
 )
 from tests.conftest import REPO
+from tests.storage.seeding import store_options
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 CTX = DomainContext(now=datetime(2026, 11, 26, tzinfo=UTC))
 
 
-def options(data_dir: Path, **kw: object) -> StoreOptions:
-    return StoreOptions(
-        path=data_dir / "gex.duckdb",
-        lake_dir=data_dir / "gex",
-        archive_dir=data_dir / "archive",
-        **kw,
-    )
-
-
 @pytest.fixture
 def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = Store.open(options(tmp_path))
+    s = Store.open(store_options(tmp_path))
     yield s
     s.close()
 
@@ -119,7 +110,7 @@ def test_the_database_refuses_what_the_model_refuses(store: Store) -> None:
 
 def test_one_bad_caller_does_not_sink_the_batch(tmp_path: Path) -> None:
     async def run() -> tuple[list[object], Store]:
-        store = Store.open(options(tmp_path, window_ms=20.0))
+        store = Store.open(store_options(tmp_path, window_ms=20.0))
         good = [make_request(i) for i in range(20)]
         orphan_job, created = ProcessingJob.for_request(
             make_request(99), T0, context=CTX
@@ -143,7 +134,7 @@ def test_one_bad_caller_does_not_sink_the_batch(tmp_path: Path) -> None:
 
 def test_many_concurrent_callers_share_commits(tmp_path: Path) -> None:
     async def run() -> Store:
-        store = Store.open(options(tmp_path, window_ms=2.0))
+        store = Store.open(store_options(tmp_path, window_ms=2.0))
         reqs = [make_request(i) for i in range(400)]
         await asyncio.gather(*(store.commit([PutRequest(r)]) for r in reqs))
         return store
@@ -179,7 +170,7 @@ def test_changes_to_one_row_in_one_batch_coalesce(store: Store) -> None:
 
 
 def test_partial_updates_write_only_what_changed_and_merge_in_a_batch(tmp_path: Path) -> None:
-    store = Store.open(options(tmp_path, window_ms=30.0))
+    store = Store.open(store_options(tmp_path, window_ms=30.0))
     try:
         req = make_request()
         job, ev = ProcessingJob.for_request(req, T0, context=CTX)
@@ -229,18 +220,18 @@ def test_rules_put_and_delete(store: Store) -> None:
 
 
 def test_closed_store_refuses_writes(tmp_path: Path) -> None:
-    store = Store.open(options(tmp_path))
+    store = Store.open(store_options(tmp_path))
     store.close()
     with pytest.raises(StoreClosed):
         store.submit([PutRequest(make_request())])
 
 
 def test_pending_writes_are_flushed_on_close(tmp_path: Path) -> None:
-    store = Store.open(options(tmp_path, window_ms=50.0))
+    store = Store.open(store_options(tmp_path, window_ms=50.0))
     futures = [store.submit([PutRequest(make_request(i))]) for i in range(50)]
     store.close()
     assert all(f.result(timeout=5) is None for f in futures)
-    again = Store.open(options(tmp_path))
+    again = Store.open(store_options(tmp_path))
     try:
         assert again.fetch_sync("SELECT count(*) AS n FROM priority_requests")[0]["n"] == 50
     finally:
@@ -284,7 +275,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path, how: str)
         acked = _acked_state(lines)
         total_acks += len(lines)
 
-        store = Store.open(options(tmp_path))
+        store = Store.open(store_options(tmp_path))
         try:
             rows = store.fetch_sync(
                 "SELECT job_id::VARCHAR AS job_id, status FROM processing_jobs WHERE job_id IN "

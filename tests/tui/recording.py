@@ -28,6 +28,26 @@ SLOW_FEED = "http://feeds.example-broker.test:8080"
 NDX_RISK = "cdn.cboe.com runs at most 2 at once"
 SPY_RISK = "source feeds.example-broker.test:8080 circuit open until 10:00:05 ET"
 LEVEL_SLA = {"critical": 30.0, "high": 300.0, "medium": 1800.0, "low": None}
+# Jobs that stand in the snapshot and again, a little later, in the events after it.
+NDX_WAITING: dict[str, Any] = {
+    "level": "critical",
+    "symbol": "NDX",
+    "data_type": "real_time",
+    "at_risk": True,
+    "at_risk_reason": NDX_RISK,
+    "path": "/api/global/delayed_quotes/options/_NDX.json",
+}
+SPY_RETRYING: dict[str, Any] = {
+    "level": "high",
+    "status": "queued",
+    "symbol": "SPY",
+    "at_risk": True,
+    "at_risk_reason": SPY_RISK,
+    "retries": 1,
+    "source": SLOW_FEED,
+    "path": "/chains/SPY.csv",
+    "phase": "urgent",
+}
 
 
 def ident(kind: str, n: int) -> str:
@@ -101,17 +121,7 @@ def job_summary(
 def live_jobs() -> list[dict[str, Any]]:
     jobs = [
         job_summary(1, level="critical", status="processing", data_type="real_time", age_s=4.0),
-        job_summary(
-            2,
-            level="critical",
-            status="queued",
-            symbol="NDX",
-            data_type="real_time",
-            age_s=21.5,
-            at_risk=True,
-            at_risk_reason=NDX_RISK,
-            path="/api/global/delayed_quotes/options/_NDX.json",
-        ),
+        job_summary(2, status="queued", age_s=21.5, **NDX_WAITING),
         job_summary(
             3,
             level="high",
@@ -120,19 +130,7 @@ def live_jobs() -> list[dict[str, Any]]:
             age_s=12.0,
             path="/api/global/delayed_quotes/options/SPY.json",
         ),
-        job_summary(
-            4,
-            level="high",
-            status="queued",
-            symbol="SPY",
-            age_s=290.0,
-            at_risk=True,
-            at_risk_reason=SPY_RISK,
-            retries=1,
-            source=SLOW_FEED,
-            path="/chains/SPY.csv",
-            phase="urgent",
-        ),
+        job_summary(4, age_s=290.0, **SPY_RETRYING),
         job_summary(
             5,
             level="high",
@@ -545,31 +543,8 @@ def state_snapshot(*, seq: int = 1000, jobs: list[dict[str, Any]] | None = None)
 
 def events_after(seq: int = 1000) -> list[dict[str, Any]]:
     """A few seconds of desk life after the snapshot."""
-    breached = job_summary(
-        4,
-        level="high",
-        status="queued",
-        symbol="SPY",
-        age_s=301.0,
-        at_risk=True,
-        at_risk_reason=SPY_RISK,
-        retries=1,
-        source=SLOW_FEED,
-        path="/chains/SPY.csv",
-        phase="urgent",
-        sla_status="breached",
-    )
-    started = job_summary(
-        2,
-        level="critical",
-        status="processing",
-        symbol="NDX",
-        data_type="real_time",
-        age_s=22.0,
-        at_risk=True,
-        at_risk_reason=NDX_RISK,
-        path="/api/global/delayed_quotes/options/_NDX.json",
-    )
+    breached = job_summary(4, age_s=301.0, sla_status="breached", **SPY_RETRYING)
+    started = job_summary(2, status="processing", age_s=22.0, **NDX_WAITING)
     flaky = sources()[1] | {"message": "5 failures in a row: the circuit is open for 30 s"}
     out = [
         ("sla.breached", breached | {"late_by_s": 1.0}),

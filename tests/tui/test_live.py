@@ -8,10 +8,8 @@ serves the sample chains, with `?delay=` and `?status=` to make jobs slow or fai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from textual.widgets import Input, Select, Static
 
 from gexdaemon.client import AsyncClient
@@ -27,25 +25,11 @@ from gextui.views.gex import GexView
 from gextui.views.jobs.view import JobsView
 from gextui.views.sources import SourcesView
 from gextui.widgets.livetable import LiveTable
-from tests.daemon.harness import FeedServer, RunningDaemon, make_daemon, start_feed_server
+from tests.daemon.harness import FeedServer, RunningDaemon, make_daemon
 from tests.tui import recording
 from tests.tui.conftest import screen_text, still, until
 
 SIZE = (150, 45)
-
-
-@pytest.fixture(scope="module")
-def feeds() -> Iterator[FeedServer]:
-    server = start_feed_server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def daemon() -> Iterator[RunningDaemon]:
-    running = make_daemon().start()
-    yield running
-    assert running.stop() == 0, running.log_text()[-3000:]
 
 
 def live_app(daemon: RunningDaemon, *, read_only: bool = False) -> GexTui:

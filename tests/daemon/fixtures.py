@@ -1,8 +1,4 @@
-"""The desk's acceptance suite: the real daemon, the CLI's human output, the demo and the docs.
-
-Each test stands for one item of the "desk truth" issue and fails on the build
-before it; the TUI's items live with the dashboard's tests (tests/tui).
-"""
+"""Fixtures for every suite that talks to a real daemon: a feed server, a daemon per module."""
 
 from __future__ import annotations
 
@@ -15,6 +11,7 @@ from tests.daemon.harness import FeedServer, RunningDaemon, running_daemon, star
 
 @pytest.fixture(scope="session")
 def feeds() -> Iterator[FeedServer]:
+    """One feed server on 127.0.0.1 for the session."""
     server = start_feed_server()
     yield server
     server.stop()
@@ -22,5 +19,6 @@ def feeds() -> Iterator[FeedServer]:
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[RunningDaemon]:
+    """One daemon shared by a module's tests (each test uses its own requests)."""
     with running_daemon() as d:
         yield d
