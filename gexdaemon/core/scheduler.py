@@ -425,6 +425,18 @@ def _compact(heap: list[Any], live: int, keep: Callable[[Any], bool]) -> None:
         heapify(heap)
 
 
+def _leave_ready(entry: _Entry, lv: _Level, lane: _Lane, src: _Source) -> bool:
+    """Take a ready entry out of the ready counts; True when it stood in its lane's urgent heap."""
+    lane.live -= 1
+    lv.ready -= 1
+    src.ready -= 1
+    if not entry.in_urgent:
+        return False
+    entry.in_urgent = False
+    lane.urgent_live -= 1
+    return True
+
+
 def _by_deadline(entry: _Entry) -> tuple[float, int]:
     return (entry.deadline if entry.deadline is not None else _INF, entry.seq)
 
@@ -666,12 +678,7 @@ class Scheduler:
         lv = self._levels[entry.rank]
         src = lane.source
         if entry.state == _READY:
-            lane.live -= 1
-            lv.ready -= 1
-            src.ready -= 1
-            if entry.in_urgent:
-                entry.in_urgent = False
-                lane.urgent_live -= 1
+            if _leave_ready(entry, lv, lane, src):
                 _compact(lane.urgent, lane.urgent_live, _ready_urgent)
         else:
             self._delayed_count -= 1
@@ -895,12 +902,7 @@ class Scheduler:
                         f"{self.describe_source(src.name)} runs at most {cap} at once",
                     )
                 if src.access is SourceAccess.BLOCKED:
-                    until = src.blocked_until
-                    if until is None:
-                        start, why = _INF, f"source {self.describe_source(src.name)} is disabled"
-                    elif until > start:
-                        start = until
-                        why = f"source {self.describe_source(src.name)} circuit open until {self.describe_time(until)}"
+                    start, why = self._blocked_start(src, start, why)
                 token_at = sp.token_at(src)
                 if token_at > start:
                     start, why = (
@@ -1153,6 +1155,19 @@ class Scheduler:
 
     # -- eligibility -------------------------------------------------------------------
 
+    def _blocked_start(self, src: _Source, start: float, why: str) -> tuple[float, str]:
+        """A blocked source's effect on a forecast start: never (disabled), or not before its
+        breaker lets a test fetch through."""
+        until = src.blocked_until
+        if until is None:
+            return _INF, f"source {self.describe_source(src.name)} is disabled"
+        if until > start:
+            return (
+                until,
+                f"source {self.describe_source(src.name)} circuit open until {self.describe_time(until)}",
+            )
+        return start, why
+
     def _blocked(self, src: _Source, critical: bool, now: float) -> int:
         """0 when the source may run a job now, _CAPPED at its concurrency cap (only a
         job ending frees it), _PAUSED when unavailable or out of rate-limit tokens."""
@@ -1366,12 +1381,7 @@ class Scheduler:
             lv.lane_vsys = max(lv.lane_vsys, lane.vtime)
         entry.started_at = now
         self._running[entry.job_id] = entry
-        lane.live -= 1
-        lv.ready -= 1
-        src.ready -= 1
-        if entry.in_urgent:
-            entry.in_urgent = False
-            lane.urgent_live -= 1
+        _leave_ready(entry, lv, lane, src)
         self._unqueue(entry, lv, lane)
         if len(lane.jobs) > 2 * lane.live + _COMPACT_SLACK:
             _compact(lane.jobs, lane.live, _ready)
@@ -1490,12 +1500,7 @@ class Scheduler:
                 start = now + wait
                 why = f"{self.describe_source(src.name)} is rate limited to {src.rate:g} fetches/s"
         if src.access is SourceAccess.BLOCKED:
-            until = src.blocked_until
-            if until is None:
-                start, why = _INF, f"source {self.describe_source(src.name)} is disabled"
-            elif until > start:
-                start = until
-                why = f"source {self.describe_source(src.name)} circuit open until {self.describe_time(until)}"
+            start, why = self._blocked_start(src, start, why)
         finish = start + est
         deadline = entry.deadline
         if deadline is None:
