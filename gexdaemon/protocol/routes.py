@@ -366,7 +366,10 @@ INGEST = Route(
     body=BYTES,
     query=IngestQuery,
     writes=True,
-    links=JOB_LINKS,
+    links={
+        **JOB_LINKS,
+        "latest_snapshot": ("latest_snapshot", "$response.body#/market_symbol"),
+    },
 )
 ARCHIVE = Route(
     "archive",

@@ -65,7 +65,9 @@ Id = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
 # A key the caller has not used for another request (the daemon remembers them 24 h).
 IDEMPOTENCY_KEY_FORMAT = "idempotency-key"
 # Surrounding whitespace is trimmed, so a name needs one visible character.
-RuleName = Annotated[str, Meta(min_length=1, max_length=80, pattern=r"\S")]
+RuleName = Annotated[
+    str, Meta(min_length=1, max_length=80, pattern=r"\S", examples=["current-day index data"])
+]
 MarketSymbol = Annotated[
     str,
     Meta(
@@ -73,6 +75,7 @@ MarketSymbol = Annotated[
         max_length=10,
         description="an optionable ticker ([symbols] in the config), any case; "
         "a vendor prefix (_SPX, ^SPX, $SPX) is dropped",
+        examples=["SPX"],
         extra_json_schema={"format": "market-symbol"},
     ),
 ]
@@ -82,6 +85,7 @@ RuleCondition = Annotated[
         min_length=1,
         max_length=MAX_CONDITION_LENGTH,
         description="a condition in the rule language (docs/rules.md), checked when saved",
+        examples=["data_type == 'real_time' and market_symbol in ['NDX', 'SPX']"],
         extra_json_schema={"format": "rule-condition"},
     ),
 ]
@@ -173,6 +177,7 @@ class RequestSubmission(Shape, forbid_unknown_fields=True, kw_only=True):
             max_length=MAX_URL_LENGTH,
             description="the chain's http(s) URL on a host of [sources] allowed_hosts: "
             "an optional port, no whitespace",
+            examples=["http://127.0.0.1:8765/SPX_strikes.json"],  # the demo's feed server
             extra_json_schema={"format": "source-url"},
         ),
     ]
@@ -773,6 +778,7 @@ class QueryBody(Shape, forbid_unknown_fields=True, kw_only=True):
             min_length=1,
             max_length=100_000,
             description="one read-only SELECT (or WITH ... SELECT) in DuckDB's SQL",
+            examples=["SELECT priority_level, count(*) AS jobs FROM processing_jobs GROUP BY 1"],
             extra_json_schema={"format": "sql-select"},
         ),
     ]
