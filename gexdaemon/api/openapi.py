@@ -76,11 +76,12 @@ def _require_one_of(components: dict[str, Any]) -> None:
 def _parameters(route: routes.Route) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for header in route.headers:
-        schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": header.max_length}
-        if header.pattern is not None:
-            schema["pattern"] = header.pattern
-        if header.format is not None:
-            schema["format"] = header.format
+        schema: dict[str, Any] = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": header.max_length,
+            "pattern": header.pattern,
+        }
         out.append(
             {
                 "name": header.name,

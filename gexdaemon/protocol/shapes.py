@@ -62,8 +62,6 @@ ClockTime = Annotated[
 Id = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
 # Values whose validity is the daemon's to judge (the rule language, DuckDB's SQL, the
 # optionable symbols and allowed hosts of its config) carry a format that names the rule.
-# A key the caller has not used for another request (the daemon remembers them 24 h).
-IDEMPOTENCY_KEY_FORMAT = "idempotency-key"
 # Surrounding whitespace is trimmed, so a name needs one visible character.
 RuleName = Annotated[
     str, Meta(min_length=1, max_length=80, pattern=r"\S", examples=["current-day index data"])
@@ -207,9 +205,9 @@ class RequestSubmission(Shape, forbid_unknown_fields=True, kw_only=True):
             Meta(
                 min_length=1,
                 max_length=MAX_IDEMPOTENCY_KEY,
-                description="visible ASCII, no spaces; a repeat within 24 h returns the first "
-                "job instead of making another, and a key used for another request is a 422",
-                extra_json_schema={"format": IDEMPOTENCY_KEY_FORMAT},
+                pattern="^[!-~]+$",
+                description="a repeat within 24 h returns the first job instead of making "
+                "another; a key used for another request is a 409",
             ),
         ]
         | None
