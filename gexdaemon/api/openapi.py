@@ -77,11 +77,12 @@ def _require_one_of(components: dict[str, Any]) -> None:
 def _parameters(route: routes.Route) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for header in route.headers:
-        schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": header.max_length}
-        if header.pattern is not None:
-            schema["pattern"] = header.pattern
-        if header.format is not None:
-            schema["format"] = header.format
+        schema: dict[str, Any] = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": header.max_length,
+            "pattern": header.pattern,
+        }
         out.append(
             {
                 "name": header.name,
@@ -141,6 +142,17 @@ def _inline_nullable(schema: dict[str, Any], components: dict[str, Any]) -> dict
     }
 
 
+def _link_parameter(target: routes.Route) -> str:
+    """What a link fills in: the target's path parameter, else its required query parameter."""
+    if target.params:
+        return target.params[0].name
+    assert target.query is not None, f"a link to {target.name} has nothing to fill in"
+    info = mi.type_info(target.query)
+    assert isinstance(info, mi.StructType)
+    (required,) = [f.encode_name for f in info.fields if f.required]
+    return f"query.{required}"
+
+
 def _operation(
     route: routes.Route, refs: dict[Any, dict[str, Any]], by_name: dict[str, routes.Route]
 ) -> dict[str, Any]:
@@ -153,7 +165,7 @@ def _operation(
         success["links"] = {
             name: {
                 "operationId": target,
-                "parameters": {by_name[target].params[0].name: expression},
+                "parameters": {_link_parameter(by_name[target]): expression},
             }
             for name, (target, expression) in route.links.items()
         }

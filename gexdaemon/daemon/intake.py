@@ -369,8 +369,8 @@ class Intake:
     async def _replays(self, subs: Sequence[RequestSubmission]) -> dict[int, Held]:
         """Entries whose key was used before (or earlier in this batch) for the same request.
 
-        A key used for a different request is a 409 naming the first use; the same key
-        twice in one batch for one request counts once.
+        A key used for a different request (before, or earlier in this batch) is a 409
+        naming the first use; the same key twice in one batch for one request counts once.
         """
         found: dict[int, Held] = {}
         first_in_batch: dict[str, int] = {}
@@ -382,17 +382,14 @@ class Intake:
             if key in first_in_batch:
                 earlier = subs[first_in_batch[key]]
                 if earlier.fingerprint() != fingerprint:
-                    raise InvalidInput.from_problems(
-                        "the batch",
-                        [
-                            Problem(
-                                f"requests.{i}.idempotency_key",
-                                f"is also the key of requests.{first_in_batch[key]}, a different "
-                                "request; give each request its own key",
-                                rule="idempotency_key_reused",
-                            )
-                        ],
+                    # As for a key used before for a different request: a conflict (409).
+                    problem = Problem(
+                        f"requests.{i}.idempotency_key",
+                        f"is also the key of requests.{first_in_batch[key]}, a different "
+                        "request; give each request its own key",
+                        rule="idempotency_key_reused",
                     )
+                    raise Conflict(f"the batch: {problem}", details=[problem])
                 if first_in_batch[key] in found:
                     found[i] = found[first_in_batch[key]]
                 continue

@@ -91,8 +91,7 @@ class HeaderParam:
     name: str
     description: str
     max_length: int = 200
-    pattern: str | None = "^[!-~]+$"  # visible ASCII
-    format: str | None = None  # a value only the daemon can judge (see shapes)
+    pattern: str = "^[!-~]+$"  # visible ASCII
 
 
 @dataclass(frozen=True)
@@ -166,11 +165,9 @@ SUBMIT = Route(
     headers=(
         HeaderParam(
             "Idempotency-Key",
-            "visible ASCII, no spaces; a repeat within 24 h returns the first job, and a key "
-            "used for another request is a 422; in a batch, entry i's key is <key>#<i>; a "
-            "request (or entry) that carries its own idempotency_key keeps it",
-            pattern=None,
-            format=s.IDEMPOTENCY_KEY_FORMAT,
+            "a repeat within 24 h returns the first job; a key used for another request is a "
+            "409; in a batch, entry i's key is <key>#<i>; a request (or entry) that carries "
+            "its own idempotency_key keeps it",
         ),
     ),
     links=JOB_LINKS,
@@ -366,7 +363,10 @@ INGEST = Route(
     body=BYTES,
     query=IngestQuery,
     writes=True,
-    links=JOB_LINKS,
+    links={
+        **JOB_LINKS,
+        "latest_snapshot": ("latest_snapshot", "$response.body#/market_symbol"),
+    },
 )
 ARCHIVE = Route(
     "archive",

@@ -62,10 +62,10 @@ ClockTime = Annotated[
 Id = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
 # Values whose validity is the daemon's to judge (the rule language, DuckDB's SQL, the
 # optionable symbols and allowed hosts of its config) carry a format that names the rule.
-# A key the caller has not used for another request (the daemon remembers them 24 h).
-IDEMPOTENCY_KEY_FORMAT = "idempotency-key"
 # Surrounding whitespace is trimmed, so a name needs one visible character.
-RuleName = Annotated[str, Meta(min_length=1, max_length=80, pattern=r"\S")]
+RuleName = Annotated[
+    str, Meta(min_length=1, max_length=80, pattern=r"\S", examples=["current-day index data"])
+]
 MarketSymbol = Annotated[
     str,
     Meta(
@@ -73,6 +73,7 @@ MarketSymbol = Annotated[
         max_length=10,
         description="an optionable ticker ([symbols] in the config), any case; "
         "a vendor prefix (_SPX, ^SPX, $SPX) is dropped",
+        examples=["SPX"],
         extra_json_schema={"format": "market-symbol"},
     ),
 ]
@@ -82,6 +83,7 @@ RuleCondition = Annotated[
         min_length=1,
         max_length=MAX_CONDITION_LENGTH,
         description="a condition in the rule language (docs/rules.md), checked when saved",
+        examples=["data_type == 'real_time' and market_symbol in ['NDX', 'SPX']"],
         extra_json_schema={"format": "rule-condition"},
     ),
 ]
@@ -173,6 +175,7 @@ class RequestSubmission(Shape, forbid_unknown_fields=True, kw_only=True):
             max_length=MAX_URL_LENGTH,
             description="the chain's http(s) URL on a host of [sources] allowed_hosts: "
             "an optional port, no whitespace",
+            examples=["http://127.0.0.1:8765/SPX_strikes.json"],  # the demo's feed server
             extra_json_schema={"format": "source-url"},
         ),
     ]
@@ -202,9 +205,9 @@ class RequestSubmission(Shape, forbid_unknown_fields=True, kw_only=True):
             Meta(
                 min_length=1,
                 max_length=MAX_IDEMPOTENCY_KEY,
-                description="visible ASCII, no spaces; a repeat within 24 h returns the first "
-                "job instead of making another, and a key used for another request is a 422",
-                extra_json_schema={"format": IDEMPOTENCY_KEY_FORMAT},
+                pattern="^[!-~]+$",
+                description="a repeat within 24 h returns the first job instead of making "
+                "another; a key used for another request is a 409",
             ),
         ]
         | None
@@ -815,6 +818,7 @@ class QueryBody(Shape, forbid_unknown_fields=True, kw_only=True):
             min_length=1,
             max_length=100_000,
             description="one read-only SELECT (or WITH ... SELECT) in DuckDB's SQL",
+            examples=["SELECT priority_level, count(*) AS jobs FROM processing_jobs GROUP BY 1"],
             extra_json_schema={"format": "sql-select"},
         ),
     ]

@@ -2,16 +2,14 @@
 
 Loaded by the `schemathesis run` in `test_schemathesis.py` (SCHEMATHESIS_HOOKS). The
 OpenAPI document names these values by format (`rule-condition`, `sql-select`,
-`market-symbol`, `source-url`, `idempotency-key`) or media type (a chain file's bytes); positive generation draws
+`market-symbol`, `source-url`) or media type (a chain file's bytes); positive generation draws
 valid ones here, negative generation still breaks the schema around them. A request
 time (`date-time`) is drawn from the past: the daemon refuses a future one.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-import uuid
 from datetime import UTC, datetime
 
 import schemathesis
@@ -51,10 +49,6 @@ PAST = st.datetimes(
     max_value=datetime(2026, 1, 1),
     timezones=st.just(UTC),
 ).map(lambda at: at.isoformat())
-# A fresh key per draw: a key already used for another request is refused (422) by design.
-_KEYS = itertools.count()
-_RUN = uuid.uuid4().hex[:8]
-IDEMPOTENCY_KEYS = st.builds(lambda: f"fuzz-{_RUN}-{next(_KEYS)}")
 FEEDS = os.environ.get("GEXD_FUZZ_FEEDS", "http://127.0.0.1:9/")  # the test's feed server
 SOURCE_URLS = st.sampled_from(
     [f"{FEEDS}{name}" for name in ("SPX_strikes.csv", "SPX_strikes.json", "no_such_file.csv")]
@@ -69,7 +63,6 @@ def _head(name: str, lines: int) -> bytes:
 
 CHAINS = st.sampled_from([_head("SPX_strikes.csv", 24), _head("SPX_strikes.ndjson", 16)])
 
-schemathesis.openapi.format("idempotency-key", IDEMPOTENCY_KEYS)
 schemathesis.openapi.format("rule-condition", CONDITIONS)
 schemathesis.openapi.format("sql-select", SELECTS)
 schemathesis.openapi.format("market-symbol", TICKERS)

@@ -36,7 +36,7 @@ pytest.importorskip("schemathesis")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-MAX_EXAMPLES = int(os.environ.get("GEXD_FUZZ_EXAMPLES", "25"))  # per operation and phase
+MAX_EXAMPLES = int(os.environ.get("GEXD_FUZZ_EXAMPLES", "100"))  # per operation and phase
 PHASES = "examples,coverage,fuzzing,stateful"
 # The daemon's own body limit, not the harness's 64 KiB: the document allows SQL and
 # rule sets larger than that, and a body the document allows must not meet a 413.
