@@ -182,6 +182,20 @@ def test_unknown_ids_and_endpoints_are_404(daemon: RunningDaemon) -> None:
     assert status == 404 and "no such endpoint" in payload["error"]["message"]
 
 
+def test_a_405_names_what_the_path_takes_concrete_paths_first(daemon: RunningDaemon) -> None:
+    """As OpenAPI reads a path table: /v1/rules/test is the shadow test, not a rule's id."""
+    for method, path, allowed in (
+        ("GET", "/v1/rules/test", "POST"),
+        ("DELETE", "/v1/rules/test", "POST"),
+        ("OPTIONS", "/v1/rules/test", "POST"),
+        ("PUT", "/v1/snapshots/latest", "GET"),
+        ("PUT", "/v1/rules/some-rule", "DELETE, GET, PATCH"),
+    ):
+        status, payload, headers = raw(daemon, method, path)
+        assert (status, headers.get("Allow")) == (405, allowed), (method, path, payload)
+        assert payload["error"]["code"] == "method_not_allowed"
+
+
 def test_illegal_transitions_are_409_naming_both_states(
     daemon: RunningDaemon, feeds: FeedServer
 ) -> None:

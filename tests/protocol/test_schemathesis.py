@@ -3,14 +3,16 @@
 A daemon runs on a temporary data directory (real DuckDB, embedded mode) as the
 other integration tests start it; a small bridge serves its Unix socket on a free
 loopback TCP port, and `schemathesis run` loads `GET /v1/openapi.json` from it and
-runs the examples, coverage, fuzzing and stateful phases with all checks. Any
-failure fails the test, with schemathesis's report in the assertion.
+runs the examples, coverage, fuzzing and stateful phases with all checks (enabled
+in `schemathesis.toml`, which also holds the one documented exception). Any failure
+fails the test, with schemathesis's report in the assertion.
 
-The run is seeded and deterministic (`--generation-deterministic`, one worker, a
-bounded number of examples per operation) so CI sees the same cases every time.
-Generation is extended (`schemathesis_hooks`) only for values whose validity no
-JSON Schema can express: a SQL SELECT, a rule condition, a chain file's bytes and
-a request time that is not in the future.
+The run is deterministic (`--generation-deterministic`, one worker, a bounded number
+of examples per operation) so CI sees the same cases every time; GEXD_FUZZ_SEED and
+GEXD_FUZZ_EXAMPLES explore further by hand. Generation is extended
+(`schemathesis_hooks`) only for values whose validity no JSON Schema can express: a
+SQL SELECT, a rule condition, an optionable ticker, a URL on an allowed host (the
+test's own feed server), a chain file's bytes and a request time not in the future.
 """
 
 from __future__ import annotations
