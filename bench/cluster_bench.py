@@ -588,21 +588,58 @@ async def shares(root: Path, quick: bool) -> dict[str, Any]:
         crit = [h for h in hashes if h and h.get("level") == "critical"]
         on_time = sum(1 for h in crit if h.get("sla_status") == "met")
         total = sum(by_level.values())
+        # What weighted fair sharing owes each level: its demand, or its weight's part of
+        # what the levels below their demand leave (water-filling), as fractions of the work.
+        demand = {lv: mix.count(lv) / len(mix) * 1.3 for lv in LEVELS}
+        weights = node_settings(redis.url, 3.0, 1.0).scheduler.weights
+        owed = water_fill(demand, {lv: weights.for_level(lv) for lv in LEVELS}, 1.0)
+        share = {lv: by_level.get(lv.value, 0) / total if total else 0.0 for lv in LEVELS}
+        errors = [abs(share[lv] - owed[lv]) / owed[lv] for lv in LEVELS if owed[lv] > 0]
+        error = max(errors) if total else None
         print(
             f"shares: {seconds} s at 1.3x: finished by level {dict(by_level)}; CRITICAL on time "
-            f"{on_time}/{len(crit)}"
+            f"{on_time}/{len(crit)}; share of the work "
+            + ", ".join(f"{lv.value} {share[lv]:.3f} (owed {owed[lv]:.3f})" for lv in LEVELS)
+            + (
+                f"; worst relative error {error:.1%} (target within 10%)"
+                if error is not None
+                else ""
+            )
         )
         await board.client.aclose()
         return {
             "seconds": seconds,
             "finished": dict(by_level),
             "share": {k: round(v / total, 3) for k, v in by_level.items()} if total else {},
+            "owed": {lv.value: round(owed[lv], 3) for lv in LEVELS},
+            "worst_share_error": round(error, 3) if error is not None else None,
             "critical_on_time": round(on_time / len(crit), 4) if crit else None,
             "low_finished": by_level.get("low", 0),
         }
     finally:
         nodes.stop_all()
         redis.stop()
+
+
+def water_fill(
+    demand: Mapping[PriorityLevel, float], weights: Mapping[PriorityLevel, float], capacity: float
+) -> dict[PriorityLevel, float]:
+    """Weighted max-min fair shares: a level gets its demand if that is less than its
+    weight's part of what is left; the rest is split again among the others."""
+    owed = dict.fromkeys(demand, 0.0)
+    left, open_ = capacity, {lv for lv, d in demand.items() if d > 0}
+    while open_ and left > 1e-12:
+        total_w = sum(weights[lv] for lv in open_)
+        fits = {lv for lv in open_ if demand[lv] <= left * weights[lv] / total_w}
+        if not fits:
+            for lv in open_:
+                owed[lv] = left * weights[lv] / total_w
+            break
+        for lv in fits:
+            owed[lv] = demand[lv]
+            left -= demand[lv]
+        open_ -= fits
+    return owed
 
 
 def _text(value: object) -> str:
