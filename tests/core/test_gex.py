@@ -809,3 +809,15 @@ def test_a_contract_an_hour_from_expiry_is_in_the_profile_at_every_spot_it_moves
     exact = profile.exact(spots)
     assert exact[23] == pytest.approx(591.0, rel=1e-3)
     assert profile.shares_per_point(spots) == pytest.approx(exact, rel=1e-4, abs=1e-9)
+
+
+def test_ex_next_monthly_keeps_everything_when_no_monthly_is_listed() -> None:
+    rows = [option("C", 100, 10, expiry="261125"), option("C", 100, 20, expiry="261127")]
+    result = compute_gex(
+        contracts(rows, spot=100.0),
+        spot=100.0,
+        snapshot_at=SNAP,
+        settings=GexSettings(expiry_filter=ExpiryFilter.EX_NEXT_MONTHLY),
+    )
+    assert result.excluded == {}
+    assert result.strikes.call_open_interest.tolist() == [30]
