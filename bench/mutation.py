@@ -13,7 +13,8 @@ and the before/after table. Run from the repository root:
         [--sample N] [--seed 16] [--max-children 2] [--json] [--no-run]
 
 --no-run reports the results of the last run without running anything; --survivors
-re-tests only what the last run did not kill (valid when tests were only added). With --json,
+re-tests only what the last run did not kill and the equivalents list does not name
+(valid when tests were only added). With --json,
 the last line is {"modules": {"gex": {"mutants", "killed", "survived", "equivalent",
 "score"}, ...}}. `mutmut show NAME` prints a mutant's diff; `mutmut browse` walks them.
 """
@@ -149,7 +150,9 @@ def main() -> int:
     print(describe(("mutmut", "pytest", "hypothesis", "numpy")))
     if args.fresh and (REPO / "mutants").exists():
         shutil.rmtree(REPO / "mutants")
-    if not all(meta_path(m).exists() for m in modules):
+    if not args.no_run or not all(meta_path(m).exists() for m in modules):
+        # Incremental (by file time): a changed module gets its new mutants' names now, so a
+        # sample or a survivors run chooses among the mutants mutmut is about to test.
         generate_mutants()
 
     chosen: dict[str, list[str]] = {}
@@ -166,7 +169,13 @@ def main() -> int:
         targets = [name for names in chosen.values() for name in names]
         if args.survivors:
             codes = {m: load_exit_codes(m) for m in modules}
-            targets = [n for m in modules for n in chosen[m] if codes[m].get(n) not in KILLED]
+            listed = load_equivalent()
+            targets = [
+                n
+                for m in modules
+                for n in chosen[m]
+                if codes[m].get(n) not in KILLED and n not in listed
+            ]
         elif not args.sample:
             # Every mutant of the module, re-tested even if an earlier run left a verdict.
             targets = [f"gexdaemon.core.{m}.*" for m in modules]
