@@ -776,3 +776,30 @@ def test_request_name_conditions_agree_with_the_reference_semantics(
 )
 def test_a_text_in_the_source_url_is_a_substring_test(text: str, url: str, expected: bool) -> None:
     assert holds(text, source_url=url) is expected
+
+
+# --- named cases the mutation run asked for ------------------------------------------------
+
+
+def test_constant_arithmetic_is_folded_to_its_value() -> None:
+    assert holds("volume > 4 / 2", volume=3) is True
+    assert holds("volume > 4 / 2", volume=2) is False
+    assert holds("volume < 10 - 4 * 2", volume=1.5) is True
+
+
+def test_folding_a_division_by_zero_is_refused_in_plain_words() -> None:
+    assert refused("x > 1 / (2 - 2)").reason == "division by zero"
+
+
+def test_errors_inside_a_conjunction_point_at_their_own_part() -> None:
+    err = refused("volume > 1 and market_symbol == 5")
+    assert (err.line, err.column) == (1, 16)
+    assert err.segment == "market_symbol == 5"
+    err = refused("volume > 1 and 5 is None")
+    assert (err.line, err.column) == (1, 16)
+    assert err.reason == "`is None` applies to a name, for example `volume is None`"
+
+
+def test_five_alternatives_are_each_tried() -> None:
+    text = "a == 1 or a == 2 or a == 3 or a == 4 or a == 5"
+    assert [holds(text, a=v) for v in (1, 3, 5, 6)] == [True, True, True, False]
