@@ -803,3 +803,32 @@ def test_errors_inside_a_conjunction_point_at_their_own_part() -> None:
 def test_five_alternatives_are_each_tried() -> None:
     text = "a == 1 or a == 2 or a == 3 or a == 4 or a == 5"
     assert [holds(text, a=v) for v in (1, 3, 5, 6)] == [True, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            "data_type == 5",
+            "`data_type` is text; compare it with text, like `data_type == 'historical'`",
+        ),
+        (
+            "market_symbol == 5",
+            "`market_symbol` is text; compare it with text, like `market_symbol == 'SPX'`",
+        ),
+        ("origin == 1", f"`origin` is text; compare it with text, like `origin == {ORIGINS[0]!r}`"),
+    ],
+)
+def test_a_literal_of_the_wrong_kind_is_refused_with_a_working_example(
+    text: str, reason: str
+) -> None:
+    assert refused(text).reason == reason
+
+
+def test_an_overlong_multi_line_condition_points_at_where_the_limit_falls() -> None:
+    text = "(" + "volume == 1 or\n" * 200 + "volume == 2)"
+    err = refused(text)
+    before = text[:MAX_CONDITION_LENGTH]
+    assert err.line == before.count("\n") + 1
+    assert err.column == len(before.split("\n")[-1]) + 1
+    assert err.line > 1 and err.column > 1
