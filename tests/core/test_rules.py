@@ -832,3 +832,54 @@ def test_an_overlong_multi_line_condition_points_at_where_the_limit_falls() -> N
     assert err.line == before.count("\n") + 1
     assert err.column == len(before.split("\n")[-1]) + 1
     assert err.line > 1 and err.column > 1
+
+
+@pytest.mark.parametrize(
+    ("part", "reason", "segment"),
+    [
+        ("volume + 1 == 'x'", "arithmetic gives a number; compare it with a number", None),
+        ("market_symbol == age_s", "`market_symbol` is text and `age_s` is not", None),
+        (
+            "market_symbol == age_s * 2",
+            "`market_symbol` is text; it cannot equal a computed number",
+            None,
+        ),
+        ("age_s == market_symbol", "`age_s` is a number and `market_symbol` is not", None),
+        (
+            "5 == market_symbol",
+            "`market_symbol` is text; compare it with text, like `market_symbol == 'SPX'`",
+            None,
+        ),
+        (
+            "market_symbol in [5]",
+            "`market_symbol` is text; compare it with text, like `market_symbol == 'SPX'`",
+            None,
+        ),
+        ("market_symbol in 5", "`in` needs a list, like `market_symbol in ['SPX', 'NDX']`", None),
+        (
+            "a in 'SPX NDX'",
+            "`in` needs a list here: write `market_symbol in ['SPX', 'NDX']` "
+            "(`in 'SPX NDX'` would also match 'SP')",
+            None,
+        ),
+        ("a in 1 + x", "`in` needs a list or a name on its right", None),
+        ("a in a", "a name is always in itself", None),
+        ("market_symbol in age_s", "`age_s` is a number; `in` needs a list or a text value", None),
+        ("data_type + 1 > 2", "`data_type` is text; arithmetic works on numbers only", "data_type"),
+        ("5 is None", "`is None` applies to a name, for example `volume is None`", None),
+    ],
+)
+def test_each_refusal_says_exactly_why_and_points_at_its_part(
+    part: str, reason: str, segment: str | None
+) -> None:
+    err = refused(f"volume > 1 and {part}")
+    assert err.reason == reason
+    assert (err.line, err.column) == (1, 16)
+    assert err.segment == (segment or part)
+
+
+def test_the_metadata_note_names_every_key() -> None:
+    assert compile_condition("a > 1 and b > 2").notes[0] == (
+        "`a`, `b` are not request fields, so they are read from the request's metadata "
+        "(a request without the key never matches)"
+    )
