@@ -188,13 +188,14 @@ def main() -> int:
             check=False,
             cwd=REPO,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
         elapsed = time.monotonic() - started
         if run.returncode != 0:
-            print(run.stderr[-4000:], file=sys.stderr)
+            lines = run.stdout.replace("\r", "\n").splitlines()
+            print("\n".join(lines[-40:]), file=sys.stderr)
             print(f"mutmut run failed with exit code {run.returncode}", file=sys.stderr)
             return run.returncode
         print(f"mutmut run: {elapsed:.0f} s, --max-children {args.max_children}")
