@@ -883,3 +883,48 @@ def test_the_metadata_note_names_every_key() -> None:
         "`a`, `b` are not request fields, so they are read from the request's metadata "
         "(a request without the key never matches)"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "where"),
+    [
+        ("x > 1e16", "numbers must lie between -1e15 and 1e15", (1, 5)),
+        ("_hidden > 1", "names starting with '_' are not allowed", (1, 1)),
+        ("x == [1]", "a list is only allowed after `in` or `not in`", (1, 6)),
+        (
+            "a" * 65 + " > 1",
+            "`aaaaaaaaaaaaaaaaaaaa...` is longer than 64 characters, the longest metadata key "
+            "a request may carry",
+            (1, 1),
+        ),
+        (
+            "x = 1",
+            "this is not a valid condition: invalid syntax; to compare, write == "
+            "(a single = is assignment)",
+            (1, 3),
+        ),
+        ("volume >", "this is not a valid condition: invalid syntax", (1, 1)),
+        (
+            "x == 1\x00",
+            "this is not a valid condition: the condition contains a NUL character",
+            (1, 1),
+        ),
+        (
+            "volume > 1 and x < y in [1]",
+            "`in` and `is` cannot be chained with other comparisons; join two comparisons with `and`",
+            (1, 16),
+        ),
+        ("\n\n  x == [1]", "a list is only allowed after `in` or `not in`", (3, 8)),
+    ],
+)
+def test_refusals_word_for_word(text: str, reason: str, where: tuple[int, int]) -> None:
+    err = refused(text)
+    assert err.reason == reason
+    assert (err.line, err.column) == where
+    assert err.details[0].rule == "rule_condition"
+    assert str(err).endswith(". See docs/rules.md for what a condition may contain.")
+
+
+def test_node_count_counts_every_expression_node() -> None:
+    assert compile_condition("a > 1").node_count == 3
+    assert compile_condition("a > 1 and b < 2").node_count == 7
