@@ -13,7 +13,8 @@ and the before/after table. Run from the repository root:
         [--sample N] [--seed 16] [--max-children 2] [--json] [--no-run]
 
 --no-run reports the results of the last run without running anything; --survivors
-re-tests only what the last run did not kill (valid when tests were only added). With --json,
+re-tests only what the last run did not kill and the equivalents list does not name
+(valid when tests were only added). With --json,
 the last line is {"modules": {"gex": {"mutants", "killed", "survived", "equivalent",
 "score"}, ...}}. `mutmut show NAME` prints a mutant's diff; `mutmut browse` walks them.
 """
@@ -41,7 +42,10 @@ EQUIVALENT_FILE = REPO / "bench" / "mutation_equivalent.txt"
 # mutmut 3.8's exit codes (mutmut.stats.status_by_exit_code), grouped as this report counts them.
 KILLED = {1, 3, 37}  # a test failed, pytest broke, or the type checker caught it
 SURVIVED = {0}
-TIMEOUT = {24, -24, 36, 152, 255}
+TIMEOUT = {24, -24, 36, 152}  # SIGXCPU: the mutant ran past its CPU limit
+# 255 is -1 from the forkserver's worker: the test runner itself raised. mutmut files it
+# under "timeout"; it is neither a kill nor a survival (seen on equivalent mutants too), so
+# it is reported as "other" and re-tested by --survivors.
 NO_TESTS = {5, 33}
 
 
@@ -149,7 +153,9 @@ def main() -> int:
     print(describe(("mutmut", "pytest", "hypothesis", "numpy")))
     if args.fresh and (REPO / "mutants").exists():
         shutil.rmtree(REPO / "mutants")
-    if not all(meta_path(m).exists() for m in modules):
+    if not args.no_run or not all(meta_path(m).exists() for m in modules):
+        # Incremental (by file time): a changed module gets its new mutants' names now, so a
+        # sample or a survivors run chooses among the mutants mutmut is about to test.
         generate_mutants()
 
     chosen: dict[str, list[str]] = {}
@@ -166,7 +172,13 @@ def main() -> int:
         targets = [name for names in chosen.values() for name in names]
         if args.survivors:
             codes = {m: load_exit_codes(m) for m in modules}
-            targets = [n for m in modules for n in chosen[m] if codes[m].get(n) not in KILLED]
+            listed = load_equivalent()
+            targets = [
+                n
+                for m in modules
+                for n in chosen[m]
+                if codes[m].get(n) not in KILLED and n not in listed
+            ]
         elif not args.sample:
             # Every mutant of the module, re-tested even if an earlier run left a verdict.
             targets = [f"gexdaemon.core.{m}.*" for m in modules]
@@ -176,13 +188,14 @@ def main() -> int:
             check=False,
             cwd=REPO,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
         elapsed = time.monotonic() - started
         if run.returncode != 0:
-            print(run.stderr[-4000:], file=sys.stderr)
+            lines = run.stdout.replace("\r", "\n").splitlines()
+            print("\n".join(lines[-40:]), file=sys.stderr)
             print(f"mutmut run failed with exit code {run.returncode}", file=sys.stderr)
             return run.returncode
         print(f"mutmut run: {elapsed:.0f} s, --max-children {args.max_children}")

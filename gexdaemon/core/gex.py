@@ -660,11 +660,14 @@ class _Profile:
         p = len(a)
         if p < 2:
             return self.exact(spots)
-        step = (a[-1] - a[0]) / (p - 1) if a[-1] > a[0] else 1.0
-        lo = ((-D1_CUTOFF - self.c) / self.b - a[0]) / step
-        hi = ((D1_CUTOFF - self.c) / self.b - a[0]) / step
-        i_lo = np.clip(np.floor(lo), 0, p).astype(np.int64)
-        i_hi = np.clip(np.ceil(hi) + 1, 0, p).astype(np.int64)
+        # Each contract's band of ln S where |d1| < D1_CUTOFF, as rows of the grid. The
+        # spots need not be evenly spaced in ln S (a linspace is not), so the rows come
+        # from a search, not from a step: a band narrower than a row (a contract minutes
+        # from expiry at low vol) must still land on the rows it covers.
+        lo = (-D1_CUTOFF - self.c) / self.b
+        hi = (D1_CUTOFF - self.c) / self.b
+        i_lo = np.clip(np.searchsorted(a, lo, side="left") - 1, 0, p).astype(np.int64)
+        i_hi = np.clip(np.searchsorted(a, hi, side="right") + 1, 0, p).astype(np.int64)
         idx = np.flatnonzero(i_hi > i_lo)
         width = (i_hi - i_lo)[idx]
         bucket = np.floor(np.log2(np.maximum(width, 1))).astype(np.int64)

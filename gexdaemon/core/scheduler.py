@@ -302,8 +302,13 @@ class _Source:
             self.refilled_at = now
 
     def token_at(self) -> float:
-        """When the bucket holds a whole token again."""
-        return self.refilled_at + (1.0 - self.tokens) / self.rate
+        """When the bucket holds a whole token again (strictly later while it holds less)."""
+        at = self.refilled_at + (1.0 - self.tokens) / self.rate
+        if at <= self.refilled_at and self.tokens < 1.0:
+            # A shortfall of a few ulps (0.9999999999999996 tokens) rounds back to now, and
+            # a refill at now adds nothing: waking there forever stalls a virtual clock.
+            return math.nextafter(self.refilled_at, math.inf)
+        return at
 
 
 class _Lane:

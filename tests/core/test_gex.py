@@ -15,11 +15,14 @@ from hypothesis import strategies as st
 
 from gexdaemon.core.chain import ChainError, RawChain, validate_contracts
 from gexdaemon.core.gex import (
+    StrikeExposure,
     _Profile,
     bs_gamma,
     compute_gex,
     expiry_filter_mask,
     is_monthly_expiry,
+    levels_from_strikes,
+    unit_factor,
 )
 from gexdaemon.core.models import ExpiryFilter, GammaSource, GexUnit, SignModel
 from gexdaemon.core.settings import GexSettings
@@ -568,3 +571,255 @@ def test_an_exposure_that_overflows_is_refused_as_a_corrupt_file() -> None:
     assert str(caught.value) == (
         "x.csv: open_interest: exposure overflowed: the numbers in the file are corrupt"
     )
+
+
+# --- named cases the mutation run asked for ------------------------------------------------
+
+
+def test_a_contract_with_no_iv_at_all_falls_back_to_the_vendor_gamma() -> None:
+    table = contracts([option("C", 100, 10, iv=None, gamma=0.05)], spot=100.0)
+    result = compute_gex(table, spot=100.0, snapshot_at=SNAP, settings=GexSettings())
+    assert result.gamma_origin_counts == {"model": 0, "vendor": 1, "none": 0}
+    assert result.contracts.column("gamma_used").to_pylist() == [0.05]  # type: ignore[union-attr]
+    assert result.profile_contracts == 0
+
+
+def test_one_contract_of_open_interest_is_in_the_profile() -> None:
+    table = contracts([option("C", 100, 1)], spot=100.0)
+    result = compute_gex(table, spot=100.0, snapshot_at=SNAP, settings=GexSettings())
+    assert result.profile_contracts == 1
+    assert result.profile_gex.max() > 0
+
+
+def test_the_first_row_of_the_file_gives_the_quote_when_two_roots_share_an_expiry() -> None:
+    rows = [
+        {
+            "occ_symbol": "SPXW261218C06800000",
+            "open_interest": 10.0,
+            "iv": 0.2,
+            "bid": 5.0,
+            "ask": 5.5,
+        },
+        {
+            "occ_symbol": "SPX261218C06800000",
+            "open_interest": 10.0,
+            "iv": 0.2,
+            "bid": 7.0,
+            "ask": 7.5,
+        },
+    ]
+    cols = {k: [r[k] for r in rows] for k in rows[0]} | {"source_row": [0, 1]}
+    table = validate_contracts(
+        RawChain(pa.table(cols), "t", "t", 2, str), spot=6850.0, snapshot_at=SNAP, underlying="SPX"
+    ).contracts
+    s = compute_gex(table, spot=6850.0, snapshot_at=SNAP, settings=GexSettings()).strikes
+    assert (s.call_bid[0], s.call_ask[0]) == (5.0, 5.5)
+
+
+def test_expired_contracts_are_counted_not_the_live_ones() -> None:
+    rows = [
+        option("C", 100, 10, expiry="261127"),
+        option("P", 95, 10, expiry="261127"),
+        option("C", 100, 20),
+    ]
+    later = SNAP + timedelta(days=3, hours=1)  # after the 27 November settlement
+    result = compute_gex(
+        contracts(rows, spot=100.0), spot=100.0, snapshot_at=later, settings=GexSettings()
+    )
+    assert result.excluded == {"expired": 2}
+
+
+def test_ex_next_drops_the_nearest_expiry_still_alive_not_one_already_settled() -> None:
+    rows = [
+        option("C", 100, 10, expiry="261125"),
+        option("C", 100, 20, expiry="261127"),
+        option("C", 100, 40),
+    ]
+    after_the_25th = datetime(2026, 11, 25, 22, 0, tzinfo=UTC)
+    result = compute_gex(
+        contracts(rows, spot=100.0),
+        spot=100.0,
+        snapshot_at=after_the_25th,
+        settings=GexSettings(expiry_filter=ExpiryFilter.EX_NEXT),
+    )
+    assert result.excluded == {"expired": 1, "expiry_filter": 1}
+    assert result.strikes.call_open_interest.tolist() == [40]
+
+
+def test_a_strike_whose_total_overflows_is_refused_even_if_each_contract_fits() -> None:
+    rows = [
+        option("C", 100, 1000, iv=0.0, gamma=0.1, expiry="261127"),
+        option("C", 100, 1000, iv=0.0, gamma=0.1),
+    ]
+    table = contracts(rows, spot=100.0)
+    with pytest.raises(ChainError, match="exposure overflowed"):  # 1e308 each, 2e308 summed
+        compute_gex(table, spot=1e153, snapshot_at=SNAP, settings=GexSettings(), source="x")
+
+
+def exposure(call_gex: list[float] | None, put_gex: list[float] | None) -> StrikeExposure:
+    n = len(call_gex or put_gex or [])
+    zeros = np.zeros(n)
+    ints = np.zeros(n, dtype=np.int64)
+    net = np.asarray(call_gex or zeros) + np.asarray(put_gex or zeros)
+    return StrikeExposure(
+        strike=np.arange(100.0, 100.0 + 5 * n, 5.0)[:n],
+        call_open_interest=ints,
+        put_open_interest=ints,
+        call_volume=ints,
+        put_volume=ints,
+        call_bid=zeros,
+        call_ask=zeros,
+        put_bid=zeros,
+        put_ask=zeros,
+        gamma=zeros,
+        delta=zeros,
+        theta=zeros,
+        vega=zeros,
+        call_gex=None if call_gex is None else np.asarray(call_gex),
+        put_gex=None if put_gex is None else np.asarray(put_gex),
+        net_gex=net,
+    )
+
+
+def test_walls_exist_for_small_exposures_too() -> None:
+    levels = levels_from_strikes(
+        exposure([0.25, 0.5, 0.1], [-0.2, -0.1, -0.6]), spot=104, crossings=[]
+    )
+    assert (levels.call_wall, levels.put_wall, levels.abs_gamma_strike) == (105.0, 110.0, 110.0)
+    assert levels.total_gex == pytest.approx(-0.05)
+
+
+def test_levels_without_the_call_put_split_have_no_walls_but_a_total() -> None:
+    levels = levels_from_strikes(exposure(None, None), spot=100.0, crossings=[99.0, 101.5])
+    assert (levels.call_wall, levels.put_wall, levels.abs_gamma_strike) == (None, None, None)
+    split = exposure([1.0, 2.0], [-3.0, -0.5])
+    no_split = StrikeExposure(**{**split.__dict__, "call_gex": None})
+    levels = levels_from_strikes(no_split, spot=100.0, crossings=[101.5, 99.0])
+    assert levels.call_wall is None and levels.put_wall is None
+    assert levels.total_gex == pytest.approx(-0.5)
+    assert levels.zero_gamma_crossings == [99.0, 101.5] and levels.zero_gamma == 99.0
+
+
+def test_the_shares_unit_is_one_at_every_spot() -> None:
+    spots = np.array([90.0, 100.0])
+    factor = unit_factor(GexUnit.SHARES_PER_POINT, spots)
+    assert isinstance(factor, np.ndarray) and factor.dtype == np.float64
+    assert factor.tolist() == [1.0, 1.0]
+    assert unit_factor(GexUnit.SHARES_PER_POINT, 100.0) == 1.0
+    assert unit_factor(GexUnit.USD_PER_POINT, 100.0) == 100.0
+
+
+def two_contract_profile() -> _Profile:
+    # Long calls at 100, short puts at 110: gamma positive below ~105, negative above.
+    return _Profile(
+        strike=np.array([100.0, 110.0]),
+        years=np.array([0.1, 0.1]),
+        iv=np.array([0.2, 0.2]),
+        weight=np.array([1000.0, -1000.0]),
+        r=0.0,
+        q=0.0,
+    )
+
+
+def test_a_single_crossing_is_found_from_the_coarsest_profile() -> None:
+    profile = two_contract_profile()
+    spots = np.linspace(80.0, 130.0, 51)
+    crossings = profile.crossings(spots, profile.exact(spots), tolerance=1e-7 * 105)
+    assert len(crossings) == 1
+    root = crossings[0]
+    assert 100.0 < root < 110.0
+    assert abs(profile.exact(np.array([root]))[0]) < 1e-9 * np.abs(profile.exact(spots)).max()
+    # Two points either side are enough; a profile scaled to 1 is still a profile.
+    two = np.array([95.0, 115.0])
+    assert profile.crossings(two, profile.exact(two), tolerance=1e-5) == pytest.approx([root])
+    values = profile.exact(spots)
+    assert profile.crossings(spots, values / np.abs(values).max(), tolerance=1e-5) == pytest.approx(
+        [root]
+    )
+    assert profile.crossings(spots[:0], values[:0], tolerance=1e-5) == []
+    assert profile.crossings(spots, np.zeros(51), tolerance=1e-5) == []
+
+
+@pytest.mark.parametrize("shift", [-2, -1, 1, 2])
+def test_a_crossing_the_float32_profile_misplaces_is_still_found(shift: int) -> None:
+    profile = two_contract_profile()
+    spots = np.linspace(80.0, 130.0, 51)
+    exact = profile.exact(spots)
+    root = profile.crossings(spots, exact, tolerance=1e-5)[0]
+    # Move the coarse sign change `shift` grid steps away from the true root.
+    i = int(np.flatnonzero(np.sign(exact[:-1]) != np.sign(exact[1:]))[0])
+    misplaced = exact.copy()
+    if shift > 0:
+        misplaced[i + 1 : i + 1 + shift] = np.abs(misplaced[i + 1 : i + 1 + shift])
+    else:
+        misplaced[i + 1 + shift : i + 1] = -np.abs(misplaced[i + 1 + shift : i + 1])
+    assert profile.crossings(spots, misplaced, tolerance=1e-5) == pytest.approx([root], abs=1e-4)
+
+
+def test_the_profile_of_a_single_spot_is_the_exact_total() -> None:
+    profile = two_contract_profile()
+    one = np.array([104.0])
+    assert profile.shares_per_point(one).tolist() == pytest.approx(profile.exact(one).tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    points=st.sampled_from([20, 57, 400]),
+    n=st.integers(1, 60),
+)
+def test_banded_profile_matches_the_exact_total_for_any_expiry_mix(
+    seed: int, points: int, n: int
+) -> None:
+    # Contracts from the 15-minute floor (a band narrower than a grid step) to 5 years at
+    # 200% vol (a band wider than the range), strikes at and beyond both ends.
+    rng = np.random.default_rng(seed)
+    years = rng.choice([15 / (365 * 24 * 60), 1 / (365 * 24), 1 / 365, 0.1, 2.0, 5.0], n)
+    profile = _Profile(
+        strike=rng.uniform(60, 140, n),
+        years=years,
+        iv=rng.choice([0.05, 0.2, 0.6, 2.0], n),
+        weight=rng.integers(1, 5000, n) * 100.0,  # one sign: no cancellation hides an error
+        r=0.0,
+        q=0.0,
+    )
+    spots = np.linspace(75.0, 125.0, points)
+    banded = profile.shares_per_point(spots)
+    exact = profile.exact(spots)
+    # float32 keeps about 1e-6 of a point's total; a 15-minute contract at 5% vol peaks so
+    # sharply that d1's float32 rounding costs up to ~1e-4 (crossings are refined on exact).
+    # Errors are measured against the contracts' own peaks: far in a contract's tail (1e-10
+    # of its peak) float32 d1 still costs ~1e-3 of that tail value, and beyond |d1| = 8.5
+    # the band prunes it. A contract missing from rows it covers costs 1e-3 of its peak.
+    peaks = float(np.abs(profile.w).sum()) / 75.0
+    assert np.abs(banded - exact).max() <= 2e-4 * np.abs(exact).max() + 1e-9 * peaks
+
+
+def test_a_contract_an_hour_from_expiry_is_in_the_profile_at_every_spot_it_moves() -> None:
+    # Found by the property above: spots are a linspace, not even in ln S, and a band
+    # narrower than one row was put on the wrong row, so the profile read 0 shares at
+    # 95.54 where the exact total is 591.
+    profile = _Profile(
+        strike=np.array([95.33074887]),
+        years=np.array([1 / (365 * 24)]),
+        iv=np.array([0.05]),
+        weight=np.array([244_800.0]),
+        r=0.0,
+        q=0.0,
+    )
+    spots = np.linspace(75.0, 125.0, 57)
+    exact = profile.exact(spots)
+    assert exact[23] == pytest.approx(591.0, rel=1e-3)
+    assert profile.shares_per_point(spots) == pytest.approx(exact, rel=1e-4, abs=1e-9)
+
+
+def test_ex_next_monthly_keeps_everything_when_no_monthly_is_listed() -> None:
+    rows = [option("C", 100, 10, expiry="261125"), option("C", 100, 20, expiry="261127")]
+    result = compute_gex(
+        contracts(rows, spot=100.0),
+        spot=100.0,
+        snapshot_at=SNAP,
+        settings=GexSettings(expiry_filter=ExpiryFilter.EX_NEXT_MONTHLY),
+    )
+    assert result.excluded == {}
+    assert result.strikes.call_open_interest.tolist() == [30]

@@ -294,3 +294,39 @@ def test_settlement_instants_are_0930_or_1600_new_york_across_daylight_saving(
     local = datetime(day.year, day.month, day.day, 9 if am else 16, 30 if am else 0, tzinfo=UTC)
     want = local - timedelta(hours=new_york_offset_hours(day))
     assert got == int(want.timestamp()) * 1_000_000
+
+
+def easter_lichtenberg(year: int) -> date:
+    """Gauss's Easter formula in Lichtenberg's form: a second, independent algorithm."""
+    k = year // 100
+    m = 15 + (3 * k + 3) // 4 - (8 * k + 13) // 25
+    s = 2 - (3 * k + 3) // 4
+    a = year % 19
+    d = (19 * a + m) % 30
+    r = (d + a // 11) // 29
+    full_moon = 21 + d - r
+    first_sunday = 7 - (year + year // 4 + s) % 7
+    easter_march = full_moon + 7 - (full_moon - first_sunday) % 7
+    return date(year, 3, 1) + timedelta(days=easter_march - 1)
+
+
+def test_easter_matches_a_second_algorithm_for_every_year_of_the_gregorian_calendar() -> None:
+    assert {y: easter_lichtenberg(y) for y in EASTER} == EASTER  # the second one is right too
+    wrong = [y for y in range(1583, 4100) if _easter(y) != easter_lichtenberg(y)]
+    assert wrong == []
+
+
+def test_greeks_of_degenerate_rows_raise_no_numpy_warnings() -> None:
+    # Rows with no volatility, no time, or a volatility so small d1 overflows: zero, silently
+    # (a chain with missing IVs must not fill the daemon's log with RuntimeWarnings).
+    import warnings
+
+    strike = np.array([100.0, 100.0, 200.0, 100.0])
+    years = np.array([0.5, 0.0, 1e-160, 0.0])
+    iv = np.array([0.0, 0.2, 1e-160, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = bs_all(100.0, strike, years, iv, np.array([True, False, True, False]), r=0.01, q=0.02)
+        gamma = bs_gamma(100.0, strike, years, iv, r=0.01, q=0.02)
+    for values in (g.gamma, g.delta, g.theta, g.vega, gamma):
+        assert values.tolist() == [0.0, 0.0, 0.0, 0.0]

@@ -776,3 +776,155 @@ def test_request_name_conditions_agree_with_the_reference_semantics(
 )
 def test_a_text_in_the_source_url_is_a_substring_test(text: str, url: str, expected: bool) -> None:
     assert holds(text, source_url=url) is expected
+
+
+# --- named cases the mutation run asked for ------------------------------------------------
+
+
+def test_constant_arithmetic_is_folded_to_its_value() -> None:
+    assert holds("volume > 4 / 2", volume=3) is True
+    assert holds("volume > 4 / 2", volume=2) is False
+    assert holds("volume < 10 - 4 * 2", volume=1.5) is True
+
+
+def test_folding_a_division_by_zero_is_refused_in_plain_words() -> None:
+    assert refused("x > 1 / (2 - 2)").reason == "division by zero"
+
+
+def test_errors_inside_a_conjunction_point_at_their_own_part() -> None:
+    err = refused("volume > 1 and market_symbol == 5")
+    assert (err.line, err.column) == (1, 16)
+    assert err.segment == "market_symbol == 5"
+    err = refused("volume > 1 and 5 is None")
+    assert (err.line, err.column) == (1, 16)
+    assert err.reason == "`is None` applies to a name, for example `volume is None`"
+
+
+def test_five_alternatives_are_each_tried() -> None:
+    text = "a == 1 or a == 2 or a == 3 or a == 4 or a == 5"
+    assert [holds(text, a=v) for v in (1, 3, 5, 6)] == [True, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            "data_type == 5",
+            "`data_type` is text; compare it with text, like `data_type == 'historical'`",
+        ),
+        (
+            "market_symbol == 5",
+            "`market_symbol` is text; compare it with text, like `market_symbol == 'SPX'`",
+        ),
+        ("origin == 1", f"`origin` is text; compare it with text, like `origin == {ORIGINS[0]!r}`"),
+    ],
+)
+def test_a_literal_of_the_wrong_kind_is_refused_with_a_working_example(
+    text: str, reason: str
+) -> None:
+    assert refused(text).reason == reason
+
+
+def test_an_overlong_multi_line_condition_points_at_where_the_limit_falls() -> None:
+    text = "(" + "volume == 1 or\n" * 200 + "volume == 2)"
+    err = refused(text)
+    before = text[:MAX_CONDITION_LENGTH]
+    assert err.line == before.count("\n") + 1
+    assert err.column == len(before.split("\n")[-1]) + 1
+    assert err.line > 1 and err.column > 1
+
+
+@pytest.mark.parametrize(
+    ("part", "reason", "segment"),
+    [
+        ("volume + 1 == 'x'", "arithmetic gives a number; compare it with a number", None),
+        ("market_symbol == age_s", "`market_symbol` is text and `age_s` is not", None),
+        (
+            "market_symbol == age_s * 2",
+            "`market_symbol` is text; it cannot equal a computed number",
+            None,
+        ),
+        ("age_s == market_symbol", "`age_s` is a number and `market_symbol` is not", None),
+        (
+            "5 == market_symbol",
+            "`market_symbol` is text; compare it with text, like `market_symbol == 'SPX'`",
+            None,
+        ),
+        (
+            "market_symbol in [5]",
+            "`market_symbol` is text; compare it with text, like `market_symbol == 'SPX'`",
+            None,
+        ),
+        ("market_symbol in 5", "`in` needs a list, like `market_symbol in ['SPX', 'NDX']`", None),
+        (
+            "a in 'SPX NDX'",
+            "`in` needs a list here: write `market_symbol in ['SPX', 'NDX']` "
+            "(`in 'SPX NDX'` would also match 'SP')",
+            None,
+        ),
+        ("a in 1 + x", "`in` needs a list or a name on its right", None),
+        ("a in a", "a name is always in itself", None),
+        ("market_symbol in age_s", "`age_s` is a number; `in` needs a list or a text value", None),
+        ("data_type + 1 > 2", "`data_type` is text; arithmetic works on numbers only", "data_type"),
+        ("5 is None", "`is None` applies to a name, for example `volume is None`", None),
+    ],
+)
+def test_each_refusal_says_exactly_why_and_points_at_its_part(
+    part: str, reason: str, segment: str | None
+) -> None:
+    err = refused(f"volume > 1 and {part}")
+    assert err.reason == reason
+    assert (err.line, err.column) == (1, 16)
+    assert err.segment == (segment or part)
+
+
+def test_the_metadata_note_names_every_key() -> None:
+    assert compile_condition("a > 1 and b > 2").notes[0] == (
+        "`a`, `b` are not request fields, so they are read from the request's metadata "
+        "(a request without the key never matches)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "where"),
+    [
+        ("x > 1e16", "numbers must lie between -1e15 and 1e15", (1, 5)),
+        ("_hidden > 1", "names starting with '_' are not allowed", (1, 1)),
+        ("x == [1]", "a list is only allowed after `in` or `not in`", (1, 6)),
+        (
+            "a" * 65 + " > 1",
+            "`aaaaaaaaaaaaaaaaaaaa...` is longer than 64 characters, the longest metadata key "
+            "a request may carry",
+            (1, 1),
+        ),
+        (
+            "x = 1",
+            "this is not a valid condition: invalid syntax; to compare, write == "
+            "(a single = is assignment)",
+            (1, 3),
+        ),
+        ("volume >", "this is not a valid condition: invalid syntax", (1, 1)),
+        (
+            "x == 1\x00",
+            "this is not a valid condition: the condition contains a NUL character",
+            (1, 1),
+        ),
+        (
+            "volume > 1 and x < y in [1]",
+            "`in` and `is` cannot be chained with other comparisons; join two comparisons with `and`",
+            (1, 16),
+        ),
+        ("\n\n  x == [1]", "a list is only allowed after `in` or `not in`", (3, 8)),
+    ],
+)
+def test_refusals_word_for_word(text: str, reason: str, where: tuple[int, int]) -> None:
+    err = refused(text)
+    assert err.reason == reason
+    assert (err.line, err.column) == where
+    assert err.details[0].rule == "rule_condition"
+    assert str(err).endswith(". See docs/rules.md for what a condition may contain.")
+
+
+def test_node_count_counts_every_expression_node() -> None:
+    assert compile_condition("a > 1").node_count == 3
+    assert compile_condition("a > 1 and b < 2").node_count == 7

@@ -206,3 +206,72 @@ def test_a_rate_limited_source_spaces_the_forecast_starts() -> None:
     assert set(found) == {"c3"}
     assert found["c3"].finish == 1031.0
     assert found["c3"].reason == "slow is rate limited to 0.1 fetches/s"
+
+
+def test_the_forecast_plans_critical_jobs_by_deadline_not_by_arrival() -> None:
+    sched, _clock = scheduler(slots=1)
+    sched.submit(SchedJob("relaxed", C, "a", 1100.0, 20.0, 1000.0))
+    sched.submit(SchedJob("urgent", C, "a", 1025.0, 20.0, 1000.0))
+    sched.forecast()  # urgent 0-20 s (deadline 25 s), relaxed 20-40 s (deadline 100 s)
+    assert sched.take_risk_changes() == []
+
+
+def test_one_job_ahead_is_named_in_the_singular() -> None:
+    sched, _clock = scheduler(slots=1)
+    for i in range(3):  # c0 runs 0-11 s, c1 11-22 s, c2 22-33 s: past its 30 s deadline
+        submit(sched, f"c{i}", estimate=11.0)
+    assert sched.dispatch() is not None
+    sched.take_risk_changes()
+    sched.forecast()
+    found = flags(sched.take_risk_changes())
+    assert set(found) == {"c2"}
+    assert found["c2"].reason == "behind 1 CRITICAL job"
+
+
+def test_a_job_longer_than_its_deadline_says_so() -> None:
+    sched, _clock = scheduler(slots=2)
+    submit(sched, "long", estimate=40.0)
+    sched.forecast()
+    found = flags(sched.take_risk_changes())["long"]
+    assert found.at_risk and found.reason == "its estimate alone runs past the deadline"
+    assert found.finish == 1040.0
+
+
+def test_high_jobs_are_forecast_on_the_share_low_leaves_them() -> None:
+    clock = Clock()
+    sched = Scheduler(
+        SchedulerSettings(reserved_critical_slot=False, medium_floor=0.0, low_floor=0.5),
+        SlaSettings(),
+        1,
+        source_cap=10,
+        rate_per_s=1000.0,
+        burst=1000,
+        clock=clock,
+    )
+    sched.risk_margin = 1.0
+    sched.submit(SchedJob("low", L, "a", None, 5.0, 1000.0))
+    sched.submit(SchedJob("high", H, "a", 1030.0, 20.0, 1000.0))
+    sched.forecast()  # half the worker: 20 s of work takes 40 s
+    found = flags(sched.take_risk_changes())["high"]
+    assert found.at_risk and found.finish == 1040.0
+
+
+def test_a_source_rate_must_be_positive() -> None:
+    import pytest
+
+    sched, _clock = scheduler()
+    with pytest.raises(ValueError):
+        sched.set_source_limits("a", rate_per_s=0.0)
+
+
+def test_a_retry_waiting_out_its_backoff_is_counted_until_it_is_released() -> None:
+    sched, clock = scheduler()
+    submit(sched, "retry", estimate=1.0, not_before=1010.0)
+    submit(sched, "other", estimate=1.0, not_before=1020.0)
+    assert sched.stats()[C].delayed == 2
+    clock.now = 1011.0
+    assert sched.dispatch() is not None
+    assert sched.stats()[C].delayed == 1
+    clock.now = 1021.0
+    assert sched.dispatch() is not None
+    assert sched.stats()[C].delayed == 0
