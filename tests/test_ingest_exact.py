@@ -4,8 +4,11 @@ Each fingerprint is a SHA-256 over the values (floats by `repr`, so bit for bit)
 one chain's snapshot: the levels, every per-strike row, every lake (per-contract)
 row, and, for the persisted case, what DuckDB and the Parquet file hold afterwards.
 The pinned digests were produced by `fingerprints()` below on the code before the
-ingest-speed work (commit 145ed4a, `python -m tests.test_ingest_exact`); a change
-that makes ingest faster must leave all of them as they are. If a digest changes on
+ingest-speed work (commit 145ed4a, `python -m tests.test_ingest_exact`) with one
+correction on top: the GEX profile's near-expiry row fix (issue 16), which moved the
+profile digests and the last digits of zero gamma; the same command on that fix alone
+and on the merged speed work prints identical digests. A change that makes ingest
+faster must leave all of them as they are. If a digest changes on
 purpose (a new column, a corrected formula), print the new ones with the same
 command and say why in the commit.
 """
@@ -55,7 +58,7 @@ PINNED: dict[str, dict[str, str]] = {
         "model_strikes": "9468341ba4114b81031ff24817b6b721",
         "strikes": "7ce1608255f50013eef50e8a4b5df673",
         "lake": "4db4bc443b6fc286528de667f5f9a35a",
-        "profile": "ee271d3f83ce3914222d7b58f5169180",
+        "profile": "2b970f127bb01b972ef578b56d41018f",
         "db_snapshot": "a02f936a2822fdc5e7a66cf841d6e423",
         "db_strikes": "d01cdceb8d9b8a7ad1155e5d9167b90d",
         "parquet": "4db4bc443b6fc286528de667f5f9a35a",
@@ -66,7 +69,7 @@ PINNED: dict[str, dict[str, str]] = {
         "model_strikes": "554b165f896403b79d89c9d371efa8d3",
         "strikes": "24e626c2e28a3fd43efd3737784418c9",
         "lake": "6213f7a402edbe82af71f52472092d91",
-        "profile": "329c9d1a54d70c5b119c994926e603e5",
+        "profile": "63aee271bdf79908c4aefbd200bb676f",
         "db_snapshot": "34ebe996ce5e1c6654a87738593bc725",
         "db_strikes": "5a479229f03a87d6c0576f8184fe4c41",
         "parquet": "6213f7a402edbe82af71f52472092d91",
@@ -77,7 +80,7 @@ PINNED: dict[str, dict[str, str]] = {
         "model_strikes": "c1a57428881512e37286619c0dde9d2f",
         "strikes": "619a8a11b62274810fa246076adb22a5",
         "lake": "4469206b8653ecdb1fd556bcc89836d2",
-        "profile": "4092b7d0337f8a73cc2465e1f37d6f3e",
+        "profile": "034f82a2ca758b511344228d9ff4de40",
         "db_snapshot": "bc96df5c89a520d236c6d3fbaf1a1152",
         "db_strikes": "8e94ca812221507877d4731b665ad728",
         "parquet": "4469206b8653ecdb1fd556bcc89836d2",
@@ -88,7 +91,7 @@ PINNED: dict[str, dict[str, str]] = {
         "model_strikes": "6225ae908bffe325f0a4f483eb1f090e",
         "strikes": "4341a8ae6ad9ac227cb7ae9ab0798066",
         "lake": "ed5ba938bf09f2601852504713ee14c4",
-        "profile": "86fadcb81b55cf086fc1d8e6774af65f",
+        "profile": "9b1761ef71df1ff16a15ac73ac0f8926",
         "db_snapshot": "90780e64ce3c11bcc67c7b897c876ad4",
         "db_strikes": "f62be5ec76dee5a17b3c5e5cc615083b",
         "parquet": "ed5ba938bf09f2601852504713ee14c4",
@@ -99,7 +102,7 @@ PINNED: dict[str, dict[str, str]] = {
         "model_strikes": "13b675e41ffe619e652d2beb575886f0",
         "strikes": "68388ffb7d661010bfb37a557cd2b816",
         "lake": "78d79be35f963a07d6fc7ce0e5672bad",
-        "profile": "86fadcb81b55cf086fc1d8e6774af65f",
+        "profile": "9b1761ef71df1ff16a15ac73ac0f8926",
         "db_snapshot": "8d4e57da973bf2d391458e9ff0a05875",
         "db_strikes": "42e45a65e6d5138842b172712bfd50c1",
         "parquet": "78d79be35f963a07d6fc7ce0e5672bad",
@@ -138,13 +141,13 @@ PINNED: dict[str, dict[str, str]] = {
         "parquet": "95340e75b48ea1ebb161e7a017fdd94c",
     },
     "shared spx_quotedata_20220205.csv": {
-        "levels": "a2140d51edd01da73bd04b3d79bd3ded",
-        "snapshot_row": "167fd5b07b2ad54fba43b6045755bbd8",
+        "levels": "33a0c9f88e92e567eac629974796cfbb",
+        "snapshot_row": "879923fa7eb867ceaa271761132ec58f",
         "model_strikes": "64cb8b473a489033ab601739c93a352a",
         "strikes": "df5e2dae9ff90cb57638e66d01746176",
         "lake": "99d8d997ef76e1a335ef204dbae05f61",
-        "profile": "ad777d554ecd9076c2117cb1ba09fef4",
-        "db_snapshot": "a417130024f9593cdc2a296ddbafba7e",
+        "profile": "7a848fa03d14b35301a1e03eeac15c78",
+        "db_snapshot": "de32dcb7ec51593dde6dcd359ad728a1",
         "db_strikes": "f512332bb79e9f6236060d5a73a888d2",
         "parquet": "99d8d997ef76e1a335ef204dbae05f61",
     },
@@ -153,8 +156,8 @@ PINNED: dict[str, dict[str, str]] = {
 # The shared real chain's levels, spelled out (same origin as PINNED).
 SHARED_LEVELS: dict[str, Any] = {
     "total_gex": -20586414836.2614,
-    "zero_gamma": 4586.883105934263,
-    "zero_gamma_crossings": [4586.883105934263],
+    "zero_gamma": 4586.883105934236,
+    "zero_gamma_crossings": [4586.883105934236],
     "call_wall": 4700.0,
     "put_wall": 4500.0,
     "abs_gamma_strike": 4500.0,
