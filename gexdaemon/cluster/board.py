@@ -97,7 +97,7 @@ class Board:
                 job.idem_ttl_ms,
                 msgspec.json.encode(dict(job.fields)).decode(),
             ]
-        found = await self._run("submit", [k.submissions, k.events], args)
+        found = await self._run("submit", [k.events], args)
         return [_text(x) for x in found]
 
     # -- the leader -------------------------------------------------------------------------
@@ -156,7 +156,7 @@ class Board:
         k = self.keys
         found = await self._run(
             "finish",
-            [k.processing, k.events, k.finished, k.submissions],
+            [k.processing, k.events, k.finished],
             [
                 k.prefix,
                 job_id,
@@ -178,7 +178,7 @@ class Board:
         k = self.keys
         found = await self._run(
             "reap",
-            [k.processing, k.events, k.finished, k.submissions],
+            [k.processing, k.events, k.finished],
             [k.prefix, max_retries, ttl_ms, EVENTS_MAXLEN, limit, FINISHED_KEEP_MS],
         )
         out = []

@@ -44,10 +44,6 @@ class Keys:
         return f"{self.prefix}priority_rules"
 
     @property
-    def submissions(self) -> str:
-        return f"{self.prefix}submissions"
-
-    @property
     def processing(self) -> str:
         return f"{self.prefix}processing"
 

@@ -194,7 +194,7 @@ class Leader:
                 else self._mono()
             )
             sched.adopt(job, started)
-            self._jobs[job.job_id] = job  # type: ignore[index]
+            self._jobs[h["job_id"]] = job
             self._started[h["job_id"]] = started
             self._running_on(h["job_id"], h.get("node", ""))
         for h in queued:

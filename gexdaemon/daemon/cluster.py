@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 import uuid
@@ -35,6 +36,7 @@ from gexdaemon.daemon.events import EventBus
 from gexdaemon.daemon.execute import Executor
 from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.daemon.rules import RuleService
+from gexdaemon.daemon.runner import finished_conflict
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.snapshots import LatestSnapshots
 from gexdaemon.storage.snapshot_record import SnapshotRecord
@@ -322,8 +324,6 @@ class ClusterService:
         if live is None:
             raise NotFound(f"no job {job_id} on the cluster's board")
         if answer not in ("CANCELLED", "RUNNING"):
-            from gexdaemon.daemon.runner import finished_conflict  # noqa: PLC0415
-
             raise finished_conflict(live.job)
         if answer == "RUNNING":
             live.cancel_requested = True
@@ -530,6 +530,4 @@ class ClusterService:
 
 
 def default_node_id() -> str:
-    import os  # noqa: PLC0415
-
     return f"{socket.gethostname()}-{os.getpid()}"

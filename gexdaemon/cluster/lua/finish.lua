@@ -2,7 +2,7 @@
 -- for a retry. Accepted only for the current fencing token of a PROCESSING job, so a
 -- stale attempt can never overwrite a newer one nor publish a second result; repeating an
 -- applied FINISH (a retry after a lost answer) answers OK and changes nothing.
--- KEYS: processing zset, events stream, finished zset, submissions stream.
+-- KEYS: processing zset, events stream, finished zset.
 -- ARGV: prefix, job_id, token, target, fields_json, ttl_ms, events maxlen, retry score,
 -- not_before_ms.
 local prefix, job_id, token, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -22,7 +22,6 @@ if target == 'queued' then
   redis.call('HSET', key, 'status', 'queued', 'node', '', 'retries', tonumber(found[5] or '0') + 1,
     'not_before_ms', not_before, 'updated_ms', now)
   redis.call('ZADD', prefix .. 'priority_queue:' .. found[4], score, job_id)
-  redis.call('XADD', KEYS[4], '*', 'job_id', job_id)
   event(KEYS[2], maxlen, 'job.retrying', job_id, 'node', found[3], unpack(sched_fields(key)))
 else
   redis.call('HSET', key, 'status', target, 'finished_ms', now, 'updated_ms', now,

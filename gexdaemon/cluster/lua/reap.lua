@@ -1,7 +1,7 @@
 -- REAP (every node, idempotent): jobs whose lease expired go back to the queue (the
 -- attempt counted) or, past their retries, fail. A reaped attempt's token is dead: its
 -- FINISH and HEARTBEAT are refused.
--- KEYS: processing zset, events stream, finished zset, submissions stream.
+-- KEYS: processing zset, events stream, finished zset.
 -- ARGV: prefix, max_retries, ttl_ms, events maxlen, limit, finished_keep_ms.
 local prefix, max_retries, ttl, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local now = now_ms()
@@ -20,7 +20,6 @@ for _, job_id in ipairs(due) do
         'error_message', 'the node running it stopped answering (lease expired on ' .. found[2] .. ')',
         'updated_ms', now)
       redis.call('ZADD', prefix .. 'priority_queue:' .. found[3], found[5], job_id)
-      redis.call('XADD', KEYS[4], '*', 'job_id', job_id)
       event(KEYS[2], maxlen, 'job.lease_expired', job_id, 'node', found[2], unpack(sched_fields(key)))
       out[#out + 1] = job_id .. ':requeued'
     else

@@ -1,5 +1,5 @@
 -- SUBMIT: new jobs, all or nothing per job; an idempotency key already taken answers with
--- the first use instead. KEYS: submissions stream, events stream.
+-- the first use instead. KEYS: events stream.
 -- ARGV: prefix, events maxlen, count, then per job: job_id, level, score, idem_key,
 -- idem_value, idem_ttl_ms, fields_json.
 local prefix, maxlen, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -25,8 +25,7 @@ for i = 0, n - 1 do
     redis.call('HSET', key, 'status', 'queued', 'level', level, 'score', score,
       'retries', '0', 'token', '0', 'node', '', 'updated_ms', now_ms())
     redis.call('ZADD', prefix .. 'priority_queue:' .. level, score, job_id)
-    redis.call('XADD', KEYS[1], '*', 'job_id', job_id)
-    event(KEYS[2], maxlen, 'job.queued', job_id, unpack(sched_fields(key)))
+    event(KEYS[1], maxlen, 'job.queued', job_id, unpack(sched_fields(key)))
     out[#out + 1] = ''
   end
 end
