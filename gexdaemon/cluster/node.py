@@ -23,7 +23,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import structlog
@@ -375,28 +375,21 @@ class Leader:
             sched.submit(job)
 
 
+@dataclass(eq=False)
 class ClusterNode:
     """One node's loops. `await start()`, then `await stop()`."""
 
-    def __init__(
-        self,
-        board: Board,
-        settings: Settings,
-        *,
-        node_id: str,
-        slots: int,
-        work: Work,
-        version: str = "",
-        mono: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.board = board
-        self.settings = settings
-        self.node_id = node_id
-        self.slots = slots
-        self.work = work
-        self.version = version
-        self.mono = mono
-        self.leader = Leader(board, settings, mono=mono)
+    board: Board
+    settings: Settings
+    _: KW_ONLY
+    node_id: str
+    slots: int
+    work: Work
+    version: str = ""
+    mono: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.leader = Leader(self.board, self.settings, mono=self.mono)
         self.finished = 0
         self.stale = 0  # attempts whose FINISH was refused (the job had moved on)
         self._tasks: list[asyncio.Task[None]] = []

@@ -133,35 +133,22 @@ def entries_of(payload: Any) -> tuple[list[Any], str]:
     raise MalformedInput('expected a request object, a list of requests, or {"requests": [...]}')
 
 
+@dataclass(kw_only=True, eq=False)
 class Intake:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        domain_context: Callable[..., DomainContext],
-        sources: SourceBook,
-        rules: RuleService,
-        estimates: ProcessingEstimates,
-        queue: JobQueue,
-        store: Store,
-        clock: Clock,
-        accepting: Callable[[], bool],
-        wake: Callable[[], None],
-        keys: IdempotencyBook,
-        cluster: ClusterIntake | None = None,
-    ) -> None:
-        self._settings = settings
-        self._context = domain_context
-        self._sources = sources
-        self._rules = rules
-        self._estimates = estimates
-        self._queue = queue
-        self._store = store
-        self._clock = clock
-        self._accepting = accepting
-        self._wake = wake
-        self._keys = keys
-        self._cluster = cluster
+    settings: Settings
+    domain_context: Callable[..., DomainContext]
+    sources: SourceBook
+    rules: RuleService
+    estimates: ProcessingEstimates
+    queue: JobQueue
+    store: Store
+    clock: Clock
+    accepting: Callable[[], bool]
+    wake: Callable[[], None]
+    keys: IdempotencyBook
+    cluster: ClusterIntake | None = None
+
+    def __post_init__(self) -> None:
         # The contexts depend on the config only (the clock is read when a check runs).
         self._contexts: dict[bool, DomainContext] = {}
 
@@ -172,15 +159,15 @@ class Intake:
             raise InvalidInput.from_problems(
                 "the batch", [Problem(prefix or "(root)", "holds no requests")]
             )
-        limit = self._settings.api.max_batch
+        limit = self.settings.api.max_batch
         if len(entries) > limit:
             raise PayloadTooLarge(
                 f"the batch holds {len(entries)} requests; at most {limit} ([api] max_batch)"
             )
         context = self._contexts.get(allow_files)
         if context is None:
-            context = self._contexts[allow_files] = self._context(allow_file_urls=allow_files)
-        allowed = self._settings.sources.allowed_hosts
+            context = self._contexts[allow_files] = self.domain_context(allow_file_urls=allow_files)
+        allowed = self.settings.sources.allowed_hosts
         problems: list[Problem] = []
         bad: set[int] = set()
         subs: list[RequestSubmission] = []
@@ -227,24 +214,24 @@ class Intake:
         origin: Origin,
         level_override: PriorityLevel | None = None,
     ) -> list[Accepted]:
-        if not self._accepting():
+        if not self.accepting():
             raise ShuttingDown(
                 "the daemon is shutting down and accepts no new requests; retry when it is back"
             )
         # In cluster mode the board checks idempotency keys (one script with the submit).
-        replays = {} if self._cluster is not None else await self._replays(subs)
-        clock, queue = self._clock, self._queue
+        replays = {} if self.cluster is not None else await self._replays(subs)
+        clock, queue = self.clock, self.queue
         now = clock.now()
         changes: list[NewRows] = []
         staged: list[tuple[LiveJob, JobEvent]] = []
         keyed: list[tuple[str, LiveJob]] = []
-        rule_set = self._rules.current
-        priority = self._settings.priority
+        rule_set = self.rules.current
+        priority = self.settings.priority
         for i, sub in enumerate(subs):
             if i in replays:
                 continue
             base = base_url_of(sub.source_url)
-            source, created = self._sources.ensure(base, now)
+            source, created = self.sources.ensure(base, now)
             if created:
                 changes.append(PutSource(source))
             requested_at = sub.requested_at or now
@@ -265,7 +252,7 @@ class Intake:
             if level_override is not None and level_override is not scored.level:
                 explanation["override"] = {"level": level_override.value, "by": origin}
             deadline = queue.deadline_for(level, requested_at)
-            estimate_s = self._estimates.estimate(base, sub.data_type)
+            estimate_s = self.estimates.estimate(base, sub.data_type)
             # Every field was validated by RequestSubmission (the same annotated types) or
             # made by the scorer and the SLA table; validating them again would double
             # the cost of intake. The cross-field rule (deadline >= requested_at) holds by
@@ -300,7 +287,7 @@ class Intake:
             staged.append((live, created_event))
             if sub.idempotency_key is not None:
                 keyed.append((sub.idempotency_key, live))
-        if self._cluster is not None:
+        if self.cluster is not None:
             return await self._to_cluster(subs, staged, keyed, changes)
         # The scheduler's forecast comes before the commit, so an at-risk flag is written
         # with the job rather than in a second transaction. A job it dispatches while the
@@ -313,7 +300,7 @@ class Intake:
         fresh_subs = [sub for i, sub in enumerate(subs) if i not in replays]
         by_job = {live.job_id: sub for sub, (live, _) in zip(fresh_subs, staged, strict=True)}
         for key, live in keyed:
-            use = self._keys.hold(
+            use = self.keys.hold(
                 key,
                 by_job[live.job_id].fingerprint(),
                 live.request.request_id,
@@ -325,18 +312,18 @@ class Intake:
             )
         try:
             if changes:
-                await self._store.accept(changes)  # durable before anyone hears of it
+                await self.store.accept(changes)  # durable before anyone hears of it
         except BaseException as exc:
             for live, _ in staged:
                 queue.forget(live.job_id)
             for key, live in keyed:
-                self._keys.release(key, live.job_id)
+                self.keys.release(key, live.job_id)
             durable.set_exception(exc if isinstance(exc, Exception) else ShuttingDown("stopped"))
             durable.exception()  # retrieved: a waiting repeat reads it through `settled`
             raise
         durable.set_result(None)
         for key, _live in keyed:
-            self._keys.settled(key)
+            self.keys.settled(key)
         fresh = iter(zip(staged, admissions, strict=True))
         accepted: list[Accepted] = []
         for i in range(len(subs)):
@@ -347,7 +334,7 @@ class Intake:
             queue.announce(live)
             accepted.append(Accepted(live, admission.reason if admission.at_risk else ""))
         if staged:
-            self._wake()
+            self.wake()
         return accepted
 
     async def _to_cluster(
@@ -358,12 +345,12 @@ class Intake:
         changes: Sequence[NewRows],
     ) -> list[Accepted]:
         """Cluster mode: the board is the record of live work; answer once Redis has it."""
-        assert self._cluster is not None
+        assert self.cluster is not None
         if changes:  # sources seen here first: this node's record of them
-            await self._store.commit(list(changes))
+            await self.store.commit(list(changes))
         by_job = {live.job_id: sub for sub, (live, _) in zip(subs, staged, strict=True)}
         keys = {live.job_id: (key, by_job[live.job_id].fingerprint()) for key, live in keyed}
-        found = await self._cluster.submit([live for live, _ in staged], keys)
+        found = await self.cluster.submit([live for live, _ in staged], keys)
         return [Accepted(live, replayed=replayed) for live, replayed in found]
 
     async def _replays(self, subs: Sequence[RequestSubmission]) -> dict[int, Held]:
@@ -394,7 +381,7 @@ class Intake:
                     found[i] = found[first_in_batch[key]]
                 continue
             first_in_batch[key] = i
-            held = await self._keys.find(key)
+            held = await self.keys.find(key)
             if held is None or not await held.settled():
                 continue
             if held.use.fingerprint != fingerprint:
@@ -407,11 +394,11 @@ class Intake:
         return found
 
     async def _replayed(self, held: Held) -> Accepted:
-        live = self._queue.book.live(held.use.job_id)
+        live = self.queue.book.live(held.use.job_id)
         if live is not None:
             return Accepted(live, live.at_risk_reason or "", replayed=True)
-        request = await self._store.read(load_request, held.use.request_id)
-        job = await self._store.read(load_job, held.use.job_id)
+        request = await self.store.read(load_request, held.use.request_id)
+        job = await self.store.read(load_job, held.use.job_id)
         if request is None or job is None:
             # Archived past the retention while its key was still held: say so plainly.
             raise Conflict(

@@ -10,6 +10,7 @@ written to the job and published with its reason.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gexdaemon import readout
@@ -29,29 +30,21 @@ FORECAST_EVERY_S = 1.0
 """How often the at-risk forecast runs while work is queued (and after every change)."""
 
 
+@dataclass(kw_only=True, eq=False)
 class JobQueue:
-    def __init__(
-        self,
-        *,
-        book: JobBook,
-        scheduler: Scheduler,
-        sla_watch: SlaWatch,
-        sla: SlaSettings,
-        bus: EventBus,
-        clock: Clock,
-        writes: BackgroundWrites,
-    ) -> None:
-        self.book = book
-        self.scheduler = scheduler
-        self.sla_watch = sla_watch
-        self._sla = sla
-        self._bus = bus
-        self._clock = clock
-        self._writes = writes
+    book: JobBook
+    scheduler: Scheduler
+    sla_watch: SlaWatch
+    sla: SlaSettings
+    bus: EventBus
+    clock: Clock
+    writes: BackgroundWrites
+
+    def __post_init__(self) -> None:
         self._forecast_at = -1e18
         # Reasons name the wall-clock time a source reopens, as the desk reads clocks.
-        scheduler.describe_time = lambda mono: readout.clock_time(clock.to_wall(mono))
-        scheduler.describe_source = readout.source_host
+        self.scheduler.describe_time = lambda mono: readout.clock_time(self.clock.to_wall(mono))
+        self.scheduler.describe_source = readout.source_host
 
     # -- admission ------------------------------------------------------------------
 
@@ -79,14 +72,14 @@ class JobQueue:
         """Arm the job's SLA timer and tell the world it is queued."""
         if live.deadline_mono is not None and live.job.sla_status is SlaStatus.PENDING:
             self.sla_watch.watch(live.job_id, live.deadline_mono)
-        self._bus.publish(EventType.JOB_QUEUED, lambda: present.job_notice(live))
+        self.bus.publish(EventType.JOB_QUEUED, lambda: present.job_notice(live))
 
     def requeue(self, live: LiveJob, *, not_before: float = 0.0) -> None:
         """Put a job loaded at start-up, retried or re-levelled back in the queue."""
         before = live.job
         self.admit(live, not_before=not_before)
         if live.job.at_risk and not before.at_risk:
-            self._writes.soon(PutJob(live.job, previous=before))
+            self.writes.soon(PutJob(live.job, previous=before))
         self.announce(live)
 
     def forget(self, job_id: uuid.UUID) -> None:
@@ -96,7 +89,7 @@ class JobQueue:
 
     def deadline_for(self, level: PriorityLevel, start: datetime) -> datetime | None:
         """The SLA deadline of a job of `level` whose clock starts at `start` (None for LOW)."""
-        seconds = self._sla.seconds_for(level)
+        seconds = self.sla.seconds_for(level)
         return start + timedelta(seconds=seconds) if seconds is not None else None
 
     # -- risk ---------------------------------------------------------------------------
@@ -109,7 +102,7 @@ class JobQueue:
 
     def forecast(self) -> None:
         """Run the scheduler's forecast; write and announce every flag it raised or cleared."""
-        self._forecast_at = self._clock.mono()
+        self._forecast_at = self.clock.mono()
         self.scheduler.forecast()
         for change in self.scheduler.take_risk_changes():
             live = self.book.live(change.job_id)  # type: ignore[arg-type]
@@ -119,9 +112,9 @@ class JobQueue:
             if live.job.at_risk != change.at_risk:
                 before = live.job
                 live.job = before.evolve(at_risk=change.at_risk)
-                self._writes.soon(PutJob(live.job, previous=before))
+                self.writes.soon(PutJob(live.job, previous=before))
             kind = EventType.SLA_AT_RISK if change.at_risk else EventType.SLA_RISK_CLEARED
-            self._bus.publish(kind, present.job_notice(live))
+            self.bus.publish(kind, present.job_notice(live))
 
     # -- what the API and the dashboard read ----------------------------------------------
 
@@ -141,7 +134,7 @@ class JobQueue:
 
     def figures(self) -> list[LevelFigures]:
         """Per level: the queue (from the scheduler) and its SLA record."""
-        mono = self._clock.mono()
+        mono = self.clock.mono()
         stats: dict[PriorityLevel, LevelStats] = self.scheduler.stats(mono)
         out = []
         for level in PriorityLevel:
@@ -158,7 +151,7 @@ class JobQueue:
                     next_deadline_in_s=(st.next_deadline - mono)
                     if st.next_deadline is not None
                     else None,
-                    sla_s=self._sla.seconds_for(level),
+                    sla_s=self.sla.seconds_for(level),
                     sla_met_ratio=sla.sla_met_ratio,
                     finished_last_hour=sla.finished_last_hour,
                     breaches_last_hour=sla.breaches_last_hour,

@@ -8,6 +8,7 @@ swapped in, so the next request is scored with it and records its versions.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -61,35 +62,28 @@ def _fields(payload: Any, *, required: set[str], what: str) -> dict[str, Any]:
     return dict(payload)
 
 
+@dataclass(kw_only=True, eq=False)
 class RuleService:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        bus: EventBus,
-        now: Callable[[], datetime],
-        settings: RulesSettings,
-        priority: PrioritySettings,
-        reliability: Callable[[], Mapping[str, float]],
-    ) -> None:
-        self._store = store
-        self._bus = bus
-        self._now = now
-        self._settings = settings
-        self._priority = priority
-        self._reliability = reliability
+    store: Store
+    bus: EventBus
+    now: Callable[[], datetime]
+    settings: RulesSettings
+    priority: PrioritySettings
+    reliability: Callable[[], Mapping[str, float]]
+
+    def __post_init__(self) -> None:
         self.rules: list[PriorityRule] = []
         self.current = RuleSet.from_rules([])
         self.on_change: Callable[[list[PriorityRule]], Awaitable[None]] | None = None
         """Called with the whole rule set after each edit here (cluster mode shares it)."""
 
     async def load(self) -> None:
-        settings = self._settings
-        await self._store.edit(seed_rules_if_empty, settings.seed, self._now(), settings=settings)
+        settings = self.settings
+        await self.store.edit(seed_rules_if_empty, settings.seed, self.now(), settings=settings)
         await self._reload()
 
     async def _reload(self) -> None:
-        self.rules = await self._store.read(list_rules)
+        self.rules = await self.store.read(list_rules)
         self.current = RuleSet.from_rules(self.rules)
 
     async def _edited(self) -> None:
@@ -99,10 +93,10 @@ class RuleService:
 
     async def adopt(self, rules: list[PriorityRule]) -> int:
         """Take the cluster's rule set (changed on another node); returns how many changed."""
-        changed = await self._store.edit(adopt_rules, rules, now=self._now())
+        changed = await self.store.edit(adopt_rules, rules, now=self.now())
         await self._reload()
         for rule in changed:
-            self._bus.publish(EventType.RULE_UPDATED, present.rule_view(rule))
+            self.bus.publish(EventType.RULE_UPDATED, present.rule_view(rule))
         return len(changed)
 
     def find(self, ref: str) -> PriorityRule:
@@ -110,35 +104,35 @@ class RuleService:
 
     async def create(self, payload: Any) -> SavedRule:
         data = _fields(payload, required={"name", "condition", "priority_score"}, what="the rule")
-        rule = await self._store.edit(create_rule, now=self._now(), settings=self._settings, **data)
+        rule = await self.store.edit(create_rule, now=self.now(), settings=self.settings, **data)
         await self._edited()
-        self._bus.publish(EventType.RULE_CREATED, present.rule_view(rule))
+        self.bus.publish(EventType.RULE_CREATED, present.rule_view(rule))
         return saved_rule(rule)
 
     async def update(self, ref: str, payload: Any) -> SavedRule:
         data = _fields(payload, required=set(), what="the rule change")
-        rule = await self._store.edit(
-            update_rule, ref, now=self._now(), settings=self._settings, **data
+        rule = await self.store.edit(
+            update_rule, ref, now=self.now(), settings=self.settings, **data
         )
         await self._edited()
-        self._bus.publish(EventType.RULE_UPDATED, present.rule_view(rule))
+        self.bus.publish(EventType.RULE_UPDATED, present.rule_view(rule))
         return saved_rule(rule)
 
     async def delete(self, ref: str) -> RuleView:
-        rule = await self._store.edit(delete_rule, ref, now=self._now())
+        rule = await self.store.edit(delete_rule, ref, now=self.now())
         await self._edited()
         view = present.rule_view(rule)
-        self._bus.publish(EventType.RULE_DELETED, view)
+        self.bus.publish(EventType.RULE_DELETED, view)
         return view
 
     async def history(self, ref: str) -> list[RuleVersionView]:
         """Every version of a rule, found by id or name among live and deleted rules."""
         try:
             rule_id = self.find(ref).rule_id
-            versions = await self._store.read(rule_history, rule_id)
+            versions = await self.store.read(rule_history, rule_id)
         except NotFound:
             # A deleted rule lives on in its history: the newest rule of that name or id.
-            every = await self._store.read(rule_history)
+            every = await self.store.read(rule_history)
             key = ref.strip()
             matches = [
                 v for v in every if str(v.rule_id) == key or name_key(v.name) == name_key(key)
@@ -180,7 +174,7 @@ class RuleService:
             raise InvalidInput.from_problems(
                 "the shadow test", [Problem("rules", "must be a list of rules")]
             )
-        now = self._now()
+        now = self.now()
         drafts: list[PriorityRule] = []
         problems: list[Problem] = []
         for i, item in enumerate(raw):
@@ -207,13 +201,13 @@ class RuleService:
             for draft in drafts:
                 by_name[name_key(draft.name)] = draft
             candidate_rules = list(by_name.values())
-        requests = await self._store.read(recent_requests, limit)
+        requests = await self.store.read(recent_requests, limit)
         report = shadow_test(
             requests,
             self.current,
             RuleSet.from_rules(candidate_rules),
-            settings=self._priority,
-            reliability=self._reliability(),
+            settings=self.priority,
+            reliability=self.reliability(),
             now=now,
         )
         return msgspec.convert(report.as_dict() | {"mode": mode}, ShadowReport)

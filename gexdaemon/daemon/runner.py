@@ -24,6 +24,7 @@ import contextlib
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -61,35 +62,22 @@ from gexdaemon.storage.store import Change, PutJob, Store
 log = structlog.get_logger("gexdaemon.runner")
 
 
+@dataclass(kw_only=True, eq=False)
 class Runner:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        instance: str,
-        queue: JobQueue,
-        store: Store,
-        writes: BackgroundWrites,
-        sources: SourceBook,
-        estimates: ProcessingEstimates,
-        executor: Executor,
-        latest: LatestSnapshots,
-        bus: EventBus,
-        clock: Clock,
-        domain_context: Callable[[], DomainContext],
-    ) -> None:
-        self._settings = settings
-        self._instance = instance
-        self._queue = queue
-        self._store = store
-        self._writes = writes
-        self._sources = sources
-        self._estimates = estimates
-        self._executor = executor
-        self._latest = latest
-        self._bus = bus
-        self._clock = clock
-        self._context = domain_context
+    settings: Settings
+    instance: str
+    queue: JobQueue
+    store: Store
+    writes: BackgroundWrites
+    sources: SourceBook
+    estimates: ProcessingEstimates
+    executor: Executor
+    latest: LatestSnapshots
+    bus: EventBus
+    clock: Clock
+    domain_context: Callable[[], DomainContext]
+
+    def __post_init__(self) -> None:
         self._wake = asyncio.Event()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._foreign_leases: dict[uuid.UUID, datetime] = {}
@@ -98,11 +86,11 @@ class Runner:
 
     @property
     def queued(self) -> int:
-        return self._queue.scheduler.queued_count
+        return self.queue.scheduler.queued_count
 
     @property
     def running(self) -> int:
-        return self._queue.scheduler.in_flight_count
+        return self.queue.scheduler.in_flight_count
 
     # -- scheduling loop ----------------------------------------------------------
 
@@ -110,7 +98,7 @@ class Runner:
         self._wake.set()
 
     async def loop(self) -> None:
-        sched, queue, mono = self._queue.scheduler, self._queue, self._clock.mono
+        sched, queue, mono = self.queue.scheduler, self.queue, self.clock.mono
         while not self._stopping:
             self._dispatch_ready()
             forecast_at = queue.forecast_due()
@@ -123,7 +111,7 @@ class Runner:
                 await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 60.0))
 
     def _dispatch_ready(self) -> None:
-        sched, book = self._queue.scheduler, self._queue.book
+        sched, book = self.queue.scheduler, self.queue.book
         while not self._stopping and sched.free_slots > 0:
             dispatch = sched.dispatch()
             if dispatch is None:
@@ -138,7 +126,7 @@ class Runner:
     # -- one job --------------------------------------------------------------------
 
     async def _run(self, live: LiveJob, dispatch: Dispatch) -> None:
-        clock = self._clock
+        clock = self.clock
         structlog.contextvars.bind_contextvars(job_id=str(live.job_id))
         started_mono = clock.mono()
         slot_held = True
@@ -149,7 +137,7 @@ class Runner:
             ran_s = clock.mono() - started_mono
             if slot_held:
                 slot_held = False
-                self._queue.scheduler.finish(live.job_id, ran_s)
+                self.queue.scheduler.finish(live.job_id, ran_s)
             return ran_s
 
         try:
@@ -158,23 +146,23 @@ class Runner:
             running, event = before.transition(
                 JobStatus.PROCESSING,
                 now,
-                lease_owner=self._instance,
-                lease_expires_at=now + timedelta(seconds=self._settings.daemon.lease_s),
+                lease_owner=self.instance,
+                lease_expires_at=now + timedelta(seconds=self.settings.daemon.lease_s),
                 dispatch_phase=dispatch.phase.value,
                 at_risk=before.at_risk or dispatch.at_risk,
                 next_attempt_at=None,
-                context=self._context(),
+                context=self.domain_context(),
             )
-            await self._store.commit([PutJob(running, event, previous=before)])
+            await self.store.commit([PutJob(running, event, previous=before)])
             live.job = running
             live.dispatch_phase = dispatch.phase.value
-            self._bus.publish(
+            self.bus.publish(
                 EventType.JOB_STARTED,
                 lambda: present.job_notice(live, waited_s=round(dispatch.waited_s, 3)),
             )
             heartbeat = asyncio.create_task(self._heartbeat(live))
             try:
-                outcome = await self._executor.attempt(live)
+                outcome = await self.executor.attempt(live)
             finally:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -182,10 +170,8 @@ class Runner:
             if outcome.ok and outcome.snapshot is not None:
                 summary = present.snapshot_summary(outcome.snapshot.snapshot_row)
                 live.snapshot_id = summary.snapshot_id
-                self._latest.note(summary)
-                self._bus.publish(
-                    EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, live)
-                )
+                self.latest.note(summary)
+                self.bus.publish(EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, live))
             await self._finish(live, outcome, release_slot())
         except asyncio.CancelledError:
             release_slot()
@@ -206,24 +192,24 @@ class Runner:
         finally:
             release_slot()
             self._tasks.pop(live.job_id, None)
-            self._sources.job_ended(live.source_key)
+            self.sources.job_ended(live.source_key)
             structlog.contextvars.unbind_contextvars("job_id")
             self.kick()
 
     async def _heartbeat(self, live: LiveJob) -> None:
-        interval = self._settings.daemon.heartbeat_s
-        lease = timedelta(seconds=self._settings.daemon.lease_s)
+        interval = self.settings.daemon.heartbeat_s
+        lease = timedelta(seconds=self.settings.daemon.lease_s)
         while True:
             await asyncio.sleep(interval)
             current = live.job
             if current.status is not JobStatus.PROCESSING:
                 return
-            renewed = current.evolve(lease_expires_at=self._clock.now() + lease)
+            renewed = current.evolve(lease_expires_at=self.clock.now() + lease)
             live.job = renewed
-            self._writes.soon(PutJob(renewed, previous=current))
+            self.writes.soon(PutJob(renewed, previous=current))
 
     async def _finish(self, live: LiveJob, outcome: Outcome, ran_s: float) -> None:
-        now = self._clock.now()
+        now = self.clock.now()
         before = live.job
         if before.status is not JobStatus.PROCESSING:
             return  # cancelled meanwhile; the cancel wrote the final state
@@ -236,10 +222,10 @@ class Runner:
                 data_size_bytes=outcome.size_bytes,
                 sla_status=sla_status,
             )
-            await self._store.commit([PutJob(done, event, previous=before)])
+            await self.store.commit([PutJob(done, event, previous=before)])
             self._settle(live, done)
-            self._estimates.observe(live.source_key, live.request.data_type, ran_s)
-            self._bus.publish(
+            self.estimates.observe(live.source_key, live.request.data_type, ran_s)
+            self.bus.publish(
                 EventType.JOB_COMPLETED, lambda: present.job_notice(live, ran_s=round(ran_s, 3))
             )
             return
@@ -250,7 +236,7 @@ class Runner:
         if deadline is not None:
             remaining = (deadline - now).total_seconds() - live.estimate_s
             slack = remaining if remaining > 0 else None  # past hope: late data still beats none
-        retry = self._settings.retry
+        retry = self.settings.retry
         decision = decide_retry(
             code,
             retries_done=before.retry_count,
@@ -277,11 +263,11 @@ class Runner:
                 SlaStatus.BREACHED if before.sla_status is not SlaStatus.NONE else SlaStatus.NONE
             )
             failed = failed.evolve(sla_status=final_status)
-            await self._store.commit([PutJob(failed, fail_event, previous=before)])
+            await self.store.commit([PutJob(failed, fail_event, previous=before)])
             if before.sla_status is SlaStatus.PENDING:  # failed for good before its deadline
-                self._queue.sla_watch.record_breach(before.priority_level)
+                self.queue.sla_watch.record_breach(before.priority_level)
             self._settle(live, failed)
-            self._bus.publish(
+            self.bus.publish(
                 EventType.JOB_FAILED,
                 present.job_notice(live, reason=decision.reason, code=code.value),
             )
@@ -294,17 +280,17 @@ class Runner:
             now,
             reason=decision.reason,
             next_attempt_at=now + timedelta(seconds=decision.delay_s),
-            context=self._context(),
+            context=self.domain_context(),
         )
-        await self._store.commit(
+        await self.store.commit(
             [
                 PutJob(failed, fail_event, previous=before),
                 PutJob(requeued, retry_event, previous=failed),
             ]
         )
         live.job = requeued
-        self._queue.book.update(requeued)
-        self._bus.publish(
+        self.queue.book.update(requeued)
+        self.bus.publish(
             EventType.JOB_RETRYING,
             present.job_notice(
                 live,
@@ -319,7 +305,7 @@ class Runner:
             delay_s=round(decision.delay_s, 2),
             retry=requeued.retry_count,
         )
-        self._queue.requeue(live, not_before=self._clock.mono() + decision.delay_s)
+        self.queue.requeue(live, not_before=self.clock.mono() + decision.delay_s)
 
     @staticmethod
     def _sla_at(job: ProcessingJob, now: datetime) -> SlaStatus:
@@ -332,8 +318,8 @@ class Runner:
     def _settle(self, live: LiveJob, job: ProcessingJob) -> None:
         live.job = job
         live.at_risk_reason = live.at_risk_reason if job.at_risk else ""
-        self._queue.book.update(job)
-        watch = self._queue.sla_watch
+        self.queue.book.update(job)
+        watch = self.queue.sla_watch
         watch.unwatch(job.job_id)
         met = None if job.sla_status is SlaStatus.NONE else job.sla_status is SlaStatus.MET
         watch.record_finish(job.priority_level, met=met, flagged=job.at_risk)
@@ -343,13 +329,13 @@ class Runner:
     def on_deadline(self, job_id: uuid.UUID) -> None:
         """A deadline passed: an unfinished job is breached now, not when it ends; a queued
         job whose source is down fails now, with that reason."""
-        live = self._queue.book.live(job_id)
+        live = self.queue.book.live(job_id)
         if live is None or live.job.status.is_final or live.job.sla_status is not SlaStatus.PENDING:
             return
         before = live.job
-        now = self._clock.now()
+        now = self.clock.now()
         late_by = (now - before.deadline).total_seconds() if before.deadline else 0.0
-        self._queue.sla_watch.record_breach(before.priority_level)
+        self.queue.sla_watch.record_breach(before.priority_level)
         log.warning(
             "sla breached",
             job_id=str(job_id),
@@ -360,30 +346,30 @@ class Runner:
             retries=before.retry_count,
             source=live.source_key,
         )
-        blocked = self._sources.blocked_reason(live.source_key)
+        blocked = self.sources.blocked_reason(live.source_key)
         if before.status is JobStatus.QUEUED and blocked is not None:
             self._expire(live, f"the deadline passed while {blocked}")
             return
         breached = before.evolve(sla_status=SlaStatus.BREACHED)
         live.job = breached
-        self._writes.soon(PutJob(breached, previous=before))
-        self._bus.publish(
+        self.writes.soon(PutJob(breached, previous=before))
+        self.bus.publish(
             EventType.SLA_BREACHED, present.job_notice(live, late_by_s=round(late_by, 3))
         )
 
     def _expire(self, live: LiveJob, reason: str) -> None:
         """QUEUED -> FAILED at the deadline: its source is down and nothing will run it in time."""
-        self._queue.scheduler.cancel(live.job_id)
+        self.queue.scheduler.cancel(live.job_id)
         before = live.job
         failed, event = before.transition(
             JobStatus.FAILED,
-            self._clock.now(),
+            self.clock.now(),
             reason=f"{FailureCode.SOURCE_DOWN.value}: {reason}",
             sla_status=SlaStatus.BREACHED,
         )
-        self._writes.soon(PutJob(failed, event, previous=before))
+        self.writes.soon(PutJob(failed, event, previous=before))
         self._settle(live, failed)
-        self._bus.publish(
+        self.bus.publish(
             EventType.JOB_FAILED,
             present.job_notice(live, reason=reason, code=FailureCode.SOURCE_DOWN.value),
         )
@@ -391,12 +377,12 @@ class Runner:
     # -- trader actions -------------------------------------------------------------
 
     async def cancel(self, job_id: uuid.UUID) -> LiveJob:
-        live = self._queue.book.get(job_id)
+        live = self.queue.book.get(job_id)
         if live is None:
             raise NotFound(f"no live job {job_id}; finished jobs cannot be cancelled")
         status = live.job.status
         if status is JobStatus.QUEUED:
-            self._queue.scheduler.cancel(job_id)
+            self.queue.scheduler.cancel(job_id)
             await self._write_cancel(live, "cancelled by a trader while queued")
             return live
         if status is JobStatus.PROCESSING:
@@ -417,12 +403,12 @@ class Runner:
 
     async def _write_cancel(self, live: LiveJob, reason: str) -> None:
         before = live.job
-        cancelled, event = before.transition(JobStatus.CANCELLED, self._clock.now(), reason=reason)
-        await self._store.commit([PutJob(cancelled, event, previous=before)])
+        cancelled, event = before.transition(JobStatus.CANCELLED, self.clock.now(), reason=reason)
+        await self.store.commit([PutJob(cancelled, event, previous=before)])
         live.job = cancelled
-        self._queue.book.update(cancelled)
-        self._queue.sla_watch.unwatch(before.job_id)
-        self._bus.publish(EventType.JOB_CANCELLED, present.job_notice(live, reason=reason))
+        self.queue.book.update(cancelled)
+        self.queue.sla_watch.unwatch(before.job_id)
+        self.bus.publish(EventType.JOB_CANCELLED, present.job_notice(live, reason=reason))
 
     async def retry(self, job_id: uuid.UUID, *, by: str) -> LiveJob:
         """A trader's retry of a FAILED job: a new cycle of attempts, in its history.
@@ -430,14 +416,14 @@ class Runner:
         Its deadline runs from the retry (the old one passed, or the job would not
         have failed); a breach already recorded stands.
         """
-        live = self._queue.book.get(job_id)
+        live = self.queue.book.get(job_id)
         if live is None:
             live = await self._load_live(job_id)
         before = live.job
         check_transition(before.status, JobStatus.QUEUED)  # names both states unless FAILED
-        now = self._clock.now()
-        deadline = self._queue.deadline_for(before.priority_level, now)
-        cycle = before.retry_count >= self._settings.retry.max_retries
+        now = self.clock.now()
+        deadline = self.queue.deadline_for(before.priority_level, now)
+        cycle = before.retry_count >= self.settings.retry.max_retries
         requeued, event = before.transition(
             JobStatus.QUEUED,
             now,
@@ -445,21 +431,21 @@ class Runner:
             + ("; a new cycle of attempts" if cycle else "")
             + (f"; deadline {readout.clock_time(deadline)} (from the retry)" if deadline else ""),
             next_attempt_at=None,
-            context=self._context(),
+            context=self.domain_context(),
             new_cycle=cycle,
             deadline=deadline,
             sla_status=before.sla_status
             if before.sla_status in (SlaStatus.BREACHED, SlaStatus.NONE)
             else SlaStatus.PENDING,
         )
-        await self._store.commit([PutJob(requeued, event, previous=before)])
+        await self.store.commit([PutJob(requeued, event, previous=before)])
         live.job = requeued
-        live.enqueued_mono = self._clock.mono()
-        live.deadline_mono = self._clock.to_mono(deadline)
-        self._bus.publish(
+        live.enqueued_mono = self.clock.mono()
+        live.deadline_mono = self.clock.to_mono(deadline)
+        self.bus.publish(
             EventType.JOB_RETRYING, present.job_notice(live, reason=f"retried by {by}")
         )
-        self._queue.requeue(live)
+        self.queue.requeue(live)
         self.kick()
         return live
 
@@ -470,7 +456,7 @@ class Runner:
         the new level's SLA counted from the bump, not from the request: a job queued
         for minutes and bumped to CRITICAL gets its 30 s from the moment it is bumped.
         """
-        live = self._queue.book.live(job_id)
+        live = self.queue.book.live(job_id)
         if live is None or live.job.status is not JobStatus.QUEUED:
             raise Conflict(
                 "only a QUEUED job can change level; this one is "
@@ -479,11 +465,11 @@ class Runner:
         before = live.job
         if level is before.priority_level:
             return live
-        if not self._queue.scheduler.cancel(job_id):
+        if not self.queue.scheduler.cancel(job_id):
             # Dispatched a moment ago: the book says QUEUED until the worker reports in.
             raise Conflict("only a QUEUED job can change level; this one has just started")
-        now = self._clock.now()
-        deadline = self._queue.deadline_for(level, now)
+        now = self.clock.now()
+        deadline = self.queue.deadline_for(level, now)
         moved = before.evolve(
             priority_level=level,
             deadline=deadline,
@@ -506,50 +492,50 @@ class Runner:
             reason=f"bumped from {before.priority_level.value.upper()} to "
             f"{level.value.upper()} by {by}; {when}",
         )
-        await self._store.commit([PutJob(moved, event, previous=before)])
+        await self.store.commit([PutJob(moved, event, previous=before)])
         live.job = moved
         live.at_risk_reason = ""
-        live.enqueued_mono = self._clock.mono()
-        live.deadline_mono = self._clock.to_mono(deadline)
-        self._queue.sla_watch.unwatch(job_id)
-        self._bus.publish(
+        live.enqueued_mono = self.clock.mono()
+        live.deadline_mono = self.clock.to_mono(deadline)
+        self.queue.sla_watch.unwatch(job_id)
+        self.bus.publish(
             EventType.JOB_LEVEL_CHANGED,
             present.job_notice(live, from_level=before.priority_level, reason=event.reason),
         )
-        self._queue.requeue(live)
+        self.queue.requeue(live)
         self.kick()
         return live
 
     async def _load_live(self, job_id: uuid.UUID) -> LiveJob:
-        job = await self._store.read(load_job, job_id)
+        job = await self.store.read(load_job, job_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
-        request = await self._store.read(load_request, job.request_id)
+        request = await self.store.read(load_request, job.request_id)
         if request is None:
             raise NotFound(f"job {job_id} has no request (archived?)")
         return self._live_from(request, job)
 
     def _live_from(self, request: PriorityRequest, job: ProcessingJob) -> LiveJob:
         source = base_url_of(request.source_url)
-        clock = self._clock
+        clock = self.clock
         live = LiveJob(
             request=request,
             job=job,
             source_key=source,
             estimate_s=request.estimated_processing_time.total_seconds()
-            or self._estimates.estimate(source, request.data_type),
+            or self.estimates.estimate(source, request.data_type),
             enqueued_mono=clock.to_mono(job.queued_at) or clock.mono(),
             deadline_mono=clock.to_mono(job.deadline),
         )
-        self._queue.book.add(live)
+        self.queue.book.add(live)
         return live
 
     # -- start-up and shutdown ----------------------------------------------------
 
     async def recover(self) -> None:
         """Reload unfinished jobs; requeue those whose lease expired (a crash), count it."""
-        found = await self._store.read(load_unfinished)
-        now = self._clock.now()
+        found = await self.store.read(load_unfinished)
+        now = self.clock.now()
         requeue_changes: list[Change] = []
         loaded = reaped = 0
         for request, job in found:
@@ -558,7 +544,7 @@ class Runner:
                 if (
                     job.lease_expires_at is not None
                     and job.lease_expires_at > now
-                    and job.lease_owner != self._instance
+                    and job.lease_owner != self.instance
                 ):
                     self._foreign_leases[job.job_id] = job.lease_expires_at
                     continue
@@ -566,14 +552,14 @@ class Runner:
                 reaped += 1
             loaded += 1
         if requeue_changes:
-            await self._store.commit(requeue_changes)
-        watch = self._queue.sla_watch
-        for live in list(self._queue.book):
+            await self.store.commit(requeue_changes)
+        watch = self.queue.sla_watch
+        for live in list(self.queue.book):
             if live.job.status is JobStatus.QUEUED:
-                not_before = self._clock.to_mono(live.job.next_attempt_at) or 0.0
-                self._queue.requeue(live, not_before=not_before)
+                not_before = self.clock.to_mono(live.job.next_attempt_at) or 0.0
+                self.queue.requeue(live, not_before=not_before)
             elif live.job.deadline is not None and live.job.sla_status is SlaStatus.PENDING:
-                watch.watch(live.job_id, live.deadline_mono or self._clock.mono())
+                watch.watch(live.job_id, live.deadline_mono or self.clock.mono())
         log.info(
             "recovered jobs",
             loaded=loaded,
@@ -591,19 +577,19 @@ class Runner:
             JobStatus.FAILED, max(now, before.started_at or now), reason=reason
         )
         changes: list[Change] = [PutJob(failed, fail_event, previous=before)]
-        if before.retry_count < self._settings.retry.max_retries:
+        if before.retry_count < self.settings.retry.max_retries:
             requeued, event = failed.transition(
                 JobStatus.QUEUED,
                 now,
                 reason="requeued after the lease expired",
-                context=self._context(),
+                context=self.domain_context(),
             )
             changes.append(PutJob(requeued, event, previous=failed))
             live.job = requeued
-            self._queue.book.add(live)
+            self.queue.book.add(live)
         else:
             live.job = failed
-            self._queue.book.update(failed)
+            self.queue.book.update(failed)
         return changes
 
     async def lease_reaper(self) -> None:
@@ -613,14 +599,14 @@ class Runner:
                 await asyncio.sleep(3600)
                 continue
             job_id, expires = min(self._foreign_leases.items(), key=lambda kv: kv[1])
-            await asyncio.sleep(max(0.0, (expires - self._clock.now()).total_seconds()))
+            await asyncio.sleep(max(0.0, (expires - self.clock.now()).total_seconds()))
             self._foreign_leases.pop(job_id, None)
-            live = self._queue.book.live(job_id)
+            live = self.queue.book.live(job_id)
             if live is None or live.job.status is not JobStatus.PROCESSING:
                 continue
-            await self._store.commit(self._reap(live, self._clock.now()))
+            await self.store.commit(self._reap(live, self.clock.now()))
             if live.job.status.value == JobStatus.QUEUED.value:  # _reap requeued it
-                self._queue.requeue(live)
+                self.queue.requeue(live)
                 self.kick()
 
     async def drain(self, grace_s: float) -> None:
@@ -637,19 +623,19 @@ class Runner:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             released = []
-            now = self._clock.now()
-            for live in self._queue.book:
+            now = self.clock.now()
+            for live in self.queue.book:
                 if (
                     live.job.status is JobStatus.PROCESSING
-                    and live.job.lease_owner == self._instance
+                    and live.job.lease_owner == self.instance
                 ):
                     before = live.job
                     live.job = before.evolve(lease_expires_at=now)
                     released.append(PutJob(live.job, previous=before))
             if released:
-                await self._store.commit(released)
+                await self.store.commit(released)
                 log.info("released leases", count=len(released))
-        await self._writes.drain()
+        await self.writes.drain()
 
 
 def finished_conflict(job: ProcessingJob) -> Conflict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -44,30 +45,23 @@ def new_source(base_url: str, now: datetime) -> DataSource:
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class SourceBook:
-    def __init__(
-        self,
-        *,
-        settings: SourcesSettings,
-        scheduler: Scheduler,
-        store: Store,
-        writes: BackgroundWrites,
-        bus: EventBus,
-        clock: Clock,
-    ) -> None:
-        self._settings = settings
-        self._scheduler = scheduler
-        self._store = store
-        self._writes = writes
-        self._bus = bus
-        self._clock = clock
+    settings: SourcesSettings
+    scheduler: Scheduler
+    store: Store
+    writes: BackgroundWrites
+    bus: EventBus
+    clock: Clock
+
+    def __post_init__(self) -> None:
         self._by_url: dict[str, DataSource] = {}
         self._probe_timers: dict[str, asyncio.TimerHandle] = {}
         # The runner's wake-up: a breaker change may let work through again.
         self.on_change: Callable[[], None] = lambda: None
 
     async def load(self) -> None:
-        for source in await self._store.read(load_sources):
+        for source in await self.store.read(load_sources):
             self._by_url[source.base_url] = source
             self._sync_scheduler(source)
             self._arm_probe(source)
@@ -90,7 +84,7 @@ class SourceBook:
         source = new_source(base_url, now)
         self._by_url[base_url] = source
         self._sync_scheduler(source)
-        self._bus.publish(EventType.SOURCE_CREATED, lambda: present.source_notice(source))
+        self.bus.publish(EventType.SOURCE_CREATED, lambda: present.source_notice(source))
         return source, True
 
     def find(self, ref: str) -> DataSource:
@@ -117,18 +111,18 @@ class SourceBook:
         since = readout.clock_time(source.circuit_opened_at)
         if source.circuit_state is CircuitState.HALF_OPEN:
             return f"source {source.name} circuit open since {since}, one probe fetch under way"
-        due = breaker.probe_due_at(source, self._settings.breaker_cooldown_s)
+        due = breaker.probe_due_at(source, self.settings.breaker_cooldown_s)
         return f"source {source.name} circuit open since {since}, next try at {readout.clock_time(due)}"
 
     def record(
         self, base_url: str, *, ok: bool, elapsed_s: float, breaker_fault: bool = False
     ) -> None:
         """Count one fetch: reliability and response time always, the breaker only for faults."""
-        now = self._clock.now()
+        now = self.clock.now()
         source = self._by_url.get(base_url)
         if source is None:
             source, _ = self.ensure(base_url, now)
-        s = self._settings
+        s = self.settings
         counted = source.record_fetch(
             success=ok,
             response_time=timedelta(seconds=max(0.0, elapsed_s)),
@@ -153,13 +147,13 @@ class SourceBook:
         if source is None or breaker.access(source) is not SourceAccess.PROBE:
             return
         # The scheduler lets a new probe through only after the source was blocked in between.
-        self._scheduler.set_source_access(base_url, SourceAccess.BLOCKED)
+        self.scheduler.set_source_access(base_url, SourceAccess.BLOCKED)
         self._sync_scheduler(source)
 
     async def set_enabled(self, ref: str, enabled: bool) -> DataSource:
         source = self.find(ref)
-        update = breaker.set_disabled(source, not enabled, self._clock.now())
-        await self._store.commit([PutSource(update.source)])
+        update = breaker.set_disabled(source, not enabled, self.clock.now())
+        await self.store.commit([PutSource(update.source)])
         self._apply(update, persist_now=True)
         return update.source
 
@@ -167,7 +161,7 @@ class SourceBook:
         source = update.source
         self._by_url[source.base_url] = source
         if not persist_now:
-            self._writes.soon(PutSource(source))
+            self.writes.soon(PutSource(source))
         self._sync_scheduler(source)
         self._arm_probe(source)
         if update.changed:
@@ -177,28 +171,28 @@ class SourceBook:
                 change=update.change.value,
                 message=update.message,
             )
-            self._bus.publish(
+            self.bus.publish(
                 EventType(f"source.{update.change.value}"),
                 present.source_notice(source, update.message),
             )
             self.on_change()
-        self._bus.publish(EventType.SOURCE_UPDATED, lambda: present.source_notice(source))
+        self.bus.publish(EventType.SOURCE_UPDATED, lambda: present.source_notice(source))
 
     def _sync_scheduler(self, source: DataSource) -> None:
         """The scheduler's view of the source: may it run, and when an open breaker retries."""
-        due = breaker.probe_due_at(source, self._settings.breaker_cooldown_s)
-        until = None if due is None or source.manually_disabled else self._clock.to_mono(due)
-        self._scheduler.set_source_access(source.base_url, breaker.access(source), until=until)
+        due = breaker.probe_due_at(source, self.settings.breaker_cooldown_s)
+        until = None if due is None or source.manually_disabled else self.clock.to_mono(due)
+        self.scheduler.set_source_access(source.base_url, breaker.access(source), until=until)
 
     def _arm_probe(self, source: DataSource) -> None:
         """While a breaker is open, wake when its cool-down ends to let one probe through."""
         timer = self._probe_timers.pop(source.base_url, None)
         if timer is not None:
             timer.cancel()
-        due = breaker.probe_due_at(source, self._settings.breaker_cooldown_s)
+        due = breaker.probe_due_at(source, self.settings.breaker_cooldown_s)
         if due is None:
             return
-        delay = max(0.0, (due - self._clock.now()).total_seconds())
+        delay = max(0.0, (due - self.clock.now()).total_seconds())
         loop = asyncio.get_running_loop()
         self._probe_timers[source.base_url] = loop.call_later(delay, self._probe, source.base_url)
 
@@ -207,9 +201,7 @@ class SourceBook:
         source = self._by_url.get(base_url)
         if source is None:
             return
-        update = breaker.poll(
-            source, self._clock.now(), cooldown_s=self._settings.breaker_cooldown_s
-        )
+        update = breaker.poll(source, self.clock.now(), cooldown_s=self.settings.breaker_cooldown_s)
         if update.changed:
             self._apply(update, persist_now=False)
 

@@ -74,25 +74,17 @@ class Verdict:
     format_name: str = ""
 
 
+@dataclass(kw_only=True, eq=False)
 class DropFolder:
-    def __init__(
-        self,
-        *,
-        root: Path,
-        settings: DropSettings,
-        intake: Intake,
-        store: Store,
-        bus: EventBus,
-        clock: Clock,
-        domain_context: Callable[..., DomainContext],
-    ) -> None:
-        self._settings = settings
-        self._intake = intake
-        self._store = store
-        self._bus = bus
-        self._clock = clock
-        self._context = domain_context
-        self.root = root
+    root: Path
+    settings: DropSettings
+    intake: Intake
+    store: Store
+    bus: EventBus
+    clock: Clock
+    domain_context: Callable[..., DomainContext]
+
+    def __post_init__(self) -> None:
         self.processed = self.root / "processed"
         self.rejected = self.root / "rejected"
         self._stop = asyncio.Event()
@@ -130,7 +122,7 @@ class DropFolder:
         return found
 
     async def _watch(self) -> None:
-        settings = self._settings
+        settings = self.settings
         async for changes in awatch(
             self.root,
             recursive=False,
@@ -159,7 +151,7 @@ class DropFolder:
     # -- one file ---------------------------------------------------------------
 
     async def _handle(self, path: Path) -> None:
-        started = self._clock.mono()
+        started = self.clock.mono()
         try:
             verdict = await self._read_when_ready(path)
             if verdict is None:
@@ -173,7 +165,7 @@ class DropFolder:
                 "drop file accepted",
                 file=path.name,
                 kind=verdict.kind,
-                ms=round((self._clock.mono() - started) * 1000, 1),
+                ms=round((self.clock.mono() - started) * 1000, 1),
             )
         except ShuttingDown:
             log.info("drop file left for the next start", file=path.name)
@@ -191,9 +183,9 @@ class DropFolder:
 
     async def _read_when_ready(self, path: Path) -> Verdict | None:
         """Read and classify the file once its writer is done; None if it disappeared."""
-        settle = self._settings.settle_ms / 1000.0
-        limit = self._settings.max_file_bytes
-        give_up = self._clock.mono() + MAX_WAIT_FOR_WRITER_S
+        settle = self.settings.settle_ms / 1000.0
+        limit = self.settings.max_file_bytes
+        give_up = self.clock.mono() + MAX_WAIT_FOR_WRITER_S
         # A request file is tried at once (a half-written one does not decode); a chain
         # file is only read once it has stopped changing (half a CSV still parses).
         try_now = path.suffix.lower() in REQUEST_SUFFIXES
@@ -227,7 +219,7 @@ class DropFolder:
                 else:
                     last, stable_for = after, 0.0
             await asyncio.sleep(POLL_S)
-            if self._clock.mono() > give_up:
+            if self.clock.mono() > give_up:
                 raise MalformedInput(
                     f"was still changing after {MAX_WAIT_FOR_WRITER_S:.0f} s; write it under a "
                     ".tmp name and rename it when complete"
@@ -260,7 +252,7 @@ class DropFolder:
 
         feed = FeedFile(name=path.name, data=data)
         fmt, _seen = registry.detect(feed)
-        symbol = symbol_of(feed, self._context().optionable)
+        symbol = symbol_of(feed, self.domain_context().optionable)
         if symbol is None:
             raise InvalidInput.from_problems(
                 path.name,
@@ -275,9 +267,9 @@ class DropFolder:
         return Verdict("chain", symbol=symbol, format_name=fmt.name)
 
     async def _submit_requests(self, path: Path, payload: Any) -> None:
-        subs = self._intake.parse(payload)
+        subs = self.intake.parse(payload)
         digest = await asyncio.to_thread(_sha256, path)
-        accepted = await self._intake.submit(subs, origin=Origin.DROP)
+        accepted = await self.intake.submit(subs, origin=Origin.DROP)
         target = _free_name(self._processed_dir() / path.name)
         # The receipt before the move: after a crash between the two, the next start finds
         # a receipt whose file is still in the drop folder and finishes the move, rather
@@ -287,7 +279,7 @@ class DropFolder:
             s.DropReceipt(
                 file=path.name,
                 sha256=digest,
-                accepted_at=self._clock.now(),
+                accepted_at=self.clock.now(),
                 requests=[_entry(a) for a in accepted],
             ),
         )
@@ -308,11 +300,11 @@ class DropFolder:
                 "market_symbol": verdict.symbol,
                 "metadata": {"file": original, "format": verdict.format_name},
             },
-            context=self._context(allow_file_urls=True, allow_any_symbol=True),
+            context=self.domain_context(allow_file_urls=True, allow_any_symbol=True),
             what=original,
         )
         try:
-            accepted = await self._intake.submit([sub], origin=Origin.DROP)
+            accepted = await self.intake.submit([sub], origin=Origin.DROP)
         except GexError as exc:
             if isinstance(exc, ShuttingDown):
                 self._move(target, self.root)  # back where it was, for the next start
@@ -323,7 +315,7 @@ class DropFolder:
             _receipt_of(target),
             s.DropReceipt(
                 file=original,
-                accepted_at=self._clock.now(),
+                accepted_at=self.clock.now(),
                 format=verdict.format_name,
                 requests=[_entry(a) for a in accepted],
             ),
@@ -373,7 +365,7 @@ class DropFolder:
             os.replace(left, target)
 
     async def _finish_chain(self, path: Path) -> None:
-        found = await self._store.read(jobs_for_source_url, await asyncio.to_thread(_uri_of, path))
+        found = await self.store.read(jobs_for_source_url, await asyncio.to_thread(_uri_of, path))
         if found:
             log.warning("drop file queued before a crash: writing its receipt", file=path.name)
             _write_json(
@@ -409,7 +401,7 @@ class DropFolder:
         await self._queue_chain(path, path.name, verdict)
 
     def _processed_dir(self) -> Path:
-        day = self._clock.now().astimezone(NEW_YORK).date().isoformat()
+        day = self.clock.now().astimezone(NEW_YORK).date().isoformat()
         folder = self.processed / day
         folder.mkdir(parents=True, exist_ok=True)
         return folder
@@ -433,10 +425,10 @@ class DropFolder:
             details=[msgspec.convert(d.as_dict(), s.ProblemDetail) for d in exc.details],
         )
         report = s.DropRejection(
-            file=str(original), moved_to=str(target), rejected_at=self._clock.now(), error=error
+            file=str(original), moved_to=str(target), rejected_at=self.clock.now(), error=error
         )
         _write_json(_report_of(target), report)
-        self._bus.publish(EventType.DROP_REJECTED, s.DropNotice(file=original.name, error=error))
+        self.bus.publish(EventType.DROP_REJECTED, s.DropNotice(file=original.name, error=error))
         log.warning("drop file rejected", file=original.name, error=exc.message)
 
 
