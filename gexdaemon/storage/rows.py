@@ -128,6 +128,40 @@ class TableSpec:
             object.__setattr__(self, "_schema_cache", cached)
         return cached
 
+    def row(self, model: Any) -> dict[str, Any]:
+        """A domain model as this table's row: each column is the attribute of the same name.
+
+        UUID columns hold the id as text and JSON columns the value encoded; everything
+        else goes in as the model holds it (StrEnum members are str). One definition of
+        the columns, so a field and its column cannot drift apart.
+        """
+        fields, derived, encoded = self._row_plan(type(model))
+        values = model.__dict__
+        row = {name: values[name] for name in fields}
+        for name in derived:  # computed on the model (a property), not stored in it
+            row[name] = getattr(model, name)
+        for name, encode in encoded:
+            row[name] = encode(getattr(model, name))
+        return row
+
+    def _row_plan(
+        self, model_type: type
+    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, Any], ...]]:
+        plans: dict[type, Any] = self.__dict__.setdefault("_row_plans", {})
+        plan = plans.get(model_type)
+        if plan is None:
+            encoders = {"UUID": _s, "JSON": _json}
+            stored = getattr(model_type, "model_fields", {})
+            plain = [c.name for c in self.columns if c.sql_cast not in encoders]
+            plan = plans[model_type] = (
+                tuple(n for n in plain if n in stored),
+                tuple(n for n in plain if n not in stored),
+                tuple(
+                    (c.name, encoders[c.sql_cast]) for c in self.columns if c.sql_cast in encoders
+                ),
+            )
+        return plan
+
     def insert_sql(self, relation: str, *, returning: str = "") -> str:
         cols = ", ".join(self.column_names)
         exprs = ", ".join(c.select_expr() for c in self.columns)
@@ -211,22 +245,7 @@ REQUESTS = TableSpec(
 )
 
 
-def request_row(r: PriorityRequest) -> dict[str, Any]:
-    return {
-        "request_id": str(r.request_id),
-        "source_url": r.source_url,
-        "data_type": r.data_type,
-        "market_symbol": r.market_symbol,
-        "requested_at": r.requested_at,
-        "priority_score": r.priority_score,
-        "priority_level": r.priority_level,
-        "estimated_processing_time": r.estimated_processing_time,
-        "metadata": _json(r.metadata),
-        "source_id": _s(r.source_id),
-        "deadline": r.deadline,
-        "origin": r.origin,
-        "explanation": _json(r.explanation),
-    }
+request_row = REQUESTS.row
 
 
 def request_from_row(row: Mapping[str, Any]) -> PriorityRequest:
@@ -266,30 +285,7 @@ JOBS = TableSpec(
 )
 
 
-def job_row(j: ProcessingJob) -> dict[str, Any]:
-    return {
-        "job_id": str(j.job_id),
-        "request_id": str(j.request_id),
-        "status": j.status,
-        "priority_level": j.priority_level,
-        "requested_at": j.requested_at,
-        "queued_at": j.queued_at,
-        "started_at": j.started_at,
-        "completed_at": j.completed_at,
-        "records_processed": j.records_processed,
-        "data_size_bytes": j.data_size_bytes,
-        "error_message": j.error_message,
-        "retry_count": j.retry_count,
-        "deadline": j.deadline,
-        "sla_status": j.sla_status,
-        "at_risk": j.at_risk,
-        "lease_owner": j.lease_owner,
-        "lease_expires_at": j.lease_expires_at,
-        "dispatch_phase": j.dispatch_phase,
-        "next_attempt_at": j.next_attempt_at,
-        "version": j.version,
-        "updated_at": j.updated_at,
-    }
+job_row = JOBS.row
 
 
 def job_delta(previous: ProcessingJob, job: ProcessingJob) -> dict[str, Any]:
@@ -330,15 +326,7 @@ EVENTS = TableSpec(
 )
 
 
-def event_row(e: JobEvent) -> dict[str, Any]:
-    return {
-        "job_id": str(e.job_id),
-        "seq": e.seq,
-        "occurred_at": e.occurred_at,
-        "from_status": e.from_status,
-        "to_status": e.to_status,
-        "reason": e.reason,
-    }
+event_row = EVENTS.row
 
 
 def event_from_row(row: Mapping[str, Any]) -> JobEvent:
@@ -368,23 +356,7 @@ SOURCES = TableSpec(
 )
 
 
-def source_row(s: DataSource) -> dict[str, Any]:
-    return {
-        "source_id": str(s.source_id),
-        "base_url": s.base_url,
-        "name": s.name,
-        "last_successful_fetch": s.last_successful_fetch,
-        "total_requests": s.total_requests,
-        "successful_requests": s.successful_requests,
-        "average_response_time": s.average_response_time,
-        "is_active": s.is_active,
-        "consecutive_failures": s.consecutive_failures,
-        "circuit_state": s.circuit_state.value,
-        "circuit_opened_at": s.circuit_opened_at,
-        "manually_disabled": s.manually_disabled,
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-    }
+source_row = SOURCES.row
 
 
 def source_from_row(row: Mapping[str, Any]) -> DataSource:
@@ -410,18 +382,7 @@ RULES = TableSpec(
 )
 
 
-def rule_row(r: PriorityRule) -> dict[str, Any]:
-    return {
-        "rule_id": str(r.rule_id),
-        "name": r.name,
-        "description": r.description,
-        "condition": r.condition,
-        "priority_score": r.priority_score,
-        "is_active": r.is_active,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "version": r.version,
-    }
+rule_row = RULES.row
 
 
 def rule_from_row(row: Mapping[str, Any]) -> PriorityRule:
