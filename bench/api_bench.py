@@ -19,13 +19,11 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, report_arguments
 from machine import start_daemon as start_bench_daemon
 

@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, report_arguments
 from machine import start_daemon as start_bench_daemon
 

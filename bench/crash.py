@@ -20,13 +20,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from machine import describe
+from machine import describe, print_findings
 
 from tests.daemon.harness import start_feed_server
 from tests.reliability.crashlab import CrashReport, run_crash_cycles, summarize
@@ -90,17 +87,14 @@ def main() -> int:
         )
     print(f"elapsed {elapsed / 60:.1f} min")
     findings = (baseline.findings if baseline else []) + report.findings
-    for finding in findings[:100]:
-        print(" ", finding)
-    if len(findings) > 100:
-        print(f"  ... and {len(findings) - 100} more")
+    failed = print_findings(findings, 100)
     if args.keep:
         print("data directories kept:", ", ".join(str(r) for r in roots))
     else:
         for root in roots:
             shutil.rmtree(root, ignore_errors=True)
     print(f"LOST {report.lost}" + (f" (baseline {baseline.lost})" if baseline else ""))
-    return 1 if findings else 0
+    return failed
 
 
 if __name__ == "__main__":

@@ -20,20 +20,16 @@ time to a verdict of each fault is given as a ratio to it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import contextlib
-
-from machine import describe
+from machine import describe, print_findings
 
 from tests.daemon.harness import make_daemon, wait_until
 from tests.reliability.eventtap import EventTap
@@ -146,9 +142,7 @@ def main() -> int:
         f"\n{len(FAULTS)} faults, {injected} faulty answers served, {jobs} jobs "
         f"({n} healthy); problems {len(problems)}; elapsed {time.monotonic() - started:.0f} s"
     )
-    for p in problems[:50]:
-        print(" ", p)
-    return 1 if problems else 0
+    return print_findings(problems, 50)
 
 
 if __name__ == "__main__":

@@ -20,41 +20,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from machine import describe
 
 from tests.daemon.harness import make_daemon, start_feed_server
-from tests.reliability.fuzzing import (
-    CONTENT_TYPES,
-    DROP_PREFIXES,
-    ENDPOINTS,
-    GARBAGE_HEADS,
-    QUERY_PATHS,
-    FuzzTarget,
-    Mutation,
-    chain_samples,
-    daemon_problems,
-    drop_contents,
-    drop_names,
-    encoded,
-    json_values,
-    lost_requests,
-    mutated_chains,
-    parse_problems,
-    query_values,
-    request_bodies,
-    rule_bodies,
-)
+from tests.reliability import fuzzing
 
 # The CI counts (tests/reliability/test_fuzz.py); --scale multiplies them.
 CI_COUNTS = {
@@ -110,8 +86,8 @@ def main() -> int:
     args = parser.parse_args()
     counts = {k: max(1, round(v * args.scale)) for k, v in CI_COUNTS.items()}
     print(describe(("duckdb", "pyarrow", "aiohttp", "hypothesis")))
-    samples = chain_samples(include_shared=False)
-    shared = chain_samples(include_shared=True)[len(samples) :]
+    samples = fuzzing.chain_samples(include_shared=False)
+    shared = fuzzing.chain_samples(include_shared=True)[len(samples) :]
     tally = Tally()
 
     # Baseline: the unmutated files, parsed in this process.
@@ -119,26 +95,29 @@ def main() -> int:
     rounds = 0
     while time.perf_counter() - started < 3.0:
         for name, data in samples:
-            assert parse_problems(name, data) == [], name
+            assert fuzzing.parse_problems(name, data) == [], name
         rounds += 1
     clean_rate = rounds * len(samples) / (time.perf_counter() - started)
     print(f"baseline: unmutated sample chains parse at {clean_rate:.1f}/s")
 
-    def parse(chain: Mutation) -> list[str]:
-        return [f"{chain.name} ({chain.how}): {p}" for p in parse_problems(chain.name, chain.data)]
+    def parse(chain: fuzzing.Mutation) -> list[str]:
+        return [
+            f"{chain.name} ({chain.how}): {p}"
+            for p in fuzzing.parse_problems(chain.name, chain.data)
+        ]
 
     print("in-process chain mutations:")
     tally.run(
         "chains parsed (samples)",
         counts["chains parsed (samples)"],
-        st.tuples(mutated_chains(samples)),
+        st.tuples(fuzzing.mutated_chains(samples)),
         parse,
     )
     if shared:
         tally.run(
             "chains parsed (shared CBOE CSV)",
             counts["chains parsed (shared CBOE CSV)"],
-            st.tuples(mutated_chains(shared)),
+            st.tuples(fuzzing.mutated_chains(shared)),
             parse,
         )
     else:
@@ -147,37 +126,41 @@ def main() -> int:
     feeds = start_feed_server()
     d = make_daemon("[api]\nmax_batch = 20\n").start()
     try:
-        target = FuzzTarget.prepare(d, feeds.url)
+        target = fuzzing.FuzzTarget.prepare(d, feeds.url)
         print("against the daemon:")
         tally.run(
             "api bodies",
             counts["api bodies"],
             st.tuples(
-                encoded(request_bodies(feeds.url) | rule_bodies() | json_values),
-                st.sampled_from(ENDPOINTS),
-                st.sampled_from(CONTENT_TYPES),
+                fuzzing.encoded(
+                    fuzzing.request_bodies(feeds.url) | fuzzing.rule_bodies() | fuzzing.json_values
+                ),
+                st.sampled_from(fuzzing.ENDPOINTS),
+                st.sampled_from(fuzzing.CONTENT_TYPES),
             ),
             target.api_case,
         )
         tally.run(
             "http garbage",
             counts["http garbage"],
-            st.tuples(st.sampled_from(GARBAGE_HEADS), st.binary(max_size=500)),
+            st.tuples(st.sampled_from(fuzzing.GARBAGE_HEADS), st.binary(max_size=500)),
             target.garbage_case,
         )
         tally.run(
             "query strings",
             counts["query strings"],
-            st.tuples(st.sampled_from(QUERY_PATHS), query_values),
+            st.tuples(st.sampled_from(fuzzing.QUERY_PATHS), fuzzing.query_values),
             target.query_case,
         )
         tally.run(
             "rule conditions",
             counts["rule conditions"],
             st.tuples(
-                rule_bodies(),
+                fuzzing.rule_bodies(),
                 st.dictionaries(
-                    st.sampled_from(["open_interest", "volume", "x"]), json_values, max_size=3
+                    st.sampled_from(["open_interest", "volume", "x"]),
+                    fuzzing.json_values,
+                    max_size=3,
                 ),
             ),
             target.rule_case,
@@ -188,9 +171,9 @@ def main() -> int:
             st.tuples(
                 st.lists(
                     st.tuples(
-                        st.sampled_from(DROP_PREFIXES),
-                        drop_names(),
-                        drop_contents(feeds.url, samples),
+                        st.sampled_from(fuzzing.DROP_PREFIXES),
+                        fuzzing.drop_names(),
+                        fuzzing.drop_contents(feeds.url, samples),
                     ),
                     min_size=1,
                     max_size=4,
@@ -201,11 +184,11 @@ def main() -> int:
         tally.run(
             "chains through the daemon",
             counts["chains through the daemon"],
-            st.tuples(mutated_chains(samples)),
+            st.tuples(fuzzing.mutated_chains(samples)),
             target.ingest_case,
         )
-        lost = lost_requests(d, target.accepted)
-        alive = daemon_problems(d)
+        lost = fuzzing.lost_requests(d, target.accepted)
+        alive = fuzzing.daemon_problems(d)
     finally:
         code = d.stop()
         feeds.stop()

@@ -24,7 +24,6 @@ import csv
 import json
 import math
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -35,10 +34,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, Field, field_validator
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
+from pydantic import BaseModel, Field, field_validator
 
 from gexdaemon.core.models import DomainContext
 from gexdaemon.core.settings import GexSettings

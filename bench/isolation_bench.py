@@ -16,14 +16,11 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from machine import describe, report_arguments
 from machine import start_daemon as start_bench_daemon
 

@@ -8,10 +8,16 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# A bench runs as a script (`python bench/x.py`: this folder is first on sys.path) and
+# imports `machine` before anything else; from here on the repository's `tests` helpers
+# (daemons, feed servers, fault labs) are importable too, with no line of its own for it.
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))
 
 
 def report_arguments(ap: argparse.ArgumentParser, quick: str) -> argparse.Namespace:
@@ -20,6 +26,15 @@ def report_arguments(ap: argparse.ArgumentParser, quick: str) -> argparse.Namesp
     ap.add_argument("--quick", action="store_true", help=quick)
     ap.add_argument("--json", action="store_true", help="end with one JSON line")
     return ap.parse_args()
+
+
+def print_findings(findings: Sequence[object], shown: int) -> int:
+    """Print the first `shown` findings (and how many more there are); the exit code: 1 if any."""
+    for finding in findings[:shown]:
+        print(" ", finding)
+    if len(findings) > shown:
+        print(f"  ... and {len(findings) - shown} more")
+    return 1 if findings else 0
 
 
 def describe(

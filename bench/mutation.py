@@ -32,8 +32,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from machine import REPO, describe
 
 MODULES = ("scoring", "gex", "rules", "scheduler")

@@ -22,15 +22,12 @@ import argparse
 import random
 import shutil
 import statistics
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from machine import describe
+from machine import describe, print_findings
 
 from gexdaemon.client import Client
 from tests.daemon.harness import make_daemon, start_feed_server
@@ -244,9 +241,7 @@ def main() -> int:
         f"jobs after the drain: {dict(jobs)}; acknowledged {len(ledger.acked)}; "
         f"findings {len(findings)}; lost {sum(1 for f in findings if f.kind == 'lost')}"
     )
-    for f in findings[:30]:
-        print(" ", f)
-    return 1 if findings else 0
+    return print_findings(findings, 30)
 
 
 if __name__ == "__main__":

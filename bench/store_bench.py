@@ -22,9 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from machine import describe, report_arguments
 
 from gexdaemon.core.models import (

@@ -162,8 +162,8 @@ class ChainError(InvalidInput):
 
 
 @dataclass
-class RawChain:
-    """What a parser read: contract columns (any subset) plus what the file says about itself."""
+class ParsedTable:
+    """What a parser read, before validation: the rows plus what the file says about itself."""
 
     table: pa.Table
     source: str
@@ -175,6 +175,11 @@ class RawChain:
     snapshot_at: datetime | None = None
     excluded: dict[str, int] = field(default_factory=dict)
     examples: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class RawChain(ParsedTable):
+    """Contract rows (any subset of the contract columns), as a parser read them."""
 
 
 @dataclass

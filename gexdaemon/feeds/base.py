@@ -19,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gexdaemon.core.chain import ChainError, RawChain
-from gexdaemon.core.errors import Problem
+from gexdaemon.core.chain import ChainError, ParsedTable, RawChain
 from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.core.timeutil import NEW_YORK
 from gexdaemon.core.vocab import ExpiryFilter, GammaSource, GexUnit, SignModel
@@ -59,20 +58,10 @@ class StrikeMeta:
 
 
 @dataclass
-class RawStrikes:
+class RawStrikes(ParsedTable):
     """Strike-level rows in the seed's GEXStrike shape, numbers as float64."""
 
-    table: pa.Table
-    source: str
-    format_name: str
-    rows_read: int
-    locate: Callable[[int], str]
-    underlying: str | None = None
-    spot: float | None = None
-    snapshot_at: datetime | None = None
     meta: StrikeMeta = field(default_factory=StrikeMeta)
-    excluded: dict[str, int] = field(default_factory=dict)
-    examples: list[Problem] = field(default_factory=list)
 
 
 ParsedFeed = RawChain | RawStrikes

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from gexdaemon.core.chain import NUMBER_COLUMNS
 from gexdaemon.feeds.base import FeedFile
 from gexdaemon.feeds.naming import symbol_from_name, symbol_of
 from tests.feeds.conftest import ingest_bytes
@@ -67,17 +68,8 @@ def expected(fields: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 
 
 IDENTITY = ("root", "expiry", "settlement", "right", "strike_price")
-QUOTE_TABLE_FIELDS = (
-    *IDENTITY,
-    "bid",
-    "ask",
-    "last",
-    "volume",
-    "open_interest",
-    "iv",
-    "delta",
-    "gamma",
-)
+# The quote table carries every number column but theta and vega.
+QUOTE_TABLE_FIELDS = (*IDENTITY, *(c for c in NUMBER_COLUMNS if c not in ("theta", "vega")))
 ALL_FIELDS = (*QUOTE_TABLE_FIELDS, "theta", "vega")
 
 
