@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widgets import Static
 
 from gextui.actions import WRITING_ACTIONS
+from gextui.columns import Column
 from gextui.desk import DeskState
 from gextui.link import DaemonCalls
+from gextui.widgets.livetable import LiveTable
 
 
 @dataclass(frozen=True)
@@ -54,3 +58,28 @@ class DeskView(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (self.context.read_only and (self.VIEW_ID, action) in WRITING_ACTIONS)
+
+
+class TableView(DeskView):
+    """A view that is a summary line, one live table and a pane under the table.
+
+    The widgets are `<VIEW_ID>-summary`, `<VIEW_ID>-table` and `PANE_ID` (a detail
+    panel or a line of help, by `PANE_CLASSES`); `_drawn` holds the revision the view
+    drew last, so `show_desk` can skip a frame in which nothing it shows changed.
+    """
+
+    COLUMNS: ClassVar[tuple[Column, ...]] = ()
+    PANE_ID: ClassVar[str] = ""
+    PANE_CLASSES: ClassVar[str] = "hint"
+
+    def __init__(self, context: DeskContext, **kwargs: Any) -> None:
+        super().__init__(context, **kwargs)
+        self._drawn: object = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id=f"{self.VIEW_ID}-summary")
+        yield LiveTable(self.COLUMNS, id=f"{self.VIEW_ID}-table")
+        yield Static(id=self.PANE_ID or f"{self.VIEW_ID}-help", classes=self.PANE_CLASSES)
+
+    def focus_main(self) -> None:
+        self.query_one(LiveTable).focus()

@@ -5,10 +5,8 @@ In embedded mode it says so: one daemon, no Redis."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.widgets import Static
 
 from gexdaemon.protocol import shapes as s
@@ -16,7 +14,7 @@ from gextui import readout
 from gextui.actions import bindings_for
 from gextui.columns import Column
 from gextui.desk import DeskState
-from gextui.views.base import DeskContext, DeskView
+from gextui.views.base import TableView
 from gextui.widgets.livetable import LiveTable, Row
 
 COLUMNS = (
@@ -79,21 +77,10 @@ def summary_text(found: s.ClusterStatus | None) -> Text:
     return text
 
 
-class NodesView(DeskView):
+class NodesView(TableView):
     VIEW_ID = "nodes"
     BINDINGS = bindings_for("nodes")
-
-    def __init__(self, context: DeskContext, **kwargs: Any) -> None:
-        super().__init__(context, **kwargs)
-        self._drawn: int | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="nodes-summary")
-        yield LiveTable(COLUMNS, id="nodes-table")
-        yield Static(id="nodes-help", classes="hint")
-
-    def focus_main(self) -> None:
-        self.query_one(LiveTable).focus()
+    COLUMNS = COLUMNS
 
     def show_desk(self, desk: DeskState, now: datetime) -> None:
         if desk.rev.cluster == self._drawn:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from gexdaemon.protocol import shapes as s
@@ -17,7 +15,7 @@ from gextui.actions import bindings_for
 from gextui.columns import Column
 from gextui.desk import DeskState
 from gextui.messages import Change, Confirmation, EditRule
-from gextui.views.base import DeskContext, DeskView
+from gextui.views.base import TableView
 from gextui.widgets.livetable import LiveTable, Row
 
 COLUMNS = (
@@ -58,21 +56,12 @@ def rule_detail(rule: s.RuleView | None) -> Table | Text:
     return table
 
 
-class RulesView(DeskView):
+class RulesView(TableView):
     VIEW_ID = "rules"
     BINDINGS = bindings_for("rules")
-
-    def __init__(self, context: DeskContext, **kwargs: Any) -> None:
-        super().__init__(context, **kwargs)
-        self._drawn: tuple[int, int, str | None] | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="rules-summary")
-        yield LiveTable(COLUMNS, id="rules-table")
-        yield Static(id="rule-detail", classes="panel")
-
-    def focus_main(self) -> None:
-        self.query_one(LiveTable).focus()
+    COLUMNS = COLUMNS
+    PANE_ID = "rule-detail"
+    PANE_CLASSES = "panel"
 
     def _selected(self) -> s.RuleView | None:
         return self.desk.rules.get(self.query_one(LiveTable).key_at_cursor() or "")

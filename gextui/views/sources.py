@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from gexdaemon.core.vocab import CircuitState
@@ -17,7 +15,7 @@ from gextui.actions import bindings_for
 from gextui.columns import Column
 from gextui.desk import DeskState
 from gextui.messages import Change, Confirmation
-from gextui.views.base import DeskContext, DeskView
+from gextui.views.base import TableView
 from gextui.widgets.livetable import LiveTable, Row
 
 COLUMNS = (
@@ -64,21 +62,10 @@ def source_row(source: s.SourceView, lane: s.SourceLane | None, now: datetime) -
     }
 
 
-class SourcesView(DeskView):
+class SourcesView(TableView):
     VIEW_ID = "sources"
     BINDINGS = bindings_for("sources")
-
-    def __init__(self, context: DeskContext, **kwargs: Any) -> None:
-        super().__init__(context, **kwargs)
-        self._drawn: tuple[int, int, int] | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="sources-summary")
-        yield LiveTable(COLUMNS, id="sources-table")
-        yield Static(id="sources-help", classes="hint")
-
-    def focus_main(self) -> None:
-        self.query_one(LiveTable).focus()
+    COLUMNS = COLUMNS
 
     def show_desk(self, desk: DeskState, now: datetime) -> None:
         revision = (desk.rev.sources, desk.rev.queues, int(now.timestamp()))
