@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import structlog
@@ -51,6 +51,7 @@ from gexdaemon.daemon.sla import WINDOW_S as SLA_WINDOW_S
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.snapshots import LatestSnapshots
 from gexdaemon.daemon.sources import SourceBook
+from gexdaemon.daemon.wiring import wire
 from gexdaemon.daemon.writes import BackgroundWrites
 from gexdaemon.drop.watcher import DropFolder
 from gexdaemon.protocol.shapes import DaemonNotice
@@ -273,85 +274,54 @@ class Daemon:
         )
         writes = self._writes = BackgroundWrites(store)
         sla_watch = self.sla_watch = SlaWatch(asyncio.get_running_loop(), clock.mono)
-        queue = JobQueue(
-            book=JobBook(settings.daemon.recent_jobs),
-            scheduler=scheduler,
-            sla_watch=sla_watch,
-            sla=settings.sla,
-            bus=bus,
-            clock=clock,
-            writes=writes,
+        # The parts services are built from (each takes the fields it declares, by name).
+        parts: dict[str, object] = {
+            "identity": self,
+            "config": cfg,
+            "instance": self.instance,
+            "ingest_dir": self.ingest_dir,
+            "store": store,
+            "bus": bus,
+            "clock": clock,
+            "now": clock.now,
+            "scheduler": scheduler,
+            "writes": writes,
+            "sla_watch": sla_watch,
+            "estimates": self.estimates,
+            "latest": self.latest,
+            "domain_context": cfg.domain_context,
+        }
+        parts["queue"] = wire(
+            JobQueue, parts, book=JobBook(settings.daemon.recent_jobs), sla=settings.sla
         )
-        sources = self.sources = SourceBook(
-            settings=src, scheduler=scheduler, store=store, writes=writes, bus=bus, clock=clock
-        )
-        rules = RuleService(
-            store=store,
-            bus=bus,
-            now=clock.now,
+        sources = parts["sources"] = self.sources = wire(SourceBook, parts, settings=src)
+        rules = parts["rules"] = wire(
+            RuleService,
+            parts,
             settings=settings.rules,
             priority=settings.priority,
             reliability=sources.reliability,
         )
         executor = self._executor(store, http, pools, sources.record)
-        runner = self.runner = Runner(
-            settings=settings,
-            instance=self.instance,
-            queue=queue,
-            store=store,
-            writes=writes,
-            sources=sources,
-            estimates=self.estimates,
-            executor=executor,
-            latest=self.latest,
-            bus=bus,
-            clock=clock,
-            domain_context=cfg.domain_context,
+        runner = parts["runner"] = self.runner = wire(
+            Runner, parts, settings=settings, executor=executor
         )
         sla_watch.on_deadline = runner.on_deadline
         sources.on_change = runner.kick
-        keys = IdempotencyBook(store=store, clock=clock)
+        keys = parts["keys"] = wire(IdempotencyBook, parts)
 
         if self._redis is not None:
-            self.cluster = self._cluster_service(store, http, pools, sources.record, rules)
-        intake = self.intake = Intake(
+            self.cluster = self._cluster_service(parts, http, pools, sources.record)
+        parts["cluster"] = self.cluster
+        parts["intake"] = self.intake = wire(
+            Intake,
+            parts,
             settings=settings,
-            domain_context=cfg.domain_context,
-            sources=sources,
-            rules=rules,
-            estimates=self.estimates,
-            queue=queue,
-            store=store,
-            clock=clock,
             accepting=lambda: self._state == "running",
             wake=runner.kick,
-            keys=keys,
-            cluster=self.cluster,
         )
-        self.ops = Operations(
-            identity=self,
-            config=cfg,
-            store=store,
-            queue=queue,
-            runner=runner,
-            intake=intake,
-            rules=rules,
-            sources=sources,
-            latest=self.latest,
-            bus=bus,
-            clock=clock,
-            ingest_dir=self.ingest_dir,
-            cluster=self.cluster,
-        )
-        self.drop = DropFolder(
-            root=cfg.drop_dir,
-            settings=settings.drop,
-            intake=intake,
-            store=store,
-            bus=bus,
-            clock=clock,
-            domain_context=cfg.domain_context,
-        )
+        self.ops = wire(Operations, parts)
+        self.drop = wire(DropFolder, parts, root=cfg.drop_dir, settings=settings.drop)
         await rules.load()
         await sources.load()
         await keys.load()
@@ -387,23 +357,25 @@ class Daemon:
 
     def _cluster_service(
         self,
-        store: Store,
+        parts: dict[str, object],
         http: aiohttp.ClientSession,
         pools: ComputePools,
         record_fetch: Callable[..., None],
-        rules: RuleService,
     ) -> ClusterService:
         from gexdaemon.cluster.board import Board  # noqa: PLC0415 - cluster mode only
         from gexdaemon.cluster.keys import Keys  # noqa: PLC0415
         from gexdaemon.daemon.cluster import ClusterService, default_node_id  # noqa: PLC0415
 
-        cfg, settings, clock = self.config, self.settings, self.clock
+        cfg, settings = self.config, self.settings
         client, found, warning = self._redis
+        store = cast("Store", parts["store"])
 
         def executor(persist: Callable[..., Any]) -> Executor:
             return self._executor(store, http, pools, record_fetch, persist)
 
-        return ClusterService(
+        return wire(
+            ClusterService,
+            parts,
             settings=settings,
             node_id=settings.cluster.node_id or default_node_id(),
             slots=settings.daemon.workers,
@@ -412,14 +384,8 @@ class Daemon:
             redis_facts=found,
             warning=warning,
             executor_factory=executor,
-            store=store,
             lake_dir=cfg.lake_dir,
-            latest=self.latest,
-            bus=self.bus,
-            clock=clock,
             decode_context=cfg.domain_context(allow_any_symbol=True, allow_file_urls=True),
-            sla_watch=self.sla_watch,
-            rules=rules,
         )
 
     async def stop(self) -> None:

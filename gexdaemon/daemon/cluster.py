@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,48 +66,40 @@ EVENT_TYPES = {
 }
 
 
+@dataclass(kw_only=True, eq=False)
 class ClusterService:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        node_id: str,
-        slots: int,
-        version: str,
-        board: Board,
-        redis_facts: RedisFacts,
-        warning: str,
-        executor_factory: Callable[[Callable[[LiveJob, SnapshotRecord], Any]], Executor],
-        store: Store,
-        lake_dir: Path,
-        latest: LatestSnapshots,
-        bus: EventBus,
-        clock: Clock,
-        decode_context: DomainContext,
-        sla_watch: SlaWatch | None = None,
-        rules: RuleService | None = None,
-    ) -> None:
-        self.settings = settings
+    settings: Settings
+    node_id: str
+    slots: int
+    version: str
+    board: Board
+    redis_facts: RedisFacts
+    warning: str
+    executor_factory: Callable[[Callable[[LiveJob, SnapshotRecord], Any]], Executor]
+    store: Store
+    lake_dir: Path
+    latest: LatestSnapshots
+    bus: EventBus
+    clock: Clock
+    decode_context: DomainContext
+    sla_watch: SlaWatch | None = None
+    rules: RuleService | None = None
+
+    def __post_init__(self) -> None:
         # What the board holds was validated when a node accepted it (file:// URLs from a
         # drop folder included); reading it back checks the shapes under that same trust.
-        self._decode = decode_context.as_validation_context()
-        self._sla_watch = sla_watch
-        self._rules = rules
+        self._decode = self.decode_context.as_validation_context()
         self._rules_version = 0
         self._lake_seen = False
-        self.node_id = node_id
-        self.board = board
-        self.facts = redis_facts
-        self.warning = warning
-        self.lake_dir = lake_dir
-        self.staging = lake_dir / ".staging" / node_id.replace("/", "_")
-        self._store = store
-        self._latest = latest
-        self._bus = bus
-        self._clock = clock
-        self._executor = executor_factory(self._stage)
+        self.staging = self.lake_dir / ".staging" / self.node_id.replace("/", "_")
+        self._executor = self.executor_factory(self._stage)
         self.node = ClusterNode(
-            board, settings, node_id=node_id, slots=slots, work=self._work, version=version
+            self.board,
+            self.settings,
+            node_id=self.node_id,
+            slots=self.slots,
+            work=self._work,
+            version=self.version,
         )
         self._offset_ms = 0.0  # Redis' clock minus ours
         self._tokens: dict[uuid.UUID, int] = {}
@@ -148,7 +141,7 @@ class ClusterService:
             "joined the cluster",
             node=self.node_id,
             cluster=self.settings.cluster.name,
-            redis=self.facts.url,
+            redis=self.redis_facts.url,
             queued=len(queued),
             running=len(running),
         )
@@ -162,7 +155,7 @@ class ClusterService:
 
     async def _join_rules(self) -> None:
         """The first node to start shares its rules; every later one adopts the cluster's."""
-        rules = self._rules
+        rules = self.rules
         if rules is None:
             return
         version, text = await self.board.rules()
@@ -178,12 +171,12 @@ class ClusterService:
         log.info("shared the rule set with the cluster", version=self._rules_version)
 
     async def _adopt_rules(self, version: int, text: str) -> None:
-        if self._rules is None or version <= self._rules_version:
+        if self.rules is None or version <= self._rules_version:
             return
         found = [
             PriorityRule.model_validate(r, context=self._decode) for r in msgspec.json.decode(text)
         ]
-        changed = await self._rules.adopt(found)
+        changed = await self.rules.adopt(found)
         self._rules_version = version
         log.info("adopted the cluster's rule set", version=version, changed=changed)
 
@@ -246,7 +239,7 @@ class ClusterService:
             found = await self.board.submit(jobs)
         except Exception as exc:
             raise Unavailable(
-                f"the cluster's Redis ({self.facts.url}) did not take the request "
+                f"the cluster's Redis ({self.redis_facts.url}) did not take the request "
                 f"({type(exc).__name__}); nothing was accepted: retry"
             ) from None
         out = []
@@ -305,8 +298,8 @@ class ClusterService:
             job=job,
             source_key=h.get("source", ""),
             estimate_s=float(h.get("estimate_s") or 0.0),
-            enqueued_mono=self._clock.mono(),
-            deadline_mono=self._clock.to_mono(deadline) if deadline else None,
+            enqueued_mono=self.clock.mono(),
+            deadline_mono=self.clock.to_mono(deadline) if deadline else None,
             snapshot_id=h.get("snapshot_id") or None,
         )
 
@@ -334,7 +327,7 @@ class ClusterService:
         holder, epoch = await self.board.leader()
         now_ms = await self.board.time_ms()
         found = await facts(self.board.client, self.settings.cluster)
-        self.facts = found
+        self.redis_facts = found
         return {
             "mode": "cluster",
             "cluster": self.settings.cluster.name,
@@ -398,14 +391,12 @@ class ClusterService:
         async def publish() -> None:
             first = not any(self.lake_dir.glob("symbol=*"))
             final = await asyncio.to_thread(publish_staged, self.lake_dir, found)
-            await cache_snapshot(self._store, record, final, first_in_lake=first)
+            await cache_snapshot(self.store, record, final, first_in_lake=first)
             if outcome.snapshot is not None:
                 summary = present.snapshot_summary(outcome.snapshot.snapshot_row)
                 live.snapshot_id = summary.snapshot_id
-                self._latest.note(summary)
-                self._bus.publish(
-                    EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, live)
-                )
+                self.latest.note(summary)
+                self.bus.publish(EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, live))
 
         async def discard() -> None:
             found.path.unlink(missing_ok=True)
@@ -469,18 +460,18 @@ class ClusterService:
                     self._count_finish(h)
                     if kind is EventType.JOB_COMPLETED and not self._lake_seen:
                         await self._see_lake()
-                self._bus.publish(kind, self._notice(h, kind))
+                self.bus.publish(kind, self._notice(h, kind))
 
     async def _see_lake(self) -> None:
         """The first snapshot in the shared lake (another node's, maybe): let this node's
         `gex_lake` view, made over an empty lake at start, read it."""
         if await asyncio.to_thread(lambda: any(self.lake_dir.glob("symbol=*/*/*.parquet"))):
             self._lake_seen = True
-            await asyncio.wrap_future(self._store.refresh_views())
+            await asyncio.wrap_future(self.store.refresh_views())
 
     def _count_finish(self, h: Mapping[str, str]) -> None:
         """The cluster's SLA figures, on every node: each job that ended, met or not."""
-        watch = self._sla_watch
+        watch = self.sla_watch
         if watch is None or "level" not in h:
             return
         sla = h.get("sla_status", "")
@@ -512,7 +503,7 @@ class ClusterService:
                     self._seen_requests.popitem(last=False)
             changes.append(MirrorJob(job))
         if changes:
-            await self._store.commit(changes)
+            await self.store.commit(changes)
             self.mirrored += len(hashes)
 
     async def _watch(self) -> None:

@@ -180,37 +180,28 @@ class Places:
     lake: Path
 
 
+@dataclass(kw_only=True, eq=False)
 class Executor:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        places: Places,
-        store: Store,
-        http: aiohttp.ClientSession,
-        pools: ComputePools,
-        record_fetch: Callable[..., None],
-        domain_context: Callable[[], DomainContext],
-        now: Callable[[], datetime],
-        persist: Callable[[LiveJob, SnapshotRecord], Awaitable[None]] | None = None,
-    ) -> None:
-        self._settings = settings
-        self._places = places
-        self._store = store
-        self._persist = persist or self._persist_here
-        self._http = http
-        self._pools = pools
-        self._record_fetch = record_fetch
-        self._context = domain_context
-        self._now = now
+    settings: Settings
+    places: Places
+    store: Store
+    http: aiohttp.ClientSession
+    pools: ComputePools
+    record_fetch: Callable[..., None]
+    domain_context: Callable[[], DomainContext]
+    now: Callable[[], datetime]
+    persist: Callable[[LiveJob, SnapshotRecord], Awaitable[None]] | None = None
+
+    def __post_init__(self) -> None:
+        self._persist = self.persist or self._persist_here
 
     async def _persist_here(self, _live: LiveJob, record: SnapshotRecord) -> None:
-        await persist_snapshot_async(self._store, self._places.lake, record)
+        await persist_snapshot_async(self.store, self.places.lake, record)
 
     def fetch_timeout_s(self, live: LiveJob) -> float:
         """The longer of the timeouts of the job's level and of the level it was submitted
         at: a bump to CRITICAL never shortens the time a slow source gets."""
-        timeouts = self._settings.sources.timeouts
+        timeouts = self.settings.sources.timeouts
         return max(
             timeouts.for_level(live.job.priority_level),
             timeouts.for_level(live.request.priority_level),
@@ -239,11 +230,11 @@ class Executor:
                 size = path.stat().st_size
                 fetch_s = 0.0
             else:
-                src = self._settings.sources
+                src = self.settings.sources
                 download = await fetch_to_file(
-                    self._http,
+                    self.http,
                     url,
-                    self._places.spool,
+                    self.places.spool,
                     timeout_s=self.fetch_timeout_s(live),
                     connect_timeout_s=src.connect_timeout_s,
                     max_bytes=src.max_body_bytes,
@@ -257,7 +248,7 @@ class Executor:
             # Every failed fetch counts against reliability (successful / total); only the
             # faults that say the source is unwell (timeouts, 5xx, ...) feed its breaker.
             fault = exc.failure in SOURCE_FAULTS
-            self._record_fetch(
+            self.record_fetch(
                 live.source_key,
                 ok=False,
                 elapsed_s=time.perf_counter() - started,
@@ -287,7 +278,7 @@ class Executor:
         # is a failed request (the seed's reliability), though not a fault of the line,
         # so it does not feed the breaker.
         content_failed = outcome.code in (FailureCode.INVALID_FILE, FailureCode.UNPARSEABLE)
-        self._record_fetch(live.source_key, ok=not content_failed, elapsed_s=elapsed)
+        self.record_fetch(live.source_key, ok=not content_failed, elapsed_s=elapsed)
         outcome.fetch_s = fetch_s
         return outcome
 
@@ -301,15 +292,15 @@ class Executor:
             path,
             job_id=live.job_id,
             symbol_hint=live.request.market_symbol,
-            settings=self._settings.gex,
-            now=self._now(),
-            context=self._context(),
+            settings=self.settings.gex,
+            now=self.now(),
+            context=self.domain_context(),
         )
         try:
             try:
-                snapshot = await self._pools.run(live.job.priority_level, work)
+                snapshot = await self.pools.run(live.job.priority_level, work)
             except BrokenProcessPool:
-                self._pools.restart_processes()
+                self.pools.restart_processes()
                 return Outcome(
                     ok=False,
                     code=FailureCode.WORKER_LOST,
@@ -344,7 +335,7 @@ class Executor:
     def _local_file(self, url: str) -> Path:
         """A file:// URL may only point inside the drop folder or the ingest folder."""
         path = Path(unquote(urlsplit(url).path)).resolve()
-        if not any(path.is_relative_to(root.resolve()) for root in self._places.readable):
+        if not any(path.is_relative_to(root.resolve()) for root in self.places.readable):
             raise FetchError.refused(
                 url, "file:// sources must be inside the drop folder or the ingest folder"
             )

@@ -38,27 +38,29 @@ class Held:
         return True
 
 
+@dataclass(kw_only=True, eq=False)
 class IdempotencyBook:
-    def __init__(self, *, store: Store, clock: Clock, max_held: int = 1_000_000) -> None:
-        self._store = store
-        self._clock = clock
-        self._max_held = max_held
+    store: Store
+    clock: Clock
+    max_held: int = 1_000_000
+
+    def __post_init__(self) -> None:
         self._held: OrderedDict[str, Held] = OrderedDict()  # oldest first
         self._trimmed_at: datetime | None = None  # last time a live key left for room
 
     async def load(self) -> int:
         """Hold the keys of the last 24 hours; forget older rows. Returns how many are held."""
-        now = self._clock.now()
+        now = self.clock.now()
         cutoff = now - IDEMPOTENCY_WINDOW
-        await self._store.commit([ForgetKeysBefore(cutoff)])
-        for use in await self._store.read(keys_since, cutoff):
+        await self.store.commit([ForgetKeysBefore(cutoff)])
+        for use in await self.store.read(keys_since, cutoff):
             self._held[use.key] = Held(use)
         self._trim(now)
         return len(self._held)
 
     async def find(self, key: str) -> Held | None:
         """The key's first use within the window, if any (waits for nothing)."""
-        now = self._clock.now()
+        now = self.clock.now()
         held = self._held.get(key)
         if held is not None:
             if held.use.created_at >= now - IDEMPOTENCY_WINDOW:
@@ -66,7 +68,7 @@ class IdempotencyBook:
             del self._held[key]  # past its window: the key is free again
             return None
         if self._trimmed_at is not None and self._trimmed_at >= now - IDEMPOTENCY_WINDOW:
-            use = await self._store.read(key_use, key)
+            use = await self.store.read(key_use, key)
             if use is not None and use.created_at >= now - IDEMPOTENCY_WINDOW:
                 return Held(use)
         return None
@@ -79,7 +81,7 @@ class IdempotencyBook:
         job_id: uuid.UUID,
         durable: asyncio.Future[None],
     ) -> KeyUse:
-        use = KeyUse(key, fingerprint, request_id, job_id, self._clock.now())
+        use = KeyUse(key, fingerprint, request_id, job_id, self.clock.now())
         self._held[key] = Held(use, durable)
         self._held.move_to_end(key)
         self._trim(use.created_at)
@@ -100,7 +102,7 @@ class IdempotencyBook:
         cutoff = now - IDEMPOTENCY_WINDOW
         while self._held:
             oldest_key, oldest = next(iter(self._held.items()))
-            if oldest.use.created_at >= cutoff and len(self._held) <= self._max_held:
+            if oldest.use.created_at >= cutoff and len(self._held) <= self.max_held:
                 break
             if oldest.use.created_at >= cutoff:
                 self._trimmed_at = now  # a key still in its window left: ask the store

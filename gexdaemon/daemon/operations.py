@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -98,40 +99,26 @@ class Identity(Protocol):
     def uptime_s(self) -> float: ...
 
 
+@dataclass(kw_only=True, eq=False)
 class Operations:
     """Every operation of the socket API, over the daemon's services."""
 
-    def __init__(
-        self,
-        *,
-        identity: Identity,
-        config: Config,
-        store: Store,
-        queue: JobQueue,
-        runner: Runner,
-        intake: Intake,
-        rules: RuleService,
-        sources: SourceBook,
-        latest: LatestSnapshots,
-        bus: EventBus,
-        clock: Clock,
-        ingest_dir: Path,
-        cluster: ClusterService | None = None,
-    ) -> None:
-        self._identity = identity
-        self._config = config
-        self._settings = config.settings
-        self._store = store
-        self._queue = queue
-        self._runner = runner
-        self._intake = intake
-        self._rules = rules
-        self._sources = sources
-        self._latest = latest
-        self.bus = bus
-        self._clock = clock
-        self._ingest_dir = ingest_dir
-        self._cluster = cluster
+    identity: Identity
+    config: Config
+    store: Store
+    queue: JobQueue
+    runner: Runner
+    intake: Intake
+    rules: RuleService
+    sources: SourceBook
+    latest: LatestSnapshots
+    bus: EventBus
+    clock: Clock
+    ingest_dir: Path
+    cluster: ClusterService | None = None
+
+    def __post_init__(self) -> None:
+        self._settings = self.config.settings
 
     @property
     def max_ingest_bytes(self) -> int:
@@ -141,10 +128,10 @@ class Operations:
 
     def health(self) -> s.Health:
         me, cfg, stats, sched = (
-            self._identity,
-            self._config,
-            self._store.stats,
-            self._queue.scheduler,
+            self.identity,
+            self.config,
+            self.store.stats,
+            self.queue.scheduler,
         )
         return s.Health(
             status="ok" if me.state == "running" else me.state,
@@ -156,8 +143,8 @@ class Operations:
             data_dir=str(cfg.data_dir),
             drop_dir=str(cfg.drop_dir),
             workers=self._settings.daemon.workers,
-            queued=self._cluster_total(0) if self._cluster else sched.queued_count,
-            in_flight=self._cluster_total(1) if self._cluster else sched.in_flight_count,
+            queued=self._cluster_total(0) if self.cluster else sched.queued_count,
+            in_flight=self._cluster_total(1) if self.cluster else sched.in_flight_count,
             store=s.StoreFigures(
                 commits=stats.commits,
                 changes=stats.changes,
@@ -169,20 +156,20 @@ class Operations:
         )
 
     def _cluster_total(self, which: int) -> int:
-        assert self._cluster is not None
-        return sum(figures[which] for figures in self._cluster.figures.values())
+        assert self.cluster is not None
+        return sum(figures[which] for figures in self.cluster.figures.values())
 
     def queues(self) -> s.Queues:
-        sched = self._queue.scheduler
-        levels = self._queue.figures()
+        sched = self.queue.scheduler
+        levels = self.queue.figures()
         busy = sched.in_flight_count
-        if self._cluster is not None:  # the whole cluster's queues, this node's workers
-            found = self._cluster.figures
+        if self.cluster is not None:  # the whole cluster's queues, this node's workers
+            found = self.cluster.figures
             levels = [
                 msgspec.structs.replace(lv, depth=found[lv.level][0], in_flight=found[lv.level][1])
                 for lv in levels
             ]
-            busy = self._cluster.node.busy
+            busy = self.cluster.node.busy
         return s.Queues(
             levels=levels,
             workers=s.Workers(total=self._settings.daemon.workers, busy=busy),
@@ -201,8 +188,8 @@ class Operations:
         )
 
     async def sla(self) -> s.SlaReport:
-        breached = await self._store.read(sla_breaches, 200)
-        now = self._clock.now()
+        breached = await self.store.read(sla_breaches, 200)
+        now = self.clock.now()
         breaches = []
         for row in breached:
             listed = present.listed_job(row)
@@ -218,8 +205,8 @@ class Operations:
             )
         return s.SlaReport(
             breaches=breaches,
-            at_risk=[present.job_row(live) for live in self._queue.book if live.job.at_risk],
-            levels=[self._queue.sla_watch.summary(lv) for lv in PriorityLevel],
+            at_risk=[present.job_row(live) for live in self.queue.book if live.job.at_risk],
+            levels=[self.queue.sla_watch.summary(lv) for lv in PriorityLevel],
         )
 
     # -- requests and jobs -----------------------------------------------------------
@@ -231,15 +218,15 @@ class Operations:
         said = CLIENT_ORIGINS.get(origin, Origin.API)
         if idempotency_key is not None:
             payload = with_idempotency_key(payload, idempotency_key)
-        subs = self._intake.parse(payload)
-        accepted = await self._intake.submit(subs, origin=said)
+        subs = self.intake.parse(payload)
+        accepted = await self.intake.submit(subs, origin=said)
         single = isinstance(payload, Mapping) and "requests" not in payload
         items = [a.receipt(explain=single) for a in accepted]
         return items[0] if single else s.AcceptedBatch(requests=items, accepted=len(items))
 
     async def get_request(self, ref: str) -> s.RequestView:
         request_id = await self._resolve(ref, "request")
-        store = self._store
+        store = self.store
         request = await store.read(load_request, request_id)
         if request is None:
             raise NotFound(f"no request {request_id}")
@@ -266,7 +253,7 @@ class Operations:
                 raise InvalidInput.from_problems(
                     "the filter", [Problem("cursor", "is not a cursor this API returned")]
                 ) from None
-        page = await self._store.read(
+        page = await self.store.read(
             job_page, status=status, level=level, symbol=sym, before=before, limit=limit
         )
         jobs = [self._listed(row) for row in page.jobs]
@@ -275,17 +262,17 @@ class Operations:
     def _listed(self, row: Mapping[str, Any]) -> s.JobRow:
         """A stored job's row; a live one says why it is at risk, as the book knows."""
         listed = present.listed_job(row)
-        live = self._queue.book.live(uuid.UUID(listed.job_id))
+        live = self.queue.book.live(uuid.UUID(listed.job_id))
         if live is not None and live.at_risk_reason:
             listed.at_risk_reason = live.at_risk_reason
         return listed
 
     async def get_job(self, ref: str) -> s.JobDetail:
         job_id = await self._resolve(ref, "job")
-        found = await self._store.read(job_detail, job_id)
-        if found is None and self._cluster is not None:
+        found = await self.store.read(job_detail, job_id)
+        if found is None and self.cluster is not None:
             # Submitted on another node a moment ago: the board has it before our mirror.
-            live = await self._cluster.live(job_id)
+            live = await self.cluster.live(job_id)
             if live is not None:
                 return s.JobDetail(
                     job=present.job_view(live.job),
@@ -298,9 +285,9 @@ class Operations:
             raise NotFound(
                 f"no job {job_id} (archived jobs are in the processing_jobs_all view: gexdaemon query)"
             )
-        live = self._queue.book.get(job_id)
-        if self._cluster is not None and not found.job.status.is_final:
-            live = await self._cluster.live(job_id)
+        live = self.queue.book.get(job_id)
+        if self.cluster is not None and not found.job.status.is_final:
+            live = await self.cluster.live(job_id)
         return s.JobDetail(
             job=present.job_view(found.job),
             request=present.request_view(found.request) if found.request else None,
@@ -311,16 +298,16 @@ class Operations:
 
     async def cancel_job(self, ref: str) -> s.JobRow:
         job_id = await self._resolve(ref, "job")
-        if self._cluster is not None:
-            return present.job_row(await self._cluster.cancel(job_id))
-        if self._queue.book.get(job_id) is None:
+        if self.cluster is not None:
+            return present.job_row(await self.cluster.cancel(job_id))
+        if self.queue.book.get(job_id) is None:
             job = await self._stored_job(job_id)
             raise finished_conflict(job)
-        live = await self._runner.cancel(job_id)
+        live = await self.runner.cancel(job_id)
         return present.job_row(live)
 
     def _not_in_cluster_mode(self, what: str) -> None:
-        if self._cluster is not None:
+        if self.cluster is not None:
             raise Conflict(
                 f"{what} is not available in cluster mode yet (docs/cluster.md); "
                 "cancel the job and submit it again"
@@ -329,23 +316,23 @@ class Operations:
     async def retry_job(self, ref: str, *, by: str) -> s.JobRow:
         job_id = await self._resolve(ref, "job")
         self._not_in_cluster_mode("retrying a job by hand")
-        live = await self._runner.retry(job_id, by=by)
+        live = await self.runner.retry(job_id, by=by)
         return present.job_row(live)
 
     async def change_job(self, ref: str, change: s.JobChange, *, by: str) -> s.JobRow:
         job_id = await self._resolve(ref, "job")
         self._not_in_cluster_mode("changing a job's level")
-        if self._queue.book.live(job_id) is None:
+        if self.queue.book.live(job_id) is None:
             job = await self._stored_job(job_id)
             raise Conflict(
                 f"only a QUEUED job can change level; job {readout.short_id(job_id)} is "
                 f"{job.status.value.upper()}"
             )
-        live = await self._runner.set_level(job_id, change.priority_level, by=by)
+        live = await self.runner.set_level(job_id, change.priority_level, by=by)
         return present.job_row(live)
 
     async def _stored_job(self, job_id: uuid.UUID) -> ProcessingJob:
-        job = await self._store.read(load_job, job_id)
+        job = await self.store.read(load_job, job_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
         return job
@@ -362,7 +349,7 @@ class Operations:
                 f"{ref!r} is not a {kind} id: give the full id or its short form "
                 "(the 8 characters `gexdaemon jobs` shows; a unique start of them is enough)"
             )
-        found = await self._store.read(ids_matching, kind, text)
+        found = await self.store.read(ids_matching, kind, text)
         if not found:
             raise NotFound(f"no {kind} matches {ref!r}")
         if len(found) > 1:
@@ -375,8 +362,8 @@ class Operations:
     # -- the cluster -------------------------------------------------------------------
 
     async def cluster_status(self) -> s.ClusterStatus:
-        if self._cluster is None:
-            me = self._identity
+        if self.cluster is None:
+            me = self.identity
             return s.ClusterStatus(
                 mode="embedded",
                 cluster=None,
@@ -388,7 +375,7 @@ class Operations:
                         node_id=me.instance,
                         host=me.instance.split(":", 1)[0],
                         slots=self._settings.daemon.workers,
-                        busy=self._queue.scheduler.in_flight_count,
+                        busy=self.queue.scheduler.in_flight_count,
                         heartbeat_age_s=0.0,
                         leader=True,
                         version=me.version,
@@ -396,21 +383,21 @@ class Operations:
                 ],
                 redis=None,
             )
-        return msgspec.convert(await self._cluster.status(), s.ClusterStatus)
+        return msgspec.convert(await self.cluster.status(), s.ClusterStatus)
 
     # -- rules ---------------------------------------------------------------------
 
     async def list_rules(self) -> s.RuleList:
         return s.RuleList(
-            rules=[present.rule_view(r) for r in self._rules.rules],
-            fingerprint=self._rules.current.fingerprint,
+            rules=[present.rule_view(r) for r in self.rules.rules],
+            fingerprint=self.rules.current.fingerprint,
         )
 
     async def get_rule(self, ref: str) -> s.RuleView:
-        return present.rule_view(self._rules.find(ref))
+        return present.rule_view(self.rules.find(ref))
 
     async def create_rule(self, draft: s.RuleDraft) -> s.SavedRule:
-        return await self._rules.create(draft.to_builtins())
+        return await self.rules.create(draft.to_builtins())
 
     async def update_rule(self, ref: str, change: s.RuleChange) -> s.SavedRule:
         sent = {k: v for k, v in change.to_builtins().items() if v is not None}
@@ -418,21 +405,21 @@ class Operations:
             raise InvalidInput.from_problems(
                 "the rule change", [Problem("(root)", "names no field to change")]
             )
-        return await self._rules.update(ref, sent)
+        return await self.rules.update(ref, sent)
 
     async def delete_rule(self, ref: str) -> s.RuleView:
-        return await self._rules.delete(ref)
+        return await self.rules.delete(ref)
 
     async def rule_history(self, ref: str) -> s.RuleHistory:
-        return s.RuleHistory(history=await self._rules.history(ref))
+        return s.RuleHistory(history=await self.rules.history(ref))
 
     async def test_rules(self, test: s.ShadowTest) -> s.ShadowReport:
-        return await self._rules.test(test.to_builtins())
+        return await self.rules.test(test.to_builtins())
 
     # -- sources -------------------------------------------------------------------
 
     def list_sources(self) -> s.SourceList:
-        return s.SourceList(sources=[present.source_view(src) for src in self._sources.all()])
+        return s.SourceList(sources=[present.source_view(src) for src in self.sources.all()])
 
     async def change_source(self, ref: str, change: s.SourceChange) -> s.SourceView:
         value = change.is_active if change.is_active is not None else change.enabled
@@ -446,7 +433,7 @@ class Operations:
                     )
                 ],
             )
-        source = await self._sources.set_enabled(ref, value)
+        source = await self.sources.set_enabled(ref, value)
         return present.source_view(source)
 
     # -- snapshots -----------------------------------------------------------------
@@ -455,26 +442,26 @@ class Operations:
         self, *, symbol: str | None, date: str | None, limit: int
     ) -> s.SnapshotList:
         sym = normalize_symbol(symbol) if symbol else None
-        found = await self._store.read(snapshots.list_snapshots, sym, date, limit)
+        found = await self.store.read(snapshots.list_snapshots, sym, date, limit)
         return s.SnapshotList(snapshots=[present.snapshot_summary(row) for row in found])
 
     async def latest_snapshot(self, symbol: str, expiry: ExpiryFilter | None) -> s.SnapshotView:
         sym = normalize_symbol(symbol)
-        found = await self._store.read(snapshots.latest_snapshot, sym, expiry)
+        found = await self.store.read(snapshots.latest_snapshot, sym, expiry)
         if found is None:
             raise NotFound(f"no snapshot of {sym} yet")
         return present.snapshot_view(found)
 
     async def get_snapshot(self, ref: str) -> s.SnapshotView:
         snapshot_id = await self._resolve(ref, "snapshot")
-        found = await self._store.read(snapshots.load_snapshot, snapshot_id)
+        found = await self.store.read(snapshots.load_snapshot, snapshot_id)
         if found is None:
             raise NotFound(f"no snapshot {snapshot_id}")
         return present.snapshot_view(found)
 
     async def gex_history(self, symbol: str, limit: int) -> s.GexHistory:
         sym = normalize_symbol(symbol)
-        points = await self._store.read(snapshots.gex_history, sym, limit)
+        points = await self.store.read(snapshots.gex_history, sym, limit)
         return msgspec.convert(
             {"symbol": sym, "points": [{"snapshot_at": at, "total_gex": g} for at, g in points]},
             s.GexHistory,
@@ -484,7 +471,7 @@ class Operations:
 
     async def query(self, sql: str, *, limit: int) -> s.QueryResult:
         """Read-only SQL: one SELECT; the database cannot touch files outside the data directory."""
-        found = await self._store.read(run_read_only, sql, limit=limit, timeout_s=QUERY_TIMEOUT_S)
+        found = await self.store.read(run_read_only, sql, limit=limit, timeout_s=QUERY_TIMEOUT_S)
         return s.QueryResult(
             columns=found.columns,
             rows=[[_json_value(v) for v in r] for r in found.rows],
@@ -508,7 +495,7 @@ class Operations:
 
         feed = FeedFile(name=name, data=data)
         fmt, _ = registry.detect(feed)
-        optionable = self._config.domain_context().optionable
+        optionable = self.config.domain_context().optionable
         sym = (
             normalize_symbol(symbol)
             if symbol
@@ -519,7 +506,7 @@ class Operations:
                 name, [Problem("symbol", "the file does not say its underlying; pass --symbol")]
             )
         lv = level
-        target = self._ingest_dir / f"{uuid.uuid4().hex[:12]}_{name}"
+        target = self.ingest_dir / f"{uuid.uuid4().hex[:12]}_{name}"
         await asyncio.to_thread(target.write_bytes, data)
         sub = RequestSubmission.parse(
             {
@@ -528,11 +515,11 @@ class Operations:
                 "market_symbol": sym,
                 "metadata": {"file": name, "format": fmt.name, "bytes": len(data)},
             },
-            context=self._config.domain_context(allow_file_urls=True),
+            context=self.config.domain_context(allow_file_urls=True),
             what=name,
         )
         try:
-            accepted = await self._intake.submit([sub], origin=Origin.INGEST, level_override=lv)
+            accepted = await self.intake.submit([sub], origin=Origin.INGEST, level_override=lv)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -544,16 +531,16 @@ class Operations:
         )
 
     async def archive(self) -> s.ArchiveResult:
-        report = await asyncio.wrap_future(self._store.archive(now=self._clock.now()))
+        report = await asyncio.wrap_future(self.store.archive(now=self.clock.now()))
         return msgspec.convert(report.as_dict(), s.ArchiveResult)
 
     def metrics_text(self) -> str:
         return render_metrics(
             queues=self.queues(),
-            sources=self._sources.all(),
-            store=self._store.stats,
+            sources=self.sources.all(),
+            store=self.store.stats,
             bus=self.bus,
-            uptime_s=self._identity.uptime_s(),
+            uptime_s=self.identity.uptime_s(),
         )
 
     # -- the event stream's first message ------------------------------------------
@@ -562,15 +549,15 @@ class Operations:
         """Everything a dashboard needs to draw itself, built without awaiting (so no event slips in)."""
         return s.StateMessage(
             seq=self.bus.last_seq,
-            at=self._clock.now(),
+            at=self.clock.now(),
             state=s.DeskState(
                 health=self.health(),
                 queues=self.queues(),
-                jobs=[present.job_row(live) for live in self._queue.live_jobs(limit=2000)],
-                recent=[present.job_row(live) for live in self._queue.book.recent()[:500]],
+                jobs=[present.job_row(live) for live in self.queue.live_jobs(limit=2000)],
+                recent=[present.job_row(live) for live in self.queue.book.recent()[:500]],
                 sources=self.list_sources().sources,
-                rules=[present.rule_view(r) for r in self._rules.rules],
-                snapshots=self._latest.all(),
+                rules=[present.rule_view(r) for r in self.rules.rules],
+                snapshots=self.latest.all(),
             ),
         )
 
