@@ -33,7 +33,7 @@ from gexdaemon.core.retry import FailureCode, decide_retry
 from gexdaemon.core.scheduler import SchedJob, Scheduler
 from gexdaemon.core.settings import Settings
 from gexdaemon.core.vocab import JobStatus, PriorityLevel
-from gexdaemon.tasks import cancel_all
+from gexdaemon.tasks import cancel_all, finish_within
 
 log = structlog.get_logger("gexdaemon.cluster")
 
@@ -431,14 +431,7 @@ class ClusterNode:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.board.resign(self.node_id)
-        running = list(self._running.values())
-        if running:
-            _, pending = await asyncio.wait(running, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await finish_within(self._running.values(), grace_s)
 
     async def kill(self) -> None:
         """Stop at once, as a crash would: no FINISH, no resign (tests and chaos drills)."""

@@ -55,13 +55,10 @@ log = structlog.get_logger("gexdaemon.cluster")
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 MIRROR_BATCH = 500
 FINAL_EVENTS = frozenset({EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED})
+# The board's events carry the daemon's job event names, and one of its own: a lease that
+# ran out puts the job back in its queue, which the desk sees as a retry.
 EVENT_TYPES = {
-    "job.queued": EventType.JOB_QUEUED,
-    "job.started": EventType.JOB_STARTED,
-    "job.completed": EventType.JOB_COMPLETED,
-    "job.failed": EventType.JOB_FAILED,
-    "job.cancelled": EventType.JOB_CANCELLED,
-    "job.retrying": EventType.JOB_RETRYING,
+    **{kind.value: kind for kind in EventType if kind.family == "job"},
     "job.lease_expired": EventType.JOB_RETRYING,
 }
 

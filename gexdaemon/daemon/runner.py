@@ -58,6 +58,7 @@ from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.daemon.writes import BackgroundWrites
 from gexdaemon.storage.jobs import load_job, load_request, load_unfinished
 from gexdaemon.storage.store import Change, PutJob, Store
+from gexdaemon.tasks import finish_within
 
 log = structlog.get_logger("gexdaemon.runner")
 
@@ -616,12 +617,7 @@ class Runner:
         running = list(self._tasks.values())
         if running:
             log.info("waiting for running jobs", count=len(running), grace_s=grace_s)
-            _, pending = await asyncio.wait(running, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await finish_within(running, grace_s)
             released = []
             now = self.clock.now()
             for live in self.queue.book:
