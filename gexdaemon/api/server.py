@@ -519,6 +519,11 @@ async def archive(request: web.Request) -> web.Response:
     return answer(routes.ARCHIVE, await ops(request).archive())
 
 
+@handles(routes.REBUILD_LAKE)
+async def rebuild_lake(request: web.Request) -> web.Response:
+    return answer(routes.REBUILD_LAKE, await ops(request).rebuild_lake())
+
+
 @handles(routes.METRICS)
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(

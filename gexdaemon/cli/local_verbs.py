@@ -15,7 +15,7 @@ import msgspec
 from gexdaemon.cli import render
 from gexdaemon.cli.invocation import Invocation, UsageError, Verbs
 from gexdaemon.cli.output import EXIT_OK, key_values
-from gexdaemon.protocol.shapes import ArchiveResult
+from gexdaemon.protocol.shapes import ArchiveResult, LakeRebuildResult
 
 if TYPE_CHECKING:
     from gexdaemon.client import Client
@@ -97,6 +97,15 @@ def register(verb: Verbs) -> None:
         metavar="DAYS",
         help="override [storage] retention_days for this run",
     )
+
+    p = verb.add("lake", lake_verb, "the Parquet lake: rebuild this node's database from it")
+    lake = Verbs(p.add_subparsers(dest="lake_action", metavar="ACTION"), verb.common)
+    lake.add(
+        "rebuild",
+        lake_verb,
+        "put every snapshot the lake holds and the database does not back into it",
+    )
+    p.set_defaults(lake_action="rebuild")
 
     p = verb.add(
         "recover", recover_verb, "recover a data directory whose write-ahead log will not replay"
@@ -336,6 +345,37 @@ def archive_verb(inv: Invocation) -> int:
     finally:
         lock.release()
     inv.output.result(msgspec.convert(report.as_dict(), ArchiveResult), render.archive_text)
+    return EXIT_OK
+
+
+def lake_verb(inv: Invocation) -> int:
+    """`lake rebuild`: through the running daemon, or on the data directory when none runs."""
+    from gexdaemon.storage.snapshots import rebuild_from_lake  # noqa: PLC0415
+    from gexdaemon.storage.store import Store  # noqa: PLC0415
+
+    running = daemon_or_none(inv)
+    if running is not None:  # the daemon owns the database: ask it
+        with running:
+            inv.output.progress("rebuilding through the running daemon ...")
+            result: LakeRebuildResult = running.rebuild_lake()
+            inv.output.progress_done()
+        inv.output.result(result, render.lake_rebuild_text)
+        return EXIT_OK
+    lock, options = _locked_store(inv, "gexdaemon lake rebuild")
+    try:
+        inv.output.progress("opening the store ...")
+        store = Store.open(options)
+        try:
+            inv.output.progress(f"reading the lake at {options.lake_dir} ...")
+            report = rebuild_from_lake(store, options.lake_dir)
+        finally:
+            store.close()
+        inv.output.progress_done()
+    finally:
+        lock.release()
+    inv.output.result(
+        msgspec.convert(report.as_dict(), LakeRebuildResult), render.lake_rebuild_text
+    )
     return EXIT_OK
 
 

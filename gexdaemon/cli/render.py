@@ -321,6 +321,23 @@ def archive_text(r: s.ArchiveResult) -> str:
     )
 
 
+def lake_rebuild_text(r: s.LakeRebuildResult) -> str:
+    lines = [
+        f"lake {r.lake}: {r.files:,} snapshot file(s); {r.added:,} added to this database, "
+        f"{r.present:,} already in it"
+    ]
+    if r.without_record:
+        lines.append(
+            f"{len(r.without_record):,} file(s) written before lake files carried their "
+            "snapshot: left as they are (`gexdaemon query` reads them through gex_lake)"
+        )
+        lines += [f"  {p}" for p in r.without_record[:20]]
+    if r.unreadable:
+        lines.append(f"{len(r.unreadable):,} file(s) could not be read (left where they are):")
+        lines += [f"  {p}" for p in r.unreadable[:20]]
+    return "\n".join(lines)
+
+
 # -- rules -------------------------------------------------------------------------------
 
 

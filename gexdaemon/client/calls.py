@@ -288,6 +288,9 @@ class Calls:
     def archive(self) -> Any:
         return self._call(routes.ARCHIVE)
 
+    def rebuild_lake(self) -> Any:
+        return self._call(routes.REBUILD_LAKE)
+
     def metrics(self) -> Any:
         return self._call(routes.METRICS)
 

@@ -33,6 +33,7 @@ SCRIPTS = (
     "resign",
     "node",
     "rules",
+    "source",
     "pickup",
 )
 
@@ -251,6 +252,35 @@ class Board:
         """The cluster's rule set: (version, JSON); (0, '') before any node published one."""
         version, text = await self.client.hmget(self.keys.rules, ["version", "rules"])
         return int(_text(version) or 0), _text(text)
+
+    # -- sources ----------------------------------------------------------------------------
+
+    async def publish_source(self, source_key: str, state_json: str, node_id: str) -> int:
+        """Share what a source may do now (disabled, its breaker) and announce it; its version."""
+        k = self.keys
+        return int(
+            await self._run(
+                "source",
+                [k.source(source_key), k.sources, k.events],
+                [state_json, EVENTS_MAXLEN, node_id, source_key],
+            )
+        )
+
+    async def source_states(self, keys: Sequence[str] | None = None) -> dict[str, tuple[int, str]]:
+        """Each shared source's (version, state JSON), by source key (all when `keys` is None)."""
+        wanted = (
+            [_text(x) for x in await self.client.smembers(self.keys.sources)]
+            if keys is None
+            else list(keys)
+        )
+        pipe = self.client.pipeline(transaction=False)
+        for key in wanted:
+            pipe.hmget(self.keys.source(key), ["version", "state"])
+        found: dict[str, tuple[int, str]] = {}
+        for key, (version, state) in zip(wanted, await pipe.execute(), strict=True):
+            if state is not None:
+                found[key] = (int(_text(version) or 0), _text(state))
+        return found
 
     # -- reads ------------------------------------------------------------------------------
 

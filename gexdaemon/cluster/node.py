@@ -136,6 +136,8 @@ class Leader:
         self._base = (0, 0.0)  # (redis ms, mono) measured together
         self._reconciled = 0.0
         self.assigned = 0
+        # Told of each new scheduler before it takes any job (what each source may do now).
+        self.on_scheduler: Callable[[Scheduler], None] = lambda scheduler: None
 
     def _to_mono(self, ms: float) -> float:
         redis_ms, mono = self._base
@@ -179,6 +181,7 @@ class Leader:
         self.epoch = epoch
         slots = sum(int(n.get("slots", 0)) for n in await self._board.nodes())
         sched = self._new_scheduler(slots)
+        self.on_scheduler(sched)
         self._jobs.clear()
         self._started.clear()
         self._pins.clear()

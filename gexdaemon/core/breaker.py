@@ -151,6 +151,55 @@ def set_disabled(source: DataSource, disabled: bool, at: datetime) -> BreakerUpd
     return BreakerUpdate(enabled, BreakerChange.ENABLED, f"{_name(source)} enabled")
 
 
+# -- shared state (cluster mode) -------------------------------------------------------
+# What a source may do is one state for the whole cluster: a trader's switch and the
+# breaker. Reliability and response time stay each node's own (its own fetches).
+
+
+def control_state(source: DataSource) -> dict[str, Any]:
+    """What a source may do, as plain values to share with the other nodes."""
+    opened = source.circuit_opened_at
+    return {
+        "base_url": source.base_url,
+        "manually_disabled": source.manually_disabled,
+        "circuit_state": source.circuit_state.value,
+        "circuit_opened_at": None if opened is None else opened.isoformat(),
+        "consecutive_failures": source.consecutive_failures,
+    }
+
+
+def adopt(source: DataSource, state: dict[str, Any], at: datetime, by: str) -> BreakerUpdate:
+    """Another node's state of the source (from `control_state`) taken over by this one,
+    named as the change it makes here ("disabled on node b", ...)."""
+    opened = state.get("circuit_opened_at")
+    after = _evolve(
+        source,
+        at,
+        manually_disabled=bool(state["manually_disabled"]),
+        circuit_state=CircuitState(state["circuit_state"]),
+        circuit_opened_at=None if opened is None else as_utc(datetime.fromisoformat(opened)),
+        consecutive_failures=int(state["consecutive_failures"]),
+    )
+    change = _change_between(source, after)
+    if change is BreakerChange.NONE:
+        return BreakerUpdate(source, change)
+    return BreakerUpdate(after, change, f"{_name(source)} {change.value} on node {by}")
+
+
+def _change_between(before: DataSource, after: DataSource) -> BreakerChange:
+    if after.manually_disabled != before.manually_disabled:
+        return BreakerChange.DISABLED if after.manually_disabled else BreakerChange.ENABLED
+    if after.circuit_state is before.circuit_state:
+        return BreakerChange.NONE
+    if after.circuit_state is CircuitState.OPEN:
+        if before.circuit_state is CircuitState.HALF_OPEN:
+            return BreakerChange.REOPENED
+        return BreakerChange.OPENED
+    if after.circuit_state is CircuitState.HALF_OPEN:
+        return BreakerChange.HALF_OPENED
+    return BreakerChange.CLOSED
+
+
 def _opened(source: DataSource, at: datetime, failures: int) -> DataSource:
     """The source with its breaker open from `at`, after `failures` in a row."""
     return _evolve(

@@ -15,7 +15,7 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +27,16 @@ import structlog
 from gexdaemon.cluster.board import Board
 from gexdaemon.cluster.link import RedisFacts, facts
 from gexdaemon.cluster.node import Attempt, ClusterNode, new_job
+from gexdaemon.core import breaker
 from gexdaemon.core.errors import Conflict, NotFound, Unavailable
-from gexdaemon.core.models import DomainContext, PriorityRequest, PriorityRule, ProcessingJob
+from gexdaemon.core.models import (
+    DataSource,
+    DomainContext,
+    PriorityRequest,
+    PriorityRule,
+    ProcessingJob,
+)
+from gexdaemon.core.scheduler import Scheduler
 from gexdaemon.core.settings import Settings
 from gexdaemon.core.vocab import EventType, JobStatus, PriorityLevel, SlaStatus
 from gexdaemon.daemon import present
@@ -40,11 +48,14 @@ from gexdaemon.daemon.rules import RuleService
 from gexdaemon.daemon.runner import finished_conflict
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.snapshots import LatestSnapshots
+from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.storage.snapshot_record import SnapshotRecord
 from gexdaemon.storage.snapshots import (
     Staged,
     cache_snapshot,
     publish_staged,
+    read_lake_record,
+    rebuild_from_lake,
     stage_snapshot,
 )
 from gexdaemon.storage.store import MirrorJob, PutRequest, Store
@@ -54,6 +65,7 @@ log = structlog.get_logger("gexdaemon.cluster")
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 MIRROR_BATCH = 500
+SNAPSHOT_WAIT_TRIES, SNAPSHOT_WAIT_S = 40, 0.25  # another node's file, up to 10 s
 FINAL_EVENTS = frozenset({EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED})
 # The board's events carry the daemon's job event names, and one of its own: a lease that
 # ran out puts the job back in its queue, which the desk sees as a retry.
@@ -81,6 +93,7 @@ class ClusterService:
     decode_context: DomainContext
     sla_watch: SlaWatch | None = None
     rules: RuleService | None = None
+    sources: SourceBook | None = None
 
     def __post_init__(self) -> None:
         # What the board holds was validated when a node accepted it (file:// URLs from a
@@ -105,6 +118,8 @@ class ClusterService:
         self._tasks: list[asyncio.Task[None]] = []
         self.figures: dict[PriorityLevel, tuple[int, int]] = dict.fromkeys(PriorityLevel, (0, 0))
         self.mirrored = 0
+        self._source_versions: dict[str, int] = {}
+        self.node.leader.on_scheduler = self._lead_sources
 
     # -- clocks ---------------------------------------------------------------------
 
@@ -129,6 +144,8 @@ class ClusterService:
         await self.measure_clock()
         await self._settle_leftovers()
         await self._join_rules()
+        await self._join_sources()
+        self._spawn(self._rebuild_from_lake(), "gexd-cluster-lake")
         after, queued, running = await self.board.live_work()
         await self._mirror_hashes([*queued, *running])
         await self.node.start()
@@ -176,6 +193,120 @@ class ClusterService:
         changed = await self.rules.adopt(found)
         self._rules_version = version
         log.info("adopted the cluster's rule set", version=version, changed=changed)
+
+    # -- sources: what each may do is one state for the cluster ---------------------------
+
+    async def _join_sources(self) -> None:
+        """Take the cluster's state of every source, then share each change made here."""
+        if self.sources is None:
+            return
+        await self._adopt_sources(await self.board.source_states())
+        self.sources.on_control = self._share_source
+
+    def _share_source(self, source: DataSource) -> None:
+        self._lead_source(source)
+        state = msgspec.json.encode(
+            {**breaker.control_state(source), "node": self.node_id}
+        ).decode()
+
+        async def share() -> None:
+            try:
+                version = await self.board.publish_source(source.base_url, state, self.node_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not share a source change with the cluster")
+                return
+            key = source.base_url
+            self._source_versions[key] = max(version, self._source_versions.get(key, 0))
+
+        self._spawn(share(), "gexd-cluster-source")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(work, name=name))
+
+    # -- snapshots: this node's DuckDB is a cache of the shared lake --------------------
+
+    async def _rebuild_from_lake(self) -> None:
+        """At start: every snapshot the lake holds that this node's database lacks."""
+        try:
+            report = await asyncio.to_thread(rebuild_from_lake, self.store, self.lake_dir)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not rebuild this node's snapshots from the lake")
+            return
+        if report.added:
+            await self.latest.load(self.store)
+            self._lake_seen = True
+        log.info(
+            "snapshots from the lake",
+            files=report.files,
+            added=report.added,
+            present=report.present,
+            without_record=len(report.without_record),
+            unreadable=len(report.unreadable),
+        )
+
+    async def _adopt_snapshot(self, h: Mapping[str, str]) -> None:
+        """Another node's snapshot, from its lake file: into this node's database and its
+        dashboard. FINISH is announced before the file is moved to its final name, so wait
+        for it a little; a file that never shows is left to `gexdaemon lake rebuild`."""
+        relative = h.get("lake_file", "")
+        if not relative:
+            return
+        path = self.lake_dir / relative
+        for _ in range(SNAPSHOT_WAIT_TRIES):
+            if path.exists():
+                break
+            await asyncio.sleep(SNAPSHOT_WAIT_S)
+        else:
+            log.warning("another node's snapshot file did not appear", path=str(path))
+            return
+        try:
+            change = await asyncio.to_thread(read_lake_record, path)
+            if change is None:
+                return
+            await self.store.commit([change])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not read another node's snapshot", path=str(path))
+            return
+        if not self._lake_seen:
+            await self._see_lake()
+        summary = present.snapshot_summary(change.snapshot)
+        self.latest.note(summary)
+        self.bus.publish(
+            EventType.SNAPSHOT_CREATED, present.snapshot_notice(summary, self.live_from(h))
+        )
+
+    async def _adopt_sources(self, states: Mapping[str, tuple[int, str]]) -> None:
+        if self.sources is None:
+            return
+        for key, (version, text) in states.items():
+            if version <= self._source_versions.get(key, 0):
+                continue
+            self._source_versions[key] = version
+            state = msgspec.json.decode(text)
+            changed = self.sources.adopt(state, by=str(state.get("node") or "another node"))
+            if changed is not None:
+                self._lead_source(changed)
+
+    def _lead_source(self, source: DataSource) -> None:
+        """While this node leads, its scheduler follows what the source may do."""
+        scheduler = self.node.leader.scheduler
+        if scheduler is not None and self.sources is not None:
+            access, until = self.sources.access_of(source)
+            scheduler.set_source_access(source.base_url, access, until=until)
+
+    def _lead_sources(self, scheduler: Scheduler) -> None:
+        if self.sources is None:
+            return
+        for source in self.sources.all():
+            access, until = self.sources.access_of(source)
+            scheduler.set_source_access(source.base_url, access, until=until)
 
     async def _settle_leftovers(self) -> None:
         """Staged files a previous run of this node left: publish those whose FINISH was
@@ -384,6 +515,7 @@ class ClusterService:
             )
         found, record = staged
         fields["snapshot_id"] = str(record.snapshot_id)
+        fields["lake_file"] = str(found.final)  # where the other nodes find it once published
 
         async def publish() -> None:
             first = not any(self.lake_dir.glob("symbol=*"))
@@ -436,6 +568,20 @@ class ClusterService:
                     raise
                 except Exception:
                     log.exception("could not adopt the cluster's rule set")
+            changed_sources = {
+                e["source"]
+                for _, e in events
+                if e.get("type") == "source.changed" and e.get("node") != self.node_id
+            }
+            if changed_sources:
+                try:
+                    await self._adopt_sources(
+                        await self.board.source_states(sorted(changed_sources))
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("could not adopt a source change from the cluster")
             ids = list(dict.fromkeys(e["job_id"] for _, e in events if e.get("job_id")))
             found = {
                 j: {"job_id": j, **h}
@@ -453,6 +599,8 @@ class ClusterService:
                 h = found.get(event.get("job_id", ""))
                 if kind is None or h is None:
                     continue
+                if kind is EventType.JOB_COMPLETED and h.get("node") != self.node_id:
+                    self._spawn(self._adopt_snapshot(h), "gexd-cluster-snapshot")
                 if kind in FINAL_EVENTS:
                     self._count_finish(h)
                     if kind is EventType.JOB_COMPLETED and not self._lake_seen:

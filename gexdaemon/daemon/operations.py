@@ -534,6 +534,15 @@ class Operations:
         report = await asyncio.wrap_future(self.store.archive(now=self.clock.now()))
         return msgspec.convert(report.as_dict(), s.ArchiveResult)
 
+    async def rebuild_lake(self) -> s.LakeRebuildResult:
+        """This node's database as a cache of the lake: every snapshot file it lacks, added."""
+        report = await asyncio.to_thread(
+            snapshots.rebuild_from_lake, self.store, self.config.lake_dir
+        )
+        if report.added:
+            await self.latest.load(self.store)
+        return msgspec.convert(report.as_dict(), s.LakeRebuildResult)
+
     def metrics_text(self) -> str:
         return render_metrics(
             queues=self.queues(),

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -59,6 +60,8 @@ class SourceBook:
         self._probe_timers: dict[str, asyncio.TimerHandle] = {}
         # The runner's wake-up: a breaker change may let work through again.
         self.on_change: Callable[[], None] = lambda: None
+        # A change of what a source may do, made here (cluster mode shares it).
+        self.on_control: Callable[[DataSource], None] = lambda source: None
 
     async def load(self) -> None:
         for source in await self.store.read(load_sources):
@@ -157,7 +160,25 @@ class SourceBook:
         self._apply(update, persist_now=True)
         return update.source
 
-    def _apply(self, update: BreakerUpdate, *, persist_now: bool) -> None:
+    def adopt(self, state: dict[str, Any], by: str) -> DataSource | None:
+        """What another node says a source may do now (cluster mode); the source if it changed."""
+        now = self.clock.now()
+        base_url = str(state["base_url"])
+        source = self._by_url.get(base_url) or self.ensure(base_url, now)[0]
+        update = breaker.adopt(source, state, now, by)
+        if not update.changed:
+            return None
+        self._apply(update, persist_now=False, share=False)
+        return update.source
+
+    def access_of(self, source: DataSource) -> tuple[SourceAccess, float | None]:
+        """May the source's jobs run, and (open breaker) when, on the monotonic clock, it
+        lets a probe through."""
+        due = breaker.probe_due_at(source, self.settings.breaker_cooldown_s)
+        until = None if due is None or source.manually_disabled else self.clock.to_mono(due)
+        return breaker.access(source), until
+
+    def _apply(self, update: BreakerUpdate, *, persist_now: bool, share: bool = True) -> None:
         source = update.source
         self._by_url[source.base_url] = source
         if not persist_now:
@@ -175,14 +196,15 @@ class SourceBook:
                 EventType(f"source.{update.change.value}"),
                 present.source_notice(source, update.message),
             )
+            if share:
+                self.on_control(source)
             self.on_change()
         self.bus.publish(EventType.SOURCE_UPDATED, lambda: present.source_notice(source))
 
     def _sync_scheduler(self, source: DataSource) -> None:
         """The scheduler's view of the source: may it run, and when an open breaker retries."""
-        due = breaker.probe_due_at(source, self.settings.breaker_cooldown_s)
-        until = None if due is None or source.manually_disabled else self.clock.to_mono(due)
-        self.scheduler.set_source_access(source.base_url, breaker.access(source), until=until)
+        access, until = self.access_of(source)
+        self.scheduler.set_source_access(source.base_url, access, until=until)
 
     def _arm_probe(self, source: DataSource) -> None:
         """While a breaker is open, wake when its cool-down ends to let one probe through."""

@@ -376,6 +376,14 @@ ARCHIVE = Route(
     s.ArchiveResult,
     writes=True,
 )
+REBUILD_LAKE = Route(
+    "rebuild_lake",
+    "POST",
+    "/v1/admin/lake/rebuild",
+    "Put every snapshot the Parquet lake holds and this node's database does not back into it",
+    s.LakeRebuildResult,
+    writes=True,
+)
 EVENTS = Route(
     "events",
     "GET",
@@ -424,6 +432,7 @@ ROUTES: tuple[Route, ...] = (
     QUERY,
     INGEST,
     ARCHIVE,
+    REBUILD_LAKE,
     EVENTS,
     CLUSTER,
     METRICS,

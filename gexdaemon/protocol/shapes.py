@@ -840,6 +840,17 @@ class ArchiveResult(Shape, kw_only=True):
     files: list[str]
 
 
+class LakeRebuildResult(Shape, kw_only=True):
+    """What a rebuild of this node's DuckDB from the Parquet lake found and did."""
+
+    lake: str
+    files: Count  # snapshot files in the lake
+    added: Count  # snapshots put back into this node's database
+    present: Count  # already there
+    without_record: list[str]  # written before lake files carried their snapshot
+    unreadable: list[str]  # "path: why"; left where they are
+
+
 # ---------------------------------------------------------------------------
 # The drop folder's receipts and rejection reports (files beside the dropped file)
 # ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ build a record never import the database.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,9 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gexdaemon.storage import lake as lakefs
+from gexdaemon.storage import rows
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+# The lake file carries the snapshot's gex_snapshots row and its gex_strikes rows in its
+# Parquet metadata (each an Arrow IPC stream, base64), so the file alone can put the
+# snapshot back into any node's DuckDB (`gexdaemon lake rebuild`, a cluster node that
+# did not compute it). Readers of the contract rows never see them.
+RECORD_KEY = b"gexd.snapshot"
+STRIKES_KEY = b"gexd.strikes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +50,27 @@ class SnapshotRecord:
             row["snapshot_at"],
             self.snapshot_id,
         )
+
+    def lake_file(self) -> pa.Table:
+        """The lake table as it is written: the contract rows, the record in the metadata."""
+        row = {**self.row, "lake_path": None}  # where it lands is the reader's to say
+        metadata = dict(self.lake.schema.metadata or {})
+        metadata[RECORD_KEY] = ipc_bytes(rows.SNAPSHOTS.to_arrow([row]))
+        metadata[STRIKES_KEY] = ipc_bytes(self.strikes)
+        return self.lake.replace_schema_metadata(metadata)
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    """A table as base64 text of an Arrow IPC stream (Parquet metadata holds text)."""
+    import pyarrow  # noqa: PLC0415 - the record already holds Arrow tables
+
+    sink = pyarrow.BufferOutputStream()
+    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return base64.b64encode(sink.getvalue().to_pybytes())
+
+
+def ipc_table(text: bytes) -> pa.Table:
+    import pyarrow  # noqa: PLC0415
+
+    return pyarrow.ipc.open_stream(base64.b64decode(text, validate=True)).read_all()

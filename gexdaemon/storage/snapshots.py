@@ -27,7 +27,7 @@ import concurrent.futures
 import contextlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ import msgspec
 from gexdaemon.core.errors import InvalidInput, Problem
 from gexdaemon.core.models import GEX_STRIKE_FIELDS, ExpiryFilter
 from gexdaemon.storage import lake as lakefs
-from gexdaemon.storage.snapshot_record import SnapshotRecord
+from gexdaemon.storage.snapshot_record import RECORD_KEY, STRIKES_KEY, SnapshotRecord, ipc_table
 from gexdaemon.storage.store import PutSnapshot, Store
 
 # Up to this many lake rows (contracts), the lake file is written while the writer inserts
@@ -92,7 +92,7 @@ def _write_lake(lake_dir: Path, record: SnapshotRecord) -> tuple[Path, bool]:
     """Write the lake file; returns (path, whether this was the lake's first symbol folder)."""
     path = record.lake_path(lake_dir)
     first = _first_lake_folder(lake_dir)
-    lakefs.write_parquet_atomic(record.lake, path)
+    lakefs.write_parquet_atomic(record.lake_file(), path)
     return path, first
 
 
@@ -136,7 +136,7 @@ def _write_lake_resolving(
 ) -> None:
     """Write the lake file and tell the waiting transaction how it went (whatever happens)."""
     try:
-        lakefs.write_parquet_atomic(record.lake, path)
+        lakefs.write_parquet_atomic(record.lake_file(), path)
     except BaseException as exc:
         written.set_exception(exc)
         raise
@@ -203,7 +203,7 @@ def stage_snapshot(
     final = record.lake_path(lake_dir).relative_to(lake_dir)
     name = f"{job_id}.{token}.{str(final).replace('/', '__')}{STAGED_SUFFIX}"
     staged = Staged(staging_dir / name, job_id, token, final)
-    lakefs.write_parquet_atomic(record.lake, staged.path)
+    lakefs.write_parquet_atomic(record.lake_file(), staged.path)
     return staged
 
 
@@ -223,6 +223,100 @@ async def cache_snapshot(
     await store.commit([_change(record, path)])
     if first_in_lake:
         await asyncio.wrap_future(store.refresh_views())
+
+
+# ---------------------------------------------------------------------------
+# The lake as the source of truth: a snapshot back from its file alone
+# ---------------------------------------------------------------------------
+
+
+def read_lake_record(path: Path) -> PutSnapshot | None:
+    """The snapshot a lake file holds (its row and strike rows, from the file's metadata),
+    ready to commit; None for a file written before files carried their record."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 - loaded when a lake file is read
+
+    metadata = pq.read_schema(path).metadata or {}
+    if RECORD_KEY not in metadata or STRIKES_KEY not in metadata:
+        return None
+    row = ipc_table(metadata[RECORD_KEY]).to_pylist()[0]
+    row["lake_path"] = str(path)
+    return PutSnapshot(snapshot=row, strikes=ipc_table(metadata[STRIKES_KEY]))
+
+
+@dataclass
+class LakeRebuild:
+    """What `rebuild_from_lake` found and did."""
+
+    lake: str
+    files: int = 0
+    added: int = 0
+    present: int = 0
+    without_record: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "path: why"
+    added_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as the API and the CLI give it."""
+        return {
+            "lake": self.lake,
+            "files": self.files,
+            "added": self.added,
+            "present": self.present,
+            "without_record": self.without_record,
+            "unreadable": self.unreadable,
+        }
+
+
+def _known_snapshots(cur: Any) -> tuple[set[str], set[str]]:
+    found = cur.execute("SELECT CAST(snapshot_id AS VARCHAR), lake_path FROM gex_snapshots")
+    ids, names = set(), set()
+    for snapshot_id, lake_path in found.fetchall():
+        ids.add(snapshot_id)
+        if lake_path:
+            names.add(Path(lake_path).name)
+    return ids, names
+
+
+def rebuild_from_lake(store: Store, lake_dir: Path, *, batch: int = 64) -> LakeRebuild:
+    """Put every snapshot the lake holds and this DuckDB does not back into it (another
+    node's, or one whose database was lost). Idempotent; files are only read. Blocking:
+    call it from a thread."""
+    report = LakeRebuild(lake=str(lake_dir))
+    ids, names = store.read_sync(_known_snapshots)
+    pending: list[PutSnapshot] = []
+
+    def flush() -> None:
+        if pending:
+            store.commit_sync(list(pending))
+            report.added += len(pending)
+            report.added_ids.extend(str(p.snapshot["snapshot_id"]) for p in pending)
+            pending.clear()
+
+    for path in sorted(lakefs.iter_parquet(lake_dir)):
+        report.files += 1
+        if path.name in names:
+            report.present += 1
+            continue
+        try:
+            change = read_lake_record(path)
+        except (OSError, ValueError) as exc:  # pyarrow's errors are both; the file stays
+            report.unreadable.append(f"{path}: {type(exc).__name__}")
+            continue
+        if change is None:
+            report.without_record.append(str(path))
+            continue
+        snapshot_id = str(change.snapshot["snapshot_id"])
+        if snapshot_id in ids:
+            report.present += 1
+            continue
+        ids.add(snapshot_id)
+        pending.append(change)
+        if len(pending) >= batch:
+            flush()
+    flush()
+    if report.added:
+        store.refresh_views().result()
+    return report
 
 
 # ---------------------------------------------------------------------------

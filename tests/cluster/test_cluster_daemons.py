@@ -256,3 +256,75 @@ def test_a_rule_saved_on_one_node_scores_on_every_node_within_a_second(
         assert "create" in history
         a.client().delete_rule("desk-ndx-first")
         wait_until(lambda: not on_b(), timeout=10, what="the deletion on the other node")
+
+
+def test_a_source_disabled_on_one_node_holds_its_jobs_on_every_node(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    """A trader's switch is one state for the cluster: disabled on node0, node1 shows it
+    within a second and the leader gives none of its jobs to anyone until it is enabled
+    again (on node1)."""
+    import time
+
+    with cluster(redis, 2) as (nodes, _lake):
+        a, b = nodes
+        done = a.client().submit(body(feeds))["job_id"]
+        assert b.wait_job(done)["job"]["status"] == "completed"
+        host = feeds.url.split("//", 1)[1].rstrip("/")
+
+        def disabled_on(daemon: RunningDaemon) -> bool:
+            found = [s for s in daemon.client().sources()["sources"] if host in s["base_url"]]
+            return bool(found) and all(s["manually_disabled"] for s in found)
+
+        a.client().set_source_active(host, False)
+        switched = time.monotonic()
+        wait_until(lambda: disabled_on(b), timeout=10, every=0.02, what="the switch on node1")
+        assert time.monotonic() - switched < 1.0
+
+        held = b.client().submit(body(feeds))["job_id"]
+        time.sleep(2.0)
+        for daemon in (a, b):
+            job = daemon.client().job(held)["job"]
+            assert job["status"] == "queued", job
+        row = next(line for line in b.cli("sources").stdout.splitlines() if host in line)
+        assert row.split()[-1] == "no", row  # the "active" column
+
+        b.client().set_source_active(host, True)
+        assert a.wait_job(held)["job"]["status"] == "completed"
+        wait_until(lambda: not disabled_on(a), timeout=5, what="the source enabled on node0")
+
+
+def test_every_node_shows_every_snapshot_and_rebuilds_its_database_from_the_lake(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    """Whichever node computed a snapshot, every node lists it and serves it (from the lake
+    file's own record); a node whose database is lost gets them all back at start, and
+    `gexdaemon lake rebuild` says what it found."""
+    with cluster(redis, 2) as (nodes, lake):
+        a, b = nodes
+        ids = [
+            a.client().submit(body(feeds, path, market_symbol=symbol))["job_id"]
+            for symbol, path in [("SPX", "_SPX.json"), ("NDX", "_NDX.json"), ("SPY", "SPY.json")]
+        ]
+        ran_on = {a.wait_job(i)["job"]["lease_owner"] for i in ids}
+        wanted = {a.wait_job(i)["snapshot_id"] for i in ids}
+        assert None not in wanted
+
+        def listed(daemon: RunningDaemon) -> set[str]:
+            return {x["snapshot_id"] for x in daemon.client().snapshots(limit=50)["snapshots"]}
+
+        for daemon in nodes:
+            wait_until(lambda d=daemon: wanted <= listed(d), timeout=15, what="every snapshot")
+            spx = daemon.client().latest_snapshot("SPX")
+            assert spx["snapshot_id"] in wanted and len(spx["strikes"]) > 100
+        assert ran_on <= {"node0", "node1"}
+
+        human = a.cli("lake", "rebuild", check=True).stdout
+        assert "3 snapshot file(s)" in human and "0 added" in human and "3 already" in human
+
+        b.stop()
+        for path in b.data_dir.glob("gex.duckdb*"):
+            path.unlink()
+        b.start()
+        wait_until(lambda: wanted <= listed(b), timeout=30, what="the snapshots after a rebuild")
+        assert len(lake_files(lake)) == 3

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from gexdaemon.core.breaker import (
     BreakerChange,
     access,
+    adopt,
+    control_state,
     poll,
     probe_due_at,
     record_failure,
@@ -154,3 +156,53 @@ def test_any_sequence_keeps_the_source_valid_and_consistent(steps: list[tuple[st
             assert src.circuit_opened_at is not None
         assert (access(src) is SourceAccess.BLOCKED) == (not src.is_active)
         assert src.updated_at >= src.created_at
+
+
+# -- the state shared between cluster nodes ---------------------------------------------
+
+
+def test_another_nodes_open_breaker_is_adopted_with_its_opening_instant() -> None:
+    there = source()
+    for i in range(THRESHOLD):
+        there, change = fail(there, FIXED_NOW + timedelta(seconds=i))
+    assert change is BreakerChange.OPENED
+    here = source()
+    update = adopt(here, control_state(there), FIXED_NOW + timedelta(seconds=5), "b")
+    assert update.change is BreakerChange.OPENED
+    assert update.message.endswith("opened on node b")
+    adopted = update.source
+    assert adopted.circuit_state is CircuitState.OPEN
+    assert adopted.circuit_opened_at == there.circuit_opened_at
+    assert adopted.consecutive_failures == THRESHOLD
+    assert access(adopted) is SourceAccess.BLOCKED
+    # the probe is due when it is due on the node that opened it
+    assert probe_due_at(adopted, COOLDOWN) == probe_due_at(there, COOLDOWN)
+    # what this node counted itself is kept
+    assert (adopted.total_requests, adopted.base_url) == (here.total_requests, here.base_url)
+
+
+def test_a_switch_made_elsewhere_is_named_and_the_same_state_is_no_change() -> None:
+    here = source()
+    off = set_disabled(source(), True, FIXED_NOW).source
+    update = adopt(here, control_state(off), FIXED_NOW, "a")
+    assert update.change is BreakerChange.DISABLED and update.source.manually_disabled
+    assert adopt(update.source, control_state(off), FIXED_NOW, "a").change is BreakerChange.NONE
+    on = set_disabled(off, False, FIXED_NOW).source
+    back = adopt(update.source, control_state(on), FIXED_NOW, "a")
+    assert back.change is BreakerChange.ENABLED and not back.source.manually_disabled
+
+
+def test_a_failed_probe_elsewhere_reopens_and_a_success_closes() -> None:
+    there = source()
+    for i in range(THRESHOLD):
+        there, _ = fail(there, FIXED_NOW + timedelta(seconds=i))
+    later = FIXED_NOW + timedelta(seconds=COOLDOWN + 10)
+    half = poll(there, later, cooldown_s=COOLDOWN).source
+    assert half.circuit_state is CircuitState.HALF_OPEN
+    here = adopt(source(), control_state(half), later, "a").source
+    assert here.circuit_state is CircuitState.HALF_OPEN
+    reopened, change = fail(half, later)
+    assert change is BreakerChange.REOPENED
+    assert adopt(here, control_state(reopened), later, "a").change is BreakerChange.REOPENED
+    closed = record_success(half, later).source
+    assert adopt(here, control_state(closed), later, "a").change is BreakerChange.CLOSED

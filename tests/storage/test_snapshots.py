@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from gexdaemon.core.settings import GexSettings
 from gexdaemon.pipeline.snapshot import SnapshotResult, compute_snapshot
 from gexdaemon.storage import snapshots as snaps
 from gexdaemon.storage.store import Store
+from tests.storage.seeding import store_options
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_feeds"
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
@@ -153,3 +155,54 @@ def test_the_rows_commit_only_once_the_lake_file_is_durable(
     )
     assert seen == [0]
     assert path.exists() and count(store, "gex_snapshots") == 1
+
+
+def test_a_database_rebuilt_from_the_lake_answers_as_the_one_that_wrote_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """Each lake file carries its snapshot: a fresh DuckDB over the same lake gets every
+    snapshot back, levels and strike rows equal, and a second rebuild adds nothing."""
+    lake = tmp_path / "gex"
+    written = [
+        compute("SPY.json", uuid.UUID(int=11)),
+        compute("_SPX.json", uuid.UUID(int=12)),
+        compute("SPY.json", uuid.UUID(int=13), expiry_filter=ExpiryFilter.EX_NEXT),
+    ]
+    for result in written:
+        snaps.persist_snapshot(store, lake, result.record)
+    before = {
+        str(r.snapshot_id): store.read_sync(lambda cur, r=r: snaps.load_snapshot(cur, r.snapshot_id))
+        for r in (w.record for w in written)
+    }
+    (lake / "symbol=SPY" / "notes.parquet").write_bytes(b"not parquet at all")
+    other = Store.open(replace(store_options(tmp_path / "other"), lake_dir=lake))
+    try:
+        report = snaps.rebuild_from_lake(other, lake)
+        assert (report.files, report.added, report.present) == (4, 3, 0)
+        assert report.unreadable and "notes.parquet" in report.unreadable[0]
+        assert report.without_record == []
+        for snapshot_id, expected in before.items():
+            again = other.read_sync(lambda cur, i=snapshot_id: snaps.load_snapshot(cur, i))
+            assert again == expected
+        again = snaps.rebuild_from_lake(other, lake)
+        assert (again.added, again.present) == (0, 3)
+        assert count(other, "gex_strikes") == count(store, "gex_strikes")
+    finally:
+        other.close()
+
+
+def test_a_lake_file_from_before_records_is_reported_not_guessed(
+    store: Store, tmp_path: Path
+) -> None:
+    lake = tmp_path / "gex"
+    result = compute("SPY.json", uuid.UUID(int=21))
+    path = snaps.persist_snapshot(store, lake, result.record)
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({}), path)  # as files were written before
+    other = Store.open(replace(store_options(tmp_path / "other"), lake_dir=lake))
+    try:
+        report = snaps.rebuild_from_lake(other, lake)
+        assert (report.added, report.without_record) == (0, [str(path)])
+        assert count(other, "gex_snapshots") == 0
+    finally:
+        other.close()
