@@ -6,9 +6,10 @@ not pay for the daemon, DuckDB, pyarrow or numpy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -20,7 +21,9 @@ from gexdaemon.protocol.shapes import ArchiveResult, LakeRebuildResult
 if TYPE_CHECKING:
     from gexdaemon.client import Client
     from gexdaemon.storage.lock import DataDirLock
-    from gexdaemon.storage.store import StoreOptions
+    from gexdaemon.storage.store import Store, StoreOptions
+
+T = TypeVar("T")
 
 
 def register(verb: Verbs) -> None:
@@ -314,68 +317,76 @@ def migrate_verb(inv: Invocation) -> int:
     return EXIT_OK
 
 
-def archive_verb(inv: Invocation) -> int:
+def _daemon_or_store(
+    inv: Invocation,
+    purpose: str,
+    doing: str,
+    remote: Callable[[Client], T],
+    local: Callable[[Store, StoreOptions], T],
+) -> T:
+    """Ask the running daemon (it owns the database), or, when none runs, lock the data
+    directory and do it on the store; `doing` is what the progress line says."""
     from gexdaemon.storage.store import Store  # noqa: PLC0415 - loaded when the verb runs
 
     running = daemon_or_none(inv)
-    if running is not None:  # the daemon owns the database: ask it
+    if running is not None:
         with running:
-            if inv.args.older_than_days is not None:
-                raise UsageError(
-                    "--older-than-days works only without a running daemon; the daemon uses "
-                    "[storage] retention_days"
-                )
-            inv.output.progress("archiving through the running daemon ...")
-            result: ArchiveResult = running.archive()
+            inv.output.progress(f"{doing} through the running daemon ...")
+            result = remote(running)
             inv.output.progress_done()
-        inv.output.result(result, render.archive_text)
-        return EXIT_OK
-    lock, options = _locked_store(inv, "gexdaemon archive")
+        return result
+    lock, options = _locked_store(inv, purpose)
     try:
         inv.output.progress("opening the store ...")
         store = Store.open(options)
         try:
-            inv.output.progress("archiving finished jobs ...")
-            report = store.archive(
-                now=datetime.now(UTC), retention_days=inv.args.older_than_days
-            ).result()
+            inv.output.progress(f"{doing} ...")
+            result = local(store, options)
         finally:
             store.close()
         inv.output.progress_done()
     finally:
         lock.release()
-    inv.output.result(msgspec.convert(report.as_dict(), ArchiveResult), render.archive_text)
+    return result
+
+
+def archive_verb(inv: Invocation) -> int:
+    days = inv.args.older_than_days
+
+    def remote(gexd: Client) -> ArchiveResult:
+        if days is not None:
+            raise UsageError(
+                "--older-than-days works only without a running daemon; the daemon uses "
+                "[storage] retention_days"
+            )
+        answer: ArchiveResult = gexd.archive()
+        return answer
+
+    def local(store: Store, _options: StoreOptions) -> ArchiveResult:
+        report = store.archive(now=datetime.now(UTC), retention_days=days).result()
+        return msgspec.convert(report.as_dict(), ArchiveResult)
+
+    result = _daemon_or_store(inv, "gexdaemon archive", "archiving finished jobs", remote, local)
+    inv.output.result(result, render.archive_text)
     return EXIT_OK
 
 
 def lake_verb(inv: Invocation) -> int:
     """`lake rebuild`: through the running daemon, or on the data directory when none runs."""
     from gexdaemon.storage.snapshots import rebuild_from_lake  # noqa: PLC0415
-    from gexdaemon.storage.store import Store  # noqa: PLC0415
 
-    running = daemon_or_none(inv)
-    if running is not None:  # the daemon owns the database: ask it
-        with running:
-            inv.output.progress("rebuilding through the running daemon ...")
-            result: LakeRebuildResult = running.rebuild_lake()
-            inv.output.progress_done()
-        inv.output.result(result, render.lake_rebuild_text)
-        return EXIT_OK
-    lock, options = _locked_store(inv, "gexdaemon lake rebuild")
-    try:
-        inv.output.progress("opening the store ...")
-        store = Store.open(options)
-        try:
-            inv.output.progress(f"reading the lake at {options.lake_dir} ...")
-            report = rebuild_from_lake(store, options.lake_dir)
-        finally:
-            store.close()
-        inv.output.progress_done()
-    finally:
-        lock.release()
-    inv.output.result(
-        msgspec.convert(report.as_dict(), LakeRebuildResult), render.lake_rebuild_text
+    def remote(gexd: Client) -> LakeRebuildResult:
+        answer: LakeRebuildResult = gexd.rebuild_lake()
+        return answer
+
+    def local(store: Store, options: StoreOptions) -> LakeRebuildResult:
+        report = rebuild_from_lake(store, options.lake_dir)
+        return msgspec.convert(report, LakeRebuildResult, from_attributes=True)
+
+    result = _daemon_or_store(
+        inv, "gexdaemon lake rebuild", "reading the lake into the database", remote, local
     )
+    inv.output.result(result, render.lake_rebuild_text)
     return EXIT_OK
 
 

@@ -541,7 +541,7 @@ class Operations:
         )
         if report.added:
             await self.latest.load(self.store)
-        return msgspec.convert(report.as_dict(), s.LakeRebuildResult)
+        return msgspec.convert(report, s.LakeRebuildResult, from_attributes=True)
 
     def metrics_text(self) -> str:
         return render_metrics(

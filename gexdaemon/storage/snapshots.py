@@ -253,18 +253,6 @@ class LakeRebuild:
     present: int = 0
     without_record: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # "path: why"
-    added_ids: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report as the API and the CLI give it."""
-        return {
-            "lake": self.lake,
-            "files": self.files,
-            "added": self.added,
-            "present": self.present,
-            "without_record": self.without_record,
-            "unreadable": self.unreadable,
-        }
 
 
 def _known_snapshots(cur: Any) -> tuple[set[str], set[str]]:
@@ -289,7 +277,6 @@ def rebuild_from_lake(store: Store, lake_dir: Path, *, batch: int = 64) -> LakeR
         if pending:
             store.commit_sync(list(pending))
             report.added += len(pending)
-            report.added_ids.extend(str(p.snapshot["snapshot_id"]) for p in pending)
             pending.clear()
 
     for path in sorted(lakefs.iter_parquet(lake_dir)):
