@@ -30,8 +30,10 @@ from gexdaemon.cluster.node import Attempt, ClusterNode, new_job
 from gexdaemon.core import breaker
 from gexdaemon.core.errors import Conflict, NotFound, Unavailable
 from gexdaemon.core.models import (
+    MAX_ERROR_MESSAGE,
     DataSource,
     DomainContext,
+    JobEvent,
     PriorityRequest,
     PriorityRule,
     ProcessingJob,
@@ -49,6 +51,7 @@ from gexdaemon.daemon.runner import finished_conflict
 from gexdaemon.daemon.sla import SlaWatch
 from gexdaemon.daemon.snapshots import LatestSnapshots
 from gexdaemon.daemon.sources import SourceBook
+from gexdaemon.storage.jobs import last_event_seqs
 from gexdaemon.storage.snapshot_record import SnapshotRecord
 from gexdaemon.storage.snapshots import (
     Staged,
@@ -73,6 +76,36 @@ EVENT_TYPES = {
     **{kind.value: kind for kind in EventType if kind.family == "job"},
     "job.lease_expired": EventType.JOB_RETRYING,
 }
+
+
+# A cluster job event as a history entry: (from, to, what it says when the event has no reason).
+HISTORY_OF_EVENT: dict[str, tuple[JobStatus | None, JobStatus, str]] = {
+    "job.started": (JobStatus.QUEUED, JobStatus.PROCESSING, "started on node {node}"),
+    "job.completed": (JobStatus.PROCESSING, JobStatus.COMPLETED, "completed on node {node}"),
+    "job.failed": (JobStatus.PROCESSING, JobStatus.FAILED, "failed on node {node}"),
+    "job.cancelled": (None, JobStatus.CANCELLED, "cancelled"),
+    "job.retrying": (JobStatus.PROCESSING, JobStatus.QUEUED, "retrying"),
+    "job.lease_expired": (JobStatus.PROCESSING, JobStatus.QUEUED, "lease expired"),
+}
+
+
+def history_event(e: Mapping[str, str], seq: int, at: datetime | None) -> JobEvent:
+    """One announced job event as the history line `gexdaemon job ID` shows."""
+    before, after, said = HISTORY_OF_EVENT[e["type"]]
+    node = e.get("node", "")
+    if before is None:  # a cancel: of a running job (its node ends it) or a queued one
+        before = JobStatus.PROCESSING if node else JobStatus.QUEUED
+    reason = e.get("reason") or said.format(node=node)
+    if node and node not in reason:
+        reason = f"{reason} (node {node})"
+    return JobEvent.model_construct(
+        job_id=uuid.UUID(e["job_id"]),
+        seq=seq,
+        occurred_at=at or datetime.now(UTC),
+        from_status=before,
+        to_status=after,
+        reason=reason[:MAX_ERROR_MESSAGE],
+    )
 
 
 @dataclass(kw_only=True, eq=False)
@@ -119,6 +152,7 @@ class ClusterService:
         self.figures: dict[PriorityLevel, tuple[int, int]] = dict.fromkeys(PriorityLevel, (0, 0))
         self.mirrored = 0
         self._source_versions: dict[str, int] = {}
+        self._history_seq: OrderedDict[str, int] = OrderedDict()  # last history entry per job
         self.node.leader.on_scheduler = self._lead_sources
 
     # -- clocks ---------------------------------------------------------------------
@@ -589,7 +623,8 @@ class ClusterService:
                 if h and "request" in h
             }
             try:
-                await self._mirror_hashes(list(found.values()))
+                history = await self._history(events, found)
+                await self._mirror_hashes(list(found.values()), history)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store refused: say so, keep following
@@ -629,7 +664,37 @@ class ClusterService:
             facts = {"reason": h["error_message"], "code": h.get("error_code") or None}
         return lambda: present.job_notice(self.live_from(h), **facts)
 
-    async def _mirror_hashes(self, hashes: Sequence[Mapping[str, str]]) -> None:
+    async def _history(
+        self, events: Sequence[tuple[str, Mapping[str, str]]], found: Mapping[str, Any]
+    ) -> dict[str, list[JobEvent]]:
+        """Each job's history entries from what the cluster announced (its creation is the
+        job row's own), numbered after what this node's database already holds."""
+        wanted = [
+            (stream_id, e)
+            for stream_id, e in events
+            if e.get("type") in HISTORY_OF_EVENT and e.get("job_id") in found
+        ]
+        ids = list(dict.fromkeys(e["job_id"] for _, e in wanted))
+        unknown = [j for j in ids if j not in self._history_seq]
+        if unknown:
+            self._history_seq.update(await self.store.read(last_event_seqs, unknown))
+            while len(self._history_seq) > 100_000:
+                self._history_seq.popitem(last=False)
+        history: dict[str, list[JobEvent]] = {}
+        for stream_id, e in wanted:
+            job_id = e["job_id"]
+            seq = self._history_seq.get(job_id, 1) + 1
+            self._history_seq[job_id] = seq
+            history.setdefault(job_id, []).append(
+                history_event(e, seq, self.from_board_ms(stream_id.split("-", 1)[0]))
+            )
+        return history
+
+    async def _mirror_hashes(
+        self,
+        hashes: Sequence[Mapping[str, str]],
+        history: Mapping[str, list[JobEvent]] | None = None,
+    ) -> None:
         changes: list[Any] = []
         for h in hashes:
             if "request" not in h or "job" not in h:
@@ -646,7 +711,7 @@ class ClusterService:
                 self._seen_requests[request_id] = None
                 if len(self._seen_requests) > 100_000:
                     self._seen_requests.popitem(last=False)
-            changes.append(MirrorJob(job))
+            changes.append(MirrorJob(job, tuple((history or {}).get(h["job_id"], ()))))
         if changes:
             await self.store.commit(changes)
             self.mirrored += len(hashes)

@@ -9,6 +9,7 @@ them into its wire shapes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -52,6 +53,21 @@ def load_request(cur: Connection, request_id: uuid.UUID) -> PriorityRequest | No
         cur, rows.REQUESTS.select_sql() + " WHERE request_id = ?", (str(request_id),)
     )
     return rows.request_from_row(found[0]) if found else None
+
+
+def last_event_seqs(cur: Connection, job_ids: Sequence[str]) -> dict[str, int]:
+    """The last history entry's number of each job (1: only its derived creation)."""
+    if not job_ids:
+        return {}
+    marks = ", ".join("?" for _ in job_ids)
+    found = cur.execute(
+        f"SELECT CAST(job_id AS VARCHAR), max(seq) FROM job_events WHERE job_id IN ({marks}) "
+        "GROUP BY job_id",
+        list(job_ids),
+    ).fetchall()
+    last = dict.fromkeys(job_ids, 1)
+    last.update({job_id: int(seq) for job_id, seq in found})
+    return last
 
 
 def job_history(cur: Connection, job_id: uuid.UUID) -> list[JobEvent]:

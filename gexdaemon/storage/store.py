@@ -160,12 +160,16 @@ class PutJob:
 @dataclass(frozen=True, slots=True)
 class MirrorJob:
     """A job as the cluster's board holds it, copied into this node's cache: the whole
-    row, inserted or replaced (the board is the record in cluster mode; no history row)."""
+    row, inserted or replaced (the board is the record in cluster mode), and the history
+    entries the cluster announced for it."""
 
     job: ProcessingJob
+    history: tuple[JobEvent, ...] = ()  # what the cluster announced since the last copy
 
     def add_to(self, plan: WritePlan) -> None:
         plan.upsert(rows.JOBS, (str(self.job.job_id),), rows.job_row(self.job))
+        for event in self.history:
+            plan.append(rows.EVENTS, rows.event_row(event))
 
 
 @dataclass(frozen=True, slots=True)

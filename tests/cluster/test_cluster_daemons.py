@@ -91,6 +91,19 @@ def test_a_request_to_one_node_runs_once_and_every_node_answers_for_it(
         for job_id in ids:
             found = b.wait_job(job_id)  # asked of the other node
             assert found["job"]["status"] == "completed", found
+        # each node's history of a job: submitted, started on a node, completed there
+        ran_on = b.wait_job(ids[0])["job"]["lease_owner"]
+        for daemon in nodes:
+            history = wait_until(
+                lambda d=daemon: (h := d.client().job(ids[0])["history"]) and len(h) == 3 and h,
+                timeout=10,
+                what="the job's history on every node",
+            )
+            assert [e["to_status"] for e in history] == ["queued", "processing", "completed"]
+            assert f"started on node {ran_on}" == history[1]["reason"]
+            assert f"completed on node {ran_on}" == history[2]["reason"]
+        told = a.cli("job", ids[0], check=True).stdout
+        assert f"started on node {ran_on}" in told and f"completed on node {ran_on}" in told
         assert len(lake_files(lake)) == 3 and staged_left(lake) == []
         # every node's listing holds every job
         for daemon in nodes:
@@ -144,6 +157,10 @@ def test_a_node_killed_mid_job_costs_a_lease_not_the_job(
                 assert found["job"]["status"] == "completed", found
             files = lake_files(lake)
             assert len(files) == len(ids)  # one snapshot each: none twice, none lost
+            # what the desk reads on the surviving node: the lost lease, then the rerun
+            said = [e["reason"] for j in ids for e in b.client().job(j)["history"]]
+            assert any("lease expired on node0" in r for r in said), said
+            assert any(r == "completed on node node1" for r in said), said
             wait_until(lambda: not staged_left(lake) or _only_dead(lake), what="staging cleared")
     finally:
         slow.stop()

@@ -22,13 +22,15 @@ if target == 'queued' then
   redis.call('HSET', key, 'status', 'queued', 'node', '', 'retries', tonumber(found[5] or '0') + 1,
     'not_before_ms', not_before, 'updated_ms', now)
   redis.call('ZADD', prefix .. 'priority_queue:' .. found[4], score, job_id)
-  event(KEYS[2], maxlen, 'job.retrying', job_id, 'node', found[3], unpack(sched_fields(key)))
+  event(KEYS[2], maxlen, 'job.retrying', job_id, 'node', found[3],
+    'reason', redis.call('HGET', key, 'error_message') or '', unpack(sched_fields(key)))
 else
   redis.call('HSET', key, 'status', target, 'finished_ms', now, 'updated_ms', now,
     'sla_status', sla_at(found[6], now))
   redis.call('HDEL', key, 'cancel')
   redis.call('PEXPIRE', key, ttl)
   redis.call('ZADD', KEYS[3], now, job_id)
-  event(KEYS[2], maxlen, 'job.' .. target, job_id, 'node', found[3])
+  event(KEYS[2], maxlen, 'job.' .. target, job_id, 'node', found[3],
+    'reason', redis.call('HGET', key, 'error_message') or '')
 end
 return 'OK'

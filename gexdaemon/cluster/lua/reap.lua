@@ -16,19 +16,21 @@ for _, job_id in ipairs(due) do
     release_slot(prefix, found[2])
     local retries = tonumber(found[4] or '0')
     if retries < max_retries then
+      local why = 'the node running it stopped answering (lease expired on ' .. found[2] .. ')'
       redis.call('HSET', key, 'status', 'queued', 'node', '', 'retries', retries + 1,
-        'error_message', 'the node running it stopped answering (lease expired on ' .. found[2] .. ')',
-        'updated_ms', now)
+        'error_message', why, 'updated_ms', now)
       redis.call('ZADD', prefix .. 'priority_queue:' .. found[3], found[5], job_id)
-      event(KEYS[2], maxlen, 'job.lease_expired', job_id, 'node', found[2], unpack(sched_fields(key)))
+      event(KEYS[2], maxlen, 'job.lease_expired', job_id, 'node', found[2], 'reason', why,
+        unpack(sched_fields(key)))
       out[#out + 1] = job_id .. ':requeued'
     else
+      local why = 'the node running it stopped answering, after every retry (last on '
+        .. found[2] .. ')'
       redis.call('HSET', key, 'status', 'failed', 'finished_ms', now, 'updated_ms', now,
-        'sla_status', sla_at(found[7], now),
-        'error_message', 'the node running it stopped answering, after every retry (last on ' .. found[2] .. ')')
+        'sla_status', sla_at(found[7], now), 'error_message', why)
       redis.call('PEXPIRE', key, ttl)
       redis.call('ZADD', KEYS[3], now, job_id)
-      event(KEYS[2], maxlen, 'job.failed', job_id, 'node', found[2])
+      event(KEYS[2], maxlen, 'job.failed', job_id, 'node', found[2], 'reason', why)
       out[#out + 1] = job_id .. ':failed'
     end
   end
