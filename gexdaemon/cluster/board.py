@@ -34,6 +34,7 @@ SCRIPTS = (
     "node",
     "rules",
     "source",
+    "requeue",
     "pickup",
 )
 
@@ -252,6 +253,38 @@ class Board:
         """The cluster's rule set: (version, JSON); (0, '') before any node published one."""
         version, text = await self.client.hmget(self.keys.rules, ["version", "rules"])
         return int(_text(version) or 0), _text(text)
+
+    async def requeue(
+        self,
+        job_id: str,
+        *,
+        wanted: str,
+        level: PriorityLevel,
+        deadline_ms: int | None,
+        enqueued_ms: int,
+        reason: str,
+        new_cycle: bool = False,
+    ) -> str:
+        """A trader's retry (`wanted="failed"`) or change of level (`wanted="queued"`):
+        'OK', 'MISSING', or the status that does not allow it."""
+        k = self.keys
+        return _text(
+            await self._run(
+                "requeue",
+                [k.events, k.finished],
+                [
+                    k.prefix,
+                    job_id,
+                    wanted,
+                    PriorityLevel(level).value,
+                    "" if deadline_ms is None else deadline_ms,
+                    enqueued_ms,
+                    reason,
+                    EVENTS_MAXLEN,
+                    "1" if new_cycle else "0",
+                ],
+            )
+        )
 
     # -- sources ----------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ NODE_TTL_S = 4.0  # at most: a node silent this long has left the cluster
 RECONCILE_S = 5.0  # the leader checks its scheduler against the board this often
 BACKOFF_MAX_S = 5.0
 TERMINAL_EVENTS = frozenset({"job.completed", "job.failed", "job.cancelled"})
-REQUEUE_EVENTS = frozenset({"job.queued", "job.retrying", "job.lease_expired"})
+REQUEUE_EVENTS = frozenset({"job.queued", "job.retrying", "job.lease_expired", "job.level_changed"})
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ HISTORY_OF_EVENT: dict[str, tuple[JobStatus | None, JobStatus, str]] = {
     "job.completed": (JobStatus.PROCESSING, JobStatus.COMPLETED, "completed on node {node}"),
     "job.failed": (JobStatus.PROCESSING, JobStatus.FAILED, "failed on node {node}"),
     "job.cancelled": (None, JobStatus.CANCELLED, "cancelled"),
-    "job.retrying": (JobStatus.PROCESSING, JobStatus.QUEUED, "retrying"),
+    "job.retrying": (None, JobStatus.QUEUED, "retrying"),
+    "job.level_changed": (JobStatus.QUEUED, JobStatus.QUEUED, "level changed"),
     "job.lease_expired": (JobStatus.PROCESSING, JobStatus.QUEUED, "lease expired"),
 }
 
@@ -93,8 +94,14 @@ def history_event(e: Mapping[str, str], seq: int, at: datetime | None) -> JobEve
     """One announced job event as the history line `gexdaemon job ID` shows."""
     before, after, said = HISTORY_OF_EVENT[e["type"]]
     node = e.get("node", "")
-    if before is None:  # a cancel: of a running job (its node ends it) or a queued one
-        before = JobStatus.PROCESSING if node else JobStatus.QUEUED
+    if before is None:  # from a node's attempt, or a trader's act on a job no node holds
+        before = (
+            JobStatus.PROCESSING
+            if node
+            else JobStatus.FAILED
+            if after is JobStatus.QUEUED
+            else JobStatus.QUEUED
+        )
     reason = e.get("reason") or said.format(node=node)
     if node and node not in reason:
         reason = f"{reason} (node {node})"
@@ -440,6 +447,8 @@ class ClusterService:
             "updated_at": self.from_board_ms(h.get("updated_ms")),
             "error_message": h.get("error_message") or None,
         }
+        if h.get("deadline_ms"):  # a trader's retry or bump runs it from then
+            update["deadline"] = self.from_board_ms(h["deadline_ms"])
         if status.is_final or status is JobStatus.FAILED:
             update["completed_at"] = self.from_board_ms(h.get("finished_ms"))
             sla = h.get("sla_status", "")
@@ -454,7 +463,7 @@ class ClusterService:
     def live_from(self, h: Mapping[str, str]) -> LiveJob:
         request = PriorityRequest.model_validate_json(h["request"], context=self._decode)
         job = self.job_from(h)
-        deadline = request.deadline
+        deadline = job.deadline
         return LiveJob(
             request=request,
             job=job,
@@ -482,6 +491,40 @@ class ClusterService:
             raise finished_conflict(live.job)
         if answer == "RUNNING":
             live.cancel_requested = True
+        return live
+
+    async def requeue(
+        self,
+        job_id: uuid.UUID,
+        *,
+        wanted: JobStatus,
+        level: PriorityLevel,
+        deadline: datetime | None,
+        reason: str,
+        new_cycle: bool = False,
+    ) -> LiveJob:
+        """A trader's retry of a FAILED job or change of a QUEUED job's level, on the board."""
+        answer = await self.board.requeue(
+            str(job_id),
+            wanted=wanted.value,
+            level=level,
+            deadline_ms=None if deadline is None else self.to_board_ms(deadline),
+            enqueued_ms=self.to_board_ms(self.clock.now()),
+            reason=reason,
+            new_cycle=new_cycle,
+        )
+        live = await self.live(job_id) if answer != "MISSING" else None
+        if live is None:
+            raise NotFound(
+                f"no job {job_id} on the cluster's board (a finished job leaves it after "
+                "[cluster] job_status_ttl_days): submit the request again"
+            )
+        if answer != "OK":
+            raise Conflict(
+                f"only a {wanted.value.upper()} job can be "
+                f"{'retried' if wanted is JobStatus.FAILED else 'given another level'}; "
+                f"job {job_id} is {answer.upper()}"
+            )
         return live
 
     async def status(self) -> dict[str, Any]:

@@ -31,16 +31,18 @@ from gexdaemon.core.models import (
     ProcessingJob,
     RequestSubmission,
     check_idempotency_key,
+    check_transition,
 )
 from gexdaemon.core.symbols import normalize_symbol
 from gexdaemon.daemon import present
 from gexdaemon.daemon.clock import Clock
 from gexdaemon.daemon.events import EventBus
 from gexdaemon.daemon.intake import Intake
+from gexdaemon.daemon.jobbook import LiveJob
 from gexdaemon.daemon.metrics import render_metrics
 from gexdaemon.daemon.queue import JobQueue
 from gexdaemon.daemon.rules import RuleService
-from gexdaemon.daemon.runner import Runner, finished_conflict
+from gexdaemon.daemon.runner import Runner, bump_reason, finished_conflict, retry_reason
 from gexdaemon.daemon.snapshots import LatestSnapshots
 from gexdaemon.daemon.sources import SourceBook
 from gexdaemon.protocol import shapes as s
@@ -306,22 +308,35 @@ class Operations:
         live = await self.runner.cancel(job_id)
         return present.job_row(live)
 
-    def _not_in_cluster_mode(self, what: str) -> None:
-        if self.cluster is not None:
-            raise Conflict(
-                f"{what} is not available in cluster mode yet (docs/cluster.md); "
-                "cancel the job and submit it again"
-            )
-
     async def retry_job(self, ref: str, *, by: str) -> s.JobRow:
         job_id = await self._resolve(ref, "job")
-        self._not_in_cluster_mode("retrying a job by hand")
+        if self.cluster is not None:
+            return present.job_row(await self._cluster_retry(job_id, by))
         live = await self.runner.retry(job_id, by=by)
         return present.job_row(live)
 
+    async def _cluster_retry(self, job_id: uuid.UUID, by: str) -> LiveJob:
+        assert self.cluster is not None
+        found = await self.cluster.live(job_id)
+        if found is None:
+            raise NotFound(f"no job {job_id} on the cluster's board")
+        job = found.job
+        check_transition(job.status, JobStatus.QUEUED)  # names both states unless FAILED
+        deadline = self.queue.deadline_for(job.priority_level, self.clock.now())
+        cycle = job.retry_count >= self.config.settings.retry.max_retries
+        return await self.cluster.requeue(
+            job_id,
+            wanted=JobStatus.FAILED,
+            level=job.priority_level,
+            deadline=deadline,
+            reason=retry_reason(by, cycle, deadline),
+            new_cycle=cycle,
+        )
+
     async def change_job(self, ref: str, change: s.JobChange, *, by: str) -> s.JobRow:
         job_id = await self._resolve(ref, "job")
-        self._not_in_cluster_mode("changing a job's level")
+        if self.cluster is not None:
+            return present.job_row(await self._cluster_set_level(job_id, change, by))
         if self.queue.book.live(job_id) is None:
             job = await self._stored_job(job_id)
             raise Conflict(
@@ -330,6 +345,23 @@ class Operations:
             )
         live = await self.runner.set_level(job_id, change.priority_level, by=by)
         return present.job_row(live)
+
+    async def _cluster_set_level(self, job_id: uuid.UUID, change: s.JobChange, by: str) -> LiveJob:
+        assert self.cluster is not None
+        found = await self.cluster.live(job_id)
+        if found is None:
+            raise NotFound(f"no job {job_id} on the cluster's board")
+        before, level = found.job.priority_level, change.priority_level
+        if found.job.status is JobStatus.QUEUED and level is before:
+            return found
+        deadline = self.queue.deadline_for(level, self.clock.now())
+        return await self.cluster.requeue(
+            job_id,
+            wanted=JobStatus.QUEUED,
+            level=level,
+            deadline=deadline,
+            reason=bump_reason(before, level, by, deadline),
+        )
 
     async def _stored_job(self, job_id: uuid.UUID) -> ProcessingJob:
         job = await self.store.read(load_job, job_id)

@@ -63,6 +63,23 @@ from gexdaemon.tasks import finish_within
 log = structlog.get_logger("gexdaemon.runner")
 
 
+def retry_reason(by: str, new_cycle: bool, deadline: datetime | None) -> str:
+    """A trader's retry as its history line (embedded and cluster mode alike)."""
+    return (
+        f"retried by {by}"
+        + ("; a new cycle of attempts" if new_cycle else "")
+        + (f"; deadline {readout.clock_time(deadline)} (from the retry)" if deadline else "")
+    )
+
+
+def bump_reason(
+    before: PriorityLevel, after: PriorityLevel, by: str, deadline: datetime | None
+) -> str:
+    """A trader's change of level as its history line."""
+    when = f"deadline {readout.clock_time(deadline)} (from the bump)" if deadline else "no deadline"
+    return f"bumped from {before.value.upper()} to {after.value.upper()} by {by}; {when}"
+
+
 @dataclass(kw_only=True, eq=False)
 class Runner:
     settings: Settings
@@ -428,9 +445,7 @@ class Runner:
         requeued, event = before.transition(
             JobStatus.QUEUED,
             now,
-            reason=f"retried by {by}"
-            + ("; a new cycle of attempts" if cycle else "")
-            + (f"; deadline {readout.clock_time(deadline)} (from the retry)" if deadline else ""),
+            reason=retry_reason(by, cycle, deadline),
             next_attempt_at=None,
             context=self.domain_context(),
             new_cycle=cycle,
@@ -479,19 +494,13 @@ class Runner:
             version=before.version + 1,
             updated_at=now,
         )
-        when = (
-            f"deadline {readout.clock_time(deadline)} (from the bump)"
-            if deadline
-            else "no deadline"
-        )
         event = JobEvent.model_construct(
             job_id=job_id,
             seq=moved.version,
             occurred_at=now,
             from_status=JobStatus.QUEUED,
             to_status=JobStatus.QUEUED,
-            reason=f"bumped from {before.priority_level.value.upper()} to "
-            f"{level.value.upper()} by {by}; {when}",
+            reason=bump_reason(before.priority_level, level, by, deadline),
         )
         await self.store.commit([PutJob(moved, event, previous=before)])
         live.job = moved

@@ -79,8 +79,11 @@ class SourceBook:
         """Each source's reliability score by base URL (what scoring reads)."""
         return {s.base_url: s.reliability_score for s in self._by_url.values()}
 
-    def ensure(self, base_url: str, now: datetime) -> tuple[DataSource, bool]:
-        """The source of a base URL; a new one is created in memory (the caller persists it)."""
+    def ensure(
+        self, base_url: str, now: datetime, *, share: bool = True
+    ) -> tuple[DataSource, bool]:
+        """The source of a base URL; a new one is created in memory (the caller persists it)
+        and, in cluster mode, made known to the other nodes (`share`)."""
         found = self._by_url.get(base_url)
         if found is not None:
             return found, False
@@ -88,6 +91,8 @@ class SourceBook:
         self._by_url[base_url] = source
         self._sync_scheduler(source)
         self.bus.publish(EventType.SOURCE_CREATED, lambda: present.source_notice(source))
+        if share:
+            self.on_control(source)
         return source, True
 
     def find(self, ref: str) -> DataSource:
@@ -164,10 +169,13 @@ class SourceBook:
         """What another node says a source may do now (cluster mode); the source if it changed."""
         now = self.clock.now()
         base_url = str(state["base_url"])
-        source = self._by_url.get(base_url) or self.ensure(base_url, now)[0]
+        known = self._by_url.get(base_url)
+        source = known or self.ensure(base_url, now, share=False)[0]
         update = breaker.adopt(source, state, now, by)
         if not update.changed:
-            return None
+            if known is None:  # new here: keep it, as a source this node first met would be
+                self.writes.soon(PutSource(source))
+            return source if known is None else None
         self._apply(update, persist_now=False, share=False)
         return update.source
 

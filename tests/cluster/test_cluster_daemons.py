@@ -345,3 +345,55 @@ def test_every_node_shows_every_snapshot_and_rebuilds_its_database_from_the_lake
         b.start()
         wait_until(lambda: wanted <= listed(b), timeout=30, what="the snapshots after a rebuild")
         assert len(lake_files(lake)) == 3
+
+
+def test_a_trader_retries_and_bumps_jobs_from_any_node(redis: RedisServer) -> None:
+    """Cluster mode answers a retry and a bump as embedded mode does: the failed job runs
+    again with a deadline from the retry, the bumped one moves level, both in the history
+    every node shows."""
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix="gxf-"))
+    server = start_feed_server(folder)
+    try:
+        with cluster(redis, 2) as (nodes, _lake):
+            a, b = nodes
+            failed = a.client().submit(body(server, "SPY.json", market_symbol="SPY"))["job_id"]
+            assert b.wait_job(failed)["job"]["status"] == "failed"  # 404: nothing to fetch yet
+            shutil.copy(feeds_folder() / "SPY.json", folder / "SPY.json")
+            again = b.client().retry(failed)
+            assert again["status"] in ("queued", "processing")  # a free slot takes it at once
+            wait_until(
+                lambda: a.client().job(failed)["job"]["status"] != "failed",
+                what="the retry on the other node",
+            )
+            assert a.wait_job(failed)["job"]["status"] == "completed"
+            said = [e["reason"] for e in a.client().job(failed)["history"]]
+            assert any(r.startswith("retried by") for r in said), said
+            assert said[-1].startswith("completed on node"), said
+
+            host = server.url.split("//", 1)[1].rstrip("/")
+            b.client().set_source_active(host, False)  # hold the next job in its queue
+            wait_until(
+                lambda: all(
+                    s["manually_disabled"]
+                    for d in nodes
+                    for s in d.client().sources()["sources"]
+                    if host in s["base_url"]
+                ),
+                what="the source held on both nodes",
+            )
+            low = a.client().submit(body(server, "SPY.json", market_symbol="SPY"))["job_id"]
+            refused = a.client()
+            with pytest.raises(Exception) as not_failed:
+                refused.retry(low)
+            assert "FAILED" in str(not_failed.value) and "QUEUED" in str(not_failed.value)
+            b.cli("bump", low, "critical", check=True)
+            moved = a.client().job(low)["job"]
+            assert moved["priority_level"] == "critical" and moved["status"] == "queued"
+            a.client().set_source_active(host, True)
+            assert b.wait_job(low)["job"]["status"] == "completed"
+            said = [e["reason"] for e in b.client().job(low)["history"]]
+            assert any("bumped from " in r and " to CRITICAL" in r for r in said), said
+    finally:
+        server.stop()

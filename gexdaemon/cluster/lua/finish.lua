@@ -8,7 +8,8 @@
 local prefix, job_id, token, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local fields, ttl, maxlen, score, not_before = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local key = prefix .. 'job_status:' .. job_id
-local found = redis.call('HMGET', key, 'status', 'token', 'node', 'level', 'retries', 'deadline_ms')
+local found = redis.call('HMGET', key, 'status', 'token', 'node', 'level', 'retries', 'deadline_ms',
+  'sla_status')
 if found[1] ~= 'processing' or found[2] ~= token then
   -- The same FINISH again (its answer was lost when Redis restarted): already applied.
   if found[1] == target and found[2] == token then return 'OK' end
@@ -25,8 +26,11 @@ if target == 'queued' then
   event(KEYS[2], maxlen, 'job.retrying', job_id, 'node', found[3],
     'reason', redis.call('HGET', key, 'error_message') or '', unpack(sched_fields(key)))
 else
+  -- A breach recorded before a trader's retry stands, whatever the new deadline says.
+  local sla = sla_at(found[6], now)
+  if found[7] == 'breached' then sla = 'breached' end
   redis.call('HSET', key, 'status', target, 'finished_ms', now, 'updated_ms', now,
-    'sla_status', sla_at(found[6], now))
+    'sla_status', sla)
   redis.call('HDEL', key, 'cancel')
   redis.call('PEXPIRE', key, ttl)
   redis.call('ZADD', KEYS[3], now, job_id)
