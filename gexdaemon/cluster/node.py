@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from gexdaemon.cluster.board import Board, NewJob
+from gexdaemon.cluster.board import Board, Finish, NewJob
 from gexdaemon.core.retry import FailureCode, decide_retry
 from gexdaemon.core.scheduler import SchedJob, Scheduler
 from gexdaemon.core.settings import Settings
@@ -396,6 +396,9 @@ class ClusterNode:
         self.finished = 0
         self.stale = 0  # attempts whose FINISH was refused (the job had moved on)
         self._tasks: list[asyncio.Task[None]] = []
+        self._finisher: asyncio.Task[None] | None = None
+        self._finishing: list[tuple[Finish, asyncio.Future[bool]]] = []
+        self._finish_wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         self._rng = random.Random()  # noqa: S311 - jitter, not security
@@ -418,6 +421,7 @@ class ClusterNode:
 
     async def start(self) -> None:
         await self._beat()
+        self._finisher = asyncio.create_task(self._finish_loop(), name="gexd-finish")
         for name, loop in (
             ("beat", self._beat_loop),
             ("reap", self._reap_loop),
@@ -435,12 +439,55 @@ class ClusterNode:
         with contextlib.suppress(Exception):
             await self.board.resign(self.node_id)
         await finish_within(self._running.values(), grace_s)
+        await self._stop_finisher()
 
     async def kill(self) -> None:
         """Stop at once, as a crash would: no FINISH, no resign (tests and chaos drills)."""
         self._stopping = True
         await cancel_all([*self._tasks, *self._running.values()])
         self._tasks.clear()
+        await self._stop_finisher()
+
+    async def _stop_finisher(self) -> None:
+        if self._finisher is not None:
+            await cancel_all([self._finisher])
+            self._finisher = None
+        for _, waiting in self._finishing:
+            if not waiting.done():
+                waiting.cancel()
+        self._finishing.clear()
+
+    async def _finish_loop(self) -> None:
+        """FINISH in batches: what ends while one batch is on its way goes in the next, one
+        round trip and one fsync for all of it (each job still its own FINISH script)."""
+        while True:
+            await self._finish_wake.wait()
+            self._finish_wake.clear()
+            batch, self._finishing = self._finishing, []
+            if not batch:
+                continue
+            try:
+                answers = await self.board.finish_many([ended for ended, _ in batch])
+            except asyncio.CancelledError:
+                for _, waiting in batch:
+                    waiting.cancel()
+                raise
+            except Exception as exc:  # Redis away: each attempt's own loop tries again
+                for _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+                continue
+            for (_, waiting), accepted in zip(batch, answers, strict=True):
+                if not waiting.done():
+                    waiting.set_result(accepted)
+
+    async def _send_finish(self, ended: Finish) -> bool:
+        if self._finisher is None or self._finisher.done():
+            return (await self.board.finish_many([ended]))[0]
+        waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._finishing.append((ended, waiting))
+        self._finish_wake.set()
+        return await waiting
 
     async def submit(self, jobs: Sequence[NewJob]) -> list[str]:
         return await self.board.submit(jobs)
@@ -630,14 +677,16 @@ class ClusterNode:
         delay = 0.05
         while True:
             try:
-                accepted = await self.board.finish(
-                    job_id,
-                    token,
-                    target,
-                    attempt.fields,
-                    ttl_ms=self.ttl_ms,
-                    retry_score=float(job.get("score") or 0),
-                    not_before_ms=not_before_ms,
+                accepted = await self._send_finish(
+                    Finish(
+                        job_id,
+                        token,
+                        target,
+                        attempt.fields,
+                        self.ttl_ms,
+                        float(job.get("score") or 0),
+                        not_before_ms,
+                    )
                 )
                 break
             except Exception as exc:
