@@ -11,6 +11,7 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import random
 import socket
@@ -324,11 +325,6 @@ def query_of(request: web.Request, route: Route) -> Any:
     return wire.fit_query(request.query, route.query)
 
 
-def path_id(request: web.Request) -> str:
-    """The id in the path as sent: a full id or a short one (the daemon resolves it)."""
-    return request.match_info["id"]
-
-
 def actor(request: web.Request) -> str:
     """Who asks for a change, as a job's history records it: the dashboard, or the peer's uid."""
     if request.headers.get("X-Gexd-Origin") == "tui":
@@ -337,14 +333,68 @@ def actor(request: web.Request) -> str:
     return f"uid {uid}" if uid is not None else "the API"
 
 
-@handles(routes.HEALTH)
-async def health(request: web.Request) -> web.Response:
-    return answer(routes.HEALTH, ops(request).health())
+def plain(route: Route, call: Callable[..., Any]) -> None:
+    """Bind a route whose handler only reads what the route declares (its query, then its
+    body) and answers with what the operation returns: `call(operations, request, *read)`."""
+
+    async def handler(request: web.Request) -> web.Response:
+        read: list[Any] = []
+        if route.query is not None:
+            read.append(query_of(request, route))
+        if route.body is not None:
+            read.append(await body_of(request, route))
+        result = call(ops(request), request, *read)
+        return answer(route, await result if inspect.isawaitable(result) else result)
+
+    handler.__name__ = route.name
+    HANDLERS[route.name] = handler
 
 
-@handles(routes.CLUSTER)
-async def cluster_status(request: web.Request) -> web.Response:
-    return answer(routes.CLUSTER, await ops(request).cluster_status())
+def _id(request: web.Request) -> str:
+    """The id in the path as sent: a full id or a short one (the daemon resolves it)."""
+    return request.match_info["id"]
+
+
+# Each operation of the API that is a plain call (the route table says what it reads).
+for _route, _call in (
+    (routes.HEALTH, lambda o, r: o.health()),
+    (routes.CLUSTER, lambda o, r: o.cluster_status()),
+    (routes.GET_REQUEST, lambda o, r: o.get_request(_id(r))),
+    (
+        routes.LIST_JOBS,
+        lambda o, r, q: o.list_jobs(
+            status=q.status, level=q.level, symbol=q.symbol, limit=q.limit, cursor=q.cursor
+        ),
+    ),
+    (routes.GET_JOB, lambda o, r: o.get_job(_id(r))),
+    (routes.CANCEL_JOB, lambda o, r: o.cancel_job(_id(r))),
+    (routes.RETRY_JOB, lambda o, r: o.retry_job(_id(r), by=actor(r))),
+    (routes.CHANGE_JOB, lambda o, r, change: o.change_job(_id(r), change, by=actor(r))),
+    (routes.QUEUES, lambda o, r: o.queues()),
+    (routes.SLA, lambda o, r: o.sla()),
+    (routes.LIST_RULES, lambda o, r: o.list_rules()),
+    (routes.CREATE_RULE, lambda o, r, draft: o.create_rule(draft)),
+    (routes.GET_RULE, lambda o, r: o.get_rule(_id(r))),
+    (routes.UPDATE_RULE, lambda o, r, change: o.update_rule(_id(r), change)),
+    (routes.DELETE_RULE, lambda o, r: o.delete_rule(_id(r))),
+    (routes.RULE_HISTORY, lambda o, r: o.rule_history(_id(r))),
+    (routes.TEST_RULES, lambda o, r, test: o.test_rules(test)),
+    (routes.LIST_SOURCES, lambda o, r: o.list_sources()),
+    (routes.CHANGE_SOURCE, lambda o, r, change: o.change_source(_id(r), change)),
+    (
+        routes.LIST_SNAPSHOTS,
+        lambda o, r, q: o.list_snapshots(
+            symbol=q.symbol, date=q.date.isoformat() if q.date else None, limit=q.limit
+        ),
+    ),
+    (routes.LATEST_SNAPSHOT, lambda o, r, q: o.latest_snapshot(q.symbol, q.expiry_filter)),
+    (routes.GET_SNAPSHOT, lambda o, r: o.get_snapshot(_id(r))),
+    (routes.GEX_HISTORY, lambda o, r, q: o.gex_history(r.match_info["symbol"], q.limit)),
+    (routes.QUERY, lambda o, r, body: o.query(body.sql, limit=body.limit)),
+    (routes.ARCHIVE, lambda o, r: o.archive()),
+    (routes.REBUILD_LAKE, lambda o, r: o.rebuild_lake()),
+):
+    plain(_route, _call)
 
 
 @handles(routes.SUBMIT)
@@ -363,140 +413,6 @@ async def submit_requests(request: web.Request) -> web.Response:
     return answer(routes.SUBMIT, result)
 
 
-@handles(routes.GET_REQUEST)
-async def get_request(request: web.Request) -> web.Response:
-    return answer(routes.GET_REQUEST, await ops(request).get_request(path_id(request)))
-
-
-@handles(routes.LIST_JOBS)
-async def list_jobs(request: web.Request) -> web.Response:
-    q: routes.JobFilter = query_of(request, routes.LIST_JOBS)
-    page = await ops(request).list_jobs(
-        status=q.status, level=q.level, symbol=q.symbol, limit=q.limit, cursor=q.cursor
-    )
-    return answer(routes.LIST_JOBS, page)
-
-
-@handles(routes.GET_JOB)
-async def get_job(request: web.Request) -> web.Response:
-    return answer(routes.GET_JOB, await ops(request).get_job(path_id(request)))
-
-
-@handles(routes.CANCEL_JOB)
-async def cancel_job(request: web.Request) -> web.Response:
-    return answer(routes.CANCEL_JOB, await ops(request).cancel_job(path_id(request)))
-
-
-@handles(routes.RETRY_JOB)
-async def retry_job(request: web.Request) -> web.Response:
-    return answer(
-        routes.RETRY_JOB, await ops(request).retry_job(path_id(request), by=actor(request))
-    )
-
-
-@handles(routes.CHANGE_JOB)
-async def change_job(request: web.Request) -> web.Response:
-    job_id = path_id(request)
-    change = await body_of(request, routes.CHANGE_JOB)
-    return answer(
-        routes.CHANGE_JOB, await ops(request).change_job(job_id, change, by=actor(request))
-    )
-
-
-@handles(routes.QUEUES)
-async def queues(request: web.Request) -> web.Response:
-    return answer(routes.QUEUES, ops(request).queues())
-
-
-@handles(routes.SLA)
-async def sla(request: web.Request) -> web.Response:
-    return answer(routes.SLA, await ops(request).sla())
-
-
-@handles(routes.LIST_RULES)
-async def list_rules(request: web.Request) -> web.Response:
-    return answer(routes.LIST_RULES, await ops(request).list_rules())
-
-
-@handles(routes.CREATE_RULE)
-async def create_rule(request: web.Request) -> web.Response:
-    draft = await body_of(request, routes.CREATE_RULE)
-    return answer(routes.CREATE_RULE, await ops(request).create_rule(draft))
-
-
-@handles(routes.GET_RULE)
-async def get_rule(request: web.Request) -> web.Response:
-    return answer(routes.GET_RULE, await ops(request).get_rule(request.match_info["id"]))
-
-
-@handles(routes.UPDATE_RULE)
-async def update_rule(request: web.Request) -> web.Response:
-    change = await body_of(request, routes.UPDATE_RULE)
-    result = await ops(request).update_rule(request.match_info["id"], change)
-    return answer(routes.UPDATE_RULE, result)
-
-
-@handles(routes.DELETE_RULE)
-async def delete_rule(request: web.Request) -> web.Response:
-    return answer(routes.DELETE_RULE, await ops(request).delete_rule(request.match_info["id"]))
-
-
-@handles(routes.RULE_HISTORY)
-async def rule_history(request: web.Request) -> web.Response:
-    return answer(routes.RULE_HISTORY, await ops(request).rule_history(request.match_info["id"]))
-
-
-@handles(routes.TEST_RULES)
-async def test_rules(request: web.Request) -> web.Response:
-    test = await body_of(request, routes.TEST_RULES)
-    return answer(routes.TEST_RULES, await ops(request).test_rules(test))
-
-
-@handles(routes.LIST_SOURCES)
-async def list_sources(request: web.Request) -> web.Response:
-    return answer(routes.LIST_SOURCES, ops(request).list_sources())
-
-
-@handles(routes.CHANGE_SOURCE)
-async def change_source(request: web.Request) -> web.Response:
-    change = await body_of(request, routes.CHANGE_SOURCE)
-    result = await ops(request).change_source(request.match_info["id"], change)
-    return answer(routes.CHANGE_SOURCE, result)
-
-
-@handles(routes.LIST_SNAPSHOTS)
-async def list_snapshots(request: web.Request) -> web.Response:
-    q: routes.SnapshotFilter = query_of(request, routes.LIST_SNAPSHOTS)
-    day = q.date.isoformat() if q.date is not None else None
-    found = await ops(request).list_snapshots(symbol=q.symbol, date=day, limit=q.limit)
-    return answer(routes.LIST_SNAPSHOTS, found)
-
-
-@handles(routes.LATEST_SNAPSHOT)
-async def latest_snapshot(request: web.Request) -> web.Response:
-    q: routes.LatestQuery = query_of(request, routes.LATEST_SNAPSHOT)
-    found = await ops(request).latest_snapshot(q.symbol, q.expiry_filter)
-    return answer(routes.LATEST_SNAPSHOT, found)
-
-
-@handles(routes.GET_SNAPSHOT)
-async def get_snapshot(request: web.Request) -> web.Response:
-    return answer(routes.GET_SNAPSHOT, await ops(request).get_snapshot(path_id(request)))
-
-
-@handles(routes.GEX_HISTORY)
-async def gex_history(request: web.Request) -> web.Response:
-    q: routes.HistoryQuery = query_of(request, routes.GEX_HISTORY)
-    found = await ops(request).gex_history(request.match_info["symbol"], q.limit)
-    return answer(routes.GEX_HISTORY, found)
-
-
-@handles(routes.QUERY)
-async def run_query(request: web.Request) -> web.Response:
-    body: s.QueryBody = await body_of(request, routes.QUERY)
-    return answer(routes.QUERY, await ops(request).query(body.sql, limit=body.limit))
-
-
 @handles(routes.INGEST)
 async def ingest(request: web.Request) -> web.Response:
     """Upload a chain file's bytes; the daemon stores it inside its data directory.
@@ -512,16 +428,6 @@ async def ingest(request: web.Request) -> web.Response:
     )
     result = await o.ingest_upload(data, filename=q.filename, symbol=q.symbol, level=q.level)
     return answer(routes.INGEST, result)
-
-
-@handles(routes.ARCHIVE)
-async def archive(request: web.Request) -> web.Response:
-    return answer(routes.ARCHIVE, await ops(request).archive())
-
-
-@handles(routes.REBUILD_LAKE)
-async def rebuild_lake(request: web.Request) -> web.Response:
-    return answer(routes.REBUILD_LAKE, await ops(request).rebuild_lake())
 
 
 @handles(routes.METRICS)
