@@ -35,6 +35,8 @@ SCRIPTS = (
     "rules",
     "source",
     "requeue",
+    "risk",
+    "expire",
     "pickup",
 )
 
@@ -308,6 +310,27 @@ class Board:
                 ],
             )
         )
+
+    async def expire(self, job_id: str, reason: str, *, ttl_ms: int) -> str:
+        """Fail a QUEUED job whose deadline passed while its source was down; 'FAILED', or
+        the status that kept it (it started or ended meanwhile), or 'MISSING'."""
+        k = self.keys
+        return _text(
+            await self._run(
+                "expire",
+                [k.events, k.finished],
+                [k.prefix, job_id, reason, ttl_ms, EVENTS_MAXLEN],
+            )
+        )
+
+    async def flag_risk(self, verdicts: Sequence[tuple[str, bool, str]]) -> int:
+        """The leader's forecast: (job_id, at risk, reason) written and announced."""
+        if not verdicts:
+            return 0
+        args: list[Any] = [self.keys.prefix, EVENTS_MAXLEN]
+        for job_id, at_risk, reason in verdicts:
+            args += [job_id, "1" if at_risk else "0", reason]
+        return int(await self._run("risk", [self.keys.events], args))
 
     # -- sources ----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ NODE_BEAT_S = 1.0  # at most; shorter with short leases (node_timing)
 NODE_TTL_S = 4.0  # at most: a node silent this long has left the cluster
 RECONCILE_S = 5.0  # the leader checks its scheduler against the board this often
 BACKOFF_MAX_S = 5.0
+FORECAST_EVERY_S = 1.0  # as the embedded daemon: at-risk flags within a second
 TERMINAL_EVENTS = frozenset({"job.completed", "job.failed", "job.cancelled"})
 REQUEUE_EVENTS = frozenset({"job.queued", "job.retrying", "job.lease_expired", "job.level_changed"})
 
@@ -136,6 +137,9 @@ class Leader:
         self._base = (0, 0.0)  # (redis ms, mono) measured together
         self._reconciled = 0.0
         self.assigned = 0
+        self._forecast_at = -1e9
+        # Why a source cannot run its jobs now, in words (None: it can); set by the daemon.
+        self.blocked_reason: Callable[[str], str | None] = lambda source: None
         # Told of each new scheduler before it takes any job (what each source may do now).
         self.on_scheduler: Callable[[Scheduler], None] = lambda scheduler: None
 
@@ -252,6 +256,39 @@ class Leader:
             await self._reconcile()
         if self.scheduler is not None:
             await self._dispatch()
+        if self.scheduler is not None and self._mono() - self._forecast_at >= FORECAST_EVERY_S:
+            await self._forecast()
+
+    async def _forecast(self) -> None:
+        """The forecast the embedded daemon runs, over the cluster's work: every job it flags
+        as at risk of missing its deadline (or clears) is written to the board for every node."""
+        sched = self.scheduler
+        assert sched is not None
+        self._forecast_at = self._mono()
+        sched.forecast()
+        verdicts = [
+            (str(c.job_id), c.at_risk, c.reason)
+            for c in sched.take_risk_changes()
+            if str(c.job_id) in self._jobs
+        ]
+        if verdicts:
+            await self._board.flag_risk(verdicts)
+        await self._expire_blocked()
+
+    async def _expire_blocked(self) -> None:
+        """A queued job whose deadline passed while its source is down fails now, with why
+        (as in embedded mode); one whose source can run it waits, breached, for its turn."""
+        now = self._mono()
+        for job_id, job in list(self._jobs.items()):
+            if job_id in self._started or job.deadline is None or job.deadline > now:
+                continue
+            blocked = self.blocked_reason(job.source)
+            if blocked is None:
+                continue
+            reason = f"{FailureCode.SOURCE_DOWN.value}: the deadline passed while {blocked}"
+            ttl_ms = int(self._settings.cluster.job_status_ttl_days * 86_400_000)
+            await self._board.expire(job_id, reason, ttl_ms=ttl_ms)
+            self._forget(job_id)  # failed now, or no longer queued: not the scheduler's
 
     async def _apply(self, events: Sequence[tuple[str, dict[str, str]]]) -> None:
         """Events in order: a job queued (new, retried, its lease expired) joins the

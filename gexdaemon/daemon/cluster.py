@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from gexdaemon import readout
 from gexdaemon.cluster.board import Board
 from gexdaemon.cluster.link import RedisFacts, facts
 from gexdaemon.cluster.node import Attempt, ClusterNode, new_job
@@ -73,7 +74,7 @@ FINAL_EVENTS = frozenset({EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventTy
 # The board's events carry the daemon's job event names, and one of its own: a lease that
 # ran out puts the job back in its queue, which the desk sees as a retry.
 EVENT_TYPES = {
-    **{kind.value: kind for kind in EventType if kind.family == "job"},
+    **{kind.value: kind for kind in EventType if kind.family in ("job", "sla")},
     "job.lease_expired": EventType.JOB_RETRYING,
 }
 
@@ -82,7 +83,7 @@ EVENT_TYPES = {
 HISTORY_OF_EVENT: dict[str, tuple[JobStatus | None, JobStatus, str]] = {
     "job.started": (JobStatus.QUEUED, JobStatus.PROCESSING, "started on node {node}"),
     "job.completed": (JobStatus.PROCESSING, JobStatus.COMPLETED, "completed on node {node}"),
-    "job.failed": (JobStatus.PROCESSING, JobStatus.FAILED, "failed on node {node}"),
+    "job.failed": (None, JobStatus.FAILED, "failed on node {node}"),
     "job.cancelled": (None, JobStatus.CANCELLED, "cancelled"),
     "job.retrying": (None, JobStatus.QUEUED, "retrying"),
     "job.level_changed": (JobStatus.QUEUED, JobStatus.QUEUED, "level changed"),
@@ -161,6 +162,8 @@ class ClusterService:
         self._source_versions: dict[str, int] = {}
         self._history_seq: OrderedDict[str, int] = OrderedDict()  # last history entry per job
         self.node.leader.on_scheduler = self._lead_sources
+        if self.sources is not None:
+            self.node.leader.blocked_reason = self.sources.blocked_reason
 
     # -- clocks ---------------------------------------------------------------------
 
@@ -343,6 +346,10 @@ class ClusterService:
             scheduler.set_source_access(source.base_url, access, until=until)
 
     def _lead_sources(self, scheduler: Scheduler) -> None:
+        """A new leader's scheduler: what each source may do, and how its forecast's
+        reasons name times and sources (as the desk reads them)."""
+        scheduler.describe_time = lambda mono: readout.clock_time(self.clock.to_wall(mono))
+        scheduler.describe_source = readout.source_host
         if self.sources is None:
             return
         for source in self.sources.all():
@@ -446,6 +453,7 @@ class ClusterService:
             "started_at": self.from_board_ms(h.get("started_ms")),
             "updated_at": self.from_board_ms(h.get("updated_ms")),
             "error_message": h.get("error_message") or None,
+            "at_risk": h.get("at_risk") == "1",
         }
         if h.get("deadline_ms"):  # a trader's retry or bump runs it from then
             update["deadline"] = self.from_board_ms(h["deadline_ms"])
@@ -472,6 +480,7 @@ class ClusterService:
             enqueued_mono=self.clock.mono(),
             deadline_mono=self.clock.to_mono(deadline) if deadline else None,
             snapshot_id=h.get("snapshot_id") or None,
+            at_risk_reason=h.get("risk_reason", "") if h.get("at_risk") == "1" else "",
         )
 
     async def live(self, job_id: uuid.UUID) -> LiveJob | None:

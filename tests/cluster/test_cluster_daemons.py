@@ -51,9 +51,11 @@ def node(redis: RedisServer, lake: Path, node_id: str, extra: str = "") -> Runni
 
 
 @contextlib.contextmanager
-def cluster(redis: RedisServer, count: int) -> Iterator[tuple[list[RunningDaemon], Path]]:
+def cluster(
+    redis: RedisServer, count: int, extra: str = ""
+) -> Iterator[tuple[list[RunningDaemon], Path]]:
     lake = Path(tempfile.mkdtemp(prefix="gxl-"))
-    nodes = [node(redis, lake, f"node{i}").start() for i in range(count)]
+    nodes = [node(redis, lake, f"node{i}", extra).start() for i in range(count)]
     try:
         yield nodes, lake
     finally:
@@ -397,3 +399,69 @@ def test_a_trader_retries_and_bumps_jobs_from_any_node(redis: RedisServer) -> No
             assert any("bumped from " in r and " to CRITICAL" in r for r in said), said
     finally:
         server.stop()
+
+
+def test_a_job_at_risk_is_flagged_on_every_node_with_its_reason(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    """The leader forecasts the cluster's work as the embedded daemon does: a CRITICAL job
+    behind a disabled source is flagged at risk within a couple of seconds, with the reason
+    in words, on every node (live listing, job detail, event feed); enabling the source
+    clears it and the job runs."""
+    with cluster(redis, 2) as (nodes, _lake):
+        a, b = nodes
+        assert b.wait_job(a.client().submit(body(feeds))["job_id"])["job"]["status"] == "completed"
+        host = feeds.url.split("//", 1)[1].rstrip("/")
+        a.client().set_source_active(host, False)
+        wait_until(
+            lambda: all(
+                s["manually_disabled"]
+                for d in nodes
+                for s in d.client().sources()["sources"]
+                if host in s["base_url"]
+            ),
+            what="the source held on both nodes",
+        )
+        urgent = b.client().submit(body(feeds, data_type="real_time"))
+        assert urgent["priority_level"] == "critical"
+        job_id = urgent["job_id"]
+
+        def flagged(daemon: RunningDaemon) -> str | None:
+            live = daemon.client().job(job_id)["live"]
+            return live["at_risk_reason"] if live and live["at_risk"] else None
+
+        for daemon in nodes:
+            reason = wait_until(lambda d=daemon: flagged(d), timeout=10, what="the at-risk flag")
+            assert "disabled" in reason and host.split(":")[0] in reason
+        a.client().set_source_active(host, True)
+        assert a.wait_job(job_id)["job"]["status"] == "completed"
+
+
+def test_a_queued_job_fails_at_its_deadline_while_its_source_is_down(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    """As in embedded mode: a CRITICAL job still queued when its deadline passes behind a
+    disabled source fails then, with the reason, on every node; it does not wait for ever."""
+    with cluster(redis, 2, "[sla]\ncritical_s = 3.0\n") as (nodes, _lake):
+        a, b = nodes
+        assert b.wait_job(a.client().submit(body(feeds))["job_id"])["job"]["status"] == "completed"
+        host = feeds.url.split("//", 1)[1].rstrip("/")
+        a.client().set_source_active(host, False)
+        wait_until(
+            lambda: all(
+                s["manually_disabled"]
+                for d in nodes
+                for s in d.client().sources()["sources"]
+                if host in s["base_url"]
+            ),
+            what="the source held on both nodes",
+        )
+        job_id = b.client().submit(body(feeds, data_type="real_time"))["job_id"]
+        for daemon in nodes:
+            found = daemon.wait_job(job_id, timeout=20)
+            assert found["job"]["status"] == "failed", found
+            assert found["job"]["sla_status"] == "breached"
+            said = found["job"]["error_message"]
+            assert said.startswith("source_down: the deadline passed while") and "disabled" in said
+            last = found["history"][-1]
+            assert (last["from_status"], last["to_status"]) == ("queued", "failed")
