@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import socket
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,12 @@ class Config:
 
     @property
     def archive_dir(self) -> Path:
+        """Finished jobs moved out of DuckDB: `<data_dir>/archive`; in cluster mode a folder
+        per node in the shared lake, `<lake_dir>/archive/node=<id>`, read by every node."""
+        cluster = self.settings.cluster
+        if cluster.enabled and cluster.lake_dir:
+            node = cluster.node_id or socket.gethostname()
+            return self.lake_dir / "archive" / f"node={node.replace('/', '_')}"
         return self.data_dir / "archive"
 
     def domain_context(self, **overrides: Any) -> DomainContext:

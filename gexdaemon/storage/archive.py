@@ -1,7 +1,8 @@
 """Archive: finished jobs older than the retention move to Parquet and leave the hot tables.
 
 Layout: `<data_dir>/archive/<table>/batch_<time>_<id>.parquet` for
-`processing_jobs`, `job_events` and `priority_requests`. Views
+`processing_jobs`, `job_events` and `priority_requests`; in cluster mode each node's
+folder is `<lake_dir>/archive/node=<id>/` and every node reads them all (`shared_archive`). Views
 `<table>_archive` read the files and `<table>_all` unions hot and archived rows,
 so archived work stays queryable.
 
@@ -141,16 +142,35 @@ def finish_interrupted_batches(con: Any, archive_dir: Path) -> list[Path]:
     return finished
 
 
+# The key of a row in each archived table (cluster mode reads every node's copy once).
+KEYS = {
+    "processing_jobs": "job_id",
+    "job_events": "job_id, seq",
+    "priority_requests": "request_id",
+}
+
+
+def shared_archive(archive_dir: Path) -> bool:
+    """Cluster mode: each node archives to `<lake>/archive/node=<id>/`, and every node reads
+    all of them (every node mirrors every job, so a row may be in several nodes' files)."""
+    return archive_dir.name.startswith("node=")
+
+
 def refresh_archive_views(con: Any, archive_dir: Path) -> None:
+    shared = shared_archive(archive_dir)
+    roots = sorted(archive_dir.parent.glob("node=*")) if shared else [archive_dir]
     for table in TABLES:
-        folder = archive_dir / table
-        files = list(folder.glob("batch_*.parquet")) if folder.exists() else []
-        if files:
-            glob = sql_string(str(folder / "batch_*.parquet"))
-            con.execute(
-                f"CREATE OR REPLACE VIEW {table}_archive AS "
-                f"SELECT * FROM read_parquet({glob}, union_by_name = true)"
-            )
+        if any(any((root / table).glob("batch_*.parquet")) for root in roots):
+            where = archive_dir.parent / "node=*" if shared else archive_dir
+            glob = sql_string(str(where / table / "batch_*.parquet"))
+            rows = f"SELECT * FROM read_parquet({glob}, union_by_name = true)"
+            if shared:  # one row per key, and none the hot table still holds
+                key = KEYS[table]
+                rows = (
+                    f"SELECT * FROM ({rows}) WHERE ({key}) NOT IN (SELECT {key} FROM {table}) "
+                    f"QUALIFY row_number() OVER (PARTITION BY {key}) = 1"
+                )
+            con.execute(f"CREATE OR REPLACE VIEW {table}_archive AS {rows}")
         else:
             con.execute(
                 f"CREATE OR REPLACE VIEW {table}_archive AS SELECT * FROM {table} WHERE false"

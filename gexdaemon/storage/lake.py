@@ -92,15 +92,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def iter_parquet(root: Path) -> Iterator[Path]:
-    """Final Parquet files under `root` (temporary dot-files are never listed)."""
-    if not root.exists():
+def snapshot_files(lake_dir: Path) -> Iterator[Path]:
+    """The lake's snapshot files (`symbol=*/date=*/*.parquet`), not its archive."""
+    if not lake_dir.exists():
         return iter(())
-    return (p for p in root.rglob("*.parquet") if not p.name.startswith("."))
-
-
-def has_parquet(root: Path) -> bool:
-    return next(iter_parquet(root), None) is not None
+    return (p for p in lake_dir.glob("symbol=*/date=*/*.parquet") if not p.name.startswith("."))
 
 
 def stale_temporaries(root: Path) -> list[Path]:

@@ -279,7 +279,7 @@ def rebuild_from_lake(store: Store, lake_dir: Path, *, batch: int = 64) -> LakeR
             report.added += len(pending)
             pending.clear()
 
-    for path in sorted(lakefs.iter_parquet(lake_dir)):
+    for path in sorted(lakefs.snapshot_files(lake_dir)):
         report.files += 1
         if path.name in names:
             report.present += 1

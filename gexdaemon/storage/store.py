@@ -926,9 +926,9 @@ class Store:
         con.execute(
             lakefs.view_sql(
                 "gex_lake",
-                opts.lake_dir / "*" / "*" / "*.parquet",
+                opts.lake_dir / "symbol=*" / "date=*" / "*.parquet",
                 LAKE_EMPTY_COLUMNS,
-                present=lakefs.has_parquet(opts.lake_dir),
+                present=next(lakefs.snapshot_files(opts.lake_dir), None) is not None,
                 hive=True,
             )
         )

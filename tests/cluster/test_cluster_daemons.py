@@ -465,3 +465,36 @@ def test_a_queued_job_fails_at_its_deadline_while_its_source_is_down(
             assert said.startswith("source_down: the deadline passed while") and "disabled" in said
             last = found["history"][-1]
             assert (last["from_status"], last["to_status"]) == ("queued", "failed")
+
+
+def test_archived_jobs_are_in_the_shared_lake_and_read_once_from_every_node(
+    redis: RedisServer, feeds: FeedServer
+) -> None:
+    """Each node archives its copy of finished jobs to `<lake>/archive/node=<id>/`; every node
+    reads all of them, each job once, hot or archived."""
+    retention = "[storage]\nretention_days = 0.00001\n"  # about a second
+    with cluster(redis, 2, retention) as (nodes, lake):
+        a, b = nodes
+        ids = [a.client().submit(body(feeds, metadata={"n": i}))["job_id"] for i in range(3)]
+        for job_id in ids:
+            assert b.wait_job(job_id)["job"]["status"] == "completed"
+        wait_until(
+            lambda: all(
+                d.client().query("SELECT count(*) FROM processing_jobs")["rows"][0][0] == 3
+                for d in nodes
+            ),
+            what="every job on every node",
+        )
+        import time
+
+        time.sleep(1.5)
+        told = a.cli("archive", check=True).stdout
+        assert told.startswith("archived 3 jobs")
+        assert list((lake / "archive" / "node=node0" / "processing_jobs").glob("batch_*.parquet"))
+        count = "SELECT count(*), count(DISTINCT job_id) FROM processing_jobs_all"
+        for daemon in nodes:  # node0 reads its archive, node1 its hot rows: 3 jobs each
+            assert daemon.client().query(count)["rows"][0] == [3, 3]
+        b.cli("archive", check=True)
+        for daemon in nodes:  # two copies archived, each job read once
+            assert daemon.client().query(count)["rows"][0] == [3, 3]
+        assert b.client().job(ids[0])["job"]["status"] == "completed"
