@@ -428,3 +428,137 @@ def test_misuse_is_refused_with_a_clear_message() -> None:
         job("bad", M, estimate=-1.0)
     with pytest.raises(ValueError, match="slots"):
         make(slots=0)
+
+
+# -- the admission forecast, figure by figure ----------------------------------------------
+# Each case works the model out by hand (Scheduler._admission's docstring): the work ahead
+# drains on the workers this job may use; its source's cap and rate bound it too.
+
+
+def test_admission_waits_for_the_running_work_when_every_worker_is_busy() -> None:
+    sched, _ = make(slots=2, cap=100, reserved_critical_slot=False)
+    for i in range(2):
+        sched.submit(job(f"low{i}", L, f"l{i}", estimate=100.0))
+    assert len(drain(sched)) == 2  # both workers busy for 100 s
+    admission = sched.submit(job("urgent", C, "x", estimate=4.0))
+    # 2 running jobs ahead, 200 s of work left on 2 workers: it starts in 100 s
+    assert admission == (True, 1100.0, 1104.0, 1030.0, "expected 74 s after its deadline: "
+                         "2 jobs ahead on 2 workers")  # fmt: skip
+    assert sched.stats()[C].at_risk == 1
+
+
+def test_admission_counts_only_what_is_left_of_a_running_job() -> None:
+    sched, clock = make(slots=1, cap=100, reserved_critical_slot=False)
+    sched.submit(job("low", L, "l", estimate=50.0))
+    assert drain(sched)
+    clock.now += 20.0  # 30 s of it left
+    admission = sched.submit(job("h", H, "x", at=clock.now, estimate=5.0))
+    assert (admission.at_risk, admission.expected_start, admission.expected_finish) == (
+        False,
+        1050.0,
+        1055.0,
+    )
+    assert admission.deadline == clock.now + SlaSettings().high_s
+
+
+def test_admission_of_a_long_job_leaves_the_reserved_worker_to_critical() -> None:
+    sched, _ = make(slots=3, cap=100)  # a worker reserved for CRITICAL jobs
+    for i in range(2):
+        sched.submit(job(f"low{i}", L, f"l{i}", estimate=4.0))
+    assert len(drain(sched)) == 2
+    long_one = sched.submit(job("m", M, "x", estimate=10.0))  # longer than 5 s: long
+    # it may use 2 of the 3 workers, both busy for 4 s more
+    assert (long_one.expected_start, long_one.expected_finish) == (1004.0, 1014.0)
+    # a short one may use all 3 workers: 8 s left of the running jobs and the 10 s long
+    # one queued ahead of it, on 3 workers
+    short = sched.submit(job("m2", M, "y", estimate=4.0))
+    assert short.expected_start == 1006.0
+
+
+def test_admission_of_high_work_leaves_the_backlogged_low_floor_its_share() -> None:
+    sched, _ = make(slots=2, cap=100, reserved_critical_slot=False)
+    for i in range(2):
+        sched.submit(job(f"h{i}", H, f"h{i}", estimate=10.0))
+    assert len(drain(sched)) == 2
+    sched.submit(job("waiting-low", L, "l", estimate=1.0))  # LOW is owed 5% of the workers
+    admission = sched.submit(job("h-new", H, "x", estimate=10.0))
+    assert admission.expected_start == pytest.approx(1000.0 + 20.0 / (2 * 0.95), rel=1e-12)
+    critical = sched.submit(job("c-new", C, "y", estimate=10.0))  # CRITICAL owes no floor
+    assert critical.expected_start == pytest.approx(1010.0, rel=1e-12)
+
+
+def test_admission_behind_a_source_at_its_cap_names_the_source() -> None:
+    sched, _ = make(slots=10, cap=2)
+    for i in range(2):
+        sched.submit(job(f"a{i}", H, "a", estimate=6.0))
+    assert len(drain(sched)) == 2  # source a runs 2, its cap
+    admission = sched.submit(job("third", H, "a", estimate=6.0, deadline=1008.0))
+    assert admission == (True, 1006.0, 1012.0, 1008.0, "expected 4 s after its deadline: "
+                         "0 jobs ahead at a (at most 2 at once)")  # fmt: skip
+    # CRITICAL may go one past the cap: it does not wait for source a
+    critical = sched.submit(job("c", C, "a", estimate=6.0))
+    assert (critical.at_risk, critical.expected_start) == (False, 1000.0)
+
+
+def test_admission_behind_a_rate_limit_says_the_rate() -> None:
+    sched, _ = make(slots=4, cap=10, rate=0.5, burst=1)
+    for i in range(2):
+        sched.submit(job(f"r{i}", C, "r", estimate=4.0))
+    admission = sched.submit(job("r-new", C, "r", estimate=4.0, deadline=1006.0))
+    # one token now, one every 2 s: its fetch is the third, 4 s from now
+    assert admission == (True, 1004.0, 1008.0, 1006.0, "expected 2 s after its deadline: "
+                         "r is rate limited to 0.5 fetches/s")  # fmt: skip
+
+
+def test_admission_of_a_retry_starts_after_its_backoff() -> None:
+    sched, _ = make()
+    admission = sched.submit(job("retry", H, estimate=2.0, not_before=1050.0))
+    assert admission == (False, 1050.0, 1052.0, 1000.0 + SlaSettings().high_s, "")
+
+
+def test_admission_of_low_work_has_no_deadline_and_no_risk() -> None:
+    sched, _ = make(slots=1)
+    sched.submit(job("h", H, "h", estimate=30.0))
+    assert drain(sched)
+    admission = sched.submit(job("low", L, "x", estimate=3.0))
+    assert admission == (False, 1030.0, 1033.0, None, "")
+
+
+def test_admission_of_a_job_longer_than_its_sla_says_so() -> None:
+    sched, _ = make()
+    admission = sched.submit(job("slow", C, estimate=40.0))
+    assert admission.reason == (
+        "expected 10 s after its deadline: its estimate alone runs past the deadline"
+    )
+
+
+def test_admission_of_a_retry_counts_only_the_part_of_its_queue_before_it() -> None:
+    sched, _ = make(slots=1, cap=10, reserved_critical_slot=False)
+    sched.submit(job("early", C, "a", at=990.0, estimate=4.0))  # deadline 1020
+    sched.submit(job("late", C, "b", estimate=4.0))  # deadline 1030
+    # deadline 1025: half-way between the queue's first (1020) and a new job's (1030)
+    admission = sched.submit(job("retry", C, "c", estimate=4.0, deadline=1025.0))
+    assert (admission.expected_start, admission.reason) == (1004.0, "")
+
+
+def test_admission_counts_no_more_own_level_work_than_fits_before_its_latest_start() -> None:
+    sched, _ = make(slots=2, cap=100, reserved_critical_slot=False)
+    for i in range(4):
+        sched.submit(job(f"c{i}", C, f"s{i}", estimate=10.0))
+    fits = sched.submit(job("fits", C, "x", estimate=10.0))  # 40 s of work, 40 s of room
+    assert (fits.at_risk, fits.expected_start, fits.expected_finish) == (False, 1020.0, 1030.0)
+    tighter = sched.submit(job("tighter", C, "y", estimate=11.0))  # room for 38 s of it
+    assert (tighter.at_risk, tighter.expected_start) == (False, pytest.approx(1019.0))
+
+
+def test_a_job_that_starts_too_late_to_finish_in_time_is_dispatched_at_risk() -> None:
+    sched, clock = make(slots=1, cap=10)
+    sched.submit(job("h", H, "a", estimate=10.0, deadline=1020.0))
+    clock.now = 1010.0  # 10 s of estimate, 10 s left: just in time
+    first = sched.dispatch()
+    assert first is not None and not first.at_risk
+    sched.finish("h", 1.0)
+    sched.submit(job("h2", H, "a", at=1010.0, estimate=10.0, deadline=1025.0))
+    clock.now = 1015.5  # 9.5 s left for 10 s of work
+    late = sched.dispatch()
+    assert late is not None and late.at_risk and late.waited_s == 5.5
