@@ -275,3 +275,65 @@ def test_a_retry_waiting_out_its_backoff_is_counted_until_it_is_released() -> No
     clock.now = 1021.0
     assert sched.dispatch() is not None
     assert sched.stats()[C].delayed == 0
+
+
+# -- exact figures -----------------------------------------------------------------------
+
+
+def test_a_running_job_past_three_times_its_estimate_is_read_as_needing_as_long_again() -> None:
+    sched, clock = scheduler(slots=1)
+    submit(sched, "slow", C, estimate=4.0)  # deadline 1030
+    assert sched.dispatch() is not None
+    clock.now = 1011.9  # ran 11.9 s: not yet 3 times its estimate
+    sched.forecast()
+    assert sched.take_risk_changes() == []
+    clock.now = 1012.0  # 12 s = 3 times: read as 24 s in all, finishing at 1024 (in time)
+    sched.forecast()
+    assert sched.take_risk_changes() == []
+    clock.now = 1015.5  # 15.5 s: read as 31 s, finishing at 1031, past 1030
+    sched.forecast()
+    (risk,) = sched.take_risk_changes()
+    assert risk == ("slow", True, 1031.0, 1030.0, "running 16 s, 4 times its estimate")
+    sched.forecast()  # said once
+    assert sched.take_risk_changes() == []
+
+
+def test_a_running_job_whose_doubled_run_ends_on_its_deadline_is_not_flagged() -> None:
+    sched, clock = scheduler(slots=1)
+    submit(sched, "slow", C, estimate=4.0)
+    assert sched.dispatch() is not None
+    clock.now = 1015.0  # read as 30 s in all: exactly the deadline
+    sched.forecast()
+    assert sched.take_risk_changes() == []
+
+
+def test_the_forecast_finish_of_queued_work_is_exact() -> None:
+    sched, _ = scheduler(slots=2)
+    for i in range(4):  # 4 jobs of 10 s on 2 workers, then one more: it starts at 1020
+        submit(sched, f"c{i}", source=f"s{i}", estimate=10.0)
+    for _ in range(2):
+        assert sched.dispatch() is not None
+    submit(sched, "fits", source="x", estimate=10.0)  # deadline 1030: finishes at 1030
+    submit(sched, "late", source="y", estimate=10.5)  # finishes at 1030.5
+    sched.take_risk_changes()
+    sched.forecast()
+    found = flags(sched.take_risk_changes())
+    assert "fits" not in found
+    assert found["late"] == ("late", True, 1030.5, 1030.0, "behind 3 CRITICAL jobs")
+    sched.cancel("c2")  # still two waves ahead of it: the same verdict, a new reason
+    sched.forecast()
+    assert sched.take_risk_changes() == [("late", True, 1030.5, 1030.0, "behind 2 CRITICAL jobs")]
+    sched.cancel("c3")  # one wave: it makes it now
+    sched.forecast()
+    cleared = flags(sched.take_risk_changes())
+    assert cleared["late"] == ("late", False, 1020.5, 1030.0, "")
+
+
+def test_a_job_waiting_for_its_backoff_is_forecast_from_the_end_of_it() -> None:
+    sched, _ = scheduler(slots=4)
+    submit(sched, "retry", C, estimate=5.0, not_before=1026.0)  # ends 1031 > 1030
+    submit(sched, "low", L, estimate=5.0, not_before=1026.0)  # LOW: never at risk
+    sched.take_risk_changes()
+    sched.forecast()
+    found = flags(sched.take_risk_changes())
+    assert set(found) == {"retry"} and found["retry"].finish == 1031.0
