@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -562,3 +563,49 @@ def test_a_job_that_starts_too_late_to_finish_in_time_is_dispatched_at_risk() ->
     clock.now = 1015.5  # 9.5 s left for 10 s of work
     late = sched.dispatch()
     assert late is not None and late.at_risk and late.waited_s == 5.5
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("misuse", "message"),
+    [
+        (lambda: job("j", M, estimate=-1.0), "estimate_s must be a finite number >= 0 (got -1.0)"),
+        (lambda: job("j", M, estimate=NAN), "estimate_s must be a finite number >= 0 (got nan)"),
+        (lambda: job("j", M, at=INF), "enqueued_at must be finite"),
+        (lambda: job("j", M, deadline=NAN), "deadline must be finite or None"),
+        (lambda: job("j", M, not_before=-INF), "not_before must be finite"),
+        (lambda: make(slots=0), "slots must be at least 1 (got 0)"),
+        (lambda: make(cap=0), "source_cap must be at least 1 (got 0)"),
+        (lambda: make(rate=0.0), "rate_per_s must be > 0 and burst >= 1"),
+        (lambda: make(burst=0), "rate_per_s must be > 0 and burst >= 1"),
+        (lambda: make()[0].set_slots(0), "slots must be at least 1 (got 0)"),
+        (lambda: make()[0].set_source_limits("a", cap=0), "cap must be at least 1 (got 0)"),
+        (
+            lambda: make()[0].set_source_limits("a", rate_per_s=-2.0),
+            "rate_per_s must be > 0 (got -2.0)",
+        ),
+        (lambda: make()[0].set_source_limits("a", burst=0), "burst must be at least 1 (got 0)"),
+    ],
+)
+def test_each_misuse_is_refused_with_its_own_words(misuse: Any, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        misuse()
+    assert str(refused.value) == message
+
+
+def test_a_finish_with_an_impossible_run_time_is_refused_and_the_job_keeps_running() -> None:
+    sched, _ = make()
+    sched.submit(job("a", M))
+    assert sched.dispatch() is not None
+    for bad in (-1.0, NAN, INF):
+        with pytest.raises(ValueError) as refused:
+            sched.finish("a", bad)
+        assert str(refused.value) == f"ran_s must be a finite number >= 0 (got {bad})"
+    assert sched.in_flight_count == 1
+    sched.finish("a", 1.0)
+    assert sched.in_flight_count == 0
+    with pytest.raises(KeyError) as refused_again:
+        sched.finish("a", 1.0)
+    assert refused_again.value.args == ("job 'a' is not running",)
