@@ -609,3 +609,25 @@ def test_a_finish_with_an_impossible_run_time_is_refused_and_the_job_keeps_runni
     with pytest.raises(KeyError) as refused_again:
         sched.finish("a", 1.0)
     assert refused_again.value.args == ("job 'a' is not running",)
+
+
+@pytest.mark.parametrize(("late_by", "hopeless"), [(0.0, False), (0.001, True)])
+def test_a_job_that_can_still_start_exactly_in_time_keeps_its_urgent_place(
+    late_by: float, hopeless: bool
+) -> None:
+    sched, clock = make(slots=1, cap=10, low_floor=0.0, medium_floor=0.0)
+    sched.submit(job("blocker", L, "z", estimate=1.0))
+    assert sched.dispatch() is not None
+    sched.submit(job("tight", H, "a", deadline=clock.now + 30.0, estimate=20.0))  # start by +10
+    sched.submit(job("roomy", H, "b", at=clock.now - 240.0, estimate=2.0))  # deadline +60
+    clock.now += 10.0 + late_by
+    sched.finish("blocker", 10.0 + late_by)
+    first = sched.dispatch()
+    assert first is not None and first.phase is Phase.URGENT
+    if hopeless:
+        assert first.job_id == "roomy"
+        (raised,) = [r for r in sched.take_risk_changes() if r.at_risk]
+        assert raised == ("tight", True, clock.now + 20.0, 1030.0, "it can no longer start in time")
+    else:  # earliest deadline first, and on time to the second
+        assert (first.job_id, first.at_risk) == ("tight", False)
+        assert [r for r in sched.take_risk_changes() if r.at_risk] == []
