@@ -631,3 +631,46 @@ def test_a_job_that_can_still_start_exactly_in_time_keeps_its_urgent_place(
     else:  # earliest deadline first, and on time to the second
         assert (first.job_id, first.at_risk) == ("tight", False)
         assert [r for r in sched.take_risk_changes() if r.at_risk] == []
+
+
+def test_a_dispatch_carries_its_job_s_figures() -> None:
+    sched, clock = make(slots=2, cap=10)
+    sched.submit(job("h", H, "a", at=990.0, estimate=3.5))
+    sched.submit(job("l", L, "b", at=1000.0, estimate=1.5))
+    clock.now = 1004.0
+    found = {d.job_id: d for d in drain(sched)}
+    h, low = found["h"], found["l"]
+    assert (h.level, h.source, h.at_risk, h.deadline, h.estimate_s, h.waited_s) == (
+        H, "a", False, 990.0 + SlaSettings().high_s, 3.5, 14.0
+    )  # fmt: skip
+    assert (low.level, low.source, low.deadline, low.estimate_s, low.waited_s) == (
+        L, "b", None, 1.5, 4.0
+    )  # fmt: skip
+    assert sum(sched.phase_counts.values()) == 2
+    assert sched.phase_counts[h.phase] + sched.phase_counts[low.phase] == 2 + (h.phase is low.phase)
+    clock.now = 990.0  # a clock that went back: never a negative wait
+    sched.submit(job("early", M, "c", at=995.0))
+    sched.finish("h", 1.0)
+    third = sched.dispatch()
+    assert third is not None and third.waited_s == 0.0
+    assert sum(sched.phase_counts.values()) == 3
+
+
+def test_jobs_adopted_by_a_new_leader_hold_their_workers_and_their_source() -> None:
+    sched, clock = make(slots=2, cap=1)
+    sched.adopt(job("r1", M, "a", estimate=10.0), started_at=995.0)  # long: 10 s > 5 s
+    assert sched.in_flight_count == 1
+    stats = sched.stats()
+    assert (stats[M].in_flight, stats[H].in_flight) == (1, 0)
+    (source,) = sched.source_stats()
+    assert (source.source, source.queued, source.in_flight) == ("a", 0, 1)
+    sched.submit(job("waits", H, "a"))  # source a is at its cap
+    sched.submit(job("long", L, "c", estimate=30.0))  # the long one running holds the
+    # only worker a long job may take (the other is kept for CRITICAL)
+    sched.submit(job("short", H, "b"))
+    assert [d.job_id for d in drain(sched)] == ["short"]
+    sched.finish("r1", 10.0)
+    (next_one,) = drain(sched)
+    assert next_one.job_id in ("waits", "long")
+    with pytest.raises(ValueError):
+        sched.adopt(job("short", H, "b"), started_at=clock.now)
