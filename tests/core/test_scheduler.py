@@ -674,3 +674,34 @@ def test_jobs_adopted_by_a_new_leader_hold_their_workers_and_their_source() -> N
     assert next_one.job_id in ("waits", "long")
     with pytest.raises(ValueError):
         sched.adopt(job("short", H, "b"), started_at=clock.now)
+
+
+def test_admission_follows_the_queue_as_jobs_leave_it() -> None:
+    sched, clock = make(slots=2, cap=100, reserved_critical_slot=False)
+    for i in range(4):
+        sched.submit(job(f"c{i}", C, f"s{i}", estimate=10.0))
+
+    def start_of(name: str) -> float:
+        admission = sched.submit(job(name, C, name, at=clock.now, estimate=10.0))
+        assert sched.cancel(name)
+        return admission.expected_start
+
+    assert start_of("x1") == 1020.0  # 40 s of work queued, 2 workers
+    assert sched.cancel("c0") and sched.cancel("c1")
+    assert start_of("x2") == 1010.0  # 20 s queued
+    assert {d.job_id for d in drain(sched)} == {"c2", "c3"}
+    assert start_of("x3") == 1010.0  # 20 s running, nothing queued
+    clock.now = 1004.0
+    sched.finish("c2", 4.0)
+    assert start_of("x4") == 1004.0  # a worker is free
+    assert sched.stats()[C].depth == 0 and sched.queued_count == 0
+
+
+def test_one_worker_is_never_kept_back_for_critical_work() -> None:
+    sched, _ = make(slots=1)  # reserved_critical_slot is on, but there is one worker only
+    sched.submit(job("long", L, estimate=60.0))
+    assert [d.job_id for d in drain(sched)] == ["long"]
+    two, _ = make(slots=2)  # with two, a long job leaves one for CRITICAL work
+    for i in range(2):
+        two.submit(job(f"long{i}", L, f"s{i}", estimate=60.0))
+    assert len(drain(two)) == 1
