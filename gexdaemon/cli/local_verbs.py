@@ -108,7 +108,6 @@ def register(verb: Verbs) -> None:
         lake_verb,
         "put every snapshot the lake holds and the database does not back into it",
     )
-    p.set_defaults(lake_action="rebuild")
 
     p = verb.add(
         "recover", recover_verb, "recover a data directory whose write-ahead log will not replay"
@@ -374,6 +373,9 @@ def archive_verb(inv: Invocation) -> int:
 def lake_verb(inv: Invocation) -> int:
     """`lake rebuild`: through the running daemon, or on the data directory when none runs."""
     from gexdaemon.storage.snapshots import rebuild_from_lake  # noqa: PLC0415
+
+    if inv.args.lake_action != "rebuild":
+        raise UsageError("say what to do with the lake: gexdaemon lake rebuild")
 
     def remote(gexd: Client) -> LakeRebuildResult:
         answer: LakeRebuildResult = gexd.rebuild_lake()
