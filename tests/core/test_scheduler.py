@@ -705,3 +705,14 @@ def test_one_worker_is_never_kept_back_for_critical_work() -> None:
     for i in range(2):
         two.submit(job(f"long{i}", L, f"s{i}", estimate=60.0))
     assert len(drain(two)) == 1
+
+
+def test_a_hopeless_critical_job_may_still_go_one_past_its_source_s_cap() -> None:
+    sched, clock = make(slots=4, cap=1)
+    sched.submit(job("running", H, "a", estimate=60.0))
+    assert [d.job_id for d in drain(sched)] == ["running"]  # source a at its cap
+    sched.submit(job("doomed", C, "a", deadline=clock.now + 5.0, estimate=10.0))
+    late = sched.dispatch()  # hopeless: not in deadline order, but still CRITICAL
+    assert late is not None and (late.job_id, late.phase) == ("doomed", Phase.CRITICAL_LATE)
+    sched.submit(job("more", C, "a", estimate=1.0))
+    assert sched.dispatch() is None  # cap + 1 reached
