@@ -716,3 +716,16 @@ def test_a_hopeless_critical_job_may_still_go_one_past_its_source_s_cap() -> Non
     assert late is not None and (late.job_id, late.phase) == ("doomed", Phase.CRITICAL_LATE)
     sched.submit(job("more", C, "a", estimate=1.0))
     assert sched.dispatch() is None  # cap + 1 reached
+
+
+def test_the_medium_floor_brings_in_one_worker_first_under_a_high_backlog() -> None:
+    sched, _ = make(
+        slots=4, cap=100, medium_floor=0.25, low_floor=0.0, reserved_critical_slot=False
+    )
+    for i in range(20):
+        sched.submit(job(f"h{i}", H, f"h{i}", estimate=2.0))
+    for i in range(5):
+        sched.submit(job(f"m{i}", M, f"m{i}", estimate=2.0))
+    first = drain(sched)
+    assert (first[0].level, first[0].phase) == (M, Phase.FLOOR)  # owed, and idle so far
+    assert [d.phase for d in first[1:]] == [Phase.FAIR] * 3  # at most one through the floor
