@@ -729,3 +729,33 @@ def test_the_medium_floor_brings_in_one_worker_first_under_a_high_backlog() -> N
     first = drain(sched)
     assert (first[0].level, first[0].phase) == (M, Phase.FLOOR)  # owed, and idle so far
     assert [d.phase for d in first[1:]] == [Phase.FAIR] * 3  # at most one through the floor
+
+
+def test_a_queue_emptied_by_many_cancels_keeps_its_order() -> None:
+    """Cancelled jobs leave dead entries behind (removed lazily); past a slack the queue
+    is compacted. The jobs left run each once, LOW still first in, first out."""
+    sched, clock = make(slots=1, cap=10)
+    n = 600  # 540 cancelled of 600: past 2 x 60 live + the 256 slack, so compacted
+    for i in range(n):
+        sched.submit(job(f"h{i:03}", H, "a", at=clock.now + i * 0.01))
+        sched.submit(job(f"l{i:03}", L, "b", at=clock.now + i * 0.01))
+    for i in range(n):
+        if i % 10:
+            assert sched.cancel(f"h{i:03}") and sched.cancel(f"l{i:03}")
+    assert sched.queued_count == 120
+    seen = []
+    while (d := sched.dispatch()) is not None:
+        seen.append(d.job_id)
+        sched.finish(d.job_id, 1.0)
+    assert sorted(seen) == sorted(f"{p}{i:03}" for p in "hl" for i in range(0, n, 10))
+    assert [j for j in seen if j[0] == "l"] == [f"l{i:03}" for i in range(0, n, 10)]
+
+
+def test_admission_of_high_work_counts_the_critical_queue_ahead_in_full() -> None:
+    sched, _ = make(slots=2, cap=100, reserved_critical_slot=False)
+    for i in range(4):
+        sched.submit(job(f"c{i}", C, f"c{i}", estimate=10.0))
+    admission = sched.submit(job("h", H, "x", estimate=10.0, deadline=1025.0))
+    # 4 CRITICAL jobs (40 s) go first on 2 workers: it starts at 1020, ends at 1030
+    assert admission == (True, 1020.0, 1030.0, 1025.0, "expected 5 s after its deadline: "
+                         "4 jobs ahead on 2 workers")  # fmt: skip
