@@ -928,3 +928,229 @@ def test_refusals_word_for_word(text: str, reason: str, where: tuple[int, int]) 
 def test_node_count_counts_every_expression_node() -> None:
     assert compile_condition("a > 1").node_count == 3
     assert compile_condition("a > 1 and b < 2").node_count == 7
+
+
+# Every refusal a trader can meet, with its words and where it points (what the API,
+# the CLI and the dashboard show under the rule being edited).
+REFUSALS = [
+    (
+        "market_symbol",
+        "`market_symbol` is text, not true/false; compare it, for example `market_symbol == 'SPX'` (column 1): `market_symbol`",
+    ),
+    (
+        "42",
+        "a condition must be true or false, not a single value; compare it, for example `volume > 5000` (column 1): `42`",
+    ),
+    (
+        "1 + 2",
+        "arithmetic gives a number, not true/false; compare it, for example `volume * 2 > open_interest` (column 1): `1 + 2`",
+    ),
+    ("[1, 2]", "a list is only allowed after `in` or `not in` (column 1): `[1, 2]`"),
+    ("volumé > 1", "names must be written in ASCII letters, digits and _ (column 1): `volumé`"),
+    ("_x > 1", "names starting with '_' are not allowed (column 1): `_x`"),
+    (
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx > 1",
+        "`xxxxxxxxxxxxxxxxxxxx...` is longer than 64 characters, the longest metadata key a request may carry (column 1): `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…`",
+    ),
+    ("1e16 > volume", "numbers must lie between -1e15 and 1e15 (column 1): `1e16`"),
+    (
+        "b'x' == market_symbol",
+        "bytes literals are not allowed; use text in quotes (column 1): `b'x'`",
+    ),
+    ("1j == volume", "complex numbers are not allowed (column 1): `1j`"),
+    ("lambda: 1", "lambdas are not allowed (column 1): `lambda: 1`"),
+    ("[1] == volume", "a list is only allowed after `in` or `not in` (column 1): `[1]`"),
+    (
+        "(a == b) == c",
+        "compare values, not the results of tests; join tests with and/or (column 2): `a == b`",
+    ),
+    (
+        "market_symbol + 1 > 2",
+        "`market_symbol` is text; arithmetic works on numbers only (column 1): `market_symbol`",
+    ),
+    ("'a' + 1 > 2", "arithmetic works on numbers only (column 1): `'a'`"),
+    ("-(not x) > 1", "`not` applies to a test, not to a number (column 3): `not x`"),
+    ("~volume > 1", "`~` is not allowed; use + - * / (column 1): `~volume`"),
+    (
+        "volume ** 2 > 1",
+        "`**` is not allowed (powers can take unbounded time); use + - * / (column 1): `volume ** 2`",
+    ),
+    ("volume // 2 > 1", "`//` is not allowed; use + - * / (column 1): `volume // 2`"),
+    ("volume % 2 > 1", "`%` is not allowed; use + - * / (column 1): `volume % 2`"),
+    ("volume / 0 > 1", "division by zero (column 1): `volume / 0`"),
+    ("(volume + [1]) > 2", "arithmetic works on numbers only (column 11): `[1]`"),
+    (
+        "(volume + (a == b)) > 1",
+        "arithmetic works on numbers only, not on tests (column 12): `a == b`",
+    ),
+    ("1 / 0.0 > volume", "division by zero (column 1): `1 / 0.0`"),
+    ("1e15 * 10 > volume", "numbers must lie between -1e15 and 1e15 (column 1): `1e15 * 10`"),
+    (
+        "volume in [1] < 2",
+        "`in` and `is` cannot be chained with other comparisons; join two comparisons with `and` (column 1): `volume in [1] < 2`",
+    ),
+    (
+        "volume == None",
+        "a comparison with None is always false; to test for a missing value write `name is None` (or `name is not None`) (column 1): `volume == None`",
+    ),
+    (
+        "1 == 1",
+        "this compares two constants, so it is always true or always false (column 1): `1 == 1`",
+    ),
+    ("True < volume", "True and False cannot be ordered; use == or != (column 1): `True < volume`"),
+    (
+        "data_type < 'snapshot'",
+        "`data_type` has no useful order; list the values you want: `data_type in ['historical', 'real_time']` (column 1): `data_type < 'snapshot'`",
+    ),
+    (
+        "volume + 1 == market_symbol",
+        "`market_symbol` is text; it cannot equal a computed number (column 1): `volume + 1 == market_symbol`",
+    ),
+    (
+        "market_symbol == volume + 1",
+        "`market_symbol` is text; it cannot equal a computed number (column 1): `market_symbol == volume + 1`",
+    ),
+    (
+        "market_symbol == 1",
+        "`market_symbol` is text; compare it with text, like `market_symbol == 'SPX'` (column 1): `market_symbol == 1`",
+    ),
+    (
+        "age_s == 'x'",
+        "`age_s` is a number; compare it with a number, like `age_s > 60` (column 1): `age_s == 'x'`",
+    ),
+    (
+        "data_type == 'bogus'",
+        "`data_type` is one of 'historical', 'real_time', 'snapshot'; 'bogus' can never match (column 1): `data_type == 'bogus'`",
+    ),
+    (
+        "market_symbol is 'SPX'",
+        "`is` only tests for a missing value (`name is None`, `name is not None`); use == to compare values (column 1): `market_symbol is 'SPX'`",
+    ),
+    (
+        "1 is None",
+        "`is None` applies to a name, for example `volume is None` (column 1): `1 is None`",
+    ),
+    (
+        "market_symbol is None",
+        "`market_symbol` is always present, so it is never None (column 1): `market_symbol is None`",
+    ),
+    ("None in [1]", "None is never in anything; write `name is None` (column 1): `None in [1]`"),
+    (
+        "1 in [1, 2]",
+        "this compares two constants, so it is always true or always false (column 1): `1 in [1, 2]`",
+    ),
+    (
+        "1 in age_s",
+        "`age_s` is a number; `in` needs a list or a text value (column 1): `1 in age_s`",
+    ),
+    (
+        "market_symbol in market_symbol",
+        "a name is always in itself (column 1): `market_symbol in market_symbol`",
+    ),
+    (
+        "market_symbol in 'SPX'",
+        "`in` needs a list here: write `market_symbol in ['SPX', 'NDX']` (`in 'SPX NDX'` would also match 'SP') (column 1): `market_symbol in 'SPX'`",
+    ),
+    (
+        "volume in 5",
+        "`in` needs a list, like `market_symbol in ['SPX', 'NDX']` (column 1): `volume in 5`",
+    ),
+    ("volume in foo()", "calls are not allowed (column 11): `foo()`"),
+    ("volume in [[1]]", "lists inside lists are not allowed (column 12): `[1]`"),
+    ("volume in [None]", "None in a list never matches; use `name is None` (column 12): `None`"),
+    ("volume.real > 1", "attribute access (`.name`) is not allowed (column 1): `volume.real`"),
+    ("f(x)", "calls are not allowed (column 1): `f(x)`"),
+    (
+        "x if y else z",
+        "conditional expressions (`a if b else c`) are not allowed; use and/or (column 1): `x if y else z`",
+    ),
+    (
+        "'a' in source_url in 'b'",
+        "`in` and `is` cannot be chained with other comparisons; join two comparisons with `and` (column 1): `'a' in source_url in 'b'`",
+    ),
+    (
+        "ny_date < 1",
+        "`ny_date` is text; compare it with text, like `ny_date == '2026-11-26'` (column 1): `ny_date < 1`",
+    ),
+    (
+        "origin < 'api'",
+        "`origin` has no useful order; list the values you want: `origin in ['api', 'drop']` (column 1): `origin < 'api'`",
+    ),
+    (
+        "not market_symbol",
+        "`market_symbol` is text, not true/false; compare it, for example `market_symbol == 'SPX'` (column 5): `market_symbol`",
+    ),
+    (
+        "source_host == 1",
+        "`source_host` is text; compare it with text, like `source_host == 'cdn.cboe.com'` (column 1): `source_host == 1`",
+    ),
+    (
+        "source_url == 1",
+        "`source_url` is text; compare it with text, like `'cboe' in source_url` (column 1): `source_url == 1`",
+    ),
+    (
+        "ny_hour == 'x'",
+        "`ny_hour` is a number; compare it with a number, like `ny_hour >= 9.5` (column 1): `ny_hour == 'x'`",
+    ),
+    (
+        "ny_minute == 'x'",
+        "`ny_minute` is a number; compare it with a number, like `ny_minute < 960` (column 1): `ny_minute == 'x'`",
+    ),
+    (
+        "reliability_score == 'x'",
+        "`reliability_score` is a number; compare it with a number, like `reliability_score < 0.5` (column 1): `reliability_score == 'x'`",
+    ),
+    (
+        "ny_date == 1",
+        "`ny_date` is text; compare it with text, like `ny_date == '2026-11-26'` (column 1): `ny_date == 1`",
+    ),
+    (
+        "data_type == 1",
+        "`data_type` is text; compare it with text, like `data_type == 'historical'` (column 1): `data_type == 1`",
+    ),
+    (
+        "origin == 1",
+        "`origin` is text; compare it with text, like `origin == 'api'` (column 1): `origin == 1`",
+    ),
+    (
+        "priority_score == 'x'",
+        "`priority_score` cannot be used in a condition: the score is what rules produce; a rule cannot read it (column 1): `priority_score`",
+    ),
+    (
+        "(volume > 1 and\n market_symbol == 1)",
+        "`market_symbol` is text; compare it with text, like `market_symbol == 'SPX'` (line 2, column 2): `market_symbol == 1`",
+    ),
+    (
+        "ny_weekday == 'x'",
+        "`ny_weekday` is one of 'mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'; 'x' can never match (column 1): `ny_weekday == 'x'`",
+    ),
+    (
+        "market_symbol == 'spx' and market_symbol",
+        "market symbols are upper case, so 'spx' never matches; write 'SPX' (column 1): `market_symbol == 'spx'`",
+    ),
+    (
+        "data_type == 'Snapshot'",
+        "`data_type` is one of 'historical', 'real_time', 'snapshot'; 'Snapshot' can never match (column 1): `data_type == 'Snapshot'`",
+    ),
+    (
+        "market_symbol in ['SPX', None]",
+        "None in a list never matches; use `name is None` (column 26): `None`",
+    ),
+    (
+        "volume is not 1",
+        "`is` only tests for a missing value (`name is None`, `name is not None`); use == to compare values (column 1): `volume is not 1`",
+    ),
+]
+
+
+@pytest.mark.parametrize(("condition", "explanation"), REFUSALS)
+def test_each_refusal_says_what_and_where(condition: str, explanation: str) -> None:
+    refusal = refused(condition)
+    assert refusal.explanation == explanation
+    assert str(refusal) == (
+        f"the rule condition is refused: {explanation}. See docs/rules.md for what a "
+        "condition may contain."
+    )
+    assert [(p.path, p.message, p.rule) for p in refusal.details] == [
+        ("condition", explanation, "rule_condition")
+    ]
