@@ -302,6 +302,20 @@ class _Arith:
 _Operand = _Const | _Name | _Arith
 
 
+# A lone `=` (not part of ==, !=, <= or >=): someone meant to compare.
+_SINGLE_EQUALS = re.compile(r"(?<![=!<>])=(?!=)")
+
+
+def _parses(text: str) -> bool:
+    try:
+        with _PARSE_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError):
+        return False
+    return True
+
+
 class _Compiler:
     def __init__(self, text: str) -> None:
         self.original = text
@@ -354,19 +368,13 @@ class _Compiler:
                 warnings.simplefilter("ignore")
                 return ast.parse(self.text, mode="eval")
         except SyntaxError as exc:
+            # What is wrong is told in our own words: the parser's message differs between
+            # Python versions and is not something a trader should have to read.
             line = exc.lineno or 1
             column = exc.offset or 1
             segment = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-            message = exc.msg or "invalid syntax"
-            hint = ""
-            if "null bytes" in message:
-                message = "the condition contains a NUL character"
-            elif "indent" in message:
-                message = "a condition spread over several lines must be wrapped in ( )"
-            elif message.startswith("invalid syntax") and "=" in segment and "==" not in segment:
-                hint = "; to compare, write == (a single = is assignment)"
             raise RuleConditionError(
-                f"this is not a valid condition: {message}{hint}",
+                self._syntax_reason(segment),
                 line=line + self.line_shift,
                 column=column + (self.col_shift if line == 1 else 0),
                 segment=segment,
@@ -376,6 +384,19 @@ class _Compiler:
             raise RuleConditionError(
                 f"this is not a valid condition: the parser gave up ({type(exc).__name__})"
             ) from None
+
+    def _syntax_reason(self, segment: str) -> str:
+        """Why a text that does not parse is not a condition, as far as we can tell."""
+        if "\x00" in self.text:
+            return "this is not a valid condition: the condition contains a NUL character"
+        if "\n" in self.text and _parses(f"({self.text})"):
+            return "a condition spread over several lines must be wrapped in ( )"
+        if _SINGLE_EQUALS.search(segment):
+            return "this is not a valid condition; to compare, write == (a single = is assignment)"
+        return (
+            "this is not a valid condition: it does not read as a test "
+            "(check the names, quotes and brackets around here)"
+        )
 
     def _check_size(self, tree: ast.Expression) -> tuple[int, int]:
         """Count expression nodes and measure nesting, without recursion."""

@@ -899,11 +899,20 @@ def test_the_metadata_note_names_every_key() -> None:
         ),
         (
             "x = 1",
-            "this is not a valid condition: invalid syntax; to compare, write == "
-            "(a single = is assignment)",
+            "this is not a valid condition; to compare, write == (a single = is assignment)",
             (1, 3),
         ),
-        ("volume >", "this is not a valid condition: invalid syntax", (1, 1)),
+        (
+            "volume >",
+            "this is not a valid condition: it does not read as a test (check the names, "
+            "quotes and brackets around here)",
+            (1, 1),
+        ),
+        (
+            "volume > 1 and\nmarket_symbol == 'SPX'",
+            "a condition spread over several lines must be wrapped in ( )",
+            (1, 15),
+        ),
         (
             "x == 1\x00",
             "this is not a valid condition: the condition contains a NUL character",
