@@ -759,3 +759,32 @@ def test_admission_of_high_work_counts_the_critical_queue_ahead_in_full() -> Non
     # 4 CRITICAL jobs (40 s) go first on 2 workers: it starts at 1020, ends at 1030
     assert admission == (True, 1020.0, 1030.0, 1025.0, "expected 5 s after its deadline: "
                          "4 jobs ahead on 2 workers")  # fmt: skip
+
+
+def test_every_adopted_job_is_counted() -> None:
+    sched, _ = make(slots=4, cap=10)
+    for name in ("r1", "r2"):  # two long MEDIUM jobs of source a, already running
+        sched.adopt(job(name, M, "a", estimate=10.0), started_at=995.0)
+    assert sched.in_flight_count == 2 and sched.stats()[M].in_flight == 2
+    assert [(s.source, s.in_flight) for s in sched.source_stats()] == [("a", 2)]
+    for i in range(2):
+        sched.submit(job(f"long{i}", L, f"c{i}", estimate=30.0))
+    # long jobs may hold 3 of the 4 workers: one more, not two
+    assert [d.job_id for d in drain(sched)] == ["long0"]
+
+
+def test_a_source_is_charged_for_the_time_its_jobs_really_ran() -> None:
+    """Within a level, sources share by the time their jobs run: a source whose jobs are
+    estimated at 10 s but take 1 s gets the worker as often as one whose 1 s jobs take 1 s."""
+    sched, clock = fair_only()
+    for i in range(40):
+        sched.submit(job(f"a{i:02}", H, "a", at=clock.now - 1.0, estimate=10.0))
+        sched.submit(job(f"b{i:02}", H, "b", at=clock.now - 1.0, estimate=1.0))
+    seen: Counter[str] = Counter()
+    for _ in range(20):
+        d = sched.dispatch()
+        assert d is not None
+        seen[d.source] += 1
+        clock.now += 1.0
+        sched.finish(d.job_id, 1.0)
+    assert abs(seen["a"] - seen["b"]) <= 2, seen
