@@ -171,7 +171,9 @@ def test_a_database_rebuilt_from_the_lake_answers_as_the_one_that_wrote_it(
     for result in written:
         snaps.persist_snapshot(store, lake, result.record)
     before = {
-        str(r.snapshot_id): store.read_sync(lambda cur, r=r: snaps.load_snapshot(cur, r.snapshot_id))
+        str(r.snapshot_id): store.read_sync(
+            lambda cur, r=r: snaps.load_snapshot(cur, r.snapshot_id)
+        )
         for r in (w.record for w in written)
     }
     other = Store.open(replace(store_options(tmp_path / "other"), lake_dir=lake))
