@@ -73,6 +73,31 @@ def body(feeds: FeedServer, path: str = "_SPX.json", **extra: Any) -> dict[str, 
     }
 
 
+def disable_everywhere(nodes: list[RunningDaemon], server: FeedServer, *, by: RunningDaemon) -> str:
+    """Disable the feed server's source on one node; wait until every node holds it."""
+    host = server.url.split("//", 1)[1].rstrip("/")
+    by.client().set_source_active(host, False)
+    wait_until(
+        lambda: all(
+            s["manually_disabled"]
+            for d in nodes
+            for s in d.client().sources()["sources"]
+            if host in s["base_url"]
+        ),
+        what="the source held on every node",
+    )
+    return host
+
+
+def held_source(nodes: list[RunningDaemon], feeds: FeedServer) -> str:
+    """One job through the cluster (so every node knows the source), then the source
+    disabled on the first node and held on all of them; its host."""
+    first, second = nodes[0], nodes[1]
+    done = first.client().submit(body(feeds))["job_id"]
+    assert second.wait_job(done)["job"]["status"] == "completed"
+    return disable_everywhere(nodes, feeds, by=first)
+
+
 def lake_files(lake: Path) -> list[Path]:
     return sorted(p for p in lake.rglob("*.parquet") if not p.name.startswith("."))
 
@@ -374,17 +399,7 @@ def test_a_trader_retries_and_bumps_jobs_from_any_node(redis: RedisServer) -> No
             assert any(r.startswith("retried by") for r in said), said
             assert said[-1].startswith("completed on node"), said
 
-            host = server.url.split("//", 1)[1].rstrip("/")
-            b.client().set_source_active(host, False)  # hold the next job in its queue
-            wait_until(
-                lambda: all(
-                    s["manually_disabled"]
-                    for d in nodes
-                    for s in d.client().sources()["sources"]
-                    if host in s["base_url"]
-                ),
-                what="the source held on both nodes",
-            )
+            host = disable_everywhere(nodes, server, by=b)  # hold the next job in its queue
             low = a.client().submit(body(server, "SPY.json", market_symbol="SPY"))["job_id"]
             refused = a.client()
             with pytest.raises(Exception) as not_failed:
@@ -410,18 +425,7 @@ def test_a_job_at_risk_is_flagged_on_every_node_with_its_reason(
     clears it and the job runs."""
     with cluster(redis, 2) as (nodes, _lake):
         a, b = nodes
-        assert b.wait_job(a.client().submit(body(feeds))["job_id"])["job"]["status"] == "completed"
-        host = feeds.url.split("//", 1)[1].rstrip("/")
-        a.client().set_source_active(host, False)
-        wait_until(
-            lambda: all(
-                s["manually_disabled"]
-                for d in nodes
-                for s in d.client().sources()["sources"]
-                if host in s["base_url"]
-            ),
-            what="the source held on both nodes",
-        )
+        host = held_source(nodes, feeds)
         urgent = b.client().submit(body(feeds, data_type="real_time"))
         assert urgent["priority_level"] == "critical"
         job_id = urgent["job_id"]
@@ -443,20 +447,8 @@ def test_a_queued_job_fails_at_its_deadline_while_its_source_is_down(
     """As in embedded mode: a CRITICAL job still queued when its deadline passes behind a
     disabled source fails then, with the reason, on every node; it does not wait for ever."""
     with cluster(redis, 2, "[sla]\ncritical_s = 3.0\n") as (nodes, _lake):
-        a, b = nodes
-        assert b.wait_job(a.client().submit(body(feeds))["job_id"])["job"]["status"] == "completed"
-        host = feeds.url.split("//", 1)[1].rstrip("/")
-        a.client().set_source_active(host, False)
-        wait_until(
-            lambda: all(
-                s["manually_disabled"]
-                for d in nodes
-                for s in d.client().sources()["sources"]
-                if host in s["base_url"]
-            ),
-            what="the source held on both nodes",
-        )
-        job_id = b.client().submit(body(feeds, data_type="real_time"))["job_id"]
+        held_source(nodes, feeds)
+        job_id = nodes[1].client().submit(body(feeds, data_type="real_time"))["job_id"]
         for daemon in nodes:
             found = daemon.wait_job(job_id, timeout=20)
             assert found["job"]["status"] == "failed", found
