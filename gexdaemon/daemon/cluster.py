@@ -158,6 +158,9 @@ class ClusterService:
         self._seen_requests: OrderedDict[str, None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self.figures: dict[PriorityLevel, tuple[int, int]] = dict.fromkeys(PriorityLevel, (0, 0))
+        # Queued jobs the leader flagged at risk, by job id (their level): the queues'
+        # "at risk" figures, as the embedded scheduler counts them.
+        self.at_risk: dict[str, PriorityLevel] = {}
         self.mirrored = 0
         self._source_versions: dict[str, int] = {}
         self._history_seq: OrderedDict[str, int] = OrderedDict()  # last history entry per job
@@ -686,6 +689,7 @@ class ClusterService:
                 h = found.get(event.get("job_id", ""))
                 if kind is None or h is None:
                     continue
+                self._count_risk(kind, h)
                 if kind is EventType.JOB_COMPLETED and h.get("node") != self.node_id:
                     self._spawn(self._adopt_snapshot(h), "gexd-cluster-snapshot")
                 if kind in FINAL_EVENTS:
@@ -767,6 +771,21 @@ class ClusterService:
         if changes:
             await self.store.commit(changes)
             self.mirrored += len(hashes)
+
+    def _count_risk(self, kind: EventType, h: Mapping[str, str]) -> None:
+        job_id = h["job_id"]
+        if kind is EventType.SLA_AT_RISK and h.get("status") == JobStatus.QUEUED.value:
+            self.at_risk[job_id] = PriorityLevel(h.get("level", "low"))
+        elif kind is EventType.SLA_RISK_CLEARED or (
+            kind.family == "job" and kind is not EventType.JOB_QUEUED
+        ):  # cleared, or started, ended, moved: no longer counted
+            self.at_risk.pop(job_id, None)
+
+    def at_risk_by_level(self) -> dict[PriorityLevel, int]:
+        counts = dict.fromkeys(PriorityLevel, 0)
+        for level in self.at_risk.values():
+            counts[level] += 1
+        return counts
 
     async def _watch(self) -> None:
         """Queue depth and running jobs per level, for /v1/queues and health."""

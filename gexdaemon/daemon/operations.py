@@ -167,8 +167,14 @@ class Operations:
         busy = sched.in_flight_count
         if self.cluster is not None:  # the whole cluster's queues, this node's workers
             found = self.cluster.figures
+            risky = self.cluster.at_risk_by_level()
             levels = [
-                msgspec.structs.replace(lv, depth=found[lv.level][0], in_flight=found[lv.level][1])
+                msgspec.structs.replace(
+                    lv,
+                    depth=found[lv.level][0],
+                    in_flight=found[lv.level][1],
+                    at_risk=risky[lv.level],
+                )
                 for lv in levels
             ]
             busy = self.cluster.node.busy

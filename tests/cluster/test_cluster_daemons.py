@@ -437,8 +437,19 @@ def test_a_job_at_risk_is_flagged_on_every_node_with_its_reason(
         for daemon in nodes:
             reason = wait_until(lambda d=daemon: flagged(d), timeout=10, what="the at-risk flag")
             assert "disabled" in reason and host.split(":")[0] in reason
+            # the queues every node shows count it (the dashboard's AT RISK column)
+            wait_until(
+                lambda d=daemon: d.client().queues()["levels"][0]["at_risk"] == 1,
+                timeout=5,
+                what="the at-risk figure",
+            )
         a.client().set_source_active(host, True)
         assert a.wait_job(job_id)["job"]["status"] == "completed"
+        wait_until(
+            lambda: all(d.client().queues()["levels"][0]["at_risk"] == 0 for d in nodes),
+            timeout=5,
+            what="the figure back to 0",
+        )
 
 
 def test_a_queued_job_fails_at_its_deadline_while_its_source_is_down(
