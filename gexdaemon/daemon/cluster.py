@@ -345,19 +345,15 @@ class ClusterService:
         """While this node leads, its scheduler follows what the source may do."""
         scheduler = self.node.leader.scheduler
         if scheduler is not None and self.sources is not None:
-            access, until = self.sources.access_of(source)
-            scheduler.set_source_access(source.base_url, access, until=until)
+            self.sources.sync_into(scheduler, [source])
 
     def _lead_sources(self, scheduler: Scheduler) -> None:
         """A new leader's scheduler: what each source may do, and how its forecast's
         reasons name times and sources (as the desk reads them)."""
         scheduler.describe_time = lambda mono: readout.clock_time(self.clock.to_wall(mono))
         scheduler.describe_source = readout.source_host
-        if self.sources is None:
-            return
-        for source in self.sources.all():
-            access, until = self.sources.access_of(source)
-            scheduler.set_source_access(source.base_url, access, until=until)
+        if self.sources is not None:
+            self.sources.sync_into(scheduler)
 
     async def _settle_leftovers(self) -> None:
         """Staged files a previous run of this node left: publish those whose FINISH was

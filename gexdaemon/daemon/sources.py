@@ -11,7 +11,7 @@ source by id, base URL or host.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -211,8 +211,14 @@ class SourceBook:
 
     def _sync_scheduler(self, source: DataSource) -> None:
         """The scheduler's view of the source: may it run, and when an open breaker retries."""
-        access, until = self.access_of(source)
-        self.scheduler.set_source_access(source.base_url, access, until=until)
+        self.sync_into(self.scheduler, [source])
+
+    def sync_into(self, scheduler: Scheduler, sources: Iterable[DataSource] | None = None) -> None:
+        """Tell `scheduler` what each source (all, unless named) may do now (cluster mode:
+        the leader's scheduler follows the same book)."""
+        for source in self._by_url.values() if sources is None else sources:
+            access, until = self.access_of(source)
+            scheduler.set_source_access(source.base_url, access, until=until)
 
     def _arm_probe(self, source: DataSource) -> None:
         """While a breaker is open, wake when its cool-down ends to let one probe through."""
